@@ -1,0 +1,162 @@
+"""``riskfm`` command line: parse, validate, call the library. No logic lives here."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Multimodal cardiovascular risk models: train, evaluate, predict, demo.")
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+
+
+def _fail(exc: Exception) -> None:
+    typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code=2)
+
+
+def _print_table(table, title: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    if "split" not in table.columns:
+        table = table.reset_index()
+    t = Table(title=title)
+    for col in ("split", "target", "AUROC (95% CI)", "n", "n_pos", "oracle AUROC", "gap"):
+        t.add_column(col, justify="right" if col not in ("split", "target") else "left")
+    for _, r in table.iterrows():
+        au = "n/a" if r["auroc"] != r["auroc"] else f"{r['auroc']:.3f} ({r['ci_low']:.3f}-{r['ci_high']:.3f})"
+        orc = r.get("oracle_auroc", float("nan"))
+        gap = "" if orc != orc or r["auroc"] != r["auroc"] else f"{r['auroc'] - orc:+.3f}"
+        t.add_row(str(r["split"]), str(r["target"]), au, str(r["n"]), str(r["n_pos"]),
+                  "" if orc != orc else f"{orc:.3f}", gap)
+    Console().print(t)
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option(help="output folder (cohort/ and report/ are written inside)")] = Path("runs/demo"),
+    quick: Annotated[bool, typer.Option(help="300 patients, 2 epochs: a smoke test in about a minute")] = False,
+    n: Annotated[int | None, typer.Option(help="number of synthetic patients (default 1000)")] = None,
+    epochs: Annotated[int | None, typer.Option(help="override the number of epochs")] = None,
+    seed: int = 0,
+    verbose: bool = False,
+) -> None:
+    """Generate the synthetic cohort, train ECG + CT + clinical-text model, report AUROC vs oracle."""
+    _setup_logging(verbose)
+    from riskfm.recipes.demo import run_demo
+
+    res = run_demo(out, n=n, quick=quick, seed=seed, epochs=epochs)
+    _print_table(res["table"], "riskfm demo: model AUROC vs oracle (Bayes-optimal) AUROC")
+    typer.echo(f"cohort {res['cohort_seconds']:.0f} s, training + evaluation {res['train_seconds']:.0f} s, "
+               f"total {res['total_seconds']:.0f} s; best epoch {res['fit'].best_epoch + 1}")
+    typer.echo(f"report: {res['out_dir'] / 'report'}")
+
+
+@app.command()
+def train(
+    config: Annotated[Path, typer.Argument(help="run configuration (YAML)")],
+    manifest: Annotated[Path | None, typer.Option(help="override `manifest`")] = None,
+    out: Annotated[Path | None, typer.Option(help="override `out`")] = None,
+    epochs: Annotated[int | None, typer.Option(help="override `train.epochs`")] = None,
+    external_site: Annotated[list[str] | None, typer.Option(help="override `split.external_sites` (repeatable)")] = None,
+    verbose: bool = False,
+) -> None:
+    """Train and evaluate a model from CONFIG; works the same under `torchrun --nproc_per_node N`."""
+    _setup_logging(verbose)
+    from riskfm.train.config import ConfigError, load_config
+
+    overrides = {
+        "manifest": str(manifest.resolve()) if manifest else None,
+        "out": str(out.resolve()) if out else None,
+        "train.epochs": epochs,
+        "split.external_sites": list(external_site) if external_site else None,
+    }
+    try:
+        cfg = load_config(config, overrides)
+    except (ConfigError, FileNotFoundError) as exc:
+        _fail(exc)
+    from riskfm.train.run import run_training
+
+    try:
+        res = run_training(cfg)
+    except (ValueError, FileNotFoundError) as exc:
+        _fail(exc)
+    if int(os.environ.get("RANK", "0")) == 0:
+        from riskfm.evaluate.run_metrics import auroc_table
+
+        _print_table(auroc_table(res.metrics), f"riskfm train: {cfg.out}")
+        typer.echo(f"outputs: {res.out_dir}")
+
+
+@app.command()
+def evaluate(
+    predictions: Annotated[Path, typer.Argument(help="predictions.csv (patient_id, split, target, y_true, y_prob)")],
+    out: Annotated[Path | None, typer.Option(help="output folder (default: beside the predictions)")] = None,
+    n_boot: int = 500,
+    ci: str = "bootstrap",
+    seed: int = 0,
+    figures: bool = True,
+) -> None:
+    """Metrics (AUROC with CIs) and figures from a predictions file."""
+    from riskfm.evaluate.run_metrics import (
+        auroc_table,
+        metrics_from_predictions,
+        read_predictions,
+        write_metrics,
+    )
+
+    try:
+        df = read_predictions(predictions)
+    except (ValueError, FileNotFoundError) as exc:
+        _fail(exc)
+    out = out or predictions.parent
+    out.mkdir(parents=True, exist_ok=True)
+    metrics = metrics_from_predictions(df, ci=ci, n_boot=n_boot, seed=seed)
+    write_metrics(metrics, out / "metrics.json")
+    if figures:
+        from riskfm.plots import write_run_figures
+
+        write_run_figures(df, out / "figures")
+    _print_table(auroc_table(metrics), f"riskfm evaluate: {predictions}")
+    typer.echo(f"metrics: {out / 'metrics.json'}")
+
+
+@app.command()
+def predict(
+    run_dir: Annotated[Path, typer.Argument(help="a finished run folder (holds model.pt)")],
+    manifest: Annotated[Path, typer.Argument(help="manifest of the patients to score")],
+    out: Annotated[Path, typer.Option(help="where to write the predictions CSV")] = Path("predictions.csv"),
+    batch_size: int = 32,
+) -> None:
+    """Score the patients of MANIFEST with a trained run."""
+    from riskfm.train.run import predict_manifest
+
+    try:
+        preds, cohort = predict_manifest(run_dir, manifest, batch_size=batch_size)
+    except (ValueError, FileNotFoundError, RuntimeError) as exc:
+        _fail(exc)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    preds.to_csv(out, index=False)
+    typer.echo(cohort.report())
+    typer.echo(f"{preds['patient_id'].nunique()} patients scored -> {out}")
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,41 @@
+"""What a clinical-variable encoder expects (text prompt for language models, columns for tabular)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+#: CORA's prompt, written in front of the patient's variables (methods.md).
+CORA_PROMPT = (
+    "The following is a summary of the patient's demographic and clinical information. "
+    "Please focus on key risk factors for major adverse cardiovascular events."
+)
+
+
+@dataclass(frozen=True)
+class TextInputSpec:
+    """A language-model encoder of the clinical record written as text.
+
+    Attributes:
+        model_path: local folder of a transformers model (config + weights + tokenizer).
+        prompt: text written before the serialised variables.
+        max_length: tokenizer truncation length in tokens.
+        pooling: "mean" (encoder models) or "last" (decoder-only models).
+    """
+
+    model_path: str = ""
+    prompt: str = CORA_PROMPT
+    max_length: int = 256
+    pooling: str = "mean"
+    licence: str = "see model card"
+    source: str = ""
+    extra: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TabularInputSpec:
+    """A tabular encoder: numeric columns standardised, categoricals one-hot, NaN -> 0 plus a missing flag."""
+
+    n_features: int = 0
+    licence: str = "MIT"
+    source: str = "riskfm"
+    extra: dict = field(default_factory=dict)

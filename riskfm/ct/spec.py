@@ -1,0 +1,32 @@
+"""What a CT encoder expects of its input (the CT half of the encoder contract)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+#: CORA's four windows as (level, width) in HU: fat, soft tissue, angiographic, calcification.
+CORA_WINDOWS: tuple[tuple[float, float], ...] = ((-100.0, 140.0), (50.0, 400.0), (350.0, 700.0), (500.0, 2000.0))
+
+
+@dataclass(frozen=True)
+class CTInputSpec:
+    """Preprocessing a CT encoder was trained with.
+
+    Attributes:
+        spacing: target voxel spacing (z, y, x) in mm; volumes are resampled to it.
+        shape: target array shape (Z, Y, X) after resampling (centre crop / pad with air).
+        windows: (level, width) HU windows; each becomes one input channel clipped to
+            [level - width/2, level + width/2] and scaled to [0, 1].
+        licence / source: provenance of the weights.
+    """
+
+    spacing: tuple[float, float, float] = (2.0, 1.5, 1.5)
+    shape: tuple[int, int, int] = (40, 64, 64)
+    windows: tuple[tuple[float, float], ...] = CORA_WINDOWS
+    licence: str = "MIT"
+    source: str = "riskfm"
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def in_channels(self) -> int:
+        return len(self.windows)

@@ -1,0 +1,98 @@
+"""``Sample`` (what a dataset yields) and ``collate_samples`` (a batch with explicit presence flags)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from riskfm.data.manifest import STENOSIS_TARGETS
+
+ARTERIES: tuple[str, ...] = ("RCA", "LM", "LAD", "LCX")
+
+
+@dataclass
+class Sample:
+    """One patient, each modality prepared for its encoder, ``None`` where the modality is absent.
+
+    Attributes:
+        patient_id, site: identifiers.
+        index: row of the patient in its dataset (used to de-duplicate gathered DDP predictions).
+        ecg: float32 ``[leads, T]`` (the encoder's leads, rate and normalisation; mV when "none").
+        ecg_lead_mask: bool ``[leads]``, False for a lead the record lacks (its row is zeros).
+        ct: float32 ``[C, Z, Y, X]`` window channels in [0, 1] on the encoder's grid.
+        clinical: the raw clinical values (column -> value).
+        clinical_text: the clinical record written as text (for language-model encoders).
+        clinical_tabular: float32 ``[F]`` (for tabular encoders).
+        stenosis: float32 ``[4]`` severe stenosis of RCA, LM, LAD, LCX (0/1, NaN unknown).
+        mace_30d, time_to_event_days, event: outcomes (NaN unknown).
+    """
+
+    patient_id: str
+    site: str = ""
+    index: int = -1
+    ecg: np.ndarray | None = None
+    ecg_lead_mask: np.ndarray | None = None
+    ct: np.ndarray | None = None
+    clinical: dict[str, Any] = field(default_factory=dict)
+    clinical_text: str | None = None
+    clinical_tabular: np.ndarray | None = None
+    stenosis: np.ndarray = field(default_factory=lambda: np.full(len(STENOSIS_TARGETS), np.nan, np.float32))
+    mace_30d: float = float("nan")
+    time_to_event_days: float = float("nan")
+    event: float = float("nan")
+
+
+def _stack_optional(arrays: list[np.ndarray | None], name: str) -> tuple[torch.Tensor | None, torch.Tensor]:
+    present = torch.tensor([a is not None for a in arrays], dtype=torch.bool)
+    if not present.any():
+        return None, present
+    ref = next(a for a in arrays if a is not None)
+    shapes = {tuple(a.shape) for a in arrays if a is not None}
+    if len(shapes) > 1:
+        raise ValueError(f"{name}: samples in one batch have different shapes {sorted(shapes)}; "
+                         "prepare every record for the same encoder input spec")
+    out = torch.zeros((len(arrays), *ref.shape), dtype=torch.float32)
+    for i, a in enumerate(arrays):
+        if a is not None:
+            out[i] = torch.as_tensor(np.asarray(a, dtype=np.float32))
+    return out, present
+
+
+def collate_samples(samples: list[Sample]) -> dict[str, Any]:
+    """Batch samples. Absent modalities become zeros with ``<modality>_present = False``.
+
+    Keys: ``patient_id`` (list), ``site`` (list), ``index`` [B] long, ``ecg`` [B, L, T],
+    ``ecg_lead_mask`` [B, L], ``ct`` [B, C, Z, Y, X], ``clinical_text`` (list, None where absent),
+    ``clinical_tabular`` [B, F], ``<m>_present`` [B] bool for m in ecg, ct, clinical,
+    ``stenosis`` [B, 4], ``mace_30d`` [B], ``time_to_event_days`` [B], ``event`` [B] (NaN unknown).
+    A modality no sample has is left out of the batch (its ``_present`` flags are all False).
+    """
+    if not samples:
+        raise ValueError("cannot collate an empty list of samples")
+    batch: dict[str, Any] = {
+        "patient_id": [s.patient_id for s in samples],
+        "site": [s.site for s in samples],
+        "index": torch.tensor([s.index for s in samples], dtype=torch.long),
+    }
+    ecg, batch["ecg_present"] = _stack_optional([s.ecg for s in samples], "ecg")
+    if ecg is not None:
+        batch["ecg"] = ecg
+        masks = [s.ecg_lead_mask if s.ecg_lead_mask is not None else np.zeros(ecg.shape[1], bool) for s in samples]
+        batch["ecg_lead_mask"] = torch.as_tensor(np.stack(masks), dtype=torch.bool)
+    ct, batch["ct_present"] = _stack_optional([s.ct for s in samples], "ct")
+    if ct is not None:
+        batch["ct"] = ct
+    tab, tab_present = _stack_optional([s.clinical_tabular for s in samples], "clinical_tabular")
+    if tab is not None:
+        batch["clinical_tabular"] = tab
+    texts = [s.clinical_text for s in samples]
+    batch["clinical_text"] = texts
+    batch["clinical_present"] = torch.tensor(
+        [t is not None for t in texts], dtype=torch.bool) | tab_present
+    batch["stenosis"] = torch.as_tensor(np.stack([np.asarray(s.stenosis, np.float32) for s in samples]))
+    for key in ("mace_30d", "time_to_event_days", "event"):
+        batch[key] = torch.tensor([getattr(s, key) for s in samples], dtype=torch.float32)
+    return batch

@@ -1,0 +1,43 @@
+"""What an ECG encoder expects of its input (the ECG half of the encoder contract)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+#: Canonical 12-lead order used everywhere in riskfm (ECGFounder's order).
+STANDARD_LEADS: tuple[str, ...] = (
+    "I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6",
+)
+
+
+@dataclass(frozen=True)
+class ECGInputSpec:
+    """Preprocessing an ECG encoder was trained with.
+
+    Attributes:
+        fs: sampling rate in Hz the encoder expects.
+        n_samples: samples per window (``fs * seconds``).
+        leads: lead names in the order of the encoder's input channels.
+        bandpass_hz: (low, high) band-pass corners in Hz, or None for no filtering.
+        notch_hz: mains frequency to notch (50 or 60), or None.
+        baseline_median_s: window in seconds of a median-filter baseline to subtract, or None.
+        normalisation: "global_zscore" (one z-score over the whole leads x samples array),
+            "lead_zscore" (per lead) or "none" (keep mV).
+        licence: licence of the weights this spec belongs to.
+        source: where the weights come from (paper / repository), for provenance.
+    """
+
+    fs: float = 500.0
+    n_samples: int = 5000
+    leads: tuple[str, ...] = STANDARD_LEADS
+    bandpass_hz: tuple[float, float] | None = None
+    notch_hz: float | None = None
+    baseline_median_s: float | None = None
+    normalisation: str = "none"
+    licence: str = "MIT"
+    source: str = "riskfm"
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def seconds(self) -> float:
+        return self.n_samples / self.fs

@@ -1,0 +1,457 @@
+"""One registry and one factory for every encoder in riskfm (ECG, CT, clinical).
+
+Every encoder registers itself with :func:`register_encoder`; :func:`create_encoder` builds any of
+them by name and optionally loads weights from a local checkpoint; :func:`list_encoders` and
+:func:`encoder_info` answer "what is there" and "where do its weights come from".
+
+The encoder contract (docs: architecture.md) is checked when an encoder is created. An encoder is an
+``nn.Module`` with
+
+* ``modality``: ``"ecg"``, ``"ct"`` or ``"clinical"``;
+* ``feature_dim``: the width ``D`` of its output;
+* ``input_spec``: a dataclass saying what preprocessing it needs (``ECGInputSpec``, ``CTInputSpec``,
+  ``TextInputSpec``, ``TabularInputSpec``);
+* ``forward(x) -> Tensor [B, D]``;
+* ``gradcam_layer`` (only encoders with spatial / temporal maps): the module to hook for Grad-CAM.
+
+Importing this module is cheap: torch and the modules defining the built-in encoders are imported
+only when the registry is first queried (:func:`_ensure_builtin`), which also keeps the import graph
+free of cycles (encoder modules import this module to register themselves).
+
+Examples
+--------
+>>> from riskfm.encoders import create_encoder, list_encoders
+>>> "resnet1d-small" in list_encoders("ecg")
+True
+>>> enc = create_encoder("resnet1d-small")
+>>> enc.feature_dim, enc.input_spec.fs
+(256, 500.0)
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import os
+import threading
+import warnings
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover - typing only; torch is imported lazily
+    from torch import nn
+
+__all__ = [
+    "MODALITIES",
+    "CheckpointError",
+    "EncoderInfo",
+    "create_encoder",
+    "encoder_info",
+    "list_encoders",
+    "load_checkpoint_state_dict",
+    "register_encoder",
+]
+
+#: The modalities an encoder may declare.
+MODALITIES: tuple[str, ...] = ("ecg", "ct", "clinical")
+
+#: Modules whose import registers the built-in encoders. Later encoders (ECGFounder, HuBERT-ECG,
+#: CORA) are added here; third-party code can instead import its own module before create_encoder.
+_BUILTIN_MODULES: tuple[str, ...] = (
+    "riskfm.ecg.resnet1d",
+    "riskfm.ct.cnn3d",
+    "riskfm.clinical.text_encoder",
+    "riskfm.clinical.tabular",
+)
+
+# Prefixes that wrappers add to parameter names: DistributedDataParallel / DataParallel ("module.")
+# and torch.compile ("_orig_mod."). A checkpoint saved from a wrapped model must load into a bare one.
+_WRAPPER_PREFIXES: tuple[str, ...] = ("module.", "_orig_mod.")
+
+# Remote schemes rejected up front: riskfm never reaches the network (architecture.md).
+_REMOTE_SCHEMES: tuple[str, ...] = ("http://", "https://", "hf://", "s3://", "gs://", "ftp://")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file exists but does not fit the encoder (bad content, missing or extra keys)."""
+
+
+@dataclass(frozen=True)
+class EncoderInfo:
+    """One registry entry.
+
+    Attributes
+    ----------
+    name : str
+        Registry name, e.g. ``"resnet1d"``.
+    modality : str
+        ``"ecg"``, ``"ct"`` or ``"clinical"``.
+    constructor : Callable[..., nn.Module]
+        Class or function building the encoder from keyword arguments.
+    default_kwargs : Mapping[str, Any]
+        Keyword arguments this entry passes to ``constructor`` (the caller's kwargs override them).
+    licence : str
+        Licence of the weights (or of the architecture when the encoder starts untrained).
+    source : str
+        Where weights come from (paper, repository, local package); ``"riskfm"`` for baselines
+        trained from scratch.
+    description : str
+        One line saying what the encoder is.
+    aliases : tuple of str
+        Other names ``create_encoder`` accepts for this entry.
+    """
+
+    name: str
+    modality: str
+    constructor: Callable[..., Any]
+    default_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    licence: str = ""
+    source: str = ""
+    description: str = ""
+    aliases: tuple[str, ...] = ()
+
+
+_REGISTRY: dict[str, EncoderInfo] = {}
+_ALIASES: dict[str, str] = {}
+_BUILTIN_LOCK = threading.RLock()
+_builtin_loaded = False
+
+
+def _qualified(obj: Any) -> str:
+    return f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', repr(obj))}"
+
+
+def register_encoder(
+    name: str,
+    *,
+    modality: str,
+    licence: str,
+    source: str,
+    description: str,
+    default_kwargs: Mapping[str, Any] | None = None,
+    aliases: tuple[str, ...] | list[str] = (),
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Decorator registering an encoder class (or factory function) under ``name``.
+
+    The decorated object is returned unchanged, so decorators can be stacked to register one class
+    under several names with different ``default_kwargs`` (e.g. a full and a small variant).
+
+    Parameters
+    ----------
+    name : str
+        Registry name (lower case, no spaces by convention).
+    modality : {"ecg", "ct", "clinical"}
+        The modality the encoder reads.
+    licence, source, description : str
+        Provenance of the weights and a one-line description (shown by :func:`encoder_info`).
+    default_kwargs : Mapping, optional
+        Keyword arguments passed to the constructor unless the caller overrides them.
+    aliases : sequence of str, optional
+        Extra names accepted by :func:`create_encoder` (not listed by :func:`list_encoders`).
+
+    Raises
+    ------
+    ValueError
+        If ``modality`` is unknown, or ``name`` / an alias is already taken by another constructor.
+
+    Examples
+    --------
+    >>> from torch import nn
+    >>> @register_encoder("doc-demo", modality="ecg", licence="MIT", source="riskfm",
+    ...                   description="demo")
+    ... class Demo(nn.Module):
+    ...     pass
+    >>> "doc-demo" in list_encoders()
+    True
+    >>> _ = _unregister("doc-demo")
+    """
+    if modality not in MODALITIES:
+        raise ValueError(f"register_encoder({name!r}): modality must be one of {MODALITIES}, got {modality!r}")
+    if not name or not isinstance(name, str):
+        raise ValueError(f"register_encoder: name must be a non-empty string, got {name!r}")
+    aliases = tuple(aliases)
+
+    def decorator(constructor: Callable[..., Any]) -> Callable[..., Any]:
+        for key in (name, *aliases):
+            taken = _REGISTRY.get(key) or _REGISTRY.get(_ALIASES.get(key, ""))
+            # Re-registering the same entry (a module reloaded) is harmless; anything else is a name
+            # clash that would make create_encoder ambiguous.
+            if taken is not None and (
+                taken.name != name or _qualified(taken.constructor) != _qualified(constructor)
+            ):
+                raise ValueError(
+                    f"register_encoder: name {key!r} is already registered for "
+                    f"{_qualified(taken.constructor)} (entry {taken.name!r})"
+                )
+        _REGISTRY[name] = EncoderInfo(
+            name=name,
+            modality=modality,
+            constructor=constructor,
+            default_kwargs=MappingProxyType(dict(default_kwargs or {})),
+            licence=licence,
+            source=source,
+            description=description,
+            aliases=aliases,
+        )
+        for alias in aliases:
+            _ALIASES[alias] = name
+        return constructor
+
+    return decorator
+
+
+def _unregister(name: str) -> EncoderInfo | None:
+    """Remove an entry and its aliases (for tests and docs); returns the removed entry."""
+    info = _REGISTRY.pop(name, None)
+    if info is not None:
+        for alias in info.aliases:
+            _ALIASES.pop(alias, None)
+    return info
+
+
+def _ensure_builtin() -> None:
+    """Import the modules that register the built-in encoders (once, thread-safe)."""
+    global _builtin_loaded
+    if _builtin_loaded:
+        return
+    with _BUILTIN_LOCK:
+        if _builtin_loaded:
+            return
+        for module in _BUILTIN_MODULES:
+            try:
+                importlib.import_module(module)
+            except ImportError as exc:
+                raise ImportError(
+                    f"riskfm.encoders: importing the built-in encoder module {module!r} failed: {exc}"
+                ) from exc
+        _builtin_loaded = True
+
+
+def list_encoders(modality: str | None = None) -> list[str]:
+    """Names of the registered encoders, sorted; optionally only those of one modality.
+
+    Parameters
+    ----------
+    modality : {"ecg", "ct", "clinical"}, optional
+
+    Returns
+    -------
+    list of str
+        Registry names (aliases are not listed).
+    """
+    if modality is not None and modality not in MODALITIES:
+        raise ValueError(f"list_encoders: modality must be one of {MODALITIES} or None, got {modality!r}")
+    _ensure_builtin()
+    return sorted(n for n, info in _REGISTRY.items() if modality is None or info.modality == modality)
+
+
+def _resolve(name: str) -> EncoderInfo:
+    _ensure_builtin()
+    if name in _REGISTRY:
+        return _REGISTRY[name]
+    if name in _ALIASES:
+        return _REGISTRY[_ALIASES[name]]
+    known = sorted([*_REGISTRY, *_ALIASES])
+    close = difflib.get_close_matches(str(name), known, n=3, cutoff=0.5)
+    hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+    raise KeyError(f"unknown encoder {name!r}.{hint} Registered encoders: {', '.join(known)}")
+
+
+def encoder_info(name: str) -> EncoderInfo:
+    """The registry entry of ``name`` (or of an alias).
+
+    Raises
+    ------
+    KeyError
+        If no encoder has that name; the message lists close matches and all names.
+    """
+    return _resolve(name)
+
+
+def _strip_prefixes(state_dict: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in state_dict.items():
+        stripped = key
+        changed = True
+        while changed:  # wrappers nest, e.g. "module._orig_mod.conv.weight"
+            changed = False
+            for prefix in _WRAPPER_PREFIXES:
+                if stripped.startswith(prefix):
+                    stripped = stripped[len(prefix):]
+                    changed = True
+        if stripped in out:
+            raise CheckpointError(f"checkpoint has key {stripped!r} both with and without a wrapper prefix")
+        out[stripped] = value
+    return out
+
+
+def load_checkpoint_state_dict(path: str | os.PathLike, *, weights_only: bool = True) -> dict[str, Any]:
+    """Read a state dict from a LOCAL checkpoint file.
+
+    Accepts a bare state dict, or a dict holding it under ``"state_dict"`` or ``"model"`` (the common
+    training-checkpoint layouts, e.g. ECGFounder's ``.pth``), saved with ``torch.save``; or a
+    ``.safetensors`` file. Wrapper prefixes ``module.`` (DDP) and ``_orig_mod.`` (torch.compile) are
+    stripped.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        Local file. URLs and hub ids are refused: riskfm never downloads.
+    weights_only : bool, default True
+        Passed to ``torch.load``: only tensors and plain containers are unpickled, so a malicious file
+        cannot run code. ``False`` is an explicit opt-in for trusted legacy pickles holding other
+        objects.
+
+    Returns
+    -------
+    dict
+        Parameter name -> tensor.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist or is not a file.
+    CheckpointError
+        If the file holds no recognisable state dict, or ``weights_only=True`` refuses its content.
+    """
+    import torch
+
+    text = os.fspath(path)
+    if text.lower().startswith(_REMOTE_SCHEMES):
+        raise ValueError(f"checkpoint must be a local file path; riskfm never downloads (got {text!r})")
+    file = Path(text).expanduser()
+    if not file.exists():
+        raise FileNotFoundError(f"checkpoint file not found: {file}")
+    if not file.is_file():
+        raise FileNotFoundError(f"checkpoint path is not a file: {file}")
+
+    if file.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        obj: Any = load_file(str(file), device="cpu")
+    else:
+        try:
+            obj = torch.load(file, map_location="cpu", weights_only=weights_only)
+        except Exception as exc:  # torch raises UnpicklingError / RuntimeError depending on version
+            if weights_only and "weights_only" in str(exc):
+                raise CheckpointError(
+                    f"{file}: torch.load(weights_only=True) refused this file because it holds objects "
+                    "other than tensors and plain containers. If you trust its origin, pass "
+                    "weights_only=False to load a legacy pickle."
+                ) from exc
+            raise CheckpointError(f"{file}: could not be read as a torch checkpoint: {exc}") from exc
+
+    if isinstance(obj, Mapping):
+        for key in ("state_dict", "model"):
+            if key in obj and isinstance(obj[key], Mapping):
+                obj = obj[key]
+                break
+    if not isinstance(obj, Mapping) or not obj:
+        raise CheckpointError(
+            f"{file}: expected a state dict (name -> tensor), or a dict holding one under 'state_dict' "
+            f"or 'model'; got {type(obj).__name__}"
+        )
+    bad = [k for k, v in obj.items() if not isinstance(v, torch.Tensor)]
+    if bad:
+        raise CheckpointError(
+            f"{file}: state dict entries must be tensors; {len(bad)} are not, e.g. {bad[:5]}"
+        )
+    return _strip_prefixes(obj)
+
+
+def _load_into(model: nn.Module, state_dict: Mapping[str, Any], *, strict: bool, source: str) -> None:
+    own = model.state_dict()
+    shape_errors = [
+        f"{k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}"
+        for k, v in state_dict.items()
+        if k in own and tuple(v.shape) != tuple(own[k].shape)
+    ]
+    if shape_errors:
+        # Never load a tensor of another shape: it means another architecture or another width.
+        raise CheckpointError(
+            f"{source}: {len(shape_errors)} tensors have the wrong shape, e.g. {shape_errors[:5]}"
+        )
+    missing = sorted(set(own) - set(state_dict))
+    unexpected = sorted(set(state_dict) - set(own))
+    if strict and (missing or unexpected):
+        raise CheckpointError(
+            f"{source}: checkpoint does not match the encoder (strict=True): "
+            f"{len(missing)} missing keys, e.g. {missing[:5]}; "
+            f"{len(unexpected)} unexpected keys, e.g. {unexpected[:5]}. "
+            "Pass strict=False to load the matching subset."
+        )
+    if missing or unexpected:
+        warnings.warn(
+            f"{source}: loaded with strict=False; {len(missing)} missing keys (e.g. {missing[:3]}), "
+            f"{len(unexpected)} unexpected keys ignored (e.g. {unexpected[:3]})",
+            stacklevel=3,
+        )
+    model.load_state_dict(state_dict, strict=False)
+
+
+def _check_contract(model: Any, info: EncoderInfo) -> None:
+    from torch import nn
+
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"encoder {info.name!r}: constructor returned {type(model).__name__}, not an nn.Module")
+    problems = []
+    if not isinstance(getattr(model, "feature_dim", None), int) or model.feature_dim <= 0:
+        problems.append(f"feature_dim must be a positive int (got {getattr(model, 'feature_dim', None)!r})")
+    if getattr(model, "input_spec", None) is None:
+        problems.append("input_spec is missing")
+    if getattr(model, "modality", None) != info.modality:
+        problems.append(f"modality is {getattr(model, 'modality', None)!r} but registered as {info.modality!r}")
+    if problems:
+        raise TypeError(f"encoder {info.name!r} breaks the encoder contract: " + "; ".join(problems))
+
+
+def create_encoder(
+    name: str,
+    checkpoint: str | os.PathLike | None = None,
+    *,
+    weights_only: bool = True,
+    strict: bool = True,
+    **kwargs: Any,
+) -> nn.Module:
+    """Build a registered encoder, optionally loading weights from a local checkpoint.
+
+    Parameters
+    ----------
+    name : str
+        Registry name or alias (see :func:`list_encoders`).
+    checkpoint : str or PathLike, optional
+        Local ``torch.save`` file (bare state dict, or a dict holding ``"state_dict"`` / ``"model"``)
+        or ``.safetensors`` file. ``module.`` / ``_orig_mod.`` prefixes are stripped.
+    weights_only : bool, default True
+        Safe unpickling (tensors and containers only). ``False`` is an explicit opt-in for trusted
+        legacy pickles.
+    strict : bool, default True
+        Require the checkpoint keys to match the encoder's exactly. With ``False`` the matching
+        subset is loaded and a warning lists what was missing / ignored. Shapes must always match.
+    **kwargs
+        Passed to the constructor, overriding the entry's ``default_kwargs``.
+
+    Returns
+    -------
+    nn.Module
+        The encoder (in training mode, like any freshly built module).
+
+    Raises
+    ------
+    KeyError
+        Unknown name; the message lists close matches and all registered names.
+    FileNotFoundError
+        ``checkpoint`` does not exist.
+    CheckpointError
+        The checkpoint's content or keys do not fit (the message lists a few offending keys).
+    """
+    info = _resolve(name)
+    model = info.constructor(**{**info.default_kwargs, **kwargs})
+    _check_contract(model, info)
+    if checkpoint is not None:
+        state_dict = load_checkpoint_state_dict(checkpoint, weights_only=weights_only)
+        _load_into(model, state_dict, strict=strict, source=f"{os.fspath(checkpoint)} -> {info.name}")
+    return model

@@ -1,0 +1,525 @@
+"""Discrimination: AUROC with bootstrap or DeLong confidence intervals, and the DeLong test.
+
+Everything here takes plain arrays: ``y`` holds binary labels (0/1 or bool) and ``p`` the
+predicted risk or any score where larger means "more likely positive" (probabilities, logits).
+
+The AUROC is computed with the rank (Mann-Whitney) formula using midranks, so tied scores count
+one half, exactly as ``sklearn.metrics.roc_auc_score``::
+
+    AUROC = (R_pos - n_pos (n_pos + 1) / 2) / (n_pos * n_neg)
+
+where ``R_pos`` is the sum of the midranks of the positives in the pooled sample.
+
+Confidence intervals
+--------------------
+``"bootstrap"``
+    Stratified percentile bootstrap: each resample draws ``n_pos`` positives and ``n_neg``
+    negatives with replacement, so every resample has the prevalence of the data and always
+    both classes. All resamples are computed at once with numpy (see ``_bootstrap_aurocs``).
+``"delong"``
+    DeLong, DeLong & Clarke-Pearson (1988): the variance of the AUROC from its structural
+    components (the "placements" of each positive among the negatives and vice versa), computed
+    in O(n log n) from midranks (Sun & Xu, 2014). The interval is the normal (Wald) interval
+    ``AUROC +- z * se`` clipped to [0, 1].
+
+References
+----------
+DeLong ER, DeLong DM, Clarke-Pearson DL. Comparing the areas under two or more correlated
+receiver operating characteristic curves: a nonparametric approach. Biometrics 1988;44:837-845.
+
+Sun X, Xu W. Fast implementation of DeLong's algorithm for comparing the areas under correlated
+receiver operating characteristic curves. IEEE Signal Process Lett 2014;21:1389-1393.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy.special import ndtri
+from scipy.stats import norm, rankdata
+
+CI_METHODS: tuple[str, ...] = ("bootstrap", "delong")
+
+# Upper bound on the number of elements in one block of bootstrap index matrices (int64, so
+# ~32 MB per matrix): resamples are processed in as few blocks as fit, usually exactly one.
+_MAX_BLOCK_ELEMENTS = 1 << 22
+
+
+@dataclass
+class Estimate:
+    """A point estimate with its confidence interval.
+
+    Attributes
+    ----------
+    value : float
+        The estimate (e.g. the AUROC, dimensionless in [0, 1]).
+    low, high : float
+        Confidence interval bounds; NaN when no interval was requested or it is undefined.
+    method : str
+        How the interval was obtained: ``"bootstrap"``, ``"delong"`` or ``"none"``.
+    n : int
+        Number of observations used (rows with a known label).
+    n_pos : int
+        Number of positives among them.
+    confidence : float
+        Nominal coverage of the interval, e.g. 0.95.
+    se : float or None
+        Standard error when the method gives one (DeLong: analytic; bootstrap: the standard
+        deviation of the resampled estimates); None otherwise.
+    """
+
+    value: float
+    low: float
+    high: float
+    method: str
+    n: int
+    n_pos: int
+    confidence: float = 0.95
+    se: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-Python dictionary, JSON-ready: NaN becomes None.
+
+        Returns
+        -------
+        dict
+            Keys ``value``, ``ci`` ([low, high]), ``method``, ``n``, ``n_pos``, ``confidence``, ``se``.
+        """
+        return {
+            "value": _finite_or_none(self.value),
+            "ci": [_finite_or_none(self.low), _finite_or_none(self.high)],
+            "method": self.method,
+            "n": int(self.n),
+            "n_pos": int(self.n_pos),
+            "confidence": float(self.confidence),
+            "se": _finite_or_none(self.se),
+        }
+
+    def __str__(self) -> str:
+        if math.isnan(self.low) or math.isnan(self.high):
+            return f"{self.value:.3f}"
+        return f"{self.value:.3f} [{self.low:.3f}, {self.high:.3f}]"
+
+
+def _finite_or_none(x: float | None) -> float | None:
+    if x is None:
+        return None
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+# ----------------------------------------------------------------------------------------- input
+
+
+def check_binary_scores(y: Any, p: Any, *, name_y: str = "y", name_p: str = "p") -> tuple[np.ndarray, np.ndarray]:
+    """Validate labels and scores and return them as 1-D arrays (bool labels, float64 scores).
+
+    Parameters
+    ----------
+    y : array-like, shape [n]
+        Binary labels: 0/1 (int or float) or bool. NaN (unknown) is refused: drop those rows first.
+    p : array-like, shape [n]
+        Finite scores (predicted risk in [0, 1], or logits).
+    name_y, name_p : str
+        Names used in error messages.
+
+    Returns
+    -------
+    y : np.ndarray of bool, shape [n]
+    p : np.ndarray of float64, shape [n]
+
+    Raises
+    ------
+    ValueError
+        If the arrays are not 1-D, differ in length, are empty, ``p`` is not finite, or ``y`` holds
+        anything other than 0 and 1. Both classes are *not* required here.
+    """
+    y_arr = np.asarray(y)
+    p_arr = np.asarray(p)
+    if y_arr.ndim != 1:
+        raise ValueError(f"{name_y} must be 1-D, got shape {y_arr.shape}")
+    if p_arr.ndim != 1:
+        raise ValueError(f"{name_p} must be 1-D, got shape {p_arr.shape}")
+    if len(y_arr) != len(p_arr):
+        raise ValueError(f"{name_y} and {name_p} must have the same length, got {len(y_arr)} and {len(p_arr)}")
+    if len(y_arr) == 0:
+        raise ValueError(f"{name_y} and {name_p} are empty")
+    try:
+        p_arr = p_arr.astype(np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name_p} must be numeric, got dtype {p_arr.dtype}") from exc
+    bad = ~np.isfinite(p_arr)
+    if bad.any():
+        raise ValueError(
+            f"{name_p} must be finite; {int(bad.sum())} of {len(p_arr)} values are NaN or infinite "
+            f"(first at index {int(np.flatnonzero(bad)[0])})"
+        )
+    if y_arr.dtype == bool:
+        return y_arr, p_arr
+    try:
+        y_num = y_arr.astype(np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name_y} must be binary 0/1, got dtype {y_arr.dtype}") from exc
+    if np.isnan(y_num).any():
+        raise ValueError(
+            f"{name_y} contains {int(np.isnan(y_num).sum())} NaN (unknown) labels; exclude those rows first"
+        )
+    not_binary = (y_num != 0) & (y_num != 1)
+    if not_binary.any():
+        values = np.unique(y_num[not_binary])[:5]
+        raise ValueError(f"{name_y} must be binary 0/1; found other values {values.tolist()}")
+    return y_num == 1, p_arr
+
+
+def _split_classes(y: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    pos, neg = p[y], p[~y]
+    if len(pos) == 0 or len(neg) == 0:
+        raise ValueError(
+            f"AUROC needs both classes; got {len(pos)} positives and {len(neg)} negatives"
+        )
+    return pos, neg
+
+
+def _z(confidence: float) -> float:
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    return float(ndtri(0.5 + confidence / 2.0))
+
+
+# ----------------------------------------------------------------------------------------- AUROC
+
+
+def _auc_from_classes(pos: np.ndarray, neg: np.ndarray) -> float:
+    """Mann-Whitney AUROC with midranks for ties; ``pos`` [n_pos], ``neg`` [n_neg] scores."""
+    n_pos, n_neg = len(pos), len(neg)
+    ranks = rankdata(np.concatenate([pos, neg]), method="average")
+    return float((ranks[:n_pos].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+
+
+def _bootstrap_aurocs(pos: np.ndarray, neg: np.ndarray, idx_pos: np.ndarray, idx_neg: np.ndarray) -> np.ndarray:
+    """AUROC of each stratified resample, all rows at once.
+
+    Parameters
+    ----------
+    pos : np.ndarray, shape [n_pos]
+        Scores of the positives.
+    neg : np.ndarray, shape [n_neg]
+        Scores of the negatives.
+    idx_pos : np.ndarray of int, shape [B, n_pos]
+        Row b lists the positives drawn (with replacement) in resample b.
+    idx_neg : np.ndarray of int, shape [B, n_neg]
+        Row b lists the negatives drawn in resample b.
+
+    Returns
+    -------
+    np.ndarray, shape [B]
+        AUROC of each resample, identical to the Mann-Whitney AUROC of the resampled data.
+
+    Notes
+    -----
+    A resample is fully described by how many times each original positive and negative was
+    drawn. With the negatives sorted once, the number of resampled negatives below (or tied with)
+    a score is a cumulative sum of those multiplicities, read at the score's position in the
+    sorted negatives (found once, by ``searchsorted``, for every original positive). So
+
+        AUROC_b = sum_i c_b[i] * (below_b[i] + ties_b[i] / 2) / (n_pos * n_neg)
+
+    where ``c_b[i]`` is the multiplicity of positive i in resample b. Cost O(B (n_pos + n_neg)).
+    """
+    n_boot, n_pos = idx_pos.shape
+    n_neg = idx_neg.shape[1]
+    order = np.argsort(neg, kind="stable")
+    neg_sorted = neg[order]
+    # Position of every original positive among the sorted negatives: [lo, hi) are its ties.
+    lo = np.searchsorted(neg_sorted, pos, side="left")
+    hi = np.searchsorted(neg_sorted, pos, side="right")
+
+    # Multiplicities per resample via one flat bincount (row offsets keep resamples apart).
+    rows_neg = np.arange(n_boot)[:, None] * n_neg
+    rank_of = np.empty(n_neg, dtype=np.int64)
+    rank_of[order] = np.arange(n_neg)  # original negative index -> position in sorted order
+    counts_neg = np.bincount((rank_of[idx_neg] + rows_neg).ravel(), minlength=n_boot * n_neg)
+    counts_neg = counts_neg.reshape(n_boot, n_neg)
+    cum = np.zeros((n_boot, n_neg + 1), dtype=np.int64)
+    np.cumsum(counts_neg, axis=1, out=cum[:, 1:])
+
+    rows_pos = np.arange(n_boot)[:, None] * n_pos
+    counts_pos = np.bincount((idx_pos + rows_pos).ravel(), minlength=n_boot * n_pos).reshape(n_boot, n_pos)
+
+    below = cum[:, lo]  # [B, n_pos] resampled negatives strictly below each original positive
+    below_or_tied = cum[:, hi]
+    # 2x the Mann-Whitney count stays integral, so the sum is exact before the final division.
+    twice_wins = (counts_pos * (below + below_or_tied)).sum(axis=1)
+    return twice_wins / (2.0 * n_pos * n_neg)
+
+
+def bootstrap_aurocs(y: Any, p: Any, n_boot: int = 500, seed: int | np.random.Generator | None = 0) -> np.ndarray:
+    """AUROCs of ``n_boot`` stratified bootstrap resamples (vectorised, reproducible).
+
+    Parameters
+    ----------
+    y : array-like, shape [n]
+        Binary labels (0/1 or bool), both classes present.
+    p : array-like, shape [n]
+        Finite scores.
+    n_boot : int
+        Number of resamples.
+    seed : int, numpy Generator or None
+        Seed of ``numpy.random.default_rng``; the same seed gives the same resamples.
+
+    Returns
+    -------
+    np.ndarray, shape [n_boot]
+        The AUROC of every resample (positives and negatives resampled separately, keeping
+        their counts).
+    """
+    y_b, p_f = check_binary_scores(y, p)
+    pos, neg = _split_classes(y_b, p_f)
+    return _bootstrap_from_classes(pos, neg, n_boot, seed)
+
+
+def _bootstrap_from_classes(pos: np.ndarray, neg: np.ndarray, n_boot: int, seed: Any) -> np.ndarray:
+    if int(n_boot) != n_boot or n_boot < 1:
+        raise ValueError(f"n_boot must be a positive integer, got {n_boot!r}")
+    n_boot = int(n_boot)
+    rng = np.random.default_rng(seed)
+    n_pos, n_neg = len(pos), len(neg)
+    # Blocks only bound memory for very large sets; for typical sizes there is a single block.
+    block = max(1, _MAX_BLOCK_ELEMENTS // (n_pos + n_neg))
+    out = np.empty(n_boot, dtype=np.float64)
+    for start in range(0, n_boot, block):
+        b = min(block, n_boot - start)
+        idx_pos = rng.integers(0, n_pos, size=(b, n_pos))
+        idx_neg = rng.integers(0, n_neg, size=(b, n_neg))
+        out[start:start + b] = _bootstrap_aurocs(pos, neg, idx_pos, idx_neg)
+    return out
+
+
+# ----------------------------------------------------------------------------------------- DeLong
+
+
+def _placements(pos: np.ndarray, neg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """DeLong structural components from midranks (Sun & Xu 2014).
+
+    Returns ``v10`` [n_pos]: for each positive, the fraction of negatives it outranks (ties 1/2);
+    and ``v01`` [n_neg]: for each negative, the fraction of positives that outrank it.
+    """
+    n_pos, n_neg = len(pos), len(neg)
+    r_all = rankdata(np.concatenate([pos, neg]), method="average")
+    # A positive's rank among all minus its rank among positives = negatives below it (+ ties/2).
+    v10 = (r_all[:n_pos] - rankdata(pos, method="average")) / n_neg
+    v01 = 1.0 - (r_all[n_pos:] - rankdata(neg, method="average")) / n_pos
+    return v10, v01
+
+
+def delong_covariance(y: Any, scores: Any) -> tuple[np.ndarray, np.ndarray]:
+    """AUROCs of k scores on the same patients and their DeLong covariance matrix.
+
+    Parameters
+    ----------
+    y : array-like, shape [n]
+        Binary labels with at least 2 positives and 2 negatives.
+    scores : array-like, shape [n] or [k, n]
+        One score per patient, or k scores (rows) for the same patients.
+
+    Returns
+    -------
+    aurocs : np.ndarray, shape [k]
+    covariance : np.ndarray, shape [k, k]
+        ``S10 / n_pos + S01 / n_neg`` where S10 and S01 are the sample covariances (ddof 1) of the
+        structural components of the positives and negatives.
+
+    Raises
+    ------
+    ValueError
+        On invalid input or fewer than 2 positives or 2 negatives (the sample covariance of the
+        components is then undefined).
+    """
+    s = np.asarray(scores)
+    if s.ndim == 1:
+        s = s[None, :]
+    if s.ndim != 2:
+        raise ValueError(f"scores must have shape [n] or [k, n], got {s.shape}")
+    y_b = None
+    v10_rows, v01_rows = [], []
+    for i, row in enumerate(s):
+        y_b, p_f = check_binary_scores(y, row, name_p=f"scores[{i}]")
+        pos, neg = _split_classes(y_b, p_f)
+        if len(pos) < 2 or len(neg) < 2:
+            raise ValueError(
+                f"DeLong variance needs at least 2 positives and 2 negatives; got {len(pos)} and {len(neg)}"
+            )
+        v10, v01 = _placements(pos, neg)
+        v10_rows.append(v10)
+        v01_rows.append(v01)
+    v10_m = np.vstack(v10_rows)  # [k, n_pos]
+    v01_m = np.vstack(v01_rows)  # [k, n_neg]
+    aurocs = v10_m.mean(axis=1)
+    cov = np.atleast_2d(np.cov(v10_m, ddof=1)) / v10_m.shape[1] + np.atleast_2d(np.cov(v01_m, ddof=1)) / v01_m.shape[1]
+    return aurocs, cov
+
+
+def delong_variance(y: Any, p: Any) -> tuple[float, float]:
+    """AUROC and its DeLong variance for one score.
+
+    Parameters
+    ----------
+    y : array-like, shape [n]
+        Binary labels with at least 2 positives and 2 negatives.
+    p : array-like, shape [n]
+        Finite scores.
+
+    Returns
+    -------
+    (auroc, variance) : tuple of float
+    """
+    y_b, p_f = check_binary_scores(y, p)
+    aurocs, cov = delong_covariance(y_b, p_f)
+    return float(aurocs[0]), float(cov[0, 0])
+
+
+def delong_test(y: Any, p1: Any, p2: Any) -> dict[str, float]:
+    """DeLong test for the difference between two correlated AUROCs (same patients, two models).
+
+    Parameters
+    ----------
+    y : array-like, shape [n]
+        Binary labels, at least 2 of each class.
+    p1, p2 : array-like, shape [n]
+        Scores of model 1 and model 2 for the same patients, in the same order.
+
+    Returns
+    -------
+    dict
+        ``auroc1``, ``auroc2``, ``z`` = (auroc1 - auroc2) / se(diff) and the two-sided ``p_value``.
+        When the difference has zero variance (e.g. identical rankings) ``z`` is 0 and ``p_value``
+        is 1 if the AUROCs are equal.
+
+    Examples
+    --------
+    >>> y = [0, 0, 1, 1, 0, 1]
+    >>> delong_test(y, [0.1, 0.2, 0.8, 0.7, 0.3, 0.9], [0.1, 0.2, 0.8, 0.7, 0.3, 0.9])["p_value"]
+    1.0
+    """
+    a1 = np.asarray(p1)
+    a2 = np.asarray(p2)
+    if a1.ndim != 1 or a2.ndim != 1 or len(a1) != len(a2):
+        raise ValueError(f"p1 and p2 must be 1-D of the same length, got shapes {a1.shape} and {a2.shape}")
+    check_binary_scores(y, a1, name_p="p1")
+    check_binary_scores(y, a2, name_p="p2")
+    aurocs, cov = delong_covariance(y, np.vstack([a1.astype(float), a2.astype(float)]))
+    diff = float(aurocs[0] - aurocs[1])
+    var = float(cov[0, 0] + cov[1, 1] - 2.0 * cov[0, 1])
+    # Floating-point cancellation can leave a tiny negative variance for identical inputs.
+    if var <= 1e-15:
+        z = 0.0 if abs(diff) < 1e-12 else math.copysign(math.inf, diff)
+    else:
+        z = diff / math.sqrt(var)
+    p_value = float(2.0 * norm.sf(abs(z)))
+    return {"auroc1": float(aurocs[0]), "auroc2": float(aurocs[1]), "z": float(z), "p_value": p_value}
+
+
+# ----------------------------------------------------------------------------------------- public
+
+
+def roc_auc(
+    y: Any,
+    p: Any,
+    ci: str | None = "bootstrap",
+    n_boot: int = 500,
+    seed: int | np.random.Generator | None = 0,
+    confidence: float = 0.95,
+) -> Estimate:
+    """AUROC with an optional confidence interval.
+
+    Parameters
+    ----------
+    y : array-like, shape [n]
+        Binary labels (0/1 or bool); both classes must be present; no NaN.
+    p : array-like, shape [n]
+        Finite scores; larger means more likely positive (predicted risk in [0, 1] or logits).
+    ci : {"bootstrap", "delong", None}
+        Interval method: stratified percentile bootstrap, DeLong normal interval, or none.
+    n_boot : int
+        Bootstrap resamples (ignored unless ``ci="bootstrap"``).
+    seed : int, numpy Generator or None
+        Bootstrap seed; the same seed reproduces the same interval.
+    confidence : float
+        Nominal coverage in (0, 1).
+
+    Returns
+    -------
+    Estimate
+        ``value`` equals ``sklearn.metrics.roc_auc_score(y, p)``; ``low``/``high`` are NaN when
+        ``ci`` is None, or for DeLong with fewer than 2 positives or negatives (with a warning).
+
+    Examples
+    --------
+    >>> est = roc_auc([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8], ci=None)
+    >>> est.value
+    0.75
+    """
+    if ci is not None and ci not in CI_METHODS:
+        raise ValueError(f"ci must be one of {CI_METHODS} or None, got {ci!r}")
+    z = _z(confidence)
+    y_b, p_f = check_binary_scores(y, p)
+    pos, neg = _split_classes(y_b, p_f)
+    n, n_pos = len(p_f), len(pos)
+    value = _auc_from_classes(pos, neg)
+    if ci is None:
+        return Estimate(value, math.nan, math.nan, "none", n, n_pos, confidence)
+    if ci == "bootstrap":
+        aucs = _bootstrap_from_classes(pos, neg, n_boot, seed)
+        alpha = 1.0 - confidence
+        low, high = np.quantile(aucs, [alpha / 2.0, 1.0 - alpha / 2.0])
+        return Estimate(value, float(low), float(high), "bootstrap", n, n_pos, confidence,
+                        se=float(aucs.std(ddof=1)) if len(aucs) > 1 else None)
+    # DeLong
+    if len(pos) < 2 or len(neg) < 2:
+        warnings.warn(
+            f"DeLong interval undefined with {len(pos)} positives and {len(neg)} negatives; CI left empty",
+            RuntimeWarning, stacklevel=2,
+        )
+        return Estimate(value, math.nan, math.nan, "delong", n, n_pos, confidence)
+    v10, v01 = _placements(pos, neg)
+    var = float(np.var(v10, ddof=1) / len(pos) + np.var(v01, ddof=1) / len(neg))
+    se = math.sqrt(max(var, 0.0))
+    return Estimate(value, max(0.0, value - z * se), min(1.0, value + z * se), "delong", n, n_pos,
+                    confidence, se=se)
+
+
+def roc_curve_points(y: Any, p: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Empirical ROC curve: one point per distinct score threshold.
+
+    Parameters
+    ----------
+    y : array-like, shape [n]
+        Binary labels, both classes present.
+    p : array-like, shape [n]
+        Finite scores.
+
+    Returns
+    -------
+    fpr, tpr : np.ndarray, shape [m + 1]
+        False- and true-positive rates from (0, 0) to (1, 1) as the threshold decreases through
+        the m distinct scores; tied scores move both rates in one step (a diagonal segment), so
+        the trapezoidal area under these points equals the AUROC.
+    thresholds : np.ndarray, shape [m + 1]
+        Score threshold (predict positive when ``p >= threshold``) of each point; +inf first.
+    """
+    y_b, p_f = check_binary_scores(y, p)
+    pos, neg = _split_classes(y_b, p_f)
+    order = np.argsort(-p_f, kind="stable")
+    p_sorted, y_sorted = p_f[order], y_b[order]
+    # Last index of each run of equal scores: the curve moves only between distinct thresholds.
+    last = np.r_[np.flatnonzero(np.diff(p_sorted) != 0), len(p_sorted) - 1]
+    tp = np.cumsum(y_sorted)[last]
+    fp = (last + 1) - tp
+    tpr = np.r_[0.0, tp / len(pos)]
+    fpr = np.r_[0.0, fp / len(neg)]
+    thresholds = np.r_[np.inf, p_sorted[last]]
+    return fpr, tpr, thresholds

@@ -1,0 +1,369 @@
+"""The outputs every run writes: ``predictions.csv`` in, ``metrics.json`` out.
+
+``predictions.csv`` (long format, one row per patient x target)::
+
+    patient_id, split, target, y_true, y_prob [, time_to_event_days, event, site]
+
+``y_true`` is 0, 1 or empty/NaN (label unknown), ``y_prob`` the predicted risk in [0, 1];
+``time_to_event_days`` (days, >= 0) and ``event`` (0/1) carry follow-up for survival figures.
+
+``metrics.json``::
+
+    {split: {target: {"auroc": 0.81, "auroc_ci": [0.76, 0.85], "n": 412, "n_pos": 57,
+                      "n_excluded_unknown": 3, "prevalence": 0.138,
+                      "ci_method": "bootstrap", "confidence": 0.95}}}
+
+Rows whose ``y_true`` is unknown are excluded and counted in ``n_excluded_unknown``. When a
+split/target has a single class (or no known label) the AUROC is undefined: ``auroc`` and the
+interval are null and ``note`` says why. Splits and targets are written in a fixed order (the
+known names first, e.g. train, val, test and stenosis_rca ... mace_30d, then others sorted), so
+files from different runs diff cleanly.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from riskfm.evaluate.discrimination import roc_auc
+
+# Mirrors the manifest contract's binary targets (riskfm.data.manifest.BINARY_TARGETS); kept here
+# so that evaluate depends on nothing but numpy / pandas / scipy.
+TARGETS: tuple[str, ...] = ("stenosis_rca", "stenosis_lm", "stenosis_lad", "stenosis_lcx", "mace_30d")
+SPLIT_ORDER: tuple[str, ...] = ("train", "val", "validation", "test", "external")
+REQUIRED_COLUMNS: tuple[str, ...] = ("patient_id", "split", "target", "y_true", "y_prob")
+OPTIONAL_COLUMNS: tuple[str, ...] = ("time_to_event_days", "event", "site")
+
+
+class PredictionsError(ValueError):
+    """A predictions table that cannot be used as it is; the message names the source and column."""
+
+
+def _ordered(names: Iterable[Any], known: tuple[str, ...]) -> list[str]:
+    uniq = list(dict.fromkeys(str(n) for n in names))
+    return [n for n in known if n in uniq] + sorted(n for n in uniq if n not in known)
+
+
+def ordered_splits(names: Iterable[Any]) -> list[str]:
+    """Split names in report order: train, val, validation, test, external, then the rest sorted."""
+    return _ordered(names, SPLIT_ORDER)
+
+
+def ordered_targets(names: Iterable[Any]) -> list[str]:
+    """Target names in report order: the five contract targets first, then the rest sorted."""
+    return _ordered(names, TARGETS)
+
+
+# ----------------------------------------------------------------------------------------- input
+
+
+def _first_bad(mask: pd.Series, df: pd.DataFrame, col: str, source: str, what: str) -> PredictionsError:
+    i = int(np.flatnonzero(mask.to_numpy())[0])
+    # Files are located by line (header = line 1); in-memory tables by 0-based row position.
+    where = f"row {i}" if source.startswith("<") else f"line {i + 2}"
+    return PredictionsError(
+        f"{source}: column {col!r} {what}; {where} (patient {df['patient_id'].iloc[i]!r}, "
+        f"target {df['target'].iloc[i]!r}) has {df[col].iloc[i]!r} ({int(mask.sum())} bad rows in all)"
+    )
+
+
+def validate_predictions(df: pd.DataFrame, source: str | os.PathLike = "<predictions>") -> pd.DataFrame:
+    """Check a predictions table against the contract and return a normalised copy.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        Long-format predictions (see the module docstring).
+    source : str or path
+        Name used in error messages (the file it came from).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Copy with ``patient_id``, ``split``, ``target`` as str and ``y_true``, ``y_prob``,
+        ``time_to_event_days``, ``event`` (when present) as float (NaN = unknown).
+
+    Raises
+    ------
+    PredictionsError
+        Missing required columns; empty split or target names; ``y_true`` not in {0, 1, NaN};
+        ``y_prob`` missing, non-numeric or outside [0, 1]; negative ``time_to_event_days``;
+        ``event`` not in {0, 1, NaN}; duplicate (patient_id, split, target) rows (e.g. the padding
+        a DistributedSampler adds, which would bias the metrics).
+    """
+    source = str(source)
+    if not isinstance(df, pd.DataFrame):
+        raise PredictionsError(f"{source}: expected a pandas DataFrame, got {type(df).__name__}")
+    missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
+    if missing:
+        raise PredictionsError(
+            f"{source}: missing required column(s) {missing}; predictions need {list(REQUIRED_COLUMNS)} "
+            f"(found {list(df.columns)})"
+        )
+    df = df.reset_index(drop=True).copy()
+    for col in ("patient_id", "split", "target"):
+        empty = df[col].isna() | (df[col].astype(str).str.strip() == "")
+        if empty.any():
+            raise _first_bad(empty, df, col, source, "must not be empty")
+        df[col] = df[col].astype(str).str.strip()
+
+    y = pd.to_numeric(df["y_true"], errors="coerce")
+    bad = (df["y_true"].notna() & y.isna()) | (y.notna() & ~y.isin([0, 1]))
+    if bad.any():
+        raise _first_bad(bad, df, "y_true", source, "must be 0, 1 or empty (unknown)")
+    df["y_true"] = y.astype(float)
+
+    p = pd.to_numeric(df["y_prob"], errors="coerce")
+    bad = p.isna() | ~np.isfinite(p) | (p < 0) | (p > 1)
+    if bad.any():
+        raise _first_bad(bad, df, "y_prob", source, "must be a predicted risk in [0, 1]")
+    df["y_prob"] = p.astype(float)
+
+    if "time_to_event_days" in df.columns:
+        t = pd.to_numeric(df["time_to_event_days"], errors="coerce")
+        bad = (df["time_to_event_days"].notna() & t.isna()) | (t < 0) | np.isinf(t)
+        if bad.any():
+            raise _first_bad(bad, df, "time_to_event_days", source, "must be a finite time in days >= 0 or empty")
+        df["time_to_event_days"] = t.astype(float)
+    if "event" in df.columns:
+        e = pd.to_numeric(df["event"], errors="coerce")
+        bad = (df["event"].notna() & e.isna()) | (e.notna() & ~e.isin([0, 1]))
+        if bad.any():
+            raise _first_bad(bad, df, "event", source, "must be 0, 1 or empty")
+        df["event"] = e.astype(float)
+
+    dup = df.duplicated(subset=["patient_id", "split", "target"], keep=False)
+    if dup.any():
+        first = df.loc[dup, ["patient_id", "split", "target"]].iloc[0].tolist()
+        raise PredictionsError(
+            f"{source}: {int(dup.sum())} rows repeat a (patient_id, split, target) triple, first {first}; "
+            "each patient must appear once per split and target (drop sampler padding before writing)"
+        )
+    return df
+
+
+def read_predictions(path: str | os.PathLike) -> pd.DataFrame:
+    """Read and validate ``predictions.csv`` (or a Parquet file with the same columns).
+
+    Parameters
+    ----------
+    path : str or path
+        ``.csv`` / ``.tsv`` / ``.parquet`` file.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Validated, normalised table (see ``validate_predictions``).
+
+    Raises
+    ------
+    FileNotFoundError
+        If the file does not exist.
+    PredictionsError
+        If the file cannot be parsed or breaks the contract; the message names the file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"predictions file not found: {path}")
+    suffix = path.suffix.lower()
+    try:
+        if suffix in (".parquet", ".pq"):
+            df = pd.read_parquet(path)
+        elif suffix in (".csv", ".tsv", ".txt"):
+            # Ids and names stay text: "007" must not become 7.
+            df = pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",",
+                             dtype={"patient_id": str, "split": str, "target": str, "site": str})
+        else:
+            raise PredictionsError(f"{path}: unknown predictions format {suffix!r}; use .csv, .tsv or .parquet")
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as exc:
+        raise PredictionsError(f"{path}: cannot parse predictions: {exc}") from exc
+    df.columns = [str(c).strip() for c in df.columns]
+    return validate_predictions(df, source=path)
+
+
+# ----------------------------------------------------------------------------------------- metrics
+
+
+def _cell_metrics(y: np.ndarray, p: np.ndarray, ci: str | None, n_boot: int, seed: int,
+                  confidence: float) -> dict[str, Any]:
+    known = ~np.isnan(y)
+    y_k, p_k = y[known], p[known]
+    n, n_pos = int(known.sum()), int(y_k.sum())
+    cell: dict[str, Any] = {
+        "auroc": None,
+        "auroc_ci": [None, None],
+        "n": n,
+        "n_pos": n_pos,
+        "n_excluded_unknown": int((~known).sum()),
+        "prevalence": n_pos / n if n else None,
+        "ci_method": ci if ci is not None else "none",
+        "confidence": float(confidence),
+    }
+    if n == 0:
+        cell["note"] = "no rows with a known y_true: AUROC undefined"
+        return cell
+    if n_pos in (0, n):
+        cell["note"] = f"only one class (n_pos={n_pos} of n={n}): AUROC undefined"
+        return cell
+    est = roc_auc(y_k, p_k, ci=ci, n_boot=n_boot, seed=seed, confidence=confidence)
+    cell["auroc"] = est.value
+    if ci is not None:
+        if math.isnan(est.low):
+            cell["note"] = f"{ci} interval undefined with n_pos={n_pos}, n_neg={n - n_pos}"
+        else:
+            cell["auroc_ci"] = [est.low, est.high]
+    return cell
+
+
+def metrics_from_predictions(
+    df: pd.DataFrame, ci: str | None = "bootstrap", n_boot: int = 500, seed: int = 0, confidence: float = 0.95
+) -> dict[str, dict[str, dict[str, Any]]]:
+    """Build the ``metrics.json`` structure from a predictions table.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        Long-format predictions (validated here; see ``validate_predictions``).
+    ci : {"bootstrap", "delong", None}
+        AUROC interval method.
+    n_boot : int
+        Bootstrap resamples per split/target.
+    seed : int
+        Bootstrap seed. Every split/target uses the same seed, so one cell's interval does not
+        change when other splits or targets are added.
+    confidence : float
+        Nominal interval coverage.
+
+    Returns
+    -------
+    dict
+        ``{split: {target: {"auroc", "auroc_ci", "n", "n_pos", "n_excluded_unknown",
+        "prevalence", "ci_method", "confidence"[, "note"]}}}`` in report order; plain Python
+        types, undefined values as None.
+    """
+    df = validate_predictions(df, source="<predictions DataFrame>")
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for split in ordered_splits(df["split"]):
+        d_split = df[df["split"] == split]
+        out[split] = {}
+        for target in ordered_targets(d_split["target"]):
+            d = d_split[d_split["target"] == target]
+            out[split][target] = _cell_metrics(d["y_true"].to_numpy(float), d["y_prob"].to_numpy(float),
+                                               ci, n_boot, seed, confidence)
+    return out
+
+
+# ----------------------------------------------------------------------------------------- files
+
+
+def _jsonable(x: Any, where: str = "metrics") -> Any:
+    if isinstance(x, Mapping):
+        return {str(k): _jsonable(v, f"{where}.{k}") for k, v in x.items()}
+    if isinstance(x, (list, tuple, np.ndarray)):
+        return [_jsonable(v, f"{where}[{i}]") for i, v in enumerate(x)]
+    if x is None or isinstance(x, (bool, str)):
+        return x
+    if isinstance(x, np.bool_):
+        return bool(x)
+    if isinstance(x, (int, np.integer)):
+        return int(x)
+    if isinstance(x, (float, np.floating)):
+        x = float(x)
+        return x if math.isfinite(x) else None
+    raise TypeError(f"{where}: cannot write a {type(x).__name__} to JSON")
+
+
+def write_metrics(metrics: Mapping[str, Any], path: str | os.PathLike) -> Path:
+    """Write a metrics dictionary as JSON.
+
+    NaN and infinities become null, numpy scalars and arrays become numbers and lists, and keys
+    keep the order of ``metrics`` (``metrics_from_predictions`` builds them in report order). The
+    file is written to a temporary name and moved into place, so a reader never sees half a file.
+
+    Parameters
+    ----------
+    metrics : mapping
+        E.g. the output of ``metrics_from_predictions``.
+    path : str or path
+        Destination, e.g. ``runs/x/metrics.json``; parent folders are created.
+
+    Returns
+    -------
+    Path
+        The written file.
+    """
+    path = Path(path)
+    data = _jsonable(metrics)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+def read_metrics(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a ``metrics.json`` written by ``write_metrics`` (null stays None)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"metrics file not found: {path}")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: not valid JSON: {exc}") from exc
+
+
+def _nan_if_none(x: Any) -> float:
+    return math.nan if x is None else float(x)
+
+
+def auroc_table(metrics: Mapping[str, Any], oracle: Mapping[str, Any] | None = None) -> pd.DataFrame:
+    """AUROC summary table, one row per split x target, for printing.
+
+    Parameters
+    ----------
+    metrics : mapping
+        ``metrics.json`` structure.
+    oracle : mapping, optional
+        Metrics of the same shape from a reference model (e.g. the model trained on the true
+        labels of a synthetic cohort); adds an ``oracle_auroc`` column (NaN where it has no entry).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index (split, target); columns ``auroc``, ``ci_low``, ``ci_high`` (float, NaN when
+        undefined), ``n``, ``n_pos`` (nullable int) and optionally ``oracle_auroc``.
+    """
+    if not isinstance(metrics, Mapping):
+        raise ValueError(f"metrics must be a mapping {{split: {{target: {{...}}}}}}, got {type(metrics).__name__}")
+    rows, index = [], []
+    for split, by_target in metrics.items():
+        if not isinstance(by_target, Mapping):
+            raise ValueError(f"metrics[{split!r}] must be a mapping of targets, got {type(by_target).__name__}")
+        for target, cell in by_target.items():
+            ci = cell.get("auroc_ci") or [None, None]
+            row = {
+                "auroc": _nan_if_none(cell.get("auroc")),
+                "ci_low": _nan_if_none(ci[0]),
+                "ci_high": _nan_if_none(ci[1]),
+                "n": cell.get("n"),
+                "n_pos": cell.get("n_pos"),
+            }
+            if oracle is not None:
+                ref = oracle.get(split, {}).get(target, {})
+                row["oracle_auroc"] = _nan_if_none(ref.get("auroc"))
+            rows.append(row)
+            index.append((str(split), str(target)))
+    columns = ["auroc", "ci_low", "ci_high", "n", "n_pos"] + (["oracle_auroc"] if oracle is not None else [])
+    idx = (pd.MultiIndex.from_tuples(index, names=["split", "target"]) if index
+           else pd.MultiIndex.from_arrays([[], []], names=["split", "target"]))
+    table = pd.DataFrame(rows, columns=columns, index=idx)
+    for col in ("n", "n_pos"):
+        table[col] = table[col].astype("Int64")
+    return table

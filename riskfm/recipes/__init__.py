@@ -1,0 +1,1 @@
+"""End-to-end protocols built only from riskfm's pieces (the demo, and the papers' recipes)."""

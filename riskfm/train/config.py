@@ -1,0 +1,204 @@
+"""Run configuration (YAML) validated with pydantic; errors name the wrong key or value.
+
+Minimal config::
+
+    manifest: cohort/manifest.csv
+    modalities: [ecg, ct, clinical]
+    targets: [stenosis, mace_30d]
+    split: {external_sites: [site_ext], test_fraction: 0.2, seed: 0}
+    train: {epochs: 20}
+    out: runs/my_run
+
+Relative ``manifest`` and ``out`` paths are resolved against the config file's folder.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+
+class ConfigError(ValueError):
+    """An invalid run configuration; the message names the file, the key and the problem."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class SplitConfig(_Strict):
+    external_sites: list[str] = Field(default_factory=list, description="sites held out as external validation")
+    test_fraction: float = Field(0.2, gt=0, lt=1, description="internal test share of development patients")
+    val_fraction: float = Field(0.15, gt=0, lt=1, description="validation share (early stopping) of the rest")
+    train_fraction: float = Field(1.0, gt=0, le=1, description="subsample the training part (low-data runs)")
+    seed: int = 0
+
+
+class EncoderConfig(_Strict):
+    name: str
+    checkpoint: str | None = None
+    freeze: bool = False
+    weights_only: bool = True
+    lr: float | None = Field(None, gt=0, description="learning rate of this encoder (default: train.lr)")
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+
+
+DEFAULT_ENCODERS: dict[str, dict[str, Any]] = {
+    "ecg": {"name": "resnet1d"},
+    "ct": {"name": "cnn3d-small"},
+    "clinical": {"name": "text-lm", "freeze": True},
+}
+
+
+class FusionConfig(_Strict):
+    proj_dim: int = Field(128, gt=0)
+    modality_dropout: float = Field(0.1, ge=0, lt=1)
+    dropout: float = Field(0.1, ge=0, lt=1)
+
+
+class TrainConfig(_Strict):
+    epochs: int = Field(20, ge=1)
+    batch_size: int = Field(32, ge=1)
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(1e-4, ge=0)
+    precision: Literal["32-true", "bf16-mixed", "16-mixed", "bf16-true"] = "32-true"
+    accumulate_grad_batches: int = Field(1, ge=1)
+    grad_clip: float | None = Field(1.0, gt=0)
+    patience: int = Field(5, ge=1, description="epochs without validation AUROC gain before stopping")
+    min_epochs: int = Field(1, ge=1)
+    seed: int = 0
+    num_workers: int = Field(0, ge=0)
+    accelerator: str = "auto"
+    devices: int | str = 1
+    strategy: str = "auto"
+    num_nodes: int = Field(1, ge=1)
+    loss_weights: dict[str, float] = Field(default_factory=dict)
+    balance_positives: bool = Field(True, description="weight positives by sqrt(neg/pos) in BCE")
+    resume: bool = Field(True, description="continue from out/checkpoints/last.ckpt when present")
+    progress: bool = True
+
+
+class EvaluateConfig(_Strict):
+    ci: Literal["bootstrap", "delong"] = "bootstrap"
+    n_boot: int = Field(500, ge=10)
+    figures: bool = True
+
+
+class DataConfig(_Strict):
+    on_missing_file: Literal["exclude", "missing", "raise"] = "exclude"
+    clinical_columns: list[str] | None = Field(None, description="subset of clinical columns to use")
+    n_workers: int | None = None
+
+
+class RunConfig(_Strict):
+    manifest: str
+    out: str = "runs/riskfm"
+    modalities: list[Literal["ecg", "ct", "clinical"]] = Field(default_factory=lambda: ["ecg", "ct", "clinical"])
+    targets: list[str] = Field(default_factory=lambda: ["stenosis", "mace_30d"])
+    split: SplitConfig = Field(default_factory=SplitConfig)
+    encoders: dict[str, EncoderConfig] = Field(default_factory=dict)
+    fusion: FusionConfig = Field(default_factory=FusionConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
+    data: DataConfig = Field(default_factory=DataConfig)
+
+    @field_validator("modalities")
+    @classmethod
+    def _unique_modalities(cls, v: list[str]) -> list[str]:
+        if not v:
+            raise ValueError("at least one modality is needed")
+        if len(set(v)) != len(v):
+            raise ValueError(f"modalities repeat: {v}")
+        return v
+
+    @field_validator("targets")
+    @classmethod
+    def _known_targets(cls, v: list[str]) -> list[str]:
+        known = {"stenosis", "mace_30d", "survival", "stenosis_rca", "stenosis_lm", "stenosis_lad", "stenosis_lcx"}
+        bad = [t for t in v if t not in known]
+        if bad:
+            raise ValueError(f"unknown target(s) {bad}; choose from {sorted(known)}")
+        if not v:
+            raise ValueError("at least one target is needed")
+        return v
+
+    @model_validator(mode="after")
+    def _fill_encoders(self) -> RunConfig:
+        extra = set(self.encoders) - set(self.modalities)
+        if extra:
+            raise ValueError(f"encoders given for modalities not in `modalities`: {sorted(extra)}")
+        for m in self.modalities:
+            if m not in self.encoders:
+                self.encoders[m] = EncoderConfig(**DEFAULT_ENCODERS[m])
+        return self
+
+
+def _format_errors(exc: ValidationError, source: str, model: type[BaseModel]) -> str:
+    lines = [f"{source}: invalid configuration"]
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        if err["type"] == "extra_forbidden":
+            parent: Any = model
+            for p in err["loc"][:-1]:
+                field = getattr(parent, "model_fields", {}).get(str(p))
+                parent = getattr(field, "annotation", None) if field else None
+            options = list(getattr(parent, "model_fields", {})) if parent is not None else []
+            hint = difflib.get_close_matches(str(err["loc"][-1]), options, n=1)
+            msg = "unknown key" + (f" (did you mean {hint[0]!r}?)" if hint else "")
+            if options:
+                msg += f"; allowed keys: {', '.join(options)}"
+        elif err["type"] == "missing":
+            msg = "required key is missing"
+        else:
+            msg = f"{err['msg']} (got {err.get('input')!r})"
+        lines.append(f"  {loc}: {msg}")
+    return "\n".join(lines)
+
+
+def parse_config(data: dict[str, Any], source: str = "<config>") -> RunConfig:
+    """Validate a config mapping; raises ``ConfigError`` listing every wrong key or value."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: a config must be a mapping of keys to values, got {type(data).__name__}")
+    try:
+        return RunConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(exc, source, RunConfig)) from None
+
+
+def load_config(path: str | os.PathLike, overrides: dict[str, Any] | None = None) -> RunConfig:
+    """Read a YAML config, apply dotted-key ``overrides`` (e.g. ``{"train.epochs": 3}``), validate.
+
+    Relative ``manifest``/``out`` paths in the file are resolved against the file's folder; paths
+    given as overrides are taken relative to the current directory.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"config not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a config must be a mapping of keys to values")
+    for key in ("manifest", "out"):
+        if isinstance(data.get(key), str) and not Path(data[key]).expanduser().is_absolute():
+            data[key] = str((path.parent / data[key]).resolve())
+    for dotted, value in (overrides or {}).items():
+        if value is None:
+            continue
+        node = data
+        *parents, leaf = dotted.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = value
+    return parse_config(data, str(path))
+
+
+def dump_config(cfg: RunConfig, path: str | os.PathLike) -> None:
+    """Write the resolved config next to a run's outputs (so a run can be reproduced)."""
+    Path(path).write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))

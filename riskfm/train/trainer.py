@@ -1,0 +1,219 @@
+"""One training loop for a laptop CPU and for many GPUs / nodes (torchrun, DDP) on Lightning Fabric.
+
+Fabric owns devices, distributed set-up, mixed precision and gradient sync; this module owns the
+loop: gradient accumulation, clipping, validation AUROC each epoch, early stopping, atomic
+checkpoints with resume, and gathering predictions across processes with each patient counted once
+(``DistributedSampler`` pads the last batch by repeating patients; we drop the repeats by index).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from lightning_fabric import Fabric
+from torch.utils.data import DataLoader
+
+from riskfm.data.sample import collate_samples
+from riskfm.evaluate.discrimination import roc_auc
+from riskfm.models.risk_model import RiskModel
+from riskfm.train.checkpoint import load_checkpoint, rng_state, save_atomic, set_rng_state
+from riskfm.train.config import TrainConfig
+
+log = logging.getLogger(__name__)
+
+
+def make_fabric(cfg: TrainConfig) -> Fabric:
+    """A launched Fabric for this config (under torchrun it joins the process group)."""
+    strategy: Any = cfg.strategy
+    if strategy in ("ddp", "ddp_find_unused_parameters_true"):
+        from lightning_fabric.strategies import DDPStrategy
+
+        # A batch in which no patient has a CT leaves the CT encoder without gradients.
+        strategy = DDPStrategy(find_unused_parameters=True)
+    fabric = Fabric(accelerator=cfg.accelerator, devices=cfg.devices, strategy=strategy,
+                    num_nodes=cfg.num_nodes, precision=cfg.precision)
+    fabric.launch()
+    return fabric
+
+
+def mean_auroc(frame: pd.DataFrame) -> float:
+    """Mean AUROC over the targets of a predictions frame that have both classes (NaN if none)."""
+    values = []
+    for _, g in frame.dropna(subset=["y_true"]).groupby("target"):
+        y = g["y_true"].to_numpy()
+        if 0 < y.sum() < len(y):
+            values.append(roc_auc(y, g["y_prob"].to_numpy(), ci=None).value)
+    return float(np.mean(values)) if values else float("nan")
+
+
+@torch.no_grad()
+def predict(fabric: Fabric, model: torch.nn.Module, loader: DataLoader, dataset) -> pd.DataFrame:
+    """Long-format predictions (patient_id, target, y_true, y_prob) over the whole dataset.
+
+    Every process predicts its shard; the shards are gathered and de-duplicated by dataset index,
+    so the result holds each patient exactly once on every process.
+    """
+    was_training = model.training
+    model.eval()
+    core = model.module if hasattr(model, "module") else model
+    idx_parts, prob_parts = [], []
+    targets = core.targets
+    for batch in loader:
+        outputs = model(batch)
+        probs = {}
+        for h in core.heads:
+            probs.update(h.probabilities(outputs[h.name]))
+        idx_parts.append(batch["index"].to(fabric.device))
+        prob_parts.append(torch.stack([probs[t].float() for t in targets], dim=1))
+    if idx_parts:
+        idx = torch.cat(idx_parts)
+        prob = torch.cat(prob_parts)
+    else:
+        idx = torch.zeros(0, dtype=torch.long, device=fabric.device)
+        prob = torch.zeros(0, len(targets), device=fabric.device)
+    if fabric.world_size > 1:
+        # Shards have equal length under DistributedSampler (padding), so all_gather works directly.
+        idx = fabric.all_gather(idx).reshape(-1)
+        prob = fabric.all_gather(prob).reshape(-1, len(targets))
+    idx_np = idx.cpu().numpy()
+    prob_np = prob.cpu().numpy()
+    _, first = np.unique(idx_np, return_index=True)
+    idx_np, prob_np = idx_np[first], prob_np[first]
+    model.train(was_training)
+    labels = dataset.frame().iloc[idx_np].reset_index(drop=True)
+    rows = []
+    for j, t in enumerate(targets):
+        y = labels["event"] if t == "risk_score" else labels[t]
+        rows.append(pd.DataFrame({
+            "patient_id": labels["patient_id"], "site": labels["site"], "target": t,
+            "y_true": y.to_numpy(dtype=float), "y_prob": prob_np[:, j],
+            "time_to_event_days": labels["time_to_event_days"], "event": labels["event"],
+        }))
+    return pd.concat(rows, ignore_index=True)
+
+
+@dataclass
+class FitResult:
+    best_epoch: int
+    best_val_auroc: float
+    epochs_run: int
+    history: list[dict] = field(default_factory=list)
+    seconds: float = 0.0
+    stopped_early: bool = False
+
+
+def _loader(dataset, cfg: TrainConfig, shuffle: bool) -> DataLoader:
+    return DataLoader(dataset, batch_size=cfg.batch_size, shuffle=shuffle, collate_fn=collate_samples,
+                      num_workers=cfg.num_workers, persistent_workers=cfg.num_workers > 0, drop_last=False)
+
+
+def _param_groups(model: RiskModel, lr: float, encoder_lr: dict[str, float]) -> list[dict]:
+    groups, seen = [], set()
+    for m, enc in model.encoders.items():
+        params = [p for p in enc.parameters() if p.requires_grad]
+        seen.update(id(p) for p in enc.parameters())
+        if params:
+            groups.append({"params": params, "lr": encoder_lr.get(m, lr), "name": f"encoder.{m}"})
+    rest = [p for p in model.parameters() if p.requires_grad and id(p) not in seen]
+    groups.append({"params": rest, "lr": lr, "name": "fusion+heads"})
+    return groups
+
+
+def fit(
+    fabric: Fabric,
+    model: RiskModel,
+    train_set,
+    val_set,
+    cfg: TrainConfig,
+    out_dir: str | Path,
+    *,
+    encoder_lr: dict[str, float] | None = None,
+    run_config: dict | None = None,
+) -> FitResult:
+    """Train ``model`` with early stopping on validation AUROC; the best weights end up in ``model``.
+
+    Checkpoints: ``out_dir/checkpoints/last.ckpt`` after every epoch (resume point) and
+    ``best.ckpt`` whenever validation AUROC improves. With ``cfg.resume`` a run restarted after a
+    crash continues from ``last.ckpt`` (model, optimizer, epoch, early-stopping state, RNG).
+    """
+    t0 = time.perf_counter()
+    ckpt_dir = Path(out_dir) / "checkpoints"
+    fabric.seed_everything(cfg.seed)
+    optimizer = torch.optim.AdamW(_param_groups(model, cfg.lr, encoder_lr or {}), lr=cfg.lr,
+                                  weight_decay=cfg.weight_decay)
+    start_epoch, best, best_epoch, bad_epochs, history = 0, -math.inf, -1, 0, []
+    last = ckpt_dir / "last.ckpt"
+    if cfg.resume and last.is_file():
+        state = load_checkpoint(last)
+        model.load_checkpoint_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        start_epoch, best, best_epoch = state["epoch"] + 1, state["best"], state["best_epoch"]
+        bad_epochs, history = state["bad_epochs"], state["history"]
+        set_rng_state(state["rng"])
+        fabric.print(f"resuming from {last} at epoch {start_epoch}")
+    wrapped, optimizer = fabric.setup(model, optimizer)
+    train_loader, val_loader = fabric.setup_dataloaders(_loader(train_set, cfg, True), _loader(val_set, cfg, False))
+
+    bar = None
+    if cfg.progress and fabric.is_global_zero:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=cfg.epochs, initial=start_epoch, desc="training", unit="epoch", leave=False)
+    stopped = False
+    epoch = start_epoch - 1
+    for epoch in range(start_epoch, cfg.epochs):
+        if hasattr(train_loader.sampler, "set_epoch"):
+            train_loader.sampler.set_epoch(epoch)
+        wrapped.train()
+        losses = []
+        n_batches = len(train_loader)
+        for i, batch in enumerate(train_loader):
+            accumulating = (i + 1) % cfg.accumulate_grad_batches != 0 and (i + 1) != n_batches
+            with fabric.no_backward_sync(wrapped, enabled=accumulating):
+                outputs = wrapped(batch)
+                loss, _ = model.loss(outputs, batch, cfg.loss_weights or None)
+                fabric.backward(loss / cfg.accumulate_grad_batches)
+            if not accumulating:
+                if cfg.grad_clip:
+                    fabric.clip_gradients(wrapped, optimizer, max_norm=cfg.grad_clip)
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+            losses.append(float(loss.detach()))
+        val = predict(fabric, wrapped, val_loader, val_set)
+        val_auroc = mean_auroc(val)
+        train_loss = float(fabric.all_reduce(torch.tensor(np.mean(losses), device=fabric.device), reduce_op="mean"))
+        history.append({"epoch": epoch, "train_loss": train_loss, "val_auroc": val_auroc})
+        improved = np.isfinite(val_auroc) and val_auroc > best + 1e-4
+        if improved or (best_epoch < 0 and not np.isfinite(val_auroc)):
+            best, best_epoch, bad_epochs = (val_auroc if np.isfinite(val_auroc) else best), epoch, 0
+            if fabric.is_global_zero:
+                save_atomic({"model": model.checkpoint_state_dict(), "epoch": epoch, "val_auroc": val_auroc,
+                             "config": run_config or {}}, ckpt_dir / "best.ckpt")
+        else:
+            bad_epochs += 1
+        if fabric.is_global_zero:
+            save_atomic({"model": model.checkpoint_state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch,
+                         "best": best, "best_epoch": best_epoch, "bad_epochs": bad_epochs, "history": history,
+                         "rng": rng_state(), "config": run_config or {}}, last)
+        fabric.barrier()
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(loss=f"{train_loss:.3f}", val_auroc=f"{val_auroc:.3f}", best=f"{best:.3f}")
+        log.info("epoch %d: train loss %.4f, validation AUROC %.4f", epoch, train_loss, val_auroc)
+        if bad_epochs >= cfg.patience and epoch + 1 >= cfg.min_epochs:
+            stopped = True
+            break
+    if bar is not None:
+        bar.close()
+    best_path = ckpt_dir / "best.ckpt"
+    if best_path.is_file():
+        model.load_checkpoint_state_dict(load_checkpoint(best_path)["model"])
+    return FitResult(best_epoch, float(best), epoch + 1, history, time.perf_counter() - t0, stopped)

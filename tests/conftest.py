@@ -1,0 +1,25 @@
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+REPO = Path(__file__).resolve().parents[1]
+FIXTURES = REPO.parent / "shared" / "fixtures"
+
+
+@pytest.fixture(scope="session")
+def fixtures_dir() -> Path:
+    if not FIXTURES.is_dir():
+        pytest.skip(f"shared fixtures not found at {FIXTURES} (a fresh clone has none)")
+    return FIXTURES
+
+
+@pytest.fixture(scope="session")
+def tiny_cohort(tmp_path_factory):
+    """A small synthetic cohort on disk, written once per test session (per xdist worker)."""
+    from riskfm.synthetic import make_cohort
+
+    return make_cohort(n=80, seed=3, out_dir=tmp_path_factory.mktemp("cohort"), n_workers=1)

@@ -1,0 +1,156 @@
+"""Run figures (riskfm.plots): each function writes a 300 dpi PNG of the expected size."""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+import matplotlib as mpl
+import numpy as np
+import pandas as pd
+import pytest
+
+from riskfm.evaluate import assign_risk_groups
+from riskfm.plots import (
+    PlotWarning,
+    plot_calibration,
+    plot_cumulative_incidence,
+    plot_roc,
+    publication_style,
+    save_figure,
+    write_run_figures,
+)
+from riskfm.plots.style import PALETTE
+
+
+def png_info(path: Path) -> tuple[int, int, float | None]:
+    """(width px, height px, dpi from the pHYs chunk or None) read straight from the PNG bytes."""
+    data = Path(path).read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", f"{path} is not a PNG"
+    width, height = struct.unpack(">II", data[16:24])
+    dpi = None
+    pos = data.find(b"pHYs")
+    if pos > 0:
+        ppm_x, _, unit = struct.unpack(">IIB", data[pos + 4:pos + 13])
+        dpi = ppm_x * 0.0254 if unit == 1 else None
+    return width, height, dpi
+
+
+def assert_png(path: Path, size_in: tuple[float, float]) -> None:
+    assert path.is_file() and path.stat().st_size > 5000, f"{path} missing or nearly empty"
+    width, height, dpi = png_info(path)
+    assert (width, height) == (round(size_in[0] * 300), round(size_in[1] * 300))
+    if dpi is not None:
+        assert dpi == pytest.approx(300, abs=0.5)
+
+
+def _predictions(n: int = 160, seed: int = 0, splits=("train", "test"), targets=("stenosis_lad", "mace_30d")):
+    rng = np.random.default_rng(seed)
+    split = rng.choice(list(splits), size=n)
+    frames = []
+    for target in targets:
+        y = (rng.random(n) < 0.25).astype(float)
+        p = 1.0 / (1.0 + np.exp(-(rng.normal(size=n) + 1.5 * y - 1.2)))
+        y[:3] = np.nan
+        frames.append(pd.DataFrame({
+            "patient_id": [f"P{i:03d}" for i in range(n)], "split": split, "target": target,
+            "y_true": y, "y_prob": p,
+            "time_to_event_days": np.where(y == 1, rng.uniform(1, 30, n), 30.0),
+            "event": np.where(y == 1, 1.0, 0.0),
+        }))
+    return pd.concat(frames, ignore_index=True)
+
+
+def test_plot_roc_from_predictions_writes_png(tmp_path):
+    df = _predictions()
+    fig = plot_roc(df, split="test", n_boot=50, title="ROC")
+    ax = fig.axes[0]
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels[0] == "Chance" and len(labels) == 3
+    assert labels[1].startswith("LAD stenosis: 0.") and "[" in labels[1]  # AUROC [CI]
+    assert labels[2].startswith("30-day MACE: ")
+    assert_png(save_figure(fig, tmp_path / "roc.png"), (3.5, 3.5))
+
+
+def test_plot_roc_inputs_and_metrics_numbers():
+    y = np.array([0, 0, 1, 1, 0, 1, 0, 1])
+    p = np.array([0.1, 0.3, 0.7, 0.4, 0.5, 0.9, 0.2, 0.6])
+    single = plot_roc(y, p, ci=None)
+    assert single.axes[0].get_legend().get_texts()[1].get_text() == "model: 0.94"
+    pair = plot_roc({"a": (y, p), "b": (y, 1 - p)}, metrics={"a": {"auroc": 0.5, "auroc_ci": [0.1, 0.9]}},
+                    ci=None)
+    texts = [t.get_text() for t in pair.axes[0].get_legend().get_texts()]
+    assert texts[1] == "a: 0.50 [0.10\u20130.90]"  # quoted from metrics, not recomputed
+    assert texts[2] == "b: 0.06"
+    with pytest.raises(ValueError, match="several splits"):
+        plot_roc(_predictions())
+    with pytest.warns(PlotWarning, match="only one class"), pytest.raises(ValueError, match="no curve"):
+        plot_roc({"x": (np.zeros(4), np.arange(4) / 4)})
+
+
+def test_plot_calibration_writes_png(tmp_path):
+    rng = np.random.default_rng(0)
+    p = rng.beta(1, 6, 500)
+    y = (rng.random(500) < p).astype(int)
+    fig = plot_calibration(y, p, n_bins=8, label="LAD stenosis", title="Calibration")
+    assert len(fig.axes) == 2  # reliability diagram + histogram of predictions
+    points = fig.axes[0].lines[1]
+    assert len(points.get_xdata()) == 8
+    assert_png(save_figure(fig, tmp_path / "cal.png"), (3.5, 4.4))
+    with pytest.raises(ValueError, match="binary"):
+        plot_calibration(np.full(10, 0.5), np.full(10, 0.5))
+
+
+def test_plot_cumulative_incidence_writes_png(tmp_path):
+    rng = np.random.default_rng(0)
+    p = rng.random(300)
+    groups = assign_risk_groups(p, [0.4, 0.8])
+    time = np.where(rng.random(300) < p * 0.5, rng.uniform(0, 30, 300), 30.0)
+    event = (time < 30).astype(int)
+    fig = plot_cumulative_incidence(time, event, groups, title="MACE")
+    ax = fig.axes[0]
+    assert "Log-rank p" in ax.get_title(loc="left")
+    assert [t.get_text().split(" risk")[0] for t in ax.get_legend().get_texts()] == ["Low", "Intermediate", "High"]
+    assert_png(save_figure(fig, tmp_path / "ci.png"), (3.5, 4.0))
+    one = plot_cumulative_incidence(time, event, np.full(300, "all"))
+    assert "Log-rank" not in one.axes[0].get_title(loc="left")
+
+
+def test_style_is_scoped_and_colour_blind_palette():
+    before = mpl.rcParams["font.size"]
+    with publication_style():
+        assert mpl.rcParams["font.size"] == 8
+        assert mpl.rcParams["axes.spines.top"] is False and mpl.rcParams["axes.spines.right"] is False
+        assert mpl.rcParams["savefig.dpi"] == 300
+    assert mpl.rcParams["font.size"] == before
+    assert PALETTE[0] == "#0072B2"  # Okabe-Ito blue
+
+
+def test_write_run_figures_writes_expected_files(tmp_path):
+    df = _predictions()
+    # A target with one class in one split is skipped with a warning, never a crash.
+    df = pd.concat([df, pd.DataFrame({"patient_id": ["Z1", "Z2"], "split": "test", "target": "stenosis_lm",
+                                      "y_true": [0.0, 0.0], "y_prob": [0.1, 0.2],
+                                      "time_to_event_days": [30.0, 30.0], "event": [0.0, 0.0]})],
+                   ignore_index=True)
+    with pytest.warns(PlotWarning, match="'stenosis_lm'.*only one class"):
+        paths = write_run_figures(df, tmp_path / "figures", n_boot=50)
+    names = sorted(p.name for p in paths)
+    expected = sorted(
+        [f"roc_{s}.png" for s in ("train", "test")]
+        + [f"calibration_{s}_{t}.png" for s in ("train", "test") for t in ("stenosis_lad", "mace_30d")]
+        + [f"cumulative_incidence_{s}.png" for s in ("train", "test")]
+    )
+    assert names == expected
+    assert sorted(p.name for p in (tmp_path / "figures").iterdir()) == expected
+    for path in paths:
+        assert png_info(path)[0] == 1050
+
+
+def test_write_run_figures_without_follow_up_or_train_split(tmp_path):
+    df = _predictions(splits=("external",), targets=("mace_30d",)).drop(columns=["time_to_event_days", "event"])
+    path = tmp_path / "predictions.csv"
+    df.to_csv(path, index=False)
+    with pytest.warns(PlotWarning, match="no time_to_event_days/event"):
+        paths = write_run_figures(path, tmp_path / "out", n_boot=20)
+    assert sorted(p.name for p in paths) == ["calibration_external_mace_30d.png", "roc_external.png"]

@@ -1,0 +1,258 @@
+"""The encoder registry: one contract test over every registered encoder, the factory's errors, checkpoints."""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import warnings
+
+import pytest
+import torch
+from torch import nn
+
+from riskfm.clinical.spec import TabularInputSpec, TextInputSpec
+from riskfm.ct.spec import CTInputSpec
+from riskfm.ecg.spec import ECGInputSpec
+from riskfm.encoders import (
+    CheckpointError,
+    _unregister,
+    create_encoder,
+    encoder_info,
+    list_encoders,
+    register_encoder,
+)
+
+# Constructor arguments an entry needs to be built in a test (everything else: registry defaults).
+_TEST_KWARGS = {"tabular-mlp": {"n_features": 7}}
+# Language-model encoders load real weights (seconds); tests/clinical/test_text_encoder.py covers them.
+_SLOW = {"text-lm"}
+# Modalities whose encoders produce spatial / temporal maps, with the map's rank.
+_MAP_RANK = {"ecg": 3, "ct": 5}
+
+
+def _example_input(encoder: nn.Module, batch: int = 2) -> torch.Tensor:
+    spec = encoder.input_spec
+    if isinstance(spec, ECGInputSpec):
+        return torch.randn(batch, len(spec.leads), spec.n_samples)
+    if isinstance(spec, CTInputSpec):
+        return torch.rand(batch, spec.in_channels, *spec.shape)
+    if isinstance(spec, TabularInputSpec):
+        return torch.randn(batch, spec.n_features)
+    raise AssertionError(f"no example input for {type(spec).__name__}")
+
+
+def _build(name: str, **kwargs) -> nn.Module:
+    if name in _SLOW:
+        pytest.skip(f"{name} loads a language model; see tests/clinical/test_text_encoder.py")
+    torch.manual_seed(0)
+    return create_encoder(name, **{**_TEST_KWARGS.get(name, {}), **kwargs})
+
+
+# --------------------------------------------------------------------------- contract, every encoder
+@pytest.mark.parametrize("name", list_encoders())
+def test_registry_entry_is_documented(name):
+    info = encoder_info(name)
+    assert info.name == name
+    assert info.modality in ("ecg", "ct", "clinical")
+    assert info.licence and info.source and info.description
+
+
+@pytest.mark.parametrize("name", list_encoders())
+def test_encoder_contract_forward_and_gradients(name):
+    encoder = _build(name)
+    info = encoder_info(name)
+    assert encoder.modality == info.modality
+    assert isinstance(encoder.feature_dim, int) and encoder.feature_dim > 0
+    assert isinstance(encoder.input_spec, ECGInputSpec | CTInputSpec | TabularInputSpec | TextInputSpec)
+
+    x = _example_input(encoder).requires_grad_(True)
+    encoder.train()
+    out = encoder(x)
+    assert out.shape == (2, encoder.feature_dim)
+    assert torch.isfinite(out).all()
+
+    out.square().mean().backward()
+    # Attribution methods (saliency, IG, Grad-CAM) need finite, non-zero input gradients.
+    assert x.grad is not None and torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
+    first = next(p for p in encoder.parameters() if p.requires_grad)
+    assert first.grad is not None and torch.isfinite(first.grad).all() and first.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("name", list_encoders())
+def test_gradcam_layer_gives_a_map(name):
+    encoder = _build(name)
+    rank = _MAP_RANK.get(encoder.modality)
+    if rank is None:
+        assert not hasattr(encoder, "gradcam_layer") or encoder.gradcam_layer is None
+        return
+    layer = encoder.gradcam_layer
+    assert any(layer is m for m in encoder.modules())
+    captured = []
+    handle = layer.register_forward_hook(lambda _m, _i, out: captured.append(out))
+    try:
+        encoder.eval()
+        with torch.no_grad():
+            encoder(_example_input(encoder))
+    finally:
+        handle.remove()
+    assert len(captured) == 1 and captured[0].ndim == rank and captured[0].shape[0] == 2
+
+
+@pytest.mark.parametrize("name", list_encoders())
+def test_wrong_input_shape_is_a_clear_error(name):
+    encoder = _build(name)
+    x = _example_input(encoder)
+    bad = torch.cat([x, x[:, :1]], dim=1)  # one channel / feature too many
+    with pytest.raises(ValueError, match="expects"):
+        encoder(bad)
+
+
+# --------------------------------------------------------------------------- registry
+def test_list_encoders_by_modality():
+    assert {"resnet1d", "resnet1d-small"} <= set(list_encoders("ecg"))
+    assert "cnn3d-small" in list_encoders("ct")
+    assert {"text-lm", "tabular-mlp"} <= set(list_encoders("clinical"))
+    assert set(list_encoders()) == set().union(*(list_encoders(m) for m in ("ecg", "ct", "clinical")))
+    with pytest.raises(ValueError, match="modality"):
+        list_encoders("eeg")
+
+
+def test_alias_resolves_but_is_not_listed():
+    assert encoder_info("minilm").name == "text-lm"
+    assert "minilm" not in list_encoders()
+
+
+def test_unknown_name_suggests_close_matches():
+    with pytest.raises(KeyError) as err:
+        create_encoder("resnet1d_smal")
+    message = str(err.value)
+    assert "Did you mean" in message and "'resnet1d-small'" in message
+    for name in list_encoders():
+        assert name in message
+
+
+def test_small_variant_overrides_defaults_and_kwargs_override_both():
+    assert encoder_info("resnet1d-small").default_kwargs["widths"] == (16, 32, 64, 128)
+    enc = create_encoder("resnet1d-small", feature_dim=32)
+    assert enc.widths == (16, 32, 64, 128) and enc.feature_dim == 32
+
+
+def test_register_rejects_clashes_and_bad_modality():
+    class Other(nn.Module):
+        pass
+
+    with pytest.raises(ValueError, match="already registered"):
+        register_encoder("resnet1d", modality="ecg", licence="x", source="x", description="x")(Other)
+    with pytest.raises(ValueError, match="modality"):
+        register_encoder("eeg-net", modality="eeg", licence="x", source="x", description="x")
+
+
+def test_contract_is_checked_at_creation():
+    @register_encoder("broken-test-encoder", modality="ecg", licence="x", source="x", description="x")
+    class Broken(nn.Module):
+        modality = "ct"  # wrong, and no feature_dim / input_spec
+
+    try:
+        with pytest.raises(TypeError, match="feature_dim.*input_spec.*modality"):
+            create_encoder("broken-test-encoder")
+    finally:
+        _unregister("broken-test-encoder")
+    assert "broken-test-encoder" not in list_encoders()
+
+
+def test_importing_the_registry_is_cheap():
+    code = (
+        "import sys, riskfm.encoders\n"
+        "heavy = [m for m in ('riskfm.ecg.resnet1d', 'riskfm.ct.cnn3d', 'riskfm.clinical.text_encoder', "
+        "'transformers') if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# --------------------------------------------------------------------------- checkpoints
+def _same_weights(a: nn.Module, b: nn.Module) -> bool:
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+@pytest.mark.parametrize("layout", ["bare", "state_dict", "model", "ddp_prefix", "compiled_ddp"])
+def test_checkpoint_round_trip(tmp_path, layout):
+    torch.manual_seed(1)
+    source = create_encoder("resnet1d-small")
+    sd = source.state_dict()
+    payload = {
+        "bare": sd,
+        "state_dict": {"state_dict": sd, "epoch": 3},
+        "model": {"model": sd, "optimizer": {}},
+        "ddp_prefix": {"state_dict": {f"module.{k}": v for k, v in sd.items()}},
+        "compiled_ddp": {f"module._orig_mod.{k}": v for k, v in sd.items()},
+    }[layout]
+    path = tmp_path / "enc.pt"
+    torch.save(payload, path)
+    torch.manual_seed(2)
+    assert not _same_weights(source, create_encoder("resnet1d-small"))
+    loaded = create_encoder("resnet1d-small", checkpoint=path)
+    assert _same_weights(source, loaded)
+    x = torch.randn(2, 12, 1000)
+    assert torch.equal(source.eval()(x), loaded.eval()(x))
+
+
+def test_checkpoint_safetensors(tmp_path):
+    from safetensors.torch import save_file
+
+    source = create_encoder("cnn3d-small")
+    path = tmp_path / "enc.safetensors"
+    save_file({k: v.contiguous() for k, v in source.state_dict().items()}, str(path))
+    assert _same_weights(source, create_encoder("cnn3d-small", checkpoint=path))
+
+
+def test_checkpoint_key_mismatch_lists_keys(tmp_path):
+    sd = dict(create_encoder("resnet1d-small").state_dict())
+    sd.pop("fc.bias")
+    sd["head.weight"] = torch.zeros(3)
+    path = tmp_path / "enc.pt"
+    torch.save(sd, path)
+    with pytest.raises(CheckpointError) as err:
+        create_encoder("resnet1d-small", checkpoint=path)
+    assert "fc.bias" in str(err.value) and "head.weight" in str(err.value) and str(path) in str(err.value)
+    # strict=False loads the matching subset and says what it skipped.
+    with pytest.warns(UserWarning, match="strict=False"):
+        enc = create_encoder("resnet1d-small", checkpoint=path, strict=False)
+    assert torch.equal(enc.state_dict()["fc.weight"], sd["fc.weight"])
+
+
+def test_checkpoint_shape_mismatch_is_refused(tmp_path):
+    path = tmp_path / "small.pt"
+    torch.save(create_encoder("resnet1d-small").state_dict(), path)
+    with pytest.raises(CheckpointError, match="wrong shape"):
+        create_encoder("resnet1d", checkpoint=path, strict=False)
+
+
+def test_checkpoint_missing_file_and_remote_paths(tmp_path):
+    missing = tmp_path / "nope.pt"
+    with pytest.raises(FileNotFoundError, match="nope.pt"):
+        create_encoder("resnet1d-small", checkpoint=missing)
+    with pytest.raises(ValueError, match="local"):
+        create_encoder("resnet1d-small", checkpoint="https://example.org/weights.pt")
+
+
+def test_checkpoint_weights_only_by_default(tmp_path):
+    sd = create_encoder("resnet1d-small").state_dict()
+    path = tmp_path / "legacy.pt"
+    # A typical legacy training checkpoint: hyper-parameters pickled as an argparse Namespace.
+    torch.save({"state_dict": sd, "hparams": argparse.Namespace(lr=1e-3)}, path)
+    with pytest.raises(CheckpointError, match="weights_only=False"):
+        create_encoder("resnet1d-small", checkpoint=path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the explicit opt-in loads cleanly
+        enc = create_encoder("resnet1d-small", checkpoint=path, weights_only=False)
+    assert torch.equal(enc.state_dict()["fc.weight"], sd["fc.weight"])
+
+
+def test_checkpoint_without_tensors_is_refused(tmp_path):
+    path = tmp_path / "junk.pt"
+    torch.save({"state_dict": {"fc.weight": [1, 2, 3]}}, path)
+    with pytest.raises(CheckpointError, match="tensors"):
+        create_encoder("resnet1d-small", checkpoint=path)
