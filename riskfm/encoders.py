@@ -408,6 +408,27 @@ def _check_contract(model: Any, info: EncoderInfo) -> None:
         raise TypeError(f"encoder {info.name!r} breaks the encoder contract: " + "; ".join(problems))
 
 
+def _spec_from_mapping(info: EncoderInfo, values: Mapping[str, Any]) -> Any:
+    """An ``input_spec`` given as a mapping (from a YAML config) -> the modality's spec dataclass."""
+    import dataclasses
+
+    if info.modality == "ecg":
+        from riskfm.ecg.spec import ECGInputSpec as spec_cls
+    elif info.modality == "ct":
+        from riskfm.ct.spec import CTInputSpec as spec_cls
+    else:
+        raise ValueError(f"{info.name}: give input_spec as an object for {info.modality} encoders, not a mapping")
+    fields = {f.name for f in dataclasses.fields(spec_cls)}
+    unknown = sorted(set(values) - fields)
+    if unknown:
+        raise ValueError(f"{info.name}: unknown input_spec key(s) {unknown}; allowed: {sorted(fields)}")
+
+    def as_tuple(v: Any) -> Any:  # YAML lists -> the tuples the frozen spec expects
+        return tuple(as_tuple(x) for x in v) if isinstance(v, list) else v
+
+    return spec_cls(**{k: as_tuple(v) for k, v in values.items()})
+
+
 def create_encoder(
     name: str,
     checkpoint: str | os.PathLike | None = None,
@@ -449,6 +470,8 @@ def create_encoder(
         The checkpoint's content or keys do not fit (the message lists a few offending keys).
     """
     info = _resolve(name)
+    if isinstance(kwargs.get("input_spec"), Mapping):
+        kwargs["input_spec"] = _spec_from_mapping(info, kwargs["input_spec"])
     model = info.constructor(**{**info.default_kwargs, **kwargs})
     _check_contract(model, info)
     if checkpoint is not None:

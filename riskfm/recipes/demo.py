@@ -23,15 +23,19 @@ def demo_config(manifest: Path, out: Path, *, quick: bool = False, epochs: int |
         "out": str(out),
         "modalities": ["ecg", "ct", "clinical"],
         "targets": ["stenosis", "mace_30d"],
-        "split": {"external_sites": ["site_ext"], "test_fraction": 0.2, "val_fraction": 0.15, "seed": 0},
+        "split": {"external_sites": ["site_ext"], "test_fraction": 0.2, "val_fraction": 0.2, "seed": 0},
         "encoders": {
-            "ecg": {"name": "resnet1d-small"},
-            "ct": {"name": "cnn3d-small"},
+            # ECGFounder's zero-phase 0.67-40 Hz band-pass removes baseline wander and mains noise
+            # without distorting the ST segment; 250 Hz keeps everything below 40 Hz at half the CPU
+            # cost of 500 Hz.
+            "ecg": {"name": "resnet1d-small", "kwargs": {"input_spec": {
+                "fs": 250.0, "n_samples": 2500, "bandpass_hz": [0.67, 40.0]}}},
+            "ct": {"name": "cnn3d-small", "kwargs": {"widths": [8, 16, 32, 64]}},
             "clinical": {"name": "text-lm", "freeze": True},
         },
         "fusion": {"proj_dim": 64, "modality_dropout": 0.1, "dropout": 0.1},
-        "train": {"epochs": epochs or (2 if quick else 30), "batch_size": 32, "lr": 2e-3, "weight_decay": 1e-4,
-                  "patience": 6, "seed": 0, "resume": False},
+        "train": {"epochs": epochs or (2 if quick else 24), "batch_size": 32, "lr": 2e-3, "weight_decay": 1e-4,
+                  "scheduler": "cosine", "patience": 8, "seed": 0, "resume": False},
         "evaluate": {"n_boot": 200 if quick else 500},
     }
 

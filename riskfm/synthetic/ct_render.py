@@ -271,9 +271,9 @@ def _plan_lesion(artery: str, curve: np.ndarray, arc: np.ndarray, r_nom: np.ndar
         bump = np.cos(0.5 * np.pi * np.clip((arc - s_c) / half_len, -1.0, 1.0)) ** 2
         r_lumen = r_nom * np.sqrt(1.0 - severity * bump)  # cross-section area narrowed by `severity`
         n_blobs = 1 + int(severity >= 0.35 + 0.2 * u[2]) + int(severity >= 0.65 + 0.2 * u[3])
-        sigma_base = 0.6 + 1.4 * severity
+        size = severity  # blob size scale in (0.2, 1]
     else:  # tiny non-obstructive plaque: one small blob, lumen intact
-        half_len, n_blobs, sigma_base = 1.0, 1, BLOB_SIGMA_VOX[0]
+        half_len, n_blobs, size = 1.0, 1, 0.0
     lo, hi = CALCIFIED_HU if calcified else NONCALCIFIED_HU
     peak = lo + (hi - lo) * u[4]
     ends = _point_at(curve, arc, np.array([s_c - 0.5, s_c + 0.5]))
@@ -284,7 +284,9 @@ def _plan_lesion(artery: str, curve: np.ndarray, arc: np.ndarray, r_nom: np.ndar
         c_mm = _point_at(curve, arc, s_c + 1.2 * half_len * (bu[0] - 0.5))
         direction = _unit(np.cross(tangent, _unit(bu[1:4] - 0.5)))
         c_mm = c_mm + direction * r_nom[0] * (0.3 + 0.6 * bu[4])
-        sigma = float(np.clip(sigma_base * (0.85 + 0.3 * bu[5]), *BLOB_SIGMA_VOX))
+        # Strictly increasing in severity and inside 0.7-2.0 voxels without clipping (no ties).
+        lo_s, hi_s = BLOB_SIGMA_VOX
+        sigma = lo_s + (hi_s - lo_s) * size * (0.8 + 0.2 * bu[5])
         blobs.append((to_idx(c_mm), sigma))
     geo = _LesionGeometry(artery, to_idx(_point_at(curve, arc, s_c)), float(half_len), blobs, float(peak), calcified)
     record = {

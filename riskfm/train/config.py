@@ -69,6 +69,11 @@ class TrainConfig(_Strict):
     precision: Literal["32-true", "bf16-mixed", "16-mixed", "bf16-true"] = "32-true"
     accumulate_grad_batches: int = Field(1, ge=1)
     grad_clip: float | None = Field(1.0, gt=0)
+    scheduler: Literal["none", "cosine", "plateau"] = Field(
+        "none", description="cosine: warm-up then cosine decay per step; plateau: ReduceLROnPlateau on val AUROC")
+    warmup_epochs: float = Field(1.0, ge=0, description="linear warm-up length for the cosine schedule")
+    plateau_factor: float = Field(0.1, gt=0, lt=1)
+    plateau_patience: int = Field(10, ge=0)
     patience: int = Field(5, ge=1, description="epochs without validation AUROC gain before stopping")
     min_epochs: int = Field(1, ge=1)
     seed: int = 0

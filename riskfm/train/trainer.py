@@ -127,6 +127,25 @@ def _param_groups(model: RiskModel, lr: float, encoder_lr: dict[str, float]) -> 
     return groups
 
 
+def make_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch: int):
+    """(scheduler, kind): ``cosine`` steps every optimizer step, ``plateau`` once per epoch on val AUROC."""
+    if cfg.scheduler == "cosine":
+        total = max(1, cfg.epochs * steps_per_epoch)
+        warmup = int(cfg.warmup_epochs * steps_per_epoch)
+
+        def factor(step: int) -> float:
+            if step < warmup:
+                return (step + 1) / warmup
+            progress = (step - warmup) / max(1, total - warmup)
+            return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, factor), "step"
+    if cfg.scheduler == "plateau":  # ECGFounder's recipe: mode max on validation AUROC
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer, mode="max", factor=cfg.plateau_factor, patience=cfg.plateau_patience), "epoch"
+    return None, "none"
+
+
 def fit(
     fabric: Fabric,
     model: RiskModel,
@@ -149,12 +168,17 @@ def fit(
     fabric.seed_everything(cfg.seed)
     optimizer = torch.optim.AdamW(_param_groups(model, cfg.lr, encoder_lr or {}), lr=cfg.lr,
                                   weight_decay=cfg.weight_decay)
+    steps_per_epoch = math.ceil(math.ceil(len(train_set) / (cfg.batch_size * fabric.world_size))
+                                / cfg.accumulate_grad_batches)
+    scheduler, sched_kind = make_scheduler(optimizer, cfg, steps_per_epoch)
     start_epoch, best, best_epoch, bad_epochs, history = 0, -math.inf, -1, 0, []
     last = ckpt_dir / "last.ckpt"
     if cfg.resume and last.is_file():
         state = load_checkpoint(last)
         model.load_checkpoint_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
+        if scheduler is not None and state.get("scheduler"):
+            scheduler.load_state_dict(state["scheduler"])
         start_epoch, best, best_epoch = state["epoch"] + 1, state["best"], state["best_epoch"]
         bad_epochs, history = state["bad_epochs"], state["history"]
         set_rng_state(state["rng"])
@@ -186,11 +210,16 @@ def fit(
                     fabric.clip_gradients(wrapped, optimizer, max_norm=cfg.grad_clip)
                 optimizer.step()
                 optimizer.zero_grad(set_to_none=True)
+                if sched_kind == "step":
+                    scheduler.step()
             losses.append(float(loss.detach()))
         val = predict(fabric, wrapped, val_loader, val_set)
         val_auroc = mean_auroc(val)
         train_loss = float(fabric.all_reduce(torch.tensor(np.mean(losses), device=fabric.device), reduce_op="mean"))
-        history.append({"epoch": epoch, "train_loss": train_loss, "val_auroc": val_auroc})
+        history.append({"epoch": epoch, "train_loss": train_loss, "val_auroc": val_auroc,
+                        "lr": optimizer.param_groups[-1]["lr"]})
+        if sched_kind == "epoch" and np.isfinite(val_auroc):
+            scheduler.step(val_auroc)
         improved = np.isfinite(val_auroc) and val_auroc > best + 1e-4
         if improved or (best_epoch < 0 and not np.isfinite(val_auroc)):
             best, best_epoch, bad_epochs = (val_auroc if np.isfinite(val_auroc) else best), epoch, 0
@@ -202,6 +231,7 @@ def fit(
         if fabric.is_global_zero:
             save_atomic({"model": model.checkpoint_state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch,
                          "best": best, "best_epoch": best_epoch, "bad_epochs": bad_epochs, "history": history,
+                         "scheduler": scheduler.state_dict() if scheduler is not None else {},
                          "rng": rng_state(), "config": run_config or {}}, last)
         fabric.barrier()
         if bar is not None:

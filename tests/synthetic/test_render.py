@@ -242,8 +242,15 @@ def test_ct_calcified_plaque_peak_hu():
 @pytest.mark.parametrize("artery", ARTERIES)
 def test_ct_plaque_volume_grows_with_severity(artery, calcified):
     flags = [a == artery and calcified for a in ARTERIES]
-    counts = [int((_ct(9, _sev(**{artery: s}), flags).plaque_mask > 0).sum()) for s in (0.3, 0.5, 0.7, 0.9)]
-    assert np.all(np.diff(counts) > 0), f"{artery} plaque voxels not increasing with severity: {counts}"
+    levels = (0.3, 0.5, 0.7, 0.9)
+    counts = np.array([[int((_ct(seed, _sev(**{artery: s}), flags).plaque_mask > 0).sum()) for s in levels]
+                       for seed in (9, 10, 11)])
+    # Never shrinks; small plaques (one blob of a few voxels) may tie on the voxel lattice, but
+    # from moderate disease on every step adds voxels, and the average grows at every step.
+    assert np.all(np.diff(counts, axis=1) >= 0), f"{artery} plaque shrank with severity: {counts}"
+    assert np.all(np.diff(counts[:, 1:], axis=1) > 0), f"{artery} plaque not growing: {counts}"
+    assert np.all(np.diff(counts.mean(axis=0)) > 0), f"{artery} mean plaque not growing: {counts}"
+    assert counts[:, -1].min() > 3 * counts[:, 0].max(), "severe plaque should be several times a mild one"
 
 
 @pytest.mark.parametrize("seed", range(4))
