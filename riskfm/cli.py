@@ -99,39 +99,6 @@ def train(
 
 
 @app.command()
-def evaluate(
-    predictions: Annotated[Path, typer.Argument(help="predictions.csv (patient_id, split, target, y_true, y_prob)")],
-    out: Annotated[Path | None, typer.Option(help="output folder (default: beside the predictions)")] = None,
-    n_boot: int = 500,
-    ci: str = "bootstrap",
-    seed: int = 0,
-    figures: bool = True,
-) -> None:
-    """Metrics (AUROC with CIs) and figures from a predictions file."""
-    from riskfm.evaluate.run_metrics import (
-        auroc_table,
-        metrics_from_predictions,
-        read_predictions,
-        write_metrics,
-    )
-
-    try:
-        df = read_predictions(predictions)
-    except (ValueError, FileNotFoundError) as exc:
-        _fail(exc)
-    out = out or predictions.parent
-    out.mkdir(parents=True, exist_ok=True)
-    metrics = metrics_from_predictions(df, ci=ci, n_boot=n_boot, seed=seed)
-    write_metrics(metrics, out / "metrics.json")
-    if figures:
-        from riskfm.plots import write_run_figures
-
-        write_run_figures(df, out / "figures")
-    _print_table(auroc_table(metrics), f"riskfm evaluate: {predictions}")
-    typer.echo(f"metrics: {out / 'metrics.json'}")
-
-
-@app.command()
 def predict(
     run_dir: Annotated[Path, typer.Argument(help="a finished run folder (holds model.pt)")],
     manifest: Annotated[Path, typer.Argument(help="manifest of the patients to score")],
@@ -149,6 +116,16 @@ def predict(
     preds.to_csv(out, index=False)
     typer.echo(cohort.report())
     typer.echo(f"{preds['patient_id'].nunique()} patients scored -> {out}")
+
+
+def _mount_commands() -> None:
+    # Sub-commands live in riskfm/commands/<topic>.py; each is a thin wrapper over the library.
+    from riskfm.commands.evaluate import evaluate as evaluate_command
+
+    app.command("evaluate")(evaluate_command)
+
+
+_mount_commands()
 
 
 def main() -> None:

@@ -62,6 +62,7 @@ MODALITIES: tuple[str, ...] = ("ecg", "ct", "clinical")
 #: CORA) are added here; third-party code can instead import its own module before create_encoder.
 _BUILTIN_MODULES: tuple[str, ...] = (
     "riskfm.ecg.resnet1d",
+    "riskfm.ecg.registry",
     "riskfm.ct.cnn3d",
     "riskfm.clinical.text_encoder",
     "riskfm.clinical.tabular",
@@ -476,5 +477,7 @@ def create_encoder(
     _check_contract(model, info)
     if checkpoint is not None:
         state_dict = load_checkpoint_state_dict(checkpoint, weights_only=weights_only)
+        if hasattr(model, "adapt_checkpoint"):  # e.g. drop a released classification head not kept
+            state_dict = model.adapt_checkpoint(state_dict)
         _load_into(model, state_dict, strict=strict, source=f"{os.fspath(checkpoint)} -> {info.name}")
     return model

@@ -27,6 +27,8 @@ from riskfm.encoders import (
 _TEST_KWARGS = {"tabular-mlp": {"n_features": 7}}
 # Language-model encoders load real weights (seconds); tests/clinical/test_text_encoder.py covers them.
 _SLOW = {"text-lm"}
+# Adapters wrap the user's own model (local transformers folder / torch module); tests/ecg/test_ecg_models.py covers them.
+_NEEDS_USER_MODEL = {"hf-ecg", "generic-ecg"}
 # Modalities whose encoders produce spatial / temporal maps, with the map's rank.
 _MAP_RANK = {"ecg": 3, "ct": 5}
 
@@ -43,6 +45,8 @@ def _example_input(encoder: nn.Module, batch: int = 2) -> torch.Tensor:
 
 
 def _build(name: str, **kwargs) -> nn.Module:
+    if name in _NEEDS_USER_MODEL:
+        pytest.skip(f"{name} wraps a user model; see tests/ecg/test_ecg_models.py")
     if name in _SLOW:
         pytest.skip(f"{name} loads a language model; see tests/clinical/test_text_encoder.py")
     torch.manual_seed(0)

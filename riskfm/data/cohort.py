@@ -80,7 +80,8 @@ class Cohort:
             df[col] = ["" if p is None else str(p) for p in resolved]
             if mod not in modalities:
                 continue
-            missing = np.array([p is not None and not p.exists() for p in resolved])
+            # "file.hdf5::exam_id" addresses one record inside a container file (CODE-15%)
+            missing = np.array([p is not None and not Path(str(p).split("::")[0]).exists() for p in resolved])
             for i in np.flatnonzero(missing):
                 msg = f"{col} file not found: {resolved[i]}"
                 if on_missing_file == "raise":

@@ -18,12 +18,15 @@ import pandas as pd
 import torch
 
 from riskfm.clinical.text import serialise_clinical
+from riskfm.ct.augment import CTAugment
 from riskfm.ct.io import read_ct
 from riskfm.ct.preprocess import crop_or_pad, resample_to_spacing, window_channels
 from riskfm.ct.spec import CTInputSpec
 from riskfm.data.cohort import Cohort
 from riskfm.data.manifest import STENOSIS_TARGETS
 from riskfm.data.sample import Sample
+from riskfm.ecg.augment import ECGAugment
+from riskfm.ecg.beats import BeatDetectionError, median_beat
 from riskfm.ecg.io import read_ecg
 from riskfm.ecg.preprocess import prepare_ecg
 from riskfm.ecg.spec import ECGInputSpec
@@ -50,8 +53,22 @@ class PreparedCohort:
     failures: list[dict] = field(default_factory=list)
 
 
-def _prepare_ecg_file(path: str, spec: ECGInputSpec) -> tuple[np.ndarray, np.ndarray]:
-    x, mask = prepare_ecg(read_ecg(path), spec)
+def _prepare_ecg_file(path: str, spec: ECGInputSpec, quality: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    ecg = read_ecg(path)
+    if quality:
+        from riskfm.ecg.quality import ecg_quality
+
+        report = ecg_quality(ecg)
+        if not report.ok:
+            raise ValueError(f"{path}: poor signal quality ({'; '.join(report.reasons)})")
+    x, mask = prepare_ecg(ecg, spec)
+    if spec.representation == "median_beat":
+        try:
+            x = median_beat(x, spec.fs, window_s=spec.beat_window_s)
+        except BeatDetectionError as exc:
+            raise ValueError(f"{path}: {exc}") from None
+    elif spec.representation != "raw":
+        raise ValueError(f"unknown ECG representation {spec.representation!r}; use 'raw' or 'median_beat'")
     if not np.isfinite(x).all():
         raise ValueError(f"{path}: non-finite values after preprocessing")
     return x.astype(np.float16), mask
@@ -72,15 +89,44 @@ def prepare_cohort(
     ct_spec: CTInputSpec | None = None,
     n_workers: int | None = None,
     progress: bool = False,
+    ecg_store: Any = None,
+    ecg_quality: bool = False,
 ) -> PreparedCohort:
     """Read and prepare every ECG (for ``ecg_spec``) and CT (for ``ct_spec``) of the cohort once.
 
     Unreadable files do not stop the run: each becomes a ``failures`` entry with the reader's
     message (which names the file and the problem).
+
+    ``ecg_store`` (a folder or :class:`riskfm.ecg.store.ECGStore` built for ``ecg_spec``) serves
+    the ECGs from memory-mapped shards instead of parsing files: the arrays are views read when a
+    sample is drawn. ECGs absent from the store, or that failed when it was built, are failures.
+    ``ecg_quality=True`` also excludes records failing :func:`riskfm.ecg.quality.ecg_quality`
+    (reason ``"ecg quality: ..."``, so the cohort report counts them).
     """
     prepared = PreparedCohort(ecg_spec=ecg_spec, ct_spec=ct_spec)
     jobs: list[tuple[str, str, str]] = []
-    if ecg_spec is not None:
+    if ecg_spec is not None and ecg_store is not None:
+        from riskfm.ecg.store import ECGStore
+
+        if ecg_spec.representation != "raw":
+            raise ValueError("the ECG store holds raw windows; representation "
+                             f"{ecg_spec.representation!r} is computed from files only")
+        store = ecg_store if isinstance(ecg_store, ECGStore) else ECGStore(ecg_store)
+        store.check_spec(ecg_spec)
+        for pid, p in zip(cohort.df["patient_id"], cohort.df["ecg_path"]):
+            if not p:
+                continue
+            if p not in store:
+                prepared.failures.append({"patient_id": pid, "reason": f"ecg not in store {store.path}: {p}"})
+                continue
+            rec = store.record(p)
+            if not bool(rec["ok"]):
+                prepared.failures.append({"patient_id": pid, "reason": f"ecg unreadable: {rec['reason']}"})
+            elif ecg_quality and not bool(rec["quality_ok"]):
+                prepared.failures.append({"patient_id": pid, "reason": f"ecg quality: {rec['quality_flags']}"})
+            else:
+                prepared.ecg[pid] = store[p]
+    elif ecg_spec is not None:
         jobs += [("ecg", pid, p) for pid, p in zip(cohort.df["patient_id"], cohort.df["ecg_path"]) if p]
     if ct_spec is not None:
         jobs += [("ct", pid, p) for pid, p in zip(cohort.df["patient_id"], cohort.df["ct_path"]) if p]
@@ -89,9 +135,11 @@ def prepare_cohort(
         kind, pid, path = job
         try:
             if kind == "ecg":
-                return kind, pid, _prepare_ecg_file(path, ecg_spec), None
+                return kind, pid, _prepare_ecg_file(path, ecg_spec, ecg_quality), None
             return kind, pid, _prepare_ct_file(path, ct_spec), None
         except Exception as exc:  # noqa: BLE001 - every reader error becomes a counted exclusion
+            if kind == "ecg" and "poor signal quality" in str(exc):
+                return kind, pid, None, f"ecg quality: {exc}"
             return kind, pid, None, f"{kind} unreadable: {exc}"
 
     workers = n_workers or min(8, os.cpu_count() or 1)
@@ -129,6 +177,8 @@ class RiskDataset(torch.utils.data.Dataset):
         clinical: str | None = "text",
         prompt: str | None = None,
         tabular: Any = None,
+        augment: bool = False,
+        seed: int = 0,
     ) -> None:
         if clinical not in ("text", "tabular", None):
             raise ValueError(f"clinical must be 'text', 'tabular' or None, got {clinical!r}")
@@ -136,6 +186,12 @@ class RiskDataset(torch.utils.data.Dataset):
             raise ValueError("clinical='tabular' needs a fitted TabularPreprocessor in `tabular`")
         self.cohort = cohort
         self.prepared = prepared
+        # Training-set augmentation (device gain/noise); a per-item generator seeded by (seed, epoch
+        # draw) keeps runs reproducible with any number of DataLoader workers.
+        self.augment = augment
+        self.ecg_augment = ECGAugment()
+        self.ct_augment = CTAugment()
+        self._rng = np.random.default_rng(seed)
         self.clinical_mode = clinical
         df = cohort.df
         self.patient_ids = df["patient_id"].tolist()
@@ -156,14 +212,21 @@ class RiskDataset(torch.utils.data.Dataset):
         pid = self.patient_ids[i]
         ecg = self.prepared.ecg.get(pid)
         hu = self.prepared.ct_hu.get(pid)
+        rng = np.random.default_rng(self._rng.integers(2**63)) if self.augment else None
         ct = None
         if hu is not None:
-            ct = window_channels(hu.astype(np.float32), self.prepared.ct_spec.windows)
+            hu = hu.astype(np.float32)
+            if rng is not None:
+                hu = self.ct_augment(hu, rng)
+            ct = window_channels(hu, self.prepared.ct_spec.windows)
+        ecg_x = None if ecg is None else ecg[0].astype(np.float32)
+        if ecg_x is not None and rng is not None:
+            ecg_x = self.ecg_augment(ecg_x, rng)
         return Sample(
             patient_id=pid,
             site=self.sites[i],
             index=i,
-            ecg=None if ecg is None else ecg[0].astype(np.float32),
+            ecg=ecg_x,
             ecg_lead_mask=None if ecg is None else ecg[1],
             ct=ct,
             clinical=self.clinical_records[i],

@@ -6,6 +6,9 @@ Formats
   signal file with a sibling header, or the record path without extension. Samples are read in
   physical units with :func:`wfdb.rdrecord` and converted to mV from each channel's header units.
   Channels stored in several signal files (PTB's ``.dat`` + ``.xyz``) are handled by wfdb.
+* **GE MUSE XML**, **HL7 aECG XML** (:mod:`riskfm.ecg.muse`, :mod:`riskfm.ecg.hl7`) and
+  **HDF5** arrays in the CODE-15% layout addressed as ``"<file>.hdf5::<exam_id>"``
+  (:mod:`riskfm.ecg.hdf5`).
 * **DICOM ECG waveform** (``.dcm``, or any file with the ``DICM`` preamble): the RHYTHM multiplex
   group is read (the first group when none is labelled RHYTHM), with pydicom applying each
   channel's sensitivity; values are converted to mV from the channel's sensitivity units.
@@ -311,10 +314,35 @@ def _detect_format(path: Path) -> tuple[str, Path]:
         raise ECGFormatError(path, "is a directory, not an ECG file or WFDB record")
     if _is_dicom(path):
         return "dicom", path
+    if suffix in (".hdf5", ".h5", ".hdf"):
+        raise ECGFormatError(path, "an HDF5 file holds many ECGs: address one as '<file>.hdf5::<exam_id>'")
+    xml_kind = _xml_kind(path)
+    if xml_kind is not None:
+        return xml_kind, path
     raise ECGFormatError(
         path, f"unrecognised ECG file format (suffix {path.suffix!r}); supported: WFDB record "
-              "(.hea/.dat) and DICOM waveform (.dcm or DICM preamble)"
+              "(.hea/.dat), DICOM waveform (.dcm or DICM preamble), GE MUSE XML, HL7 aECG XML and "
+              "HDF5 ('<file>.hdf5::<exam_id>')"
     )
+
+
+def _xml_kind(path: Path) -> str | None:
+    """``"muse"`` / ``"hl7"`` from the first KiB of an XML file, else None."""
+    from riskfm.ecg.hl7 import is_hl7_aecg
+    from riskfm.ecg.muse import is_muse_xml
+
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(2048)
+    except OSError:
+        return None
+    if is_muse_xml(head):
+        return "muse"
+    if is_hl7_aecg(head):
+        return "hl7"
+    if path.suffix.lower() == ".xml":
+        raise ECGFormatError(path, "XML file is neither a GE MUSE <RestingECG> nor an HL7 aECG <AnnotatedECG>")
+    return None
 
 
 # --------------------------------------------------------------------------------------------
@@ -528,8 +556,10 @@ def read_ecg(path: str | os.PathLike, *, leads: str = "standard") -> ECG:
     ----------
     path : str or path-like
         A WFDB record (``.hea`` header, ``.dat`` signal file with a sibling header, or the record
-        path without extension) or a DICOM waveform file (``.dcm`` or any file with the DICM
-        preamble).
+        path without extension), a DICOM waveform file (``.dcm`` or any file with the DICM
+        preamble), a GE MUSE XML or HL7 aECG XML file (recognised by their root elements; limb
+        leads they lack are derived from I and II), or one exam of a CODE-15%-style HDF5 file
+        addressed as ``"<file>.hdf5::<exam_id>"``.
     leads : {"standard", "all"}
         ``"standard"`` (default): keep the channels that are standard 12-lead leads, in canonical
         order ``I, II, III, aVR, aVL, aVF, V1 .. V6`` (those the file lacks are absent), and list
@@ -569,8 +599,21 @@ def read_ecg(path: str | os.PathLike, *, leads: str = "standard") -> ECG:
     """
     if leads not in ("standard", "all"):
         raise ValueError(f"read_ecg: leads must be 'standard' or 'all'; got {leads!r}")
+    from riskfm.ecg.hdf5 import read_hdf5_ecg, split_hdf5_address
+
+    address = split_hdf5_address(path)
+    if address is not None:
+        return read_hdf5_ecg(address[0], address[1], mode=leads)
     path = Path(os.fspath(path)).expanduser()
     fmt, target = _detect_format(path)
     if fmt == "wfdb":
         return _read_wfdb(target, path, leads)
+    if fmt == "muse":
+        from riskfm.ecg.muse import read_muse_xml
+
+        return read_muse_xml(target, leads)
+    if fmt == "hl7":
+        from riskfm.ecg.hl7 import read_hl7_aecg
+
+        return read_hl7_aecg(target, leads)
     return _read_dicom(target, leads)

@@ -16,6 +16,7 @@ Arrays are ``[leads, T]``; time is the last axis throughout.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from fractions import Fraction
@@ -38,10 +39,12 @@ __all__ = [
     "remove_baseline",
     "normalise",
     "NORMALISATIONS",
+    "ecg_windows",
+    "aggregate_windows",
 ]
 
 #: Accepted values of ``ECGInputSpec.normalisation``.
-NORMALISATIONS: tuple[str, ...] = ("none", "global_zscore", "lead_zscore")
+NORMALISATIONS: tuple[str, ...] = ("none", "global_zscore", "lead_zscore", "lead_minmax")
 
 # Standard deviations below this (in the array's units) are treated as a flat line: dividing by
 # them would turn quantisation noise into unit-variance garbage.
@@ -343,10 +346,12 @@ def normalise(x: np.ndarray, method: str, mask: np.ndarray | None = None) -> np.
     ----------
     x : np.ndarray
         ``[leads, T]`` signal in mV.
-    method : {"none", "global_zscore", "lead_zscore"}
+    method : {"none", "global_zscore", "lead_zscore", "lead_minmax"}
         ``"none"``: return mV unchanged. ``"global_zscore"``: subtract the mean and divide by the
         standard deviation of all samples of the present leads together (keeps the relative
-        amplitude of leads). ``"lead_zscore"``: the same per present lead.
+        amplitude of leads). ``"lead_zscore"``: the same per present lead. ``"lead_minmax"``:
+        each present lead divided by its largest absolute value, so it lies in [-1, 1]
+        (HuBERT-ECG style).
     mask : np.ndarray, optional
         bool ``[leads]``; absent leads (False) are left as they are (zeros from
         :func:`reorder_leads`) and do not enter the statistics. All leads are present by default.
@@ -374,15 +379,18 @@ def normalise(x: np.ndarray, method: str, mask: np.ndarray | None = None) -> np.
         rows = rows - mean
         if std > _MIN_STD:
             rows = rows / std
-    else:
+    elif method == "lead_zscore":
         mean = np.nanmean(rows, axis=1, keepdims=True)
         std = np.nanstd(rows, axis=1, keepdims=True)
         rows = (rows - mean) / np.where(std > _MIN_STD, std, 1.0)
+    else:
+        peak = np.nanmax(np.abs(rows), axis=1, keepdims=True)
+        rows = rows / np.where(peak > _MIN_STD, peak, 1.0)
     out[present] = rows.astype(np.float32)
     return out
 
 
-def prepare_ecg(ecg: ECG, spec: ECGInputSpec) -> tuple[np.ndarray, np.ndarray]:
+def prepare_ecg(ecg: ECG, spec: ECGInputSpec, *, crop: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Preprocess one ECG exactly as ``spec`` describes (see the module docstring for the order).
 
     Parameters
@@ -393,6 +401,9 @@ def prepare_ecg(ecg: ECG, spec: ECGInputSpec) -> tuple[np.ndarray, np.ndarray]:
         What the encoder expects: ``fs`` (Hz), ``n_samples``, ``leads`` order, optional
         ``notch_hz``, ``bandpass_hz`` (low, high in Hz), ``baseline_median_s`` (s) and
         ``normalisation``.
+    crop : bool, default True
+        Crop / pad to ``spec.n_samples``. ``False`` keeps the whole (filtered, normalised)
+        recording, for :func:`ecg_windows`.
 
     Returns
     -------
@@ -437,9 +448,79 @@ def prepare_ecg(ecg: ECG, spec: ECGInputSpec) -> tuple[np.ndarray, np.ndarray]:
         x = bandpass(x, fs_out, low, high)
     if spec.baseline_median_s is not None:
         x = remove_baseline(x, fs_out, spec.baseline_median_s)
-    x = crop_or_pad(x, spec.n_samples)
+    if crop:
+        x = crop_or_pad(x, spec.n_samples)
     # Absent leads must stay exactly zero whatever the filters did to their (zero) rows.
     x[~mask] = 0.0
     x = normalise(x, spec.normalisation, mask)
     x = np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0).astype(np.float32, copy=False)
     return x, mask
+
+
+def ecg_windows(ecg: ECG, spec: ECGInputSpec, *, stride_s: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Split a long recording into model-length windows, each prepared as ``spec`` describes.
+
+    The whole recording is filtered once (so no window has filter edge transients), then cut into
+    windows of ``spec.n_samples`` every ``stride_s`` seconds (non-overlapping by default); the
+    tail that does not fill a window is covered by one last window ending at the recording's end.
+    Each window is normalised on its own, like a single ``prepare_ecg`` input. A recording shorter
+    than one window gives one zero-padded window.
+
+    Parameters
+    ----------
+    ecg : ECG
+        Recording in mV.
+    spec : ECGInputSpec
+        The encoder's input spec.
+    stride_s : float, optional
+        Window start spacing in seconds (default: ``spec.seconds``, no overlap).
+
+    Returns
+    -------
+    windows : np.ndarray
+        float32 ``[n_windows, len(spec.leads), spec.n_samples]``.
+    lead_mask : np.ndarray
+        bool ``[len(spec.leads)]``.
+    """
+    full, mask = prepare_ecg(ecg, dataclasses.replace(spec, normalisation="none"), crop=False)
+    n = int(spec.n_samples)
+    stride = n if stride_s is None else int(round(float(stride_s) * spec.fs))
+    if stride <= 0:
+        raise ValueError(f"ecg_windows: stride_s must be > 0 s; got {stride_s!r}")
+    length = full.shape[1]
+    if length <= n:
+        starts = [0]
+    else:
+        starts = list(range(0, length - n + 1, stride))
+        if starts[-1] + n < length:
+            starts.append(length - n)
+    windows = np.stack([
+        normalise(crop_or_pad(full[:, s:s + n], n), spec.normalisation, mask) for s in starts
+    ]).astype(np.float32)
+    windows[:, ~mask] = 0.0
+    return np.nan_to_num(windows, nan=0.0, posinf=0.0, neginf=0.0), mask
+
+
+def aggregate_windows(values: np.ndarray, how: str = "mean") -> np.ndarray:
+    """Aggregate per-window predictions of one recording into one prediction.
+
+    Parameters
+    ----------
+    values : np.ndarray
+        ``[n_windows, ...]`` probabilities (or logits, or features).
+    how : {"mean", "max", "median"}
+        ``"mean"`` (default; what the window-averaging evaluations of ECG models report), ``"max"``
+        (any window positive, e.g. paroxysmal findings) or ``"median"`` (robust to a noisy window).
+
+    Returns
+    -------
+    np.ndarray
+        ``values`` reduced over axis 0.
+    """
+    values = np.asarray(values)
+    if values.ndim == 0 or values.shape[0] == 0:
+        raise ValueError(f"aggregate_windows: need at least one window; got shape {values.shape}")
+    funcs = {"mean": np.mean, "max": np.max, "median": np.median}
+    if how not in funcs:
+        raise ValueError(f"aggregate_windows: how must be one of {sorted(funcs)}; got {how!r}")
+    return funcs[how](values, axis=0)

@@ -23,6 +23,10 @@ class ECGInputSpec:
         baseline_median_s: window in seconds of a median-filter baseline to subtract, or None.
         normalisation: "global_zscore" (one z-score over the whole leads x samples array),
             "lead_zscore" (per lead) or "none" (keep mV).
+        representation: "raw" (the ``n_samples`` window itself) or "median_beat" (the window is
+            cut into R-aligned beats and the encoder sees their per-lead median,
+            ``[leads, round(sum(beat_window_s) * fs)]``; see ``riskfm.ecg.beats``).
+        beat_window_s: seconds before and after the R peak kept in a median beat.
         licence: licence of the weights this spec belongs to.
         source: where the weights come from (paper / repository), for provenance.
     """
@@ -34,6 +38,8 @@ class ECGInputSpec:
     notch_hz: float | None = None
     baseline_median_s: float | None = None
     normalisation: str = "none"
+    representation: str = "raw"
+    beat_window_s: tuple[float, float] = (0.25, 0.45)
     licence: str = "MIT"
     source: str = "riskfm"
     extra: dict = field(default_factory=dict)
@@ -41,3 +47,10 @@ class ECGInputSpec:
     @property
     def seconds(self) -> float:
         return self.n_samples / self.fs
+
+    @property
+    def input_samples(self) -> int:
+        """Length of the time axis the encoder receives."""
+        if self.representation == "median_beat":
+            return int(round(self.beat_window_s[0] * self.fs)) + int(round(self.beat_window_s[1] * self.fs))
+        return self.n_samples

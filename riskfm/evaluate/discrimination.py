@@ -523,3 +523,214 @@ def roc_curve_points(y: Any, p: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray
     fpr = np.r_[0.0, fp / len(neg)]
     thresholds = np.r_[np.inf, p_sorted[last]]
     return fpr, tpr, thresholds
+
+
+# ----------------------------------------------------------------------------------------- AUPRC
+
+
+def _resample_counts(idx: np.ndarray, n: int) -> np.ndarray:
+    """Multiplicity of each of ``n`` items in each resample: ``idx`` [B, m] -> counts [B, n]."""
+    n_boot = idx.shape[0]
+    rows = np.arange(n_boot)[:, None] * n
+    return np.bincount((idx + rows).ravel(), minlength=n_boot * n).reshape(n_boot, n)
+
+
+def _weighted_average_precision(y_sorted: np.ndarray, last: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Average precision of each row of weights ``w`` [B, n] over scores sorted in decreasing order.
+
+    ``y_sorted`` [n] are the labels in that order and ``last`` the index of the last item of each
+    run of tied scores (the distinct thresholds). With integer weights (bootstrap multiplicities)
+    the result equals ``sklearn.metrics.average_precision_score`` of the resampled data: items not
+    drawn add no recall, so the step they sit on contributes nothing.
+    """
+    tp = np.cumsum(w * y_sorted, axis=1)[:, last]
+    fp = np.cumsum(w * (~y_sorted), axis=1)[:, last]
+    total_pos = tp[:, -1:]
+    recall = tp / total_pos
+    # Before the first drawn item tp + fp = 0; its recall step is 0, so any finite precision works.
+    precision = tp / np.maximum(tp + fp, 1)
+    d_recall = np.diff(recall, axis=1, prepend=0.0)
+    return (d_recall * precision).sum(axis=1)
+
+
+def _sorted_for_ap(pos: np.ndarray, neg: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    p_all = np.concatenate([pos, neg])
+    y_all = np.r_[np.ones(len(pos), bool), np.zeros(len(neg), bool)]
+    order = np.argsort(-p_all, kind="stable")
+    p_sorted = p_all[order]
+    last = np.r_[np.flatnonzero(np.diff(p_sorted) != 0), len(p_sorted) - 1]
+    return order, y_all[order], last
+
+
+def _bootstrap_aps(pos: np.ndarray, neg: np.ndarray, idx_pos: np.ndarray, idx_neg: np.ndarray) -> np.ndarray:
+    """Average precision of each stratified resample (rows of ``idx_pos`` [B, n_pos], ``idx_neg`` [B, n_neg])."""
+    order, y_sorted, last = _sorted_for_ap(pos, neg)
+    w = np.concatenate([_resample_counts(idx_pos, len(pos)), _resample_counts(idx_neg, len(neg))], axis=1)
+    return _weighted_average_precision(y_sorted, last, w[:, order])
+
+
+def average_precision(
+    y: Any,
+    p: Any,
+    ci: str | None = "bootstrap",
+    n_boot: int = 500,
+    seed: int | np.random.Generator | None = 0,
+    confidence: float = 0.95,
+) -> Estimate:
+    """Area under the precision-recall curve (average precision) with a bootstrap interval.
+
+    ``AP = sum_k (R_k - R_{k-1}) P_k`` over the distinct score thresholds in decreasing order (the
+    step-wise definition of ``sklearn.metrics.average_precision_score``; no interpolation). Its
+    chance level is the prevalence, not 0.5.
+
+    Parameters
+    ----------
+    y : array-like, shape [n]
+        Binary labels, both classes present.
+    p : array-like, shape [n]
+        Finite scores; larger means more likely positive.
+    ci : {"bootstrap", None}
+        Stratified percentile bootstrap (vectorised like the AUROC bootstrap) or no interval.
+    n_boot, seed, confidence
+        Bootstrap resamples, seed and nominal coverage.
+
+    Returns
+    -------
+    Estimate
+        ``value`` equals ``sklearn.metrics.average_precision_score(y, p)``.
+    """
+    if ci not in ("bootstrap", None):
+        raise ValueError(f"average_precision: ci must be 'bootstrap' or None, got {ci!r}")
+    _z(confidence)
+    y_b, p_f = check_binary_scores(y, p)
+    pos, neg = _split_classes(y_b, p_f)
+    order, y_sorted, last = _sorted_for_ap(pos, neg)
+    value = float(_weighted_average_precision(y_sorted, last, np.ones((1, len(p_f))))[0])
+    if ci is None:
+        return Estimate(value, math.nan, math.nan, "none", len(p_f), len(pos), confidence)
+    aps = _bootstrap_stat(pos, neg, n_boot, seed, _bootstrap_aps)
+    alpha = 1.0 - confidence
+    low, high = np.quantile(aps, [alpha / 2.0, 1.0 - alpha / 2.0])
+    return Estimate(value, float(low), float(high), "bootstrap", len(p_f), len(pos), confidence,
+                    se=float(aps.std(ddof=1)) if len(aps) > 1 else None)
+
+
+def _bootstrap_stat(pos: np.ndarray, neg: np.ndarray, n_boot: int, seed: Any, stat: Any) -> np.ndarray:
+    """Stratified resamples of (pos, neg) drawn exactly as for the AUROC, statistic ``stat`` of each."""
+    if int(n_boot) != n_boot or n_boot < 1:
+        raise ValueError(f"n_boot must be a positive integer, got {n_boot!r}")
+    n_boot = int(n_boot)
+    rng = np.random.default_rng(seed)
+    block = max(1, _MAX_BLOCK_ELEMENTS // (len(pos) + len(neg)))
+    out = np.empty(n_boot, dtype=np.float64)
+    for start in range(0, n_boot, block):
+        b = min(block, n_boot - start)
+        idx_pos = rng.integers(0, len(pos), size=(b, len(pos)))
+        idx_neg = rng.integers(0, len(neg), size=(b, len(neg)))
+        out[start:start + b] = stat(pos, neg, idx_pos, idx_neg)
+    return out
+
+
+# ----------------------------------------------------------------------------------------- comparison
+
+
+@dataclass
+class PairedComparison:
+    """Two models on the same patients: their metric, the difference and a test.
+
+    Attributes
+    ----------
+    metric : str
+        ``"auroc"`` or ``"auprc"``.
+    value1, value2 : float
+        The metric of model 1 and model 2 on all patients.
+    difference : float
+        ``value1 - value2``.
+    low, high : float
+        Percentile bootstrap interval of the difference.
+    z, p_value : float
+        ``difference / sd(bootstrap differences)`` and its two-sided normal p-value (the bootstrap
+        test of Hanley & McNeil as implemented by pROC's ``roc.test(method="bootstrap")``).
+    n_boot : int
+        Resamples used.
+    """
+
+    metric: str
+    value1: float
+    value2: float
+    difference: float
+    low: float
+    high: float
+    z: float
+    p_value: float
+    n_boot: int
+    confidence: float = 0.95
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dictionary (NaN -> None)."""
+        return {"metric": self.metric, "value1": self.value1, "value2": self.value2,
+                "difference": self.difference, "ci": [_finite_or_none(self.low), _finite_or_none(self.high)],
+                "z": _finite_or_none(self.z), "p_value": _finite_or_none(self.p_value), "n_boot": self.n_boot,
+                "confidence": self.confidence}
+
+
+def paired_bootstrap_test(
+    y: Any,
+    p1: Any,
+    p2: Any,
+    metric: str = "auroc",
+    n_boot: int = 500,
+    seed: int | np.random.Generator | None = 0,
+    confidence: float = 0.95,
+) -> PairedComparison:
+    """Paired stratified bootstrap comparison of two models scored on the same patients.
+
+    Each resample draws the same patients for both models (that is what makes it paired), so the
+    correlation between the two scores is kept in the distribution of the difference.
+
+    Parameters
+    ----------
+    y : array-like, shape [n]
+        Binary labels, both classes present.
+    p1, p2 : array-like, shape [n]
+        Scores of model 1 and 2 for the same patients in the same order.
+    metric : {"auroc", "auprc"}
+        Metric compared.
+    n_boot, seed, confidence
+        Bootstrap settings.
+
+    Returns
+    -------
+    PairedComparison
+    """
+    stats = {"auroc": (_bootstrap_aurocs, _auc_from_classes),
+             "auprc": (_bootstrap_aps, lambda pos, neg: float(_bootstrap_aps(
+                 pos, neg, np.arange(len(pos))[None, :], np.arange(len(neg))[None, :])[0]))}
+    if metric not in stats:
+        raise ValueError(f"metric must be one of {tuple(stats)}, got {metric!r}")
+    boot, point = stats[metric]
+    y_b, a1 = check_binary_scores(y, p1, name_p="p1")
+    _, a2 = check_binary_scores(y, p2, name_p="p2")
+    pos1, neg1 = _split_classes(y_b, a1)
+    pos2, neg2 = a2[y_b], a2[~y_b]
+    if int(n_boot) != n_boot or n_boot < 2:
+        raise ValueError(f"n_boot must be an integer >= 2, got {n_boot!r}")
+    rng = np.random.default_rng(seed)
+    block = max(1, _MAX_BLOCK_ELEMENTS // len(a1))
+    diffs = np.empty(int(n_boot))
+    for start in range(0, int(n_boot), block):
+        b = min(block, int(n_boot) - start)
+        idx_pos = rng.integers(0, len(pos1), size=(b, len(pos1)))
+        idx_neg = rng.integers(0, len(neg1), size=(b, len(neg1)))
+        diffs[start:start + b] = boot(pos1, neg1, idx_pos, idx_neg) - boot(pos2, neg2, idx_pos, idx_neg)
+    v1, v2 = point(pos1, neg1), point(pos2, neg2)
+    diff = v1 - v2
+    alpha = 1.0 - confidence
+    low, high = np.quantile(diffs, [alpha / 2.0, 1.0 - alpha / 2.0])
+    sd = float(diffs.std(ddof=1))
+    if sd <= 1e-15:
+        z = 0.0 if abs(diff) < 1e-12 else math.copysign(math.inf, diff)
+    else:
+        z = diff / sd
+    return PairedComparison(metric, float(v1), float(v2), float(diff), float(low), float(high), float(z),
+                            float(2.0 * norm.sf(abs(z))), int(n_boot), confidence)

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from riskfm.evaluate.discrimination import roc_auc, roc_curve_points
+from riskfm.evaluate.discrimination import check_binary_scores, roc_auc, roc_curve_points
 from riskfm.evaluate.run_metrics import ordered_targets
 from riskfm.plots.style import (
     NEUTRAL,
@@ -59,6 +59,43 @@ def _curves_from_input(data: Any, y_prob: Any, split: str | None) -> dict[str, t
     return {"model": (np.asarray(data), np.asarray(y_prob))}
 
 
+def roc_band(y: Any, p: Any, *, n_boot: int = 200, seed: int = 0, confidence: float = 0.95,
+             n_grid: int = 101) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pointwise bootstrap band of the ROC curve: sensitivity quantiles at fixed false-positive rates.
+
+    Parameters
+    ----------
+    y, p : array-like, shape [n]
+        Labels (both classes) and scores.
+    n_boot, seed, confidence
+        Stratified resamples (positives and negatives drawn separately), seed, coverage.
+    n_grid : int
+        False-positive rates on an even grid from 0 to 1.
+
+    Returns
+    -------
+    fpr, low, high : np.ndarray, shape [n_grid]
+        The grid and the lower / upper percentile of the resampled sensitivity at each rate
+        (the upper envelope of each step curve, so vertical segments are covered).
+    """
+    y_b, p_f = check_binary_scores(y, p)
+    rng = np.random.default_rng(seed)
+    pos, neg = np.flatnonzero(y_b), np.flatnonzero(~y_b)
+    if len(pos) == 0 or len(neg) == 0:
+        raise ValueError("ROC band needs both classes")
+    grid = np.linspace(0.0, 1.0, n_grid)
+    tprs = np.empty((n_boot, n_grid))
+    for b in range(n_boot):
+        idx = np.r_[rng.choice(pos, len(pos)), rng.choice(neg, len(neg))]
+        fpr, tpr, _ = roc_curve_points(y_b[idx], p_f[idx])
+        tprs[b] = np.interp(grid, fpr, tpr, right=1.0)
+        # np.interp takes the first point of a vertical segment; the curve reaches its top there.
+        tprs[b] = np.maximum(tprs[b], tpr[np.searchsorted(fpr, grid, side="right") - 1])
+    alpha = 1.0 - confidence
+    low, high = np.quantile(tprs, [alpha / 2, 1 - alpha / 2], axis=0)
+    return grid, low, high
+
+
 def plot_roc(
     data: Any,
     y_prob: Any = None,
@@ -71,6 +108,8 @@ def plot_roc(
     confidence: float = 0.95,
     title: str | None = None,
     size_in: tuple[float, float] = (SINGLE_COLUMN_IN, SINGLE_COLUMN_IN),
+    band: bool = False,
+    band_n_boot: int = 200,
 ) -> Figure:
     """ROC curves with AUROC and its confidence interval in the legend.
 
@@ -93,6 +132,11 @@ def plot_roc(
         Axes title.
     size_in : (float, float)
         Figure size in inches (PNG at 300 dpi: 1050 x 1050 px by default).
+    band : bool
+        Shade a pointwise confidence band of the sensitivity at each false-positive rate
+        (``roc_band``: stratified bootstrap, ``band_n_boot`` resamples, seeded with ``seed``).
+    band_n_boot : int
+        Resamples of the band.
 
     Returns
     -------
@@ -133,7 +177,11 @@ def plot_roc(
                 est = roc_auc(y, p, ci=ci, n_boot=n_boot, seed=seed, confidence=confidence)
                 value, lo, hi = est.value, est.low, est.high
             ci_text = "" if math.isnan(lo) or math.isnan(hi) else f" [{lo:.2f}\u2013{hi:.2f}]"
-            ax.plot(fpr, tpr, color=PALETTE[i % len(PALETTE)], zorder=2,
+            color = PALETTE[i % len(PALETTE)]
+            if band:
+                grid, lo_b, hi_b = roc_band(y, p, n_boot=band_n_boot, seed=seed, confidence=confidence)
+                ax.fill_between(grid, lo_b, hi_b, color=color, alpha=0.15, lw=0, zorder=1.5)
+            ax.plot(fpr, tpr, color=color, zorder=2,
                     label=f"{target_label(name)}: {value:.2f}{ci_text}")
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1.005)

@@ -34,8 +34,9 @@ def demo_config(manifest: Path, out: Path, *, quick: bool = False, epochs: int |
             "clinical": {"name": "text-lm", "freeze": True},
         },
         "fusion": {"proj_dim": 64, "modality_dropout": 0.1, "dropout": 0.1},
-        "train": {"epochs": epochs or (2 if quick else 24), "batch_size": 32, "lr": 2e-3, "weight_decay": 1e-4,
-                  "scheduler": "cosine", "patience": 8, "seed": 0, "resume": False},
+        "train": {"epochs": epochs or (2 if quick else 24), "batch_size": 32, "lr": 2e-3, "weight_decay": 1e-2,
+                  "scheduler": "cosine", "ema_decay": 0.98, "augment": True, "patience": 8, "seed": 0,
+                  "resume": False},
         "evaluate": {"n_boot": 200 if quick else 500},
     }
 

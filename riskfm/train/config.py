@@ -45,6 +45,13 @@ class EncoderConfig(_Strict):
     freeze: bool = False
     weights_only: bool = True
     lr: float | None = Field(None, gt=0, description="learning rate of this encoder (default: train.lr)")
+    weight_decay: float | None = Field(None, ge=0, description="weight decay of this encoder (default: train)")
+    finetune: Literal["full", "linear_probe", "partial"] | None = Field(
+        None, description="linear_probe: encoder frozen; partial: only its last unfreeze_last_k layer groups "
+                          "train; full: everything trains (default: full, or linear_probe when freeze is true)")
+    unfreeze_last_k: int = Field(1, ge=1, description="layer groups (ECGFounder: stages) trained in partial mode")
+    layerwise_lr_decay: float | None = Field(
+        None, gt=0, le=1, description="layer group i of n gets lr * decay**(n-1-i) (encoders with layer_groups)")
     kwargs: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -66,6 +73,8 @@ class TrainConfig(_Strict):
     batch_size: int = Field(32, ge=1)
     lr: float = Field(1e-3, gt=0)
     weight_decay: float = Field(1e-4, ge=0)
+    optimizer: Literal["adamw", "adam"] = Field(
+        "adamw", description="adamw: decoupled weight decay; adam: L2 weight decay (ECGFounder's recipe)")
     precision: Literal["32-true", "bf16-mixed", "16-mixed", "bf16-true"] = "32-true"
     accumulate_grad_batches: int = Field(1, ge=1)
     grad_clip: float | None = Field(1.0, gt=0)
@@ -83,6 +92,8 @@ class TrainConfig(_Strict):
     strategy: str = "auto"
     num_nodes: int = Field(1, ge=1)
     loss_weights: dict[str, float] = Field(default_factory=dict)
+    ema_decay: float | None = Field(None, gt=0, lt=1, description="evaluate/keep an EMA of the weights (e.g. 0.98)")
+    augment: bool = Field(False, description="ECG gain/noise and CT noise/contrast augmentation of the training split")
     balance_positives: bool = Field(True, description="weight positives by sqrt(neg/pos) in BCE")
     resume: bool = Field(True, description="continue from out/checkpoints/last.ckpt when present")
     progress: bool = True
@@ -98,6 +109,9 @@ class DataConfig(_Strict):
     on_missing_file: Literal["exclude", "missing", "raise"] = "exclude"
     clinical_columns: list[str] | None = Field(None, description="subset of clinical columns to use")
     n_workers: int | None = None
+    ecg_store: str | None = Field(None, description="ECG store folder (python -m riskfm.ecg.store build) to read "
+                                                    "ECGs from instead of parsing files")
+    ecg_quality_filter: bool = Field(False, description="exclude ECGs with flat/saturated/NaN/noisy leads")
 
 
 class RunConfig(_Strict):
@@ -193,6 +207,9 @@ def load_config(path: str | os.PathLike, overrides: dict[str, Any] | None = None
     for key in ("manifest", "out"):
         if isinstance(data.get(key), str) and not Path(data[key]).expanduser().is_absolute():
             data[key] = str((path.parent / data[key]).resolve())
+    store = (data.get("data") or {}).get("ecg_store") if isinstance(data.get("data"), dict) else None
+    if isinstance(store, str) and not Path(store).expanduser().is_absolute():
+        data["data"]["ecg_store"] = str((path.parent / store).resolve())
     for dotted, value in (overrides or {}).items():
         if value is None:
             continue

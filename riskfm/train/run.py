@@ -99,8 +99,13 @@ def build_model(cfg: RunConfig, encoders: dict[str, torch.nn.Module], train_df: 
                           modality_dropout=cfg.fusion.modality_dropout, dropout=cfg.fusion.dropout)
     model = RiskModel(encoders, fusion, _heads(cfg, fusion.out_dim, train_df, cfg.train.balance_positives))
     for m in cfg.modalities:
-        if cfg.encoders[m].freeze:
+        ec = cfg.encoders[m]
+        if ec.freeze or ec.finetune == "linear_probe":
             model.freeze_encoder(m)
+        elif ec.finetune == "partial":
+            from riskfm.ecg.finetune import apply_partial_unfreeze
+
+            apply_partial_unfreeze(model.encoders[m], ec.unfreeze_last_k)
     return model
 
 
@@ -130,13 +135,13 @@ def load_cohort(cfg: RunConfig) -> Cohort:
 
 
 def prepare_for(cohort: Cohort, encoders: dict[str, torch.nn.Module], n_workers: int | None = None,
-                progress: bool = False) -> PreparedCohort:
+                progress: bool = False, ecg_store: str | None = None, ecg_quality: bool = False) -> PreparedCohort:
     """Read + prepare every file for the encoders' input specs; unreadable files exclude their patient."""
     prepared = prepare_cohort(
         cohort,
         ecg_spec=encoders["ecg"].input_spec if "ecg" in encoders else None,
         ct_spec=encoders["ct"].input_spec if "ct" in encoders else None,
-        n_workers=n_workers, progress=progress,
+        n_workers=n_workers, progress=progress, ecg_store=ecg_store, ecg_quality=ecg_quality,
     )
     cohort.exclude(prepared.failures)
     return prepared
@@ -154,6 +159,10 @@ def run_training(cfg: RunConfig | dict) -> RunResult:
     """Train and evaluate one configuration end to end; see the module docstring for the outputs."""
     if isinstance(cfg, dict):
         cfg = parse_config(cfg)
+    from riskfm.ecg.finetune import apply_finetune_recipes
+
+    for note in apply_finetune_recipes(cfg):
+        log.info("fine-tuning recipe: %s", note)
     out = Path(cfg.out)
     fabric = make_fabric(cfg.train)
     rank0 = fabric.is_global_zero
@@ -168,10 +177,13 @@ def run_training(cfg: RunConfig | dict) -> RunResult:
     if "clinical" in cfg.modalities and cfg.encoders["clinical"].name == "tabular-mlp":
         tabular = _tabular(cfg, cohort, splits["train"])
     encoders = build_encoders(cfg, None if tabular is None else len(tabular.feature_names))
-    prepared = prepare_for(cohort, encoders, cfg.data.n_workers, progress=cfg.train.progress and rank0)
+    prepared = prepare_for(cohort, encoders, cfg.data.n_workers, progress=cfg.train.progress and rank0,
+                           ecg_store=cfg.data.ecg_store, ecg_quality=cfg.data.ecg_quality_filter)
     splits = {k: np.asarray([p for p in v if p in set(cohort.patient_ids)]) for k, v in splits.items()}
     mode = _clinical_mode(encoders)
-    datasets = {k: RiskDataset(cohort.subset(v), prepared, clinical=mode, tabular=tabular) for k, v in splits.items()}
+    datasets = {k: RiskDataset(cohort.subset(v), prepared, clinical=mode, tabular=tabular,
+                               augment=cfg.train.augment and k == "train", seed=cfg.train.seed)
+                for k, v in splits.items()}
     for k, d in datasets.items():
         if len(d) == 0:
             raise ValueError(f"split {k!r} is empty after exclusions; check the manifest and split settings")
@@ -179,8 +191,10 @@ def run_training(cfg: RunConfig | dict) -> RunResult:
     train_df = datasets["train"].frame()
     model = build_model(cfg, encoders, train_df)
     encoder_lr = {m: cfg.encoders[m].lr for m in cfg.modalities if cfg.encoders[m].lr}
+    encoder_opts = {m: {"weight_decay": cfg.encoders[m].weight_decay,
+                        "layerwise_lr_decay": cfg.encoders[m].layerwise_lr_decay} for m in cfg.modalities}
     result = fit(fabric, model, datasets["train"], datasets["val"], cfg.train, out, encoder_lr=encoder_lr,
-                 run_config=cfg.model_dump(mode="json"))
+                 run_config=cfg.model_dump(mode="json"), encoder_opts=encoder_opts)
 
     frames = []
     for name, ds in datasets.items():
@@ -199,12 +213,15 @@ def run_training(cfg: RunConfig | dict) -> RunResult:
 
 def write_run_outputs(cfg: RunConfig, out: Path, preds: pd.DataFrame, cohort: Cohort,
                       splits: dict[str, np.ndarray], result: FitResult, model: RiskModel, tabular: Any) -> dict:
-    from riskfm.evaluate.run_metrics import metrics_from_predictions, write_metrics
+    from riskfm.evaluate import evaluate
 
     preds.to_csv(out / "predictions.csv", index=False)
-    metrics = metrics_from_predictions(preds[preds["target"] != "risk_score"], ci=cfg.evaluate.ci,
-                                       n_boot=cfg.evaluate.n_boot, seed=cfg.split.seed)
-    write_metrics(metrics, out / "metrics.json")
+    cov_cols = [c for c in ("sex", "age") if c in cohort.df.columns]
+    metrics = evaluate(preds[preds["target"] != "risk_score"], out,
+                       spec={"ci": cfg.evaluate.ci, "n_boot": cfg.evaluate.n_boot, "seed": cfg.split.seed,
+                             "figures": cfg.evaluate.figures, "subgroup_bins": {"age": [50, 65]}},
+                       covariates=cohort.df[["patient_id", *cov_cols]] if cov_cols else None,
+                       title=f"riskfm run: {out.name}")
     (out / "cohort_report.txt").write_text(cohort.report() + "\n")
     cohort.exclusions.to_csv(out / "exclusions.csv", index=False)
     pd.DataFrame([(pid, k) for k, v in splits.items() for pid in v], columns=["patient_id", "split"]).to_csv(
@@ -214,10 +231,6 @@ def write_run_outputs(cfg: RunConfig, out: Path, preds: pd.DataFrame, cohort: Co
                  "tabular": None if tabular is None else tabular.to_dict(),
                  "clinical_columns": list(cohort.clinical_columns), "targets": model.targets,
                  "best_epoch": result.best_epoch, "best_val_auroc": result.best_val_auroc}, out / "model.pt")
-    if cfg.evaluate.figures:
-        from riskfm.plots import write_run_figures
-
-        write_run_figures(preds[preds["target"] != "risk_score"], out / "figures")
     return metrics
 
 

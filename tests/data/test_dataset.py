@@ -55,3 +55,12 @@ def test_missing_modality_is_absent_not_zero_filled_silently(foreign):
     batch = collate_samples([ds[0], ds[1]])
     assert batch["ct_present"].tolist() == [False, True]
     assert np.all(batch["ct"][0].numpy() == 0)
+
+
+def test_median_beat_representation(foreign):
+    cohort = Cohort.from_manifest(foreign, modalities=["ecg"])
+    spec = ECGInputSpec(fs=250, n_samples=2500, bandpass_hz=(0.67, 40.0), representation="median_beat")
+    prepared = prepare_cohort(cohort, ecg_spec=spec, n_workers=1)
+    assert not prepared.failures
+    x, _ = next(iter(prepared.ecg.values()))
+    assert x.shape == (12, spec.input_samples) == (12, int(0.25 * 250) + int(round(0.45 * 250)))

@@ -1,0 +1,55 @@
+"""``riskfm evaluate PREDICTIONS.csv``: metrics.json, CSV tables, figures and report.html.
+
+The command only parses and validates arguments; ``riskfm.evaluate.evaluate`` does the work.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(add_completion=False, help="Evaluate a predictions file.")
+
+
+@app.command()
+def evaluate(
+    predictions: Annotated[Path, typer.Argument(help="predictions.csv (patient_id, split, target, y_true, y_prob"
+                                                     "[, site, time_to_event_days, event])")],
+    out: Annotated[Path | None, typer.Option(help="output folder (default: beside the predictions)")] = None,
+    spec: Annotated[Path | None, typer.Option(help="evaluation spec (YAML); see docs/evaluation.md")] = None,
+    covariates: Annotated[Path | None, typer.Option(
+        help="CSV with patient_id + attributes (e.g. the manifest) for subgroup and fairness analyses")] = None,
+    train_split: Annotated[str, typer.Option(help="split on which thresholds are chosen")] = "train",
+    val_split: Annotated[str, typer.Option(help="split on which recalibration is fitted")] = "val",
+    n_boot: Annotated[int | None, typer.Option(help="override the spec's bootstrap resamples")] = None,
+    ci: Annotated[str | None, typer.Option(help="override the spec's AUROC interval: bootstrap | delong")] = None,
+    seed: Annotated[int | None, typer.Option(help="override the spec's bootstrap seed")] = None,
+    figures: Annotated[bool, typer.Option(help="draw figures (and embed them in report.html)")] = True,
+) -> None:
+    """Metrics with CIs, calibration, risk groups, survival, decision curves, subgroups and report.html."""
+    from riskfm.evaluate import EvaluationSpec, auroc_table
+    from riskfm.evaluate import evaluate as run_evaluate
+    from riskfm.evaluate.run_metrics import PredictionsError
+
+    try:
+        s = EvaluationSpec.from_any(spec)
+        overrides = {k: v for k, v in {"n_boot": n_boot, "ci": ci, "seed": seed}.items() if v is not None}
+        if not figures:
+            overrides["figures"] = False
+        if overrides:
+            s = EvaluationSpec.from_any({**s.to_dict(), **overrides})
+        out_dir = out or predictions.parent
+        metrics = run_evaluate(predictions, out_dir, spec=s, train_split=train_split, val_split=val_split,
+                               covariates=covariates, title=f"riskfm evaluation: {predictions.name}")
+    except (PredictionsError, ValueError, FileNotFoundError) as exc:
+        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=2) from exc
+    table = auroc_table(metrics).reset_index()
+    for _, r in table.iterrows():
+        au = "n/a" if r["auroc"] != r["auroc"] else f"{r['auroc']:.3f} ({r['ci_low']:.3f}-{r['ci_high']:.3f})"
+        typer.echo(f"{r['split']:>10}  {r['target']:<14} AUROC {au}  n={r['n']} n_pos={r['n_pos']}")
+    typer.echo(f"metrics: {out_dir / 'metrics.json'}")
+    if s.report:
+        typer.echo(f"report: {out_dir / 'report.html'}")

@@ -1,0 +1,123 @@
+"""What ``riskfm.evaluate.evaluate`` computes: one small, validated evaluation spec.
+
+A spec is a dataclass, a dict or a YAML file with these keys (all optional)::
+
+    ci: bootstrap            # AUROC interval: bootstrap | delong
+    n_boot: 500              # bootstrap resamples (AUROC, AUPRC, subgroups)
+    seed: 0
+    confidence: 0.95
+    calibration_bins: 10
+    calibration_strategy: uniform     # uniform | quantile
+    threshold: incidence     # incidence | youden | sensitivity | specificity
+    sensitivity: 0.9         # target of the "sensitivity" threshold and of the low-risk cut-off
+    specificity: 0.9         # target of the "specificity" threshold and of the high-risk cut-off
+    recalibration: [platt, temperature, isotonic]   # fitted on val_split, applied to the others
+    survival_targets: [mace_30d, risk_score]        # targets with follow-up for time-to-event
+    decision_thresholds: [0.01, 0.5, 0.01]          # start, stop (inclusive), step
+    subgroups: null          # covariate columns for subgroup analyses (null: all given)
+    subgroup_bins: {age: [50, 65]}                  # cut points of numeric attributes
+    subgroup_metric: auroc
+    primary_target: null     # target of the forest figures (null: mace_30d, else the first)
+    figures: true
+    report: true
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+THRESHOLD_METHODS = ("incidence", "youden", "sensitivity", "specificity")
+
+
+@dataclass
+class EvaluationSpec:
+    """Settings of ``riskfm.evaluate.evaluate`` (see the module docstring for each key)."""
+
+    ci: str = "bootstrap"
+    n_boot: int = 500
+    seed: int = 0
+    confidence: float = 0.95
+    calibration_bins: int = 10
+    calibration_strategy: str = "uniform"
+    threshold: str = "incidence"
+    sensitivity: float = 0.9
+    specificity: float = 0.9
+    recalibration: list[str] = field(default_factory=lambda: ["platt", "temperature", "isotonic"])
+    survival_targets: list[str] = field(default_factory=lambda: ["mace_30d", "risk_score"])
+    decision_thresholds: list[float] = field(default_factory=lambda: [0.01, 0.5, 0.01])
+    subgroups: list[str] | None = None
+    subgroup_bins: dict[str, list[float]] = field(default_factory=dict)
+    subgroup_metric: str = "auroc"
+    primary_target: str | None = None
+    figures: bool = True
+    report: bool = True
+
+    def __post_init__(self) -> None:
+        from riskfm.evaluate.calibration import RECALIBRATION_METHODS
+        from riskfm.evaluate.discrimination import CI_METHODS
+        from riskfm.evaluate.subgroups import METRICS
+
+        def bad(key: str, msg: str) -> ValueError:
+            return ValueError(f"evaluation spec: {key}: {msg}")
+
+        if self.ci not in CI_METHODS:
+            raise bad("ci", f"must be one of {CI_METHODS}, got {self.ci!r}")
+        if int(self.n_boot) != self.n_boot or self.n_boot < 10:
+            raise bad("n_boot", f"must be an integer >= 10, got {self.n_boot!r}")
+        if not 0 < self.confidence < 1:
+            raise bad("confidence", f"must be in (0, 1), got {self.confidence}")
+        if self.calibration_strategy not in ("uniform", "quantile"):
+            raise bad("calibration_strategy", f"must be uniform or quantile, got {self.calibration_strategy!r}")
+        if self.threshold not in THRESHOLD_METHODS:
+            raise bad("threshold", f"must be one of {THRESHOLD_METHODS}, got {self.threshold!r}")
+        for key in ("sensitivity", "specificity"):
+            if not 0 < getattr(self, key) <= 1:
+                raise bad(key, f"must be in (0, 1], got {getattr(self, key)}")
+        unknown = [m for m in self.recalibration if m not in RECALIBRATION_METHODS]
+        if unknown:
+            raise bad("recalibration", f"unknown method(s) {unknown}; choose from {RECALIBRATION_METHODS}")
+        if len(self.decision_thresholds) != 3 or not 0 < self.decision_thresholds[0] < self.decision_thresholds[1] < 1:
+            raise bad("decision_thresholds", f"must be [start, stop, step] with 0 < start < stop < 1, "
+                      f"got {self.decision_thresholds}")
+        if self.subgroup_metric not in METRICS:
+            raise bad("subgroup_metric", f"must be one of {sorted(METRICS)}, got {self.subgroup_metric!r}")
+
+    @classmethod
+    def from_any(cls, spec: EvaluationSpec | dict | str | os.PathLike | None) -> EvaluationSpec:
+        """A spec from an instance, a dict, a YAML file path or None (defaults).
+
+        Raises
+        ------
+        ValueError
+            Unknown keys (named, with the file) or invalid values.
+        """
+        if spec is None:
+            return cls()
+        if isinstance(spec, cls):
+            return spec
+        source = "<dict>"
+        if isinstance(spec, (str, os.PathLike)):
+            import yaml
+
+            path = Path(spec)
+            if not path.is_file():
+                raise FileNotFoundError(f"evaluation spec not found: {path}")
+            source = str(path)
+            spec = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        if not isinstance(spec, dict):
+            raise ValueError(f"evaluation spec {source}: expected a mapping, got {type(spec).__name__}")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(spec) - known)
+        if unknown:
+            raise ValueError(f"evaluation spec {source}: unknown key(s) {unknown}; known keys: {sorted(known)}")
+        try:
+            return cls(**spec)
+        except ValueError as exc:
+            raise ValueError(f"{source}: {exc}") from exc
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dictionary (written into metrics.json's companion files)."""
+        return asdict(self)

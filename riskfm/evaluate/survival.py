@@ -1,0 +1,300 @@
+"""Time-to-event evaluation of a risk score: concordance, time-dependent AUROC, Brier, group contrasts.
+
+Inputs are follow-up ``time_days`` (days to event or censoring, >= 0), ``event`` (1 = event
+observed, 0 = censored) and a risk score where larger means earlier events (a predicted risk,
+a log hazard).
+
+- **Harrell's C** (Harrell 1982): among comparable pairs (the shorter time is an event), the
+  fraction where the shorter time has the higher risk; ties in risk count 1/2.
+  ``sksurv.metrics.concordance_index_censored``.
+- **Uno's C** (Uno et al. 2011): Harrell's C reweighted by the inverse probability of censoring
+  estimated on the training patients; consistent under censoring that does not depend on the
+  score. ``sksurv.metrics.concordance_index_ipcw`` with ``tau`` = the last evaluation time.
+- **Time-dependent AUROC** (cumulative/dynamic, Uno 2007; Hung & Chiang 2010): at time t, cases
+  are patients with an event by t, controls those still event-free after t.
+  ``sksurv.metrics.cumulative_dynamic_auc``.
+- **Integrated Brier score** (Graf et al. 1999): IPCW Brier score of the predicted survival
+  S(t | x) integrated over the evaluation times. The score is turned into S(t | x) by a Cox
+  model fitted on the training patients with ``logit(p)`` as its only covariate (Breslow
+  baseline hazard); ``sksurv.metrics.integrated_brier_score``.
+- **Risk groups**: pairwise log-rank tests and Cox hazard ratios of each group against the
+  reference group (lifelines), Kaplan-Meier cumulative incidence per group
+  (``riskfm.evaluate.cumulative_incidence_by_group``) or, with competing events, Aalen-Johansen
+  cumulative incidence per group (``aalen_johansen_by_group``).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from riskfm.evaluate.risk_groups import _as_binary_1d, _as_finite_1d, order_groups
+
+
+def _survival_arrays(time_days: Any, event: Any, name: str = "") -> tuple[np.ndarray, np.ndarray]:
+    t = _as_finite_1d(time_days, f"{name}time_days")
+    e = _as_binary_1d(event, f"{name}event")
+    if len(t) != len(e):
+        raise ValueError(f"{name}time_days and event must have the same length, got {len(t)} and {len(e)}")
+    if len(t) == 0:
+        raise ValueError(f"{name}time_days is empty")
+    if (t < 0).any():
+        raise ValueError(f"{name}time_days must be >= 0; {int((t < 0).sum())} negative values")
+    return t, e.astype(bool)
+
+
+def _structured(t: np.ndarray, e: np.ndarray) -> np.ndarray:
+    from sksurv.util import Surv
+
+    return Surv.from_arrays(event=e, time=t)
+
+
+@dataclass
+class SurvivalMetrics:
+    """Survival discrimination and accuracy of a risk score on one set of patients.
+
+    Attributes
+    ----------
+    harrell_c, uno_c : float
+        Concordance indices (0.5 = chance, 1 = perfect).
+    times_days : np.ndarray, shape [k]
+        Evaluation times of the time-dependent AUROC.
+    auc_t : np.ndarray, shape [k]
+        Cumulative/dynamic AUROC at each time; ``mean_auc_t`` their weighted mean (sksurv).
+    integrated_brier : float or None
+        Integrated Brier score over ``times_days`` (0 best); None without training patients.
+    n, n_events : int
+    """
+
+    harrell_c: float
+    uno_c: float
+    times_days: np.ndarray
+    auc_t: np.ndarray
+    mean_auc_t: float
+    integrated_brier: float | None
+    n: int
+    n_events: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dictionary."""
+        return {"harrell_c": self.harrell_c, "uno_c": self.uno_c,
+                "time_auc": {"times_days": self.times_days.tolist(), "auc": self.auc_t.tolist(),
+                             "mean": self.mean_auc_t},
+                "integrated_brier": self.integrated_brier, "n": self.n, "n_events": self.n_events}
+
+
+def harrell_c(time_days: Any, event: Any, risk: Any) -> float:
+    """Harrell's concordance index of ``risk`` (larger = earlier event); see the module docstring."""
+    from sksurv.metrics import concordance_index_censored
+
+    t, e = _survival_arrays(time_days, event)
+    r = _as_finite_1d(risk, "risk")
+    if e.sum() == 0:
+        raise ValueError("Harrell's C needs at least one event")
+    return float(concordance_index_censored(e, t, r)[0])
+
+
+def default_eval_times(time_days: np.ndarray, event: np.ndarray, n_times: int = 10) -> np.ndarray:
+    """Evaluation times: ``n_times`` quantiles (10th to 80th percentile) of the event times."""
+    ev = np.sort(time_days[event])
+    if len(ev) == 0:
+        raise ValueError("no events: no evaluation times")
+    q = np.unique(np.quantile(ev, np.linspace(0.1, 0.8, n_times)))
+    # Time-dependent AUROC needs controls still at risk after t: stay below the last follow-up.
+    return q[q < time_days.max()]
+
+
+class CoxOnScore:
+    """Cox model with ``logit(p)`` as its single covariate: turns a predicted risk into S(t | p).
+
+    Parameters
+    ----------
+    penalizer : float
+        Small ridge penalty (lifelines) that keeps the fit finite when the score separates
+        events perfectly.
+    """
+
+    def __init__(self, penalizer: float = 1e-4) -> None:
+        self.penalizer = penalizer
+
+    def fit(self, time_days: Any, event: Any, p: Any) -> CoxOnScore:
+        """Fit on training patients: follow-up (days), event 0/1 and predicted risk [n]."""
+        from lifelines import CoxPHFitter
+
+        from riskfm.evaluate.calibration import logit
+
+        t, e = _survival_arrays(time_days, event, "train ")
+        x = logit(_as_finite_1d(p, "p"))
+        df = pd.DataFrame({"t": t, "e": e.astype(int), "x": x})
+        self.model_ = CoxPHFitter(penalizer=self.penalizer).fit(df, duration_col="t", event_col="e")
+        self.coef_ = float(self.model_.params_["x"])
+        return self
+
+    def survival(self, p: Any, times_days: Sequence[float]) -> np.ndarray:
+        """Predicted survival S(t | p), shape [n, len(times_days)]."""
+        from riskfm.evaluate.calibration import logit
+
+        x = pd.DataFrame({"x": logit(_as_finite_1d(p, "p"))})
+        return self.model_.predict_survival_function(x, times=list(times_days)).to_numpy().T
+
+
+def survival_metrics(
+    time_days: Any, event: Any, risk: Any, *, times_days: Sequence[float] | None = None,
+    train: tuple[Any, Any, Any] | None = None,
+) -> SurvivalMetrics:
+    """Harrell's and Uno's C, time-dependent AUROC and (with training data) the integrated Brier score.
+
+    Parameters
+    ----------
+    time_days, event, risk : array-like, shape [n]
+        Follow-up (days), event 0/1 and risk score of the patients evaluated.
+    times_days : sequence of float, optional
+        Evaluation times (days), increasing and inside the follow-up of both sets; default
+        ``default_eval_times``.
+    train : (time_days, event, p), optional
+        Training patients' follow-up, events and predicted risks (in [0, 1]). They estimate the
+        censoring distribution of Uno's C and the Cox model of the Brier score; without them
+        the evaluated patients serve for the censoring distribution and no Brier score is given.
+
+    Returns
+    -------
+    SurvivalMetrics
+    """
+    from sksurv.metrics import concordance_index_ipcw, cumulative_dynamic_auc, integrated_brier_score
+
+    t, e = _survival_arrays(time_days, event)
+    r = _as_finite_1d(risk, "risk")
+    if len(r) != len(t):
+        raise ValueError(f"risk has {len(r)} values for {len(t)} patients")
+    if e.sum() == 0:
+        raise ValueError("survival metrics need at least one event")
+    y_test = _structured(t, e)
+    if train is not None:
+        t_tr, e_tr = _survival_arrays(train[0], train[1], "train ")
+        p_tr = _as_finite_1d(train[2], "train p")
+    else:
+        t_tr, e_tr, p_tr = t, e, None
+    y_train = _structured(t_tr, e_tr)
+    times = np.asarray(times_days if times_days is not None else default_eval_times(t, e), float)
+    # sksurv needs evaluation times inside the training follow-up (censoring survival > 0).
+    times = times[(times < t_tr.max()) & (times >= t.min())]
+    if len(times) == 0:
+        raise ValueError("no evaluation time lies inside the follow-up of both sets")
+    harrell = float(harrell_c(t, e, r))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", category=RuntimeWarning)
+        uno = float(concordance_index_ipcw(y_train, y_test, r, tau=float(times[-1]))[0])
+        auc_t, mean_auc = cumulative_dynamic_auc(y_train, y_test, r, times)
+    ibs = None
+    if p_tr is not None and len(times) >= 2 and e_tr.sum() > 0:
+        cox = CoxOnScore().fit(t_tr, e_tr, p_tr)
+        ibs = float(integrated_brier_score(y_train, y_test, cox.survival(r, times), times))
+    return SurvivalMetrics(harrell, uno, times, np.asarray(auc_t, float), float(mean_auc), ibs,
+                           len(t), int(e.sum()))
+
+
+def group_contrasts(time_days: Any, event: Any, groups: Any, reference: Any = None) -> pd.DataFrame:
+    """Hazard ratio (Cox) and log-rank test of every risk group against a reference group.
+
+    Parameters
+    ----------
+    time_days, event : array-like, shape [n]
+        Follow-up (days) and event 0/1.
+    groups : array-like, shape [n]
+        Group label per patient.
+    reference : optional
+        Reference group; default the first in display order (``low`` when present).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per non-reference group: ``group``, ``reference``, ``n``, ``n_events``,
+        ``hazard_ratio``, ``hr_low``, ``hr_high`` (95% Wald interval), ``cox_p``, ``logrank_p``
+        (two groups at a time). A group without events gets NaN for the Cox columns.
+    """
+    from lifelines import CoxPHFitter
+    from lifelines.statistics import logrank_test
+
+    t, e = _survival_arrays(time_days, event)
+    g = np.asarray(groups, dtype=object)
+    if len(g) != len(t):
+        raise ValueError(f"groups has {len(g)} labels for {len(t)} patients")
+    levels = order_groups(g.tolist())
+    ref = levels[0] if reference is None else reference
+    if ref not in levels:
+        raise ValueError(f"reference group {ref!r} not among the groups {levels}")
+    rows = []
+    for level in levels:
+        if level == ref:
+            continue
+        m = (g == level) | (g == ref)
+        x = (g[m] == level).astype(float)
+        row = {"group": level, "reference": ref, "n": int((g == level).sum()),
+               "n_events": int(e[g == level].sum()), "hazard_ratio": math.nan, "hr_low": math.nan,
+               "hr_high": math.nan, "cox_p": math.nan, "logrank_p": math.nan}
+        if e[m].sum() > 0:
+            lr = logrank_test(t[(g == level)], t[(g == ref)], e[(g == level)], e[(g == ref)])
+            row["logrank_p"] = float(lr.p_value)
+        if e[g == level].sum() > 0 and e[g == ref].sum() > 0:
+            df = pd.DataFrame({"t": t[m], "e": e[m].astype(int), "group": x})
+            cph = CoxPHFitter().fit(df, duration_col="t", event_col="e")
+            s = cph.summary.loc["group"]
+            row.update(hazard_ratio=float(s["exp(coef)"]), hr_low=float(s["exp(coef) lower 95%"]),
+                       hr_high=float(s["exp(coef) upper 95%"]), cox_p=float(s["p"]))
+        rows.append(row)
+    return pd.DataFrame(rows, columns=["group", "reference", "n", "n_events", "hazard_ratio", "hr_low",
+                                       "hr_high", "cox_p", "logrank_p"])
+
+
+def aalen_johansen_by_group(time_days: Any, event_code: Any, groups: Any, event_of_interest: int = 1,
+                            seed: int = 0) -> dict[Any, pd.DataFrame]:
+    """Aalen-Johansen cumulative incidence of one event type per group, with competing events.
+
+    Parameters
+    ----------
+    time_days : array-like, shape [n]
+        Follow-up in days.
+    event_code : array-like of int, shape [n]
+        0 = censored, ``event_of_interest`` = the event, any other positive code = a competing
+        event (e.g. non-cardiac death), which ends follow-up without the event.
+    groups : array-like, shape [n]
+        Group label per patient.
+    event_of_interest : int
+        Code of the event whose incidence is estimated.
+    seed : int
+        lifelines breaks tied event times by a tiny random jitter; the seed makes it reproducible.
+
+    Returns
+    -------
+    dict
+        Group -> DataFrame ``time_days``, ``incidence``, ``low``, ``high`` (lifelines' 95% band),
+        groups in display order. Without competing events this equals 1 - Kaplan-Meier.
+    """
+    from lifelines import AalenJohansenFitter
+
+    t = _as_finite_1d(time_days, "time_days")
+    c = _as_finite_1d(event_code, "event_code")
+    if (c < 0).any() or (c != np.round(c)).any():
+        raise ValueError("event_code must hold non-negative integers (0 = censored)")
+    g = np.asarray(groups, dtype=object)
+    if not len(t) == len(c) == len(g):
+        raise ValueError("time_days, event_code and groups must have the same length")
+    out: dict[Any, pd.DataFrame] = {}
+    for level in order_groups(g.tolist()):
+        m = g == level
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # lifelines warns each time it jitters tied times
+            ajf = AalenJohansenFitter(calculate_variance=True, seed=seed).fit(
+                t[m], c[m].astype(int), event_of_interest=event_of_interest)
+        inc = ajf.cumulative_density_.iloc[:, 0]
+        band = ajf.confidence_interval_.to_numpy(dtype=float)
+        out[level] = pd.DataFrame({"time_days": inc.index.to_numpy(float), "incidence": inc.to_numpy(float),
+                                   "low": np.fmin(band[:, 0], band[:, 1]),
+                                   "high": np.fmax(band[:, 0], band[:, 1])})
+    return out
