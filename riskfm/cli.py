@@ -123,6 +123,9 @@ def _mount_commands() -> None:
     from riskfm.commands.evaluate import evaluate as evaluate_command
 
     app.command("evaluate")(evaluate_command)
+    from riskfm.commands.cac import app as cac_app
+
+    app.add_typer(cac_app, name="cac", help="Coronary calcium: score scans, train segmentation, protocols.")
 
 
 _mount_commands()

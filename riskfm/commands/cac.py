@@ -1,0 +1,169 @@
+"""``riskfm cac ...``: score a scan, train the segmentation model, run the two seed-000 protocols.
+
+Parse, validate, call the library; no logic lives here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Coronary artery calcium: Agatston / volume / mass per artery, segmentation, protocols.")
+
+
+def _fail(exc: Exception) -> None:
+    typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code=2)
+
+
+def _overlay(hu, labels, path: Path) -> Path:
+    """PNG of the slice with the most calcium, HU in a soft-tissue window, arteries coloured."""
+    import numpy as np
+    from matplotlib.colors import ListedColormap
+
+    from riskfm.plots.style import new_figure, publication_style, save_figure
+
+    z = int(np.argmax((labels > 0).sum(axis=(1, 2)))) if labels.any() else hu.shape[0] // 2
+    with publication_style():
+        fig = new_figure(3.5, 3.5)
+        ax = fig.add_subplot(1, 1, 1)
+        ax.imshow(np.clip(hu[z], -200, 600), cmap="gray")
+        cmap = ListedColormap(["#ffd700", "#d62728", "#2ca02c", "#1f77b4"])  # LM, LAD, LCX, RCA
+        ax.imshow(np.ma.masked_equal(labels[z], 0), cmap=cmap, vmin=1, vmax=4, interpolation="nearest")
+        ax.set_title(f"slice {z}: LM yellow, LAD red, LCX green, RCA blue")
+        ax.axis("off")
+    return save_figure(fig, path)
+
+
+@app.command()
+def score(
+    path: Annotated[Path, typer.Argument(help="DICOM series folder or NIfTI file (non-contrast CT)")],
+    model: Annotated[Path | None, typer.Option(help="trained segmentation model (.pt from 'riskfm cac train')")] = None,
+    roi: Annotated[Path | None, typer.Option(help="heart mask NIfTI on the same grid (default: estimated from CT)")] = None,
+    out: Annotated[Path, typer.Option(help="output folder for the tables and the overlay PNG")] = Path("cac_score"),
+    threshold: float = 130.0,
+    min_area_mm2: float = 1.0,
+    slice_increment: Annotated[float | None, typer.Option(help="mm between slice centres (default: z spacing)")] = None,
+    calibration_factor: Annotated[float | None, typer.Option(help="mg HA/cm^3 per HU, for the mass score")] = None,
+) -> None:
+    """Score one scan: per-artery table (with a model) or total inside a heart ROI (without)."""
+    import numpy as np
+
+    from riskfm.ct import read_ct
+    from riskfm.ct.calcium import score_calcium
+
+    try:
+        vol = read_ct(path)
+        hu = vol.array
+        if roi is not None:
+            mask = read_ct(roi).array > 0.5
+            if mask.shape != hu.shape:
+                raise ValueError(f"{roi}: ROI grid {mask.shape} differs from the CT grid {hu.shape}")
+        else:
+            from riskfm.ct.calcium.roi import estimate_heart_roi
+
+            mask = estimate_heart_roi(hu, vol.spacing)
+        kwargs = dict(threshold=threshold, min_area_mm2=min_area_mm2, slice_increment=slice_increment,
+                      calibration_factor=calibration_factor)
+        if model is not None:
+            from riskfm.ct.calcium.segmentation import load_segmenter
+
+            labels = load_segmenter(model).predict(hu, vol.spacing, roi=mask)
+            result = score_calcium(hu, vol.spacing, labels=labels, **kwargs)
+        else:
+            result = score_calcium(hu, vol.spacing, roi=mask, **kwargs)
+            labels = np.zeros(hu.shape, np.uint8)
+            labels[(hu >= threshold) & mask] = 1  # no arteries without a model: drawn as one colour
+    except (OSError, ValueError) as exc:
+        _fail(exc)
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    table = result.table()
+    table.to_csv(out / "per_artery.csv")
+    result.lesions.to_csv(out / "lesions.csv", index=False)
+    png = _overlay(hu, labels, out / "overlay.png")
+    typer.echo(table.round(1).to_string())
+    from riskfm.ct.calcium import BUCKET_NAMES, CAC_DRS_NAMES
+
+    typer.echo(f"Agatston {result.agatston:.1f} (bucket {BUCKET_NAMES[result.bucket]}, "
+               f"CAC-DRS {CAC_DRS_NAMES[result.cac_drs]}); "
+               f"{'model' if model else 'threshold inside heart ROI (no artery split)'}")
+    typer.echo(f"wrote {out / 'per_artery.csv'}, {out / 'lesions.csv'}, {png}")
+
+
+@app.command()
+def train(
+    out: Annotated[Path, typer.Option(help="where to write the model (.pt)")] = Path("cac_model.pt"),
+    model: Annotated[str, typer.Option(help="unet2d (slice-wise U-Net) or seg3d (CT-encoder 3D network)")] = "unet2d",
+    n_exams: Annotated[int, typer.Option(help="synthetic training exams")] = 24,
+    epochs: int = 10,
+    steps_per_epoch: int = 25,
+    encoder_checkpoint: Annotated[Path | None, typer.Option(help="pretrained cnn3d-small encoder (seg3d)")] = None,
+    seed: int = 0,
+) -> None:
+    """Train the calcium segmentation model on synthetic exams and save it."""
+    from riskfm.ct.calcium.segmentation import train_segmenter
+    from riskfm.synthetic.calcium import make_calcium_exam
+
+    try:
+        exams = [make_calcium_exam(seed * 7919 + i) for i in range(n_exams)]
+        seg = train_segmenter(exams, model=model, epochs=epochs, steps_per_epoch=steps_per_epoch,
+                              encoder_checkpoint=encoder_checkpoint, seed=seed)
+    except (OSError, ValueError) as exc:
+        _fail(exc)
+        return
+    seg.save(out)
+    typer.echo(f"loss per epoch {[round(v, 3) for v in seg.config.history]}; wrote {out}")
+
+
+@app.command("low-data")
+def low_data(
+    out: Annotated[Path, typer.Option(help="output folder")] = Path("cac_low_data"),
+    n_exams: int = 20,
+    folds: int = 5,
+    epochs: int = 10,
+    steps_per_epoch: int = 10,
+    encoder_checkpoint: Annotated[Path | None, typer.Option(help="pretrained cnn3d-small encoder")] = None,
+    seed: int = 0,
+) -> None:
+    """Low-data protocol: 5-fold CV at 100/75/50/25% of the training folds, Dice per model."""
+    from riskfm.recipes.cac_low_data import run_low_data
+
+    try:
+        res = run_low_data(out, n_exams=n_exams, n_folds=folds, epochs=epochs, steps_per_epoch=steps_per_epoch,
+                           encoder_checkpoint=encoder_checkpoint, seed=seed)
+    except (OSError, ValueError) as exc:
+        _fail(exc)
+        return
+    cols = ["model", "fraction", "dice_overall_mean", "dice_overall_std"]
+    typer.echo(res["summary"][cols].round(3).to_string(index=False))
+    typer.echo("wrote " + ", ".join(str(p) for p in res["paths"].values()))
+
+
+@app.command()
+def fairness(
+    out: Annotated[Path, typer.Option(help="output folder")] = Path("cac_fairness"),
+    n_train: int = 16,
+    n_test: int = 40,
+    epochs: int = 6,
+    steps_per_epoch: int = 20,
+    encoder_checkpoint: Annotated[Path | None, typer.Option(help="pretrained cnn3d-small encoder")] = None,
+    metric: Annotated[str, typer.Option(help="gap shown in the figure: mae, rmse or bias")] = "mae",
+    seed: int = 0,
+) -> None:
+    """Fairness protocol: MAE / RMSE / bias and gaps per subgroup for two models, with a figure."""
+    from riskfm.recipes.cac_fairness import run_fairness
+
+    try:
+        res = run_fairness(out, n_train=n_train, n_test=n_test, epochs=epochs, steps_per_epoch=steps_per_epoch,
+                           encoder_checkpoint=encoder_checkpoint, metric=metric, seed=seed)
+    except (OSError, ValueError) as exc:
+        _fail(exc)
+        return
+    for name, t in res["tables"].items():
+        typer.echo(f"== {name}")
+        typer.echo(t.round(2).to_string(index=False))
+    typer.echo("wrote " + ", ".join(str(p) for p in res["paths"].values()))

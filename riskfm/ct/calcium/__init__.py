@@ -1,0 +1,38 @@
+"""Coronary artery calcium: scoring, categories, segmentation, the non-gated bucket model, epicardial
+fat and the building blocks of the low-data and fairness protocols (docs/calcium.md).
+
+Examples
+--------
+>>> import numpy as np
+>>> from riskfm.ct.calcium import score_calcium
+>>> hu = np.zeros((1, 8, 8)); hu[0, 2:4, 2:5] = 420.0          # 6 pixels of 0.25 mm^2, peak 420 HU
+>>> score_calcium(hu, (3.0, 0.5, 0.5), min_area_mm2=1.0).agatston   # 1.5 mm^2 x weight 4
+6.0
+"""
+
+from riskfm.ct.calcium.categories import BUCKET_NAMES, CAC_DRS_NAMES, agatston_bucket, cac_drs_category
+from riskfm.ct.calcium.epicardial import epicardial_fat_volume
+from riskfm.ct.calcium.scoring import (
+    ARTERY_LABELS,
+    ARTERY_NAMES,
+    ArteryScore,
+    CalciumScore,
+    agatston_weight,
+    calibration_factor_from_insert,
+    score_calcium,
+)
+
+__all__ = [
+    "ARTERY_LABELS",
+    "ARTERY_NAMES",
+    "BUCKET_NAMES",
+    "CAC_DRS_NAMES",
+    "ArteryScore",
+    "CalciumScore",
+    "agatston_bucket",
+    "agatston_weight",
+    "cac_drs_category",
+    "calibration_factor_from_insert",
+    "epicardial_fat_volume",
+    "score_calcium",
+]

@@ -1,0 +1,460 @@
+"""CAC segmentation: per pixel calcium plus artery (LM, LAD, LCX, RCA), and the per-artery score.
+
+Two networks with one output contract (``[B, 5, ...]`` logits: channel 0 calcium, channels 1-4 the
+artery LM, LAD, LCX, RCA given calcium), as in the seed-003 pipeline:
+
+* :class:`CalciumUNet2d` -- the slice-wise encoder-decoder (U-Net baseline). Its input is a slice
+  and its two neighbours, each in two HU windows (soft tissue, calcium), so 6 channels: the
+  neighbours tell an artery running through the slice from a blob of aortic-valve calcium.
+* :class:`CalciumSeg3d` -- the 3D variant whose encoder is the CT encoder of the registry
+  (``cnn3d-small``'s conv blocks, CORA's four windows) so that a pretrained CT encoder checkpoint
+  (``encoder_checkpoint``) initialises it: the "foundation-model fine-tune" of seed 000. A new
+  decoder with skip connections brings the features back to full resolution.
+
+Why the losses only look at voxels >= 130 HU: anything darker is not calcium by definition, so
+the network's whole job is to sort the bright voxels (coronary calcium of which artery, versus
+aortic-wall / valve calcium and bone). Training on those voxels only keeps the classes balanced
+and lets a small model learn from a handful of synthetic exams on a CPU.
+
+:func:`train_segmenter` trains either network on exams (HU, spacing, artery labels); the returned
+:class:`CalciumSegmenter` predicts label maps and scores exams (lesions then take the majority
+artery of their pixels, in :func:`riskfm.ct.calcium.score_calcium`).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+import warnings
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from riskfm.ct.calcium.scoring import CalciumScore, score_calcium
+from riskfm.ct.preprocess import window_channels
+from riskfm.ct.spec import CORA_WINDOWS
+
+__all__ = [
+    "CalciumSeg3d",
+    "CalciumSegmenter",
+    "CalciumUNet2d",
+    "SegmenterConfig",
+    "load_segmenter",
+    "train_segmenter",
+]
+
+log = logging.getLogger(__name__)
+
+#: HU windows (level, width) of the 2D model's input: soft tissue / fat and calcium.
+UNET_WINDOWS: tuple[tuple[float, float], ...] = ((50.0, 500.0), (600.0, 1000.0))
+CALCIUM_HU = 130.0
+
+
+def _block2d(cin: int, cout: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.InstanceNorm2d(cout, affine=True), nn.LeakyReLU(0.01),
+        nn.Conv2d(cout, cout, 3, padding=1, bias=False), nn.InstanceNorm2d(cout, affine=True), nn.LeakyReLU(0.01),
+    )
+
+
+class CalciumUNet2d(nn.Module):
+    """Slice-wise U-Net: ``[B, 6, Y, X]`` (3 slices x 2 windows) -> ``[B, 5, Y, X]`` logits.
+
+    Parameters
+    ----------
+    widths : sequence of int, default (16, 32, 64, 96)
+        Channels per level; each level below the first halves the grid (max-pool).
+    context : int, default 1
+        Neighbouring slices on each side given as extra channels.
+    """
+
+    kind = "unet2d"
+
+    def __init__(self, widths: Sequence[int] = (16, 32, 64, 96), context: int = 1) -> None:
+        super().__init__()
+        self.context = int(context)
+        self.in_channels = (2 * self.context + 1) * len(UNET_WINDOWS)
+        widths = [int(w) for w in widths]
+        self.down = nn.ModuleList()
+        cin = self.in_channels
+        for w in widths:
+            self.down.append(_block2d(cin, w))
+            cin = w
+        self.up = nn.ModuleList()
+        for w_skip in reversed(widths[:-1]):
+            self.up.append(_block2d(cin + w_skip, w_skip))
+            cin = w_skip
+        self.head = nn.Conv2d(cin, 5, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        skips = []
+        for i, block in enumerate(self.down):
+            x = block(x if i == 0 else F.max_pool2d(x, 2, ceil_mode=True))
+            skips.append(x)
+        x = skips.pop()
+        for block in self.up:
+            skip = skips.pop()
+            x = F.interpolate(x, size=skip.shape[-2:], mode="nearest")
+            x = block(torch.cat([x, skip], dim=1))
+        return self.head(x)
+
+
+class CalciumSeg3d(nn.Module):
+    """3D segmentation network on a registry CT encoder: ``[B, 4, Z, Y, X]`` -> ``[B, 5, Z, Y, X]``.
+
+    Parameters
+    ----------
+    encoder_widths : sequence of int, default (16, 32, 64, 96)
+        Widths of the ``cnn3d-small`` conv blocks (must match a checkpoint's).
+    encoder_checkpoint : str or Path, optional
+        Local checkpoint of a ``cnn3d-small`` encoder (bare state dict, or under ``state_dict`` /
+        ``model``, optionally nested under a prefix such as ``encoders.ct.``): its conv blocks
+        initialise the encoder. Loaded with ``weights_only=True``.
+    weights_only : bool, default True
+        Passed to ``torch.load``; ``False`` only for trusted legacy pickles.
+
+    Attributes
+    ----------
+    encoder_init : str
+        ``"random"`` or the checkpoint path the encoder started from.
+    """
+
+    kind = "seg3d"
+
+    def __init__(self, encoder_widths: Sequence[int] = (16, 32, 64, 96),
+                 encoder_checkpoint: str | Path | None = None, *, weights_only: bool = True) -> None:
+        super().__init__()
+        from riskfm.ct.cnn3d import CNN3d
+
+        self.in_channels = len(CORA_WINDOWS)
+        self.encoder = CNN3d(widths=encoder_widths)
+        widths = [int(w) for w in encoder_widths]
+        self.stem = nn.Sequential(nn.Conv3d(self.in_channels, 8, 3, padding=1), nn.LeakyReLU(0.01))
+        self.up = nn.ModuleList()
+        cin = widths[-1]
+        for w_skip in list(reversed(widths[:-1])) + [8]:
+            self.up.append(nn.Sequential(
+                nn.Conv3d(cin + w_skip, w_skip, 3, padding=1, bias=False),
+                nn.InstanceNorm3d(w_skip, affine=True), nn.LeakyReLU(0.01)))
+            cin = w_skip
+        self.head = nn.Conv3d(cin, 5, 1)
+        self.encoder_init = "random"
+        if encoder_checkpoint is not None:
+            self.load_encoder(encoder_checkpoint, weights_only=weights_only)
+
+    def load_encoder(self, path: str | Path, *, weights_only: bool = True) -> None:
+        """Initialise the encoder's conv blocks from a local ``cnn3d-small`` checkpoint."""
+        from riskfm.encoders import CheckpointError, load_checkpoint_state_dict
+
+        state = load_checkpoint_state_dict(path, weights_only=weights_only)
+        anchor = next((k for k in state if k.endswith("blocks.0.conv.weight")), None)
+        if anchor is None:
+            raise CheckpointError(f"{path}: no cnn3d-small conv blocks found (no key ending in "
+                                  "'blocks.0.conv.weight'); is this a cnn3d-small encoder checkpoint?")
+        prefix = anchor[: -len("blocks.0.conv.weight")]
+        blocks = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix + "blocks.")}
+        own = {k for k in self.encoder.state_dict() if k.startswith("blocks.")}
+        missing = sorted(own - set(blocks))
+        if missing:
+            raise CheckpointError(f"{path}: encoder checkpoint lacks {len(missing)} conv-block entries, "
+                                  f"e.g. {missing[:3]} (different widths?)")
+        try:
+            self.encoder.load_state_dict(blocks, strict=False)
+        except RuntimeError as exc:
+            raise CheckpointError(f"{path}: encoder weights do not fit (check encoder_widths): {exc}") from exc
+        self.encoder_init = str(path)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        skips = [self.stem(x)]
+        h = x
+        for block in self.encoder.blocks:
+            h = block(h)
+            skips.append(h)
+        h = skips.pop()
+        for block in self.up:
+            skip = skips.pop()
+            h = F.interpolate(h, size=skip.shape[-3:], mode="trilinear", align_corners=False)
+            h = block(torch.cat([h, skip], dim=1))
+        return self.head(h)
+
+
+# ------------------------------------------------------------------------------- input building
+def _slices_input(hu: np.ndarray, context: int) -> np.ndarray:
+    """``[Z, C, Y, X]`` float32: each slice with ``context`` neighbours per side, two windows each."""
+    win = window_channels(hu, UNET_WINDOWS)  # [2, Z, Y, X]
+    Z = hu.shape[0]
+    chans = []
+    for off in range(-context, context + 1):
+        idx = np.clip(np.arange(Z) + off, 0, Z - 1)  # edge slices repeat: no fake air above the scan
+        chans.append(win[:, idx])
+    return np.ascontiguousarray(np.concatenate(chans, axis=0).transpose(1, 0, 2, 3))
+
+
+def _volume_input(hu: np.ndarray) -> np.ndarray:
+    return window_channels(hu, CORA_WINDOWS)  # [4, Z, Y, X]
+
+
+def _targets(hu: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(candidate mask, target label 0-4) with candidates = voxels >= 130 HU."""
+    return hu >= CALCIUM_HU, labels.astype(np.int64)
+
+
+def _loss(logits: torch.Tensor, cand: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    calc_logit = logits[:, 0]
+    artery_logits = logits[:, 1:]
+    is_calc = (target > 0).float()
+    bce = F.binary_cross_entropy_with_logits(calc_logit, is_calc, reduction="none")
+    n_cand = cand.sum().clamp(min=1)
+    loss = (bce * cand).sum() / n_cand
+    pos = (target > 0) & cand
+    if pos.any():
+        ce = F.cross_entropy(artery_logits.movedim(1, -1)[pos], target[pos] - 1)
+        loss = loss + ce
+    return loss
+
+
+# --------------------------------------------------------------------------------- the segmenter
+@dataclass
+class SegmenterConfig:
+    """How a :class:`CalciumSegmenter` was built and trained (saved with its weights).
+
+    Attributes
+    ----------
+    model : {"unet2d", "seg3d"}
+    widths : tuple of int
+    context : int
+        Neighbouring slices per side (2D model).
+    spacing : (float, float, float) or None
+        Mean (z, y, x) spacing of the training exams in mm (a warning is given far from it).
+    encoder_init : str
+        ``"random"`` or the encoder checkpoint used (3D model).
+    history : list of float
+        Mean training loss per epoch.
+    """
+
+    model: str = "unet2d"
+    widths: tuple[int, ...] = (16, 32, 64, 96)
+    context: int = 1
+    spacing: tuple[float, float, float] | None = None
+    encoder_init: str = "random"
+    history: list[float] = field(default_factory=list)
+
+
+class CalciumSegmenter:
+    """A trained calcium segmentation network with its input conventions.
+
+    Use :func:`train_segmenter` or :func:`load_segmenter` to get one.
+    """
+
+    def __init__(self, net: nn.Module, config: SegmenterConfig) -> None:
+        self.net = net.eval()
+        self.config = config
+
+    @torch.no_grad()
+    def predict(self, hu: Any, spacing: Sequence[float] | None = None, *, roi: Any | None = None,
+                batch_size: int = 16) -> np.ndarray:
+        """Artery calcium label map of one exam.
+
+        Parameters
+        ----------
+        hu : array-like [Z, Y, X]
+            Non-contrast CT in HU.
+        spacing : (z, y, x) mm, optional
+            Checked against the training spacing (warning beyond 30% difference in-plane).
+        roi : array-like of bool [Z, Y, X], optional
+            Predictions outside it are dropped.
+        batch_size : int
+            Slices per forward pass (2D model).
+
+        Returns
+        -------
+        np.ndarray
+            uint8 ``[Z, Y, X]``: 0 none, 1 LM, 2 LAD, 3 LCX, 4 RCA where the calcium probability
+            exceeds 0.5 and HU >= 130.
+        """
+        arr = np.asarray(hu, dtype=np.float32)
+        if arr.ndim != 3:
+            raise ValueError(f"hu must be [Z, Y, X], got shape {arr.shape}")
+        if spacing is not None and self.config.spacing is not None:
+            trained = np.asarray(self.config.spacing[1:])
+            ratio = np.asarray(spacing, dtype=float)[1:] / trained
+            if np.any(np.abs(ratio - 1) > 0.3):
+                warnings.warn(f"in-plane spacing {tuple(spacing)[1:]} mm is far from the training spacing "
+                              f"{tuple(trained)} mm; resample the exam (riskfm.ct.preprocess.resample_to_spacing) "
+                              "for reliable predictions", stacklevel=2)
+        device = next(self.net.parameters()).device
+        if self.config.model == "unet2d":
+            x = _slices_input(arr, self.config.context)
+            outs = []
+            for s in range(0, x.shape[0], batch_size):
+                outs.append(self.net(torch.from_numpy(x[s:s + batch_size]).to(device)).cpu())
+            logits = torch.cat(outs).movedim(0, 1)  # [5, Z, Y, X]
+        else:
+            logits = self.net(torch.from_numpy(_volume_input(arr))[None].to(device))[0].cpu()
+        calc = (logits[0] > 0).numpy() & (arr >= CALCIUM_HU)
+        artery = (logits[1:].argmax(0) + 1).numpy().astype(np.uint8)
+        out = np.where(calc, artery, 0).astype(np.uint8)
+        if roi is not None:
+            out[~np.asarray(roi, dtype=bool)] = 0
+        return out
+
+    def score(self, hu: Any, spacing: Sequence[float], *, roi: Any | None = None, **kwargs: Any) -> CalciumScore:
+        """Per-artery calcium score of the predicted label map (``score_calcium`` keyword args pass on)."""
+        labels = self.predict(hu, spacing, roi=roi)
+        return score_calcium(hu, spacing, labels=labels, **kwargs)
+
+    def save(self, path: str | Path) -> Path:
+        """Write weights and config to one file (loadable with ``weights_only=True``)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        cfg = asdict(self.config)
+        cfg["widths"] = list(cfg["widths"])
+        cfg["spacing"] = None if cfg["spacing"] is None else list(cfg["spacing"])
+        torch.save({"state_dict": self.net.state_dict(), "riskfm_calcium_config": cfg}, path)
+        return path
+
+
+def _build(config: SegmenterConfig, encoder_checkpoint: str | Path | None = None) -> nn.Module:
+    if config.model == "unet2d":
+        return CalciumUNet2d(config.widths, context=config.context)
+    if config.model == "seg3d":
+        return CalciumSeg3d(config.widths, encoder_checkpoint)
+    raise ValueError(f"model must be 'unet2d' or 'seg3d', got {config.model!r}")
+
+
+def load_segmenter(path: str | Path, *, weights_only: bool = True) -> CalciumSegmenter:
+    """Load a segmenter written by :meth:`CalciumSegmenter.save` (local file only)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"calcium model not found: {path}")
+    obj = torch.load(path, map_location="cpu", weights_only=weights_only)
+    if not isinstance(obj, dict) or "riskfm_calcium_config" not in obj:
+        raise ValueError(f"{path}: not a riskfm calcium segmentation model (no 'riskfm_calcium_config')")
+    cfg = dict(obj["riskfm_calcium_config"])
+    cfg["widths"] = tuple(cfg["widths"])
+    cfg["spacing"] = None if cfg["spacing"] is None else tuple(cfg["spacing"])
+    config = SegmenterConfig(**cfg)
+    net = _build(config)
+    net.load_state_dict(obj["state_dict"])
+    return CalciumSegmenter(net, config)
+
+
+def train_segmenter(
+    exams: Sequence[Any],
+    *,
+    model: str = "unet2d",
+    widths: Sequence[int] = (16, 32, 64, 96),
+    epochs: int = 10,
+    steps_per_epoch: int | None = None,
+    batch_size: int = 8,
+    lr: float = 2e-3,
+    encoder_checkpoint: str | Path | None = None,
+    seed: int = 0,
+    device: str = "cpu",
+    max_seconds: float | None = None,
+) -> CalciumSegmenter:
+    """Train a calcium segmentation network on labelled exams.
+
+    Parameters
+    ----------
+    exams : sequence
+        Objects with ``hu`` ``[Z, Y, X]`` (HU), ``spacing`` (z, y, x) mm and ``labels`` (artery
+        calcium map 0-4), e.g. :class:`riskfm.synthetic.calcium.CalciumExam`, or (hu, spacing,
+        labels) tuples.
+    model : {"unet2d", "seg3d"}
+        The slice-wise U-Net baseline or the 3D network on the CT encoder.
+    widths : sequence of int
+        Network widths (for "seg3d" the encoder's; must match ``encoder_checkpoint``).
+    epochs : int
+        Passes; an epoch is ``steps_per_epoch`` optimiser steps (default: one pass over the slices
+        (2D) or the exams (3D)).
+    batch_size : int
+        Slices (2D) or exams (3D, capped at 2) per step.
+    lr : float
+        AdamW learning rate (cosine decay over the run).
+    encoder_checkpoint : path, optional
+        Pretrained ``cnn3d-small`` encoder for "seg3d".
+    seed : int
+    device : str
+        Torch device ("cpu", "cuda").
+    max_seconds : float, optional
+        Stop early after this wall time (the history says how far it got).
+
+    Returns
+    -------
+    CalciumSegmenter
+    """
+    if not exams:
+        raise ValueError("train_segmenter needs at least one exam")
+    data = []
+    for i, ex in enumerate(exams):
+        hu, spacing, labels = (ex if isinstance(ex, tuple) else (ex.hu, ex.spacing, ex.labels))
+        hu = np.asarray(hu, dtype=np.float32)
+        labels = np.asarray(labels)
+        if hu.ndim != 3 or labels.shape != hu.shape:
+            raise ValueError(f"exam {i}: hu must be [Z, Y, X] and labels the same shape; got {hu.shape} and {labels.shape}")
+        if labels.min() < 0 or labels.max() > 4:
+            raise ValueError(f"exam {i}: labels must be 0-4 (0 none, 1 LM, 2 LAD, 3 LCX, 4 RCA)")
+        data.append((hu, tuple(float(s) for s in spacing), labels))
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    config = SegmenterConfig(model=model, widths=tuple(int(w) for w in widths),
+                             spacing=tuple(np.mean([d[1] for d in data], axis=0).tolist()))
+    net = _build(config, encoder_checkpoint).to(device)
+    config.encoder_init = getattr(net, "encoder_init", "random")
+    opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
+
+    if model == "unet2d":
+        xs = [_slices_input(hu, config.context) for hu, _, _ in data]
+        tg = [_targets(hu, lab) for hu, _, lab in data]
+        # Only slices with a candidate voxel teach anything; slices with coronary calcium twice as often.
+        items = [(e, z) for e, (c, t) in enumerate(tg) for z in range(c.shape[0]) if c[z].any()]
+        weights = np.array([2.0 if (tg[e][1][z] > 0).any() else 1.0 for e, z in items])
+        weights /= weights.sum()
+        per_epoch = steps_per_epoch or max(1, math.ceil(len(items) / batch_size))
+    else:
+        xs = [_volume_input(hu) for hu, _, _ in data]
+        tg = [_targets(hu, lab) for hu, _, lab in data]
+        batch_size = min(batch_size, 2)
+        per_epoch = steps_per_epoch or max(1, math.ceil(len(data) / batch_size))
+    total = max(1, epochs * per_epoch)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total)
+    start = time.perf_counter()
+    net.train()
+    for epoch in range(epochs):
+        losses = []
+        for _ in range(per_epoch):
+            if model == "unet2d":
+                pick = rng.choice(len(items), size=min(batch_size, len(items)), p=weights)
+                sel = [items[k] for k in pick]
+                x = torch.from_numpy(np.stack([xs[e][z] for e, z in sel]))
+                cand = torch.from_numpy(np.stack([tg[e][0][z] for e, z in sel]))
+                tgt = torch.from_numpy(np.stack([tg[e][1][z] for e, z in sel]))
+            else:
+                pick = rng.choice(len(data), size=batch_size, replace=len(data) < batch_size)
+                shapes = {xs[k].shape for k in pick}
+                if len(shapes) > 1:  # different grids cannot share a batch
+                    pick = pick[:1]
+                x = torch.from_numpy(np.stack([xs[k] for k in pick]))
+                cand = torch.from_numpy(np.stack([tg[k][0] for k in pick]))
+                tgt = torch.from_numpy(np.stack([tg[k][1] for k in pick]))
+            logits = net(x.to(device))
+            loss = _loss(logits, cand.to(device), tgt.to(device))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            losses.append(float(loss.detach()))
+        config.history.append(float(np.mean(losses)))
+        log.info("calcium %s epoch %d loss %.4f", model, epoch + 1, config.history[-1])
+        if max_seconds is not None and time.perf_counter() - start > max_seconds:
+            break
+    net.eval()
+    return CalciumSegmenter(net.cpu(), config)

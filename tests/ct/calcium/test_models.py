@@ -1,0 +1,153 @@
+"""Synthetic exams, segmentation networks, the non-gated bucket model, protocols and the CLI."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from riskfm.ct.calcium import epicardial_fat_volume, score_calcium
+from riskfm.ct.calcium.nongated import BucketClassifier, exam_features, slice_summaries
+from riskfm.ct.calcium.protocols import add_subgroups, fairness_table, low_data_folds
+from riskfm.ct.calcium.segmentation import CalciumSeg3d, load_segmenter, train_segmenter
+from riskfm.synthetic.calcium import DISTRACTOR_LABELS, make_calcium_exam
+
+SMALL = {"shape": (8, 48, 48), "spacing": (3.0, 2.5, 2.5)}
+
+
+@pytest.fixture(scope="module")
+def exams():
+    return [make_calcium_exam(i, burden=2 + i % 3, **SMALL) for i in range(3)]
+
+
+def test_synthetic_exam_ground_truth(exams):
+    ex = make_calcium_exam(5, burden=4)
+    assert ex.reference.agatston > 0 and ex.reference.agatston == pytest.approx(
+        score_calcium(ex.hu, ex.spacing, labels=ex.labels).agatston)
+    assert not np.any((ex.labels > 0) & (ex.distractors > 0))
+    assert not np.any(ex.heart_roi & (ex.distractors == DISTRACTOR_LABELS["bone"]))  # bone outside the ROI
+    assert np.all(ex.labels[ex.labels > 0] <= 4) and np.all(ex.hu[ex.labels > 0] >= 130)
+    # Distractors make plain thresholding in the ROI over-count: what the model must learn.
+    assert score_calcium(ex.hu, ex.spacing).agatston > ex.reference.agatston
+    assert make_calcium_exam(0, burden=0).reference.agatston == 0
+
+
+@pytest.mark.parametrize("model", ["unet2d", "seg3d"])
+def test_segmenter_trains_predicts_and_round_trips(exams, model, tmp_path):
+    seg = train_segmenter(exams, model=model, widths=(4, 8, 8, 8), epochs=2, steps_per_epoch=2, batch_size=2)
+    assert len(seg.config.history) == 2 and all(np.isfinite(seg.config.history))
+    pred = seg.predict(exams[0].hu, exams[0].spacing)
+    assert pred.shape == exams[0].hu.shape and pred.dtype == np.uint8 and pred.max() <= 4
+    assert np.all(exams[0].hu[pred > 0] >= 130)  # calcium only where HU says it can be
+    loaded = load_segmenter(seg.save(tmp_path / "m.pt"))
+    assert np.array_equal(loaded.predict(exams[0].hu), pred)
+    s = seg.score(exams[0].hu, exams[0].spacing)
+    assert set(s.per_artery) == {"LM", "LAD", "LCX", "RCA"}
+
+
+def test_seg3d_starts_from_a_pretrained_encoder_checkpoint(tmp_path):
+    from riskfm.ct.cnn3d import CNN3d
+    from riskfm.encoders import CheckpointError
+
+    enc = CNN3d(widths=(4, 8, 8, 8))
+    torch.save({"state_dict": {f"encoders.ct.{k}": v for k, v in enc.state_dict().items()}}, tmp_path / "enc.pt")
+    net = CalciumSeg3d((4, 8, 8, 8), tmp_path / "enc.pt")
+    assert torch.equal(net.encoder.blocks[0].conv.weight, enc.blocks[0].conv.weight)
+    assert net.encoder_init.endswith("enc.pt")
+    assert net(torch.rand(1, 4, 8, 32, 32)).shape == (1, 5, 8, 32, 32)
+    torch.save({"other": torch.zeros(1)}, tmp_path / "bad.pt")
+    with pytest.raises(CheckpointError, match="no cnn3d-small conv blocks"):
+        CalciumSeg3d((4, 8, 8, 8), tmp_path / "bad.pt")
+    with pytest.raises(CheckpointError, match="do not fit|lacks"):
+        CalciumSeg3d((8, 8, 8, 8), tmp_path / "enc.pt")
+
+
+def test_nongated_summaries_and_bucket_classifier():
+    hu = np.zeros((6, 20, 20))
+    cal = np.zeros(hu.shape, bool)
+    hu[2, 2:4, 2:4] = 300
+    hu[2, 10:12, 10:13] = 500
+    cal[hu > 0] = True
+    s = slice_summaries(hu, cal, (3.0, 1.0, 1.0))
+    assert s[2].tolist() == [10.0, 500.0, (4 * 300 + 6 * 500) / 1000, 2]
+    feats = exam_features(s)
+    assert feats.shape == (20,) and feats[:4].tolist() == s[2].tolist() and feats[4] == 0
+    rng = np.random.default_rng(0)
+    agat = rng.choice([0, 5, 50, 200, 800], size=60)
+    x = np.column_stack([agat * rng.uniform(0.8, 1.2, 60), rng.normal(size=(60, 19))])
+    clf = BucketClassifier(n_estimators=30).fit(x, agatston=agat)
+    assert (clf.predict(x) == np.searchsorted([0, 10, 100, 400], agat, side="left")).mean() > 0.9
+    assert clf.predict_proba(x).shape == (60, 5)
+
+
+def test_epicardial_fat_volume_counts_fat_inside_the_pericardium():
+    hu = np.full((2, 10, 10), 40.0)
+    peri = np.zeros(hu.shape, bool)
+    peri[:, 2:8, 2:8] = True
+    hu[:, 2:4, 2:8] = -100.0      # 2 x 2 x 6 = 24 fat voxels inside
+    hu[:, 0, :] = -100.0          # fat outside: not counted
+    assert epicardial_fat_volume(hu, (2.0, 1.0, 1.0), peri) == pytest.approx(24 * 2.0 / 1000)
+
+
+def test_low_data_folds_keep_tests_intact_and_subsets_nested():
+    splits = low_data_folds(20, n_folds=5, fractions=(1.0, 0.5, 0.25), seed=1)
+    assert len(splits) == 15
+    tests = [s.test for s in splits if s.fraction == 1.0]
+    assert np.array_equal(np.sort(np.concatenate(tests)), np.arange(20))
+    for k in range(5):
+        cell = {s.fraction: s for s in splits if s.fold == k}
+        assert len(cell[1.0].train) == 16 and len(cell[0.25].train) == 4
+        assert set(cell[0.25].train) <= set(cell[0.5].train) <= set(cell[1.0].train)
+        assert not set(cell[1.0].train) & set(cell[1.0].test)
+
+
+def test_fairness_gaps_binary_and_multilevel():
+    df = pd.DataFrame({"reference": [0, 50, 150, 500, 0, 50], "predicted": [10, 50, 100, 600, 0, 40],
+                       "sex": ["M", "M", "F", "F", "M", "F"], "age": [45, 60, 70, 55, 50, 66],
+                       "eat_ml": [10, 20, 30, 40, 50, 60]})
+    t = fairness_table(add_subgroups(df))
+    sex = t[t.attribute == "sex"].set_index("group")
+    mae_f = np.mean([50, 100, 10])
+    mae_m = np.mean([10, 0, 0])
+    assert sex.loc["F", "mae"] == pytest.approx(mae_f) and sex.loc["F", "gap_mae"] == pytest.approx(mae_f - mae_m)
+    age = t[t.attribute == "age"].set_index("group")
+    assert list(age.index) == ["<=50", "51-65", ">65"]
+    assert age["gap_bias"].to_numpy() == pytest.approx(age["bias"].to_numpy() - np.median(age["bias"]))
+    assert set(t.attribute) == {"sex", "age", "cac_drs", "eat"}
+
+
+def test_recipes_write_tables_and_figures(tmp_path):
+    from riskfm.recipes.cac_fairness import run_fairness
+    from riskfm.recipes.cac_low_data import run_low_data
+
+    exams = [make_calcium_exam(i, burden=i % 5, **SMALL) for i in range(3)]
+    res = run_low_data(tmp_path / "ld", exams=exams, n_folds=2, fractions=(1.0, 0.5), epochs=1,
+                       steps_per_epoch=1, widths=(4, 8, 8, 8))
+    assert set(res["summary"]["model"]) == {"unet2d", "seg3d-random"}
+    assert all(p.is_file() for p in res["paths"].values())
+    fair = run_fairness(tmp_path / "fair", train_exams=exams[:2], test_exams=exams, epochs=1, steps_per_epoch=1,
+                        widths=(4, 8, 8, 8))
+    assert all(p.is_file() for p in fair["paths"].values()) and len(fair["tables"]) == 2
+
+
+def test_cli_scores_a_nifti_with_and_without_a_model(tmp_path):
+    from typer.testing import CliRunner
+
+    from riskfm.commands.cac import app
+    from riskfm.synthetic.calcium import make_calcium_cohort
+
+    manifest = make_calcium_cohort(1, tmp_path / "c", shape=SMALL["shape"], spacing=SMALL["spacing"])
+    row = pd.read_csv(manifest).iloc[0]
+    ct = tmp_path / "c" / row.ct_path
+    runner = CliRunner()
+    r = runner.invoke(app, ["score", str(ct), "--roi", str(tmp_path / "c" / row.roi_path), "--out", str(tmp_path / "o1")])
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "o1" / "overlay.png").is_file() and "Agatston" in r.output
+    table = pd.read_csv(tmp_path / "o1" / "per_artery.csv", index_col=0)
+    assert table.loc["total", "agatston"] >= row.agatston  # threshold in the ROI counts distractors too
+    seg = train_segmenter([make_calcium_exam(0, **SMALL)], widths=(4, 8, 8, 8), epochs=1, steps_per_epoch=1)
+    seg.save(tmp_path / "m.pt")
+    r = runner.invoke(app, ["score", str(ct), "--model", str(tmp_path / "m.pt"), "--out", str(tmp_path / "o2")])
+    assert r.exit_code == 0, r.output
+    assert {"LM", "LAD", "LCX", "RCA", "total"} <= set(pd.read_csv(tmp_path / "o2" / "per_artery.csv")["artery"])
+    r = runner.invoke(app, ["score", str(tmp_path / "missing.nii.gz")])
+    assert r.exit_code == 2 and "error" in r.output
