@@ -219,6 +219,7 @@ def group_contrasts(time_days: Any, event: Any, groups: Any, reference: Any = No
         (two groups at a time). A group without events gets NaN for the Cox columns.
     """
     from lifelines import CoxPHFitter
+    from lifelines.exceptions import ConvergenceError
     from lifelines.statistics import logrank_test
 
     t, e = _survival_arrays(time_days, event)
@@ -243,10 +244,17 @@ def group_contrasts(time_days: Any, event: Any, groups: Any, reference: Any = No
             row["logrank_p"] = float(lr.p_value)
         if e[g == level].sum() > 0 and e[g == ref].sum() > 0:
             df = pd.DataFrame({"t": t[m], "e": e[m].astype(int), "group": x})
-            cph = CoxPHFitter().fit(df, duration_col="t", event_col="e")
-            s = cph.summary.loc["group"]
-            row.update(hazard_ratio=float(s["exp(coef)"]), hr_low=float(s["exp(coef) lower 95%"]),
-                       hr_high=float(s["exp(coef) upper 95%"]), cox_p=float(s["p"]))
+            try:
+                cph = CoxPHFitter().fit(df, duration_col="t", event_col="e")
+            except ConvergenceError as exc:
+                # Small or separated groups (e.g. every event in one group) have no finite MLE:
+                # report the log-rank test alone rather than stop the whole evaluation.
+                warnings.warn(f"Cox hazard ratio for group {level!r} vs {ref!r} did not converge ({exc}); "
+                              "reported as NaN", RuntimeWarning, stacklevel=2)
+            else:
+                s = cph.summary.loc["group"]
+                row.update(hazard_ratio=float(s["exp(coef)"]), hr_low=float(s["exp(coef) lower 95%"]),
+                           hr_high=float(s["exp(coef) upper 95%"]), cox_p=float(s["p"]))
         rows.append(row)
     return pd.DataFrame(rows, columns=["group", "reference", "n", "n_events", "hazard_ratio", "hr_low",
                                        "hr_high", "cox_p", "logrank_p"])

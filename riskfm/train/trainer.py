@@ -26,6 +26,7 @@ from riskfm.evaluate.discrimination import roc_auc
 from riskfm.models.risk_model import RiskModel
 from riskfm.train.checkpoint import load_checkpoint, rng_state, save_atomic, set_rng_state
 from riskfm.train.config import TrainConfig
+from riskfm.train.ema import ModelEMA
 
 log = logging.getLogger(__name__)
 
@@ -200,12 +201,10 @@ def fit(
     wrapped, optimizer = fabric.setup(model, optimizer)
     ema = None
     if cfg.ema_decay:
-        from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
-
         # An exponential moving average of the weights is evaluated and kept instead of the raw
         # weights: it smooths over the last ~1/(1 - decay) steps, which on small noisy-label cohorts
         # is worth a few AUROC points and makes the early-stopping epoch far less arbitrary.
-        ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True)
+        ema = ModelEMA(model, cfg.ema_decay)
         if cfg.resume and last.is_file() and state.get("ema"):
             ema.module.load_checkpoint_state_dict(state["ema"])
     keep = model if ema is None else ema.module
@@ -238,7 +237,7 @@ def fit(
                 if sched_kind == "step":
                     scheduler.step()
                 if ema is not None:
-                    ema.update_parameters(model)
+                    ema.update(model)
             losses.append(float(loss.detach()))
         val = predict(fabric, wrapped if ema is None else ema.module, val_loader, val_set)
         val_auroc = mean_auroc(val)
