@@ -145,6 +145,29 @@ class _Run:
         self.figures.setdefault(section, []).append((caption, save_figure(fig, self.out / "figures" / name)))
 
     # -------------------------------------------------------------------------------- analyses
+    def agreement(self, scores: pd.DataFrame | None, metrics: dict) -> None:
+        """Bland-Altman agreement of continuous scores (e.g. predicted vs reference Agatston)."""
+        if scores is None:
+            return
+        from riskfm.evaluate.agreement import bland_altman
+
+        rows = []
+        for (split, name), g in scores.groupby(["split", "score"], sort=False):
+            g = g.dropna(subset=["reference", "predicted"])
+            if len(g) < 3:
+                self.note("Agreement of scores", f"{split}/{name}: {len(g)} paired scores, need 3; skipped")
+                continue
+            ba = bland_altman(g["reference"].to_numpy(float), g["predicted"].to_numpy(float),
+                              confidence=self.spec.confidence)
+            cell = ba.to_dict()
+            rows.append({"split": split, "score": name, **cell})
+            metrics.setdefault(str(split), {})[str(name)] = {"n": int(ba.n), "bland_altman": cell}
+            self.figure("Agreement of scores", f"Bland-Altman, {name} ({split})",
+                        f"bland_altman_{_safe(str(split))}_{_safe(str(name))}.png",
+                        lambda ba=ba, name=name: ba.plot(title=str(name)))
+        if rows:
+            self.tables["agreement"] = pd.DataFrame(rows)
+
     def discrimination(self, metrics: dict) -> None:
         s, rows = self.spec, []
         for split in self.splits:
@@ -489,6 +512,7 @@ def evaluate(
     train_split: str = "train",
     val_split: str = "val",
     covariates: pd.DataFrame | str | os.PathLike | None = None,
+    scores: pd.DataFrame | None = None,
     title: str = "riskfm evaluation",
 ) -> dict[str, Any]:
     """Evaluate a predictions table: metrics.json, CSV tables, figures and report.html.
@@ -509,6 +533,11 @@ def evaluate(
     covariates : DataFrame or CSV path, optional
         ``patient_id`` + attribute columns (sex, age, ...) for subgroup and fairness analyses,
         e.g. ``manifest[["patient_id", "sex", "age"]]``.
+    scores : DataFrame, optional
+        Continuous scores to compare with a reference (``patient_id, split, score, reference,
+        predicted``, e.g. ``score="agatston"``): Bland-Altman bias and limits of agreement per split
+        and score, a figure each, and a report section. Their cells in ``metrics.json`` hold
+        ``{"n", "bland_altman": {...}}`` under the score's name.
     title : str
         Heading of report.html.
 
@@ -537,6 +566,11 @@ def evaluate(
     run.survival(metrics)
     run.decision_curves(metrics)
     run.subgroups(metrics)
+    if scores is not None:
+        missing = {"patient_id", "split", "score", "reference", "predicted"} - set(scores.columns)
+        if missing:
+            raise ValueError(f"scores: missing column(s) {sorted(missing)}")
+    run.agreement(scores, metrics)
     write_metrics(metrics, out / "metrics.json")
     (out / "tables").mkdir(exist_ok=True)
     for name, table in run.tables.items():

@@ -99,6 +99,14 @@ def build_sections(run: Any, metrics: dict) -> list[Section]:
         sub.tables.append(("Fairness gaps", t["fairness_gaps"]))
     sections.append(sub)
 
+    if "agreement" in t or "Agreement of scores" in run.figures or "Agreement of scores" in run.notes:
+        agree = Section("Agreement of scores", text=(
+            f"Bland-Altman: bias = mean(predicted - reference), {conf} limits of agreement = bias -+ z x SD of "
+            "the differences, plotted against the pair means."))
+        if "agreement" in t:
+            agree.tables.append(("Bias and limits of agreement", t["agreement"]))
+        sections.append(agree)
+
     for sec in sections:
         sec.figures.extend(run.figures.get(sec.title, []))
         sec.notes.extend(run.notes.get(sec.title, []))
