@@ -333,10 +333,19 @@ def score_calcium(
     plane = structure[1]
     z_idx, comp_parts, value_parts, y_parts, x_parts = [], [], [], [], []
     n = 0
-    for z in np.flatnonzero(candidate.any(axis=(1, 2))):
-        lab2d, k = ndimage.label(candidate[z], structure=plane)
-        ys, xs = np.nonzero(candidate[z])  # nonzero on bool is ~4x faster than on int labels
+    rows_any = candidate.any(axis=2)  # [Z, Y]
+    cols_any = candidate.any(axis=1)  # [Z, X]
+    for z in np.flatnonzero(rows_any.any(axis=1)):
+        # Work on the slice's bounding box of candidates only: calcium and bone cover a small part
+        # of a 512 x 512 slice, and labelling / nonzero cost grows with the pixels visited.
+        r = np.flatnonzero(rows_any[z])
+        c = np.flatnonzero(cols_any[z])
+        r0, r1, c0, c1 = r[0], r[-1] + 1, c[0], c[-1] + 1
+        box = candidate[z, r0:r1, c0:c1]
+        lab2d, k = ndimage.label(box, structure=plane)
+        ys, xs = np.nonzero(box)  # nonzero on bool is ~4x faster than on int labels
         comp_parts.append(lab2d[ys, xs].astype(np.int64) + n)
+        ys, xs = ys + r0, xs + c0
         value_parts.append(arr[z, ys, xs].astype(np.float64))
         y_parts.append(ys)
         x_parts.append(xs)
