@@ -44,7 +44,6 @@ def read_hl7_aecg(path: str | os.PathLike, mode: str = "standard") -> ECG:
         Each message names the file and the problem.
     """
     from riskfm.ecg import io
-    from riskfm.ecg.preprocess import derive_limb_leads
 
     path = Path(path)
     try:
@@ -102,20 +101,7 @@ def read_hl7_aecg(path: str | os.PathLike, mode: str = "standard") -> ECG:
         raise io.ECGHeaderError(path, "no TIME_ABSOLUTE / TIME_RELATIVE sequence giving the sampling interval")
     if not rows:
         raise io.ECGFormatError(path, "no lead sequences (MDC_ECG_LEAD_*) with <digits>")
-    lengths = {r.size for r in rows}
-    if len(lengths) != 1:
-        raise io.ECGFormatError(path, f"lead sequences have different lengths {sorted(lengths)}")
-    selection = io._select_channels(names, mode, path)
-    signal = np.stack([rows[i] for i in selection.indices]).astype(np.float32)
-    io._check_samples(signal, selection.names, [names[i] for i in selection.indices], path)
-    leads = list(selection.names)
-    derived: list[str] = []
-    if mode == "standard":
-        signal, new = derive_limb_leads(signal, leads)
-        derived = list(new[len(leads):])
-        order = [lead for lead in io.STANDARD_LEADS if lead in new]
-        signal = signal[[list(new).index(lead) for lead in order]]
-        leads = order
+    signal, leads, derived, selection = io._assemble_leads(rows, names, mode, path)
     meta = {"source": str(path), "format": "hl7_aecg", "units": units, "channel_names": names,
             "original_channel_names": names, "derived_leads": derived,
             "dropped_channels": [names[i] for i in selection.dropped], "comments": []}

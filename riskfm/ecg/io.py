@@ -246,6 +246,33 @@ def _check_samples(signal: np.ndarray, leads: Sequence[str], channel_names: Sequ
     )
 
 
+def _assemble_leads(rows: Sequence[np.ndarray], names: Sequence[str], mode: str, path: str | os.PathLike,
+                    ) -> tuple[np.ndarray, list[str], list[str], _Selection]:
+    """Stack per-lead sample rows of an XML ECG (MUSE, HL7 aECG) into ``[leads, T]``.
+
+    Checks equal lengths and finite samples, selects channels for ``mode`` and, in standard mode,
+    derives missing limb leads from I and II (those XML files often store only I, II, V1-V6).
+    Returns ``(signal, leads, derived_leads, selection)``.
+    """
+    from riskfm.ecg.preprocess import derive_limb_leads
+
+    lengths = {r.size for r in rows}
+    if len(lengths) != 1:
+        raise ECGFormatError(path, f"leads have different sample counts {sorted(lengths)}")
+    selection = _select_channels(names, mode, path)
+    signal = np.stack([rows[i] for i in selection.indices]).astype(np.float32)
+    _check_samples(signal, selection.names, [names[i] for i in selection.indices], path)
+    leads = list(selection.names)
+    derived: list[str] = []
+    if mode == "standard":
+        signal, new = derive_limb_leads(signal, leads)
+        derived = list(new[len(leads):])
+        order = [lead for lead in STANDARD_LEADS if lead in new]
+        signal = signal[[list(new).index(lead) for lead in order]]
+        leads = order
+    return signal, leads, derived, selection
+
+
 _AGE = re.compile(r"^\s*age\s*[:=]\s*([0-9]+(?:\.[0-9]+)?)\b", re.IGNORECASE)
 _SEX = re.compile(r"^\s*(?:sex|gender)\s*[:=]\s*(\w+)", re.IGNORECASE)
 

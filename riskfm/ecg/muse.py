@@ -71,7 +71,6 @@ def read_muse_xml(path: str | os.PathLike, mode: str = "standard", waveform: str
         Each message names the file and the problem (bad base64, sample count mismatch ...).
     """
     from riskfm.ecg import io
-    from riskfm.ecg.preprocess import derive_limb_leads
 
     path = Path(path)
     try:
@@ -119,20 +118,7 @@ def read_muse_xml(path: str | os.PathLike, mode: str = "standard", waveform: str
         units.append(unit)
     if not rows:
         raise io.ECGFormatError(path, f"the {waveform} waveform has no <LeadData>")
-    lengths = {r.size for r in rows}
-    if len(lengths) != 1:
-        raise io.ECGFormatError(path, f"leads have different sample counts {sorted(lengths)}")
-    selection = io._select_channels(names, mode, path)
-    signal = np.stack([rows[i] for i in selection.indices]).astype(np.float32)
-    io._check_samples(signal, selection.names, [names[i] for i in selection.indices], path)
-    leads = list(selection.names)
-    derived: list[str] = []
-    if mode == "standard":
-        signal, new = derive_limb_leads(signal, leads)
-        derived = list(new[len(leads):])
-        order = [lead for lead in io.STANDARD_LEADS if lead in new]
-        signal = signal[[list(new).index(lead) for lead in order]]
-        leads = order
+    signal, leads, derived, selection = io._assemble_leads(rows, names, mode, path)
     demo = root.find("PatientDemographics")
     meta: dict = {"source": str(path), "format": "muse_xml", "waveform": waveform, "units": units,
                   "channel_names": names, "original_channel_names": names, "derived_leads": derived,
