@@ -62,6 +62,7 @@ MODALITIES: tuple[str, ...] = ("ecg", "ct", "clinical")
 #: CORA) are added here; third-party code can instead import its own module before create_encoder.
 _BUILTIN_MODULES: tuple[str, ...] = (
     "riskfm.ecg.resnet1d",
+    "riskfm.ecg.beatnet",
     "riskfm.ecg.registry",
     "riskfm.ct.cnn3d",
     "riskfm.clinical.text_encoder",

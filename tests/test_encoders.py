@@ -36,7 +36,7 @@ _MAP_RANK = {"ecg": 3, "ct": 5}
 def _example_input(encoder: nn.Module, batch: int = 2) -> torch.Tensor:
     spec = encoder.input_spec
     if isinstance(spec, ECGInputSpec):
-        return torch.randn(batch, len(spec.leads), spec.n_samples)
+        return torch.randn(batch, len(spec.leads), spec.input_samples)  # median beats are shorter
     if isinstance(spec, CTInputSpec):
         return torch.rand(batch, spec.in_channels, *spec.shape)
     if isinstance(spec, TabularInputSpec):
