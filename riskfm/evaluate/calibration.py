@@ -36,22 +36,12 @@ from scipy.special import expit, ndtri
 from scipy.stats import norm
 
 from riskfm.evaluate.discrimination import Estimate
-from riskfm.evaluate.risk_groups import _as_binary_1d, _as_finite_1d, reliability_table
+from riskfm.evaluate.risk_groups import _as_finite_1d, check_risks, reliability_table
 
 _EPS = 1e-12
 RECALIBRATION_METHODS: tuple[str, ...] = ("platt", "temperature", "isotonic")
 
 
-def _check(y: Any, p: Any) -> tuple[np.ndarray, np.ndarray]:
-    y_arr = _as_binary_1d(y, "y")
-    p_arr = _as_finite_1d(p, "p")
-    if len(y_arr) != len(p_arr):
-        raise ValueError(f"y and p must have the same length, got {len(y_arr)} and {len(p_arr)}")
-    if len(p_arr) == 0:
-        raise ValueError("y and p are empty")
-    if p_arr.min() < 0.0 or p_arr.max() > 1.0:
-        raise ValueError(f"p must be predicted risks in [0, 1]; found range [{p_arr.min():g}, {p_arr.max():g}]")
-    return y_arr, p_arr
 
 
 def logit(p: Any) -> np.ndarray:
@@ -166,7 +156,7 @@ class CalibrationResult:
 
 def brier_score(y: Any, p: Any) -> float:
     """Mean squared difference between predicted risk and outcome (0 best)."""
-    y_arr, p_arr = _check(y, p)
+    y_arr, p_arr = check_risks(y, p)
     return float(np.mean((p_arr - y_arr) ** 2))
 
 
@@ -178,7 +168,7 @@ def expected_calibration_error(y: Any, p: Any, n_bins: int = 10, strategy: str =
 
 def spiegelhalter_z(y: Any, p: Any) -> tuple[float, float]:
     """Spiegelhalter's z-statistic and its two-sided p-value (NaN when every p is 0, 1/2 or 1)."""
-    y_arr, p_arr = _check(y, p)
+    y_arr, p_arr = check_risks(y, p)
     num = float(np.sum((y_arr - p_arr) * (1.0 - 2.0 * p_arr)))
     var = float(np.sum((1.0 - 2.0 * p_arr) ** 2 * p_arr * (1.0 - p_arr)))
     if var <= 0.0:
@@ -217,7 +207,7 @@ def calibration(y: Any, p: Any, n_bins: int = 10, strategy: str = "uniform", con
     >>> abs(res.slope.value - 1) < 0.2 and abs(res.intercept.value) < 0.2
     True
     """
-    y_arr, p_arr = _check(y, p)
+    y_arr, p_arr = check_risks(y, p)
     n, n_pos = len(y_arr), int(y_arr.sum())
     if n_pos in (0, n):
         raise ValueError(f"calibration needs both outcomes; got {n_pos} events in {n} patients")
@@ -297,7 +287,7 @@ def fit_recalibration(y: Any, p: Any, method: str = "platt") -> Recalibrator:
     """
     if method not in RECALIBRATION_METHODS:
         raise ValueError(f"method must be one of {RECALIBRATION_METHODS}, got {method!r}")
-    y_arr, p_arr = _check(y, p)
+    y_arr, p_arr = check_risks(y, p)
     if y_arr.min() == y_arr.max():
         raise ValueError("recalibration needs both outcomes in the fitting set")
     lp = logit(p_arr)

@@ -53,6 +53,19 @@ def _as_binary_1d(x: Any, name: str) -> np.ndarray:
 # ----------------------------------------------------------------------------------------- groups
 
 
+
+def check_risks(y: Any, p: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Validated (binary outcomes, predicted risks in [0, 1]) of equal, non-zero length."""
+    y_arr = _as_binary_1d(y, "y")
+    p_arr = _as_finite_1d(p, "p")
+    if len(y_arr) != len(p_arr):
+        raise ValueError(f"y and p must have the same length, got {len(y_arr)} and {len(p_arr)}")
+    if len(p_arr) == 0:
+        raise ValueError("y and p are empty")
+    if p_arr.min() < 0.0 or p_arr.max() > 1.0:
+        raise ValueError(f"p must be predicted risks in [0, 1]; found range [{p_arr.min():g}, {p_arr.max():g}]")
+    return y_arr, p_arr
+
 def incidence_threshold(p_train: Any, prevalence: float) -> float:
     """Vessel-specific incidence threshold: the (1 - prevalence) quantile of predicted risk.
 
@@ -218,14 +231,7 @@ def reliability_table(
         One row per non-empty bin, columns ``bin_low``, ``bin_high`` (edges), ``n``, ``n_events``,
         ``mean_predicted``, ``observed_rate``, ``observed_low``, ``observed_high``.
     """
-    y_arr = _as_binary_1d(y, "y")
-    p_arr = _as_finite_1d(p, "p")
-    if len(y_arr) != len(p_arr):
-        raise ValueError(f"y and p must have the same length, got {len(y_arr)} and {len(p_arr)}")
-    if len(p_arr) == 0:
-        raise ValueError("y and p are empty")
-    if p_arr.min() < 0.0 or p_arr.max() > 1.0:
-        raise ValueError(f"p must be predicted risks in [0, 1]; found range [{p_arr.min():g}, {p_arr.max():g}]")
+    y_arr, p_arr = check_risks(y, p)
     edges = risk_bin_edges(p_arr, n_bins, strategy)
     n_b = len(edges) - 1
     # Inner edges only, so the maximum lands in the last bin rather than one past it.
