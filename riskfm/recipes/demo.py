@@ -29,7 +29,7 @@ def demo_config(manifest: Path, out: Path, *, quick: bool = False, epochs: int |
             # no baseline wander, no mains noise) at 250 Hz, read by an encoder that keeps the timing
             # of ST/T changes: on ~500 training patients it generalises better than a rhythm-strip
             # ResNet (external per-artery gap to the oracle 0.054 vs 0.068 on the demo cohort).
-            "ecg": {"name": "median-beat-cnn", "kwargs": {"input_spec": {
+            "ecg": {"name": "median-beat-cnn", "kwargs": {"feature_dim": 128, "input_spec": {
                 "fs": 250.0, "n_samples": 2500, "bandpass_hz": [0.67, 40.0], "representation": "median_beat"}}},
             "ct": {"name": "cnn3d-small", "kwargs": {"widths": [8, 16, 32, 64]}},
             "clinical": {"name": "text-lm", "freeze": True},

@@ -66,6 +66,8 @@ class FusionConfig(_Strict):
     proj_dim: int = Field(128, gt=0)
     modality_dropout: float = Field(0.1, ge=0, lt=1)
     dropout: float = Field(0.1, ge=0, lt=1)
+    norm: Literal["batch", "layer", "none"] = Field(
+        "batch", description="per-modality feature normalisation before projection (see ConcatFusion)")
 
 
 class TrainConfig(_Strict):

@@ -96,7 +96,8 @@ def _heads(cfg: RunConfig, in_dim: int, train_df: pd.DataFrame | None, balance: 
 def build_model(cfg: RunConfig, encoders: dict[str, torch.nn.Module], train_df: pd.DataFrame | None = None
                 ) -> RiskModel:
     fusion = ConcatFusion({m: e.feature_dim for m, e in encoders.items()}, proj_dim=cfg.fusion.proj_dim,
-                          modality_dropout=cfg.fusion.modality_dropout, dropout=cfg.fusion.dropout)
+                          modality_dropout=cfg.fusion.modality_dropout, dropout=cfg.fusion.dropout,
+                          norm=cfg.fusion.norm)
     model = RiskModel(encoders, fusion, _heads(cfg, fusion.out_dim, train_df, cfg.train.balance_positives))
     for m in cfg.modalities:
         ec = cfg.encoders[m]

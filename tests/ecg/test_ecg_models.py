@@ -92,3 +92,25 @@ def test_riskfm_train_finetunes_ecgfounder_through_the_store(tmp_path, tiny_coho
     preds = np.genfromtxt(tmp_path / "run" / "predictions.csv", delimiter=",", names=True, dtype=None,
                           encoding=None)
     assert len(preds) > 0
+
+
+def test_median_beat_st_map_is_relative_to_the_pr_segment():
+    from riskfm.ecg.beatnet import MedianBeatCNN
+    from riskfm.ecg.spec import ECGInputSpec
+
+    spec = ECGInputSpec(fs=250.0, n_samples=2500, representation="median_beat")
+    enc = MedianBeatCNN(feature_dim=32, input_spec=spec).eval()
+    length = spec.input_samples
+    r = round(0.25 * 250)
+    beat = torch.zeros(1, 12, length)
+    beat[:, :, r + 25:r + 50] = 0.2           # 0.2 mV ST elevation 100-200 ms after R ...
+    shifted = beat + 0.7                       # ... on a baseline offset, which must not matter
+    levels = enc.st_levels(shifted)
+    assert levels.shape == (1, 12, length // 5)  # 20 ms bins at 250 Hz
+    torch.testing.assert_close(levels, enc.st_levels(beat))
+    assert torch.allclose(levels[0, :, (r + 30) // 5], torch.full((12,), 0.2))
+    assert torch.allclose(levels[0, :, (r - 20) // 5], torch.zeros(12))  # the PR segment itself
+    assert enc(shifted).shape == (1, 32)
+    assert MedianBeatCNN(feature_dim=32, st_map=False, input_spec=spec)(beat).shape == (1, 32)
+    with pytest.raises(ValueError, match="pr_reference_s"):
+        MedianBeatCNN(pr_reference_s=(0.3, 0.1), input_spec=spec)
