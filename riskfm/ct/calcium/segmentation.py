@@ -220,6 +220,30 @@ def _loss(logits: torch.Tensor, cand: torch.Tensor, target: torch.Tensor) -> tor
     return loss
 
 
+def _lesion_decisions(cand: np.ndarray, p_calc: np.ndarray, p_artery: np.ndarray) -> np.ndarray:
+    """Label map deciding each 3D candidate region (face-connected voxels >= 130 HU) as a whole.
+
+    ``cand`` bool [Z, Y, X]; ``p_calc`` [Z, Y, X] calcium probability; ``p_artery`` [4, Z, Y, X]
+    artery probabilities given calcium. Returns uint8 [Z, Y, X] labels 0-4.
+    """
+    from scipy import ndimage
+
+    regions, n = ndimage.label(cand)
+    out = np.zeros(cand.shape, dtype=np.uint8)
+    if n == 0:
+        return out
+    idx = regions.ravel()
+    size = np.bincount(idx, minlength=n + 1).astype(np.float64)
+    mean_calc = np.bincount(idx, weights=p_calc.ravel(), minlength=n + 1) / np.maximum(size, 1)
+    # Artery evidence of a region: its voxels' artery probabilities weighted by how sure each is calcium.
+    votes = np.stack([np.bincount(idx, weights=(p_artery[a] * p_calc).ravel(), minlength=n + 1)
+                      for a in range(p_artery.shape[0])], axis=1)
+    region_label = np.where(mean_calc > 0.5, votes.argmax(axis=1) + 1, 0).astype(np.uint8)
+    region_label[0] = 0  # background
+    out = region_label[regions]
+    return out
+
+
 # --------------------------------------------------------------------------------- the segmenter
 @dataclass
 class SegmenterConfig:
@@ -259,7 +283,7 @@ class CalciumSegmenter:
 
     @torch.no_grad()
     def predict(self, hu: Any, spacing: Sequence[float] | None = None, *, roi: Any | None = None,
-                batch_size: int = 16) -> np.ndarray:
+                batch_size: int = 16, decision: str = "lesion") -> np.ndarray:
         """Artery calcium label map of one exam.
 
         Parameters
@@ -272,12 +296,18 @@ class CalciumSegmenter:
             Predictions outside it are dropped.
         batch_size : int
             Slices per forward pass (2D model).
+        decision : {"lesion", "pixel"}
+            ``"lesion"`` (default): every 3D connected region of voxels >= 130 HU is kept or dropped
+            whole, by its mean calcium probability (> 0.5), and takes the artery with the largest
+            summed probability over its voxels. A lesion's Agatston weight comes from its peak HU
+            and its area, so a decision per voxel that trims a lesion's bright core or rim changes
+            the score; deciding per lesion does not. ``"pixel"``: each voxel on its own.
 
         Returns
         -------
         np.ndarray
-            uint8 ``[Z, Y, X]``: 0 none, 1 LM, 2 LAD, 3 LCX, 4 RCA where the calcium probability
-            exceeds 0.5 and HU >= 130.
+            uint8 ``[Z, Y, X]``: 0 none, 1 LM, 2 LAD, 3 LCX, 4 RCA on voxels >= 130 HU judged
+            coronary calcium.
         """
         arr = np.asarray(hu, dtype=np.float32)
         if arr.ndim != 3:
@@ -298,12 +328,17 @@ class CalciumSegmenter:
             logits = torch.cat(outs).movedim(0, 1)  # [5, Z, Y, X]
         else:
             logits = self.net(torch.from_numpy(_volume_input(arr))[None].to(device))[0].cpu()
-        calc = (logits[0] > 0).numpy() & (arr >= CALCIUM_HU)
-        artery = (logits[1:].argmax(0) + 1).numpy().astype(np.uint8)
-        out = np.where(calc, artery, 0).astype(np.uint8)
+        cand = arr >= CALCIUM_HU
         if roi is not None:
-            out[~np.asarray(roi, dtype=bool)] = 0
-        return out
+            cand &= np.asarray(roi, dtype=bool)
+        p_calc = torch.sigmoid(logits[0]).numpy()
+        p_artery = torch.softmax(logits[1:], dim=0).numpy()
+        if decision == "pixel":
+            artery = (p_artery.argmax(0) + 1).astype(np.uint8)
+            return np.where(cand & (p_calc > 0.5), artery, 0).astype(np.uint8)
+        if decision != "lesion":
+            raise ValueError(f"decision must be 'lesion' or 'pixel', got {decision!r}")
+        return _lesion_decisions(cand, p_calc, p_artery)
 
     def score(self, hu: Any, spacing: Sequence[float], *, roi: Any | None = None, **kwargs: Any) -> CalciumScore:
         """Per-artery calcium score of the predicted label map (``score_calcium`` keyword args pass on)."""

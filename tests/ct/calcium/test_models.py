@@ -151,3 +151,33 @@ def test_cli_scores_a_nifti_with_and_without_a_model(tmp_path):
     assert {"LM", "LAD", "LCX", "RCA", "total"} <= set(pd.read_csv(tmp_path / "o2" / "per_artery.csv")["artery"])
     r = runner.invoke(app, ["score", str(tmp_path / "missing.nii.gz")])
     assert r.exit_code == 2 and "error" in r.output
+
+
+def test_lesion_decisions_keep_or_drop_whole_regions():
+    from riskfm.ct.calcium.segmentation import _lesion_decisions
+
+    cand = np.zeros((1, 6, 12), bool)
+    cand[0, 1:4, 1:4] = True   # region A: 9 voxels, mostly calcium
+    cand[0, 1:3, 7:10] = True  # region B: 6 voxels, mostly not
+    p_calc = np.zeros(cand.shape, np.float32)
+    p_calc[0, 1:4, 1:4] = 0.8
+    p_calc[0, 1, 1] = 0.1      # one doubtful voxel inside A: kept with its region
+    p_calc[0, 1:3, 7:10] = 0.2
+    p_calc[0, 1, 7] = 0.95     # one confident voxel inside B: dropped with its region
+    p_artery = np.zeros((4,) + cand.shape, np.float32)
+    p_artery[1] = 0.6          # LAD wins the vote over A ...
+    p_artery[3] = 0.4
+    p_artery[3, 0, 2, 2] = 1.0  # ... despite one RCA-looking voxel
+    out = _lesion_decisions(cand, p_calc, p_artery)
+    assert np.all(out[0, 1:4, 1:4] == 2)
+    assert np.all(out[0, 1:3, 7:10] == 0)
+    assert out[~cand].max() == 0
+    # Deciding per voxel would cut A's doubtful voxel out and keep B's confident one.
+    pixel = np.where(cand & (p_calc > 0.5), p_artery.argmax(0) + 1, 0)
+    assert pixel[0, 1, 1] == 0 and pixel[0, 1, 7] != 0
+
+
+def test_predict_rejects_an_unknown_decision_rule(exams):
+    seg = train_segmenter(exams[:2], widths=(4, 8), epochs=1, steps_per_epoch=1, batch_size=2)
+    with pytest.raises(ValueError, match="decision"):
+        seg.predict(exams[0].hu, decision="majority")
