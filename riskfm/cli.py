@@ -126,6 +126,14 @@ def _mount_commands() -> None:
     from riskfm.commands.cac import app as cac_app
 
     app.add_typer(cac_app, name="cac", help="Coronary calcium: score scans, train segmentation, protocols.")
+    from riskfm.commands.ct import app as ct_app
+    from riskfm.commands.ct import pretrain_ct
+
+    app.command("pretrain-ct")(pretrain_ct)
+    app.add_typer(ct_app, name="ct", help="CORA CCTA model: plaque, stenosis, segmentation, abnormality maps.")
+    from riskfm.commands.explain import explain
+
+    app.command("explain")(explain)
 
 
 _mount_commands()

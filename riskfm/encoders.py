@@ -65,6 +65,7 @@ _BUILTIN_MODULES: tuple[str, ...] = (
     "riskfm.ecg.beatnet",
     "riskfm.ecg.registry",
     "riskfm.ct.cnn3d",
+    "riskfm.ct.cora",
     "riskfm.clinical.text_encoder",
     "riskfm.clinical.tabular",
 )

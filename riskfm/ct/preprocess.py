@@ -28,7 +28,20 @@ from riskfm.ct.io import AIR_HU
 from riskfm.ct.spec import CTInputSpec
 from riskfm.ct.volume import CTVolume
 
-__all__ = ["crop_or_pad", "crop_to_mask", "prepare_ct", "resample_to_spacing", "window_channels"]
+__all__ = [
+    "CORA_SPACING",
+    "crop_or_pad",
+    "crop_to_mask",
+    "prepare_ct",
+    "resample_mask",
+    "resample_to_spacing",
+    "window_channels",
+]
+
+#: CORA's resampling target as printed in the paper, "0.5 x 0.5 x 5 mm^3", in riskfm's (z, y, x)
+#: order. methods.md keeps it as printed and as a parameter: every function taking a spacing
+#: accepts another one (riskfm's synthetic cohort is at (2.0, 1.5, 1.5) mm).
+CORA_SPACING: tuple[float, float, float] = (5.0, 0.5, 0.5)
 
 
 # ------------------------------------------------------------------------------------ resampling
@@ -162,6 +175,32 @@ def resample_to_spacing(
     new_to_old[:3, 3] = [c[0] for c in coords]
     meta = dict(vol.meta, resampled_from_spacing=tuple(vol.spacing))
     return CTVolume(array, target, vol.affine @ new_to_old, meta)
+
+
+def resample_mask(mask: np.ndarray, vol: CTVolume, spacing: Sequence[float]) -> np.ndarray:
+    """Resample a label mask lying on ``vol``'s grid to ``spacing`` (nearest neighbour).
+
+    Parameters
+    ----------
+    mask : np.ndarray
+        Integer or bool ``[Z, Y, X]`` on the grid of ``vol`` (e.g. heart, coronary or plaque labels).
+    vol : CTVolume
+        The volume the mask belongs to (its spacing and affine).
+    spacing : sequence of 3 float
+        Target spacing ``(z, y, x)`` in mm.
+
+    Returns
+    -------
+    np.ndarray
+        ``mask.dtype`` array on exactly the grid ``resample_to_spacing(vol, spacing)`` produces, so
+        image and labels stay aligned voxel for voxel.
+    """
+    mask = np.asarray(mask)
+    if mask.shape != vol.shape:
+        raise ValueError(f"mask shape {mask.shape} does not match the volume shape {vol.shape}")
+    as_volume = CTVolume(mask.astype(np.float32), vol.spacing, vol.affine, {})
+    out = resample_to_spacing(as_volume, spacing, order=0, fill=0.0).array
+    return out.astype(mask.dtype) if mask.dtype != bool else out > 0.5
 
 
 # ------------------------------------------------------------------------------- crop and pad

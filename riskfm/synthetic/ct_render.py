@@ -38,6 +38,8 @@ from functools import lru_cache
 
 import numpy as np
 
+from riskfm.ct.synthesis.plaque import BLOB_SIGMA_VOX, CALCIFIED_HU, NONCALCIFIED_HU, blob_occupancy
+
 ARTERIES: tuple[str, ...] = ("RCA", "LM", "LAD", "LCX")
 #: Values of ``artery_labels`` (this order differs from ARTERIES on purpose: it follows the CT
 #: segmentation convention left main, LAD, LCX, RCA).
@@ -50,9 +52,8 @@ PLAQUE_NONCALCIFIED = 2
 LESION_THRESHOLD = 0.2
 #: Probability that an artery at or below the threshold carries a tiny non-obstructive plaque.
 TINY_PLAQUE_PROB = 0.2
-CALCIFIED_HU = (800.0, 1500.0)
-NONCALCIFIED_HU = (30.0, 90.0)
-BLOB_SIGMA_VOX = (0.7, 2.0)
+# CALCIFIED_HU (800-1500), NONCALCIFIED_HU (30-90) and BLOB_SIGMA_VOX (0.7-2.0) come from the
+# lesion-synthesis engine (riskfm.ct.synthesis.plaque), re-exported here for existing callers.
 
 _HU_MIN, _HU_MAX = -1024, 3071  # int16 range a CT scanner writes
 _CURVE_STEP_MM = 0.7  # centreline sampling step, about half the in-plane voxel size
@@ -598,12 +599,8 @@ def render_ct(
         lo = np.maximum(np.floor(geo.centre_idx - reach_mm / sp).astype(int), 0)
         hi = np.maximum(np.minimum(np.ceil(geo.centre_idx + reach_mm / sp).astype(int) + 1, shape), lo)
         box = tuple(slice(a, b) for a, b in zip(lo, hi))
-        keep_out = np.ones(tuple(hi - lo), dtype=np.float32)
-        for c, sigma in geo.blobs:  # soft union of Gaussian blobs (sigma in voxels; separable)
-            ez, ey, ex = (np.exp(-0.5 * ((np.arange(lo[k], hi[k]) - c[k]) / sigma) ** 2).astype(np.float32)
-                          for k in range(3))
-            keep_out *= 1.0 - (ez[:, None, None] * ey[None, :, None]) * ex[None, None, :]
-        f = np.maximum(1.0 - keep_out, removed[box])
+        # The lesion-synthesis engine's plaque model: a soft union of Gaussian blobs (sigma in voxels).
+        f = np.maximum(blob_occupancy(lo, hi, geo.blobs), removed[box])
         vol[box] = vol[box] * (1.0 - f) + geo.peak_hu * f
         plaque[box] = np.where(f >= 0.5, PLAQUE_CALCIFIED if geo.calcified else PLAQUE_NONCALCIFIED, plaque[box])
 

@@ -1,0 +1,219 @@
+"""``riskfm pretrain-ct`` and ``riskfm ct ...``: CORA pretraining, zero-shot maps and downstream tasks.
+
+Parse, validate, call the library; no logic lives here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="CORA CCTA foundation model: downstream tasks and zero-shot abnormality maps.")
+
+
+def _fail(exc: Exception) -> None:
+    typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code=2)
+
+
+def _triple(text: str | None, name: str, cast=float):
+    if text is None:
+        return None
+    try:
+        values = tuple(cast(v) for v in text.replace("x", ",").split(","))
+    except ValueError as exc:
+        raise typer.BadParameter(f"{name} must be three numbers like 2.0,1.5,1.5 (got {text!r})") from exc
+    if len(values) == 1:
+        values = values * 3
+    if len(values) != 3:
+        raise typer.BadParameter(f"{name} must be one or three numbers (z, y, x), got {text!r}")
+    return values
+
+
+SOURCE = Annotated[Path, typer.Argument(help="manifest (CSV/Parquet with ct_path) or folder of CTs (NIfTI / DICOM)")]
+CHECKPOINT = Annotated[Path | None, typer.Option(help="cora_pretrained.pt from `riskfm pretrain-ct` (omit: from scratch)")]
+SPACING = Annotated[str | None, typer.Option(help="working spacing z,y,x in mm (default: the checkpoint's)")]
+
+
+def pretrain_ct(
+    source: SOURCE,
+    out: Annotated[Path, typer.Option(help="output folder")] = Path("cora_pretrain"),
+    width: Annotated[int, typer.Option(help="network width (32 = CORA Table S1; 8 for CPU runs)")] = 32,
+    patch: Annotated[str, typer.Option(help="patch size in voxels, one number or z,y,x")] = "64",
+    spacing: Annotated[str, typer.Option(help="resampling target z,y,x mm (CORA as printed: 5.0,0.5,0.5)")] = "5.0,0.5,0.5",
+    steps: int = 1000,
+    batch_size: Annotated[int, typer.Option(help="patches per step per process")] = 2,
+    lr: float = 1e-3,
+    workers: Annotated[int, typer.Option(help="DataLoader worker processes (the synthesis engine runs there)")] = 0,
+    accelerator: Annotated[str, typer.Option(help="cpu, gpu, auto")] = "cpu",
+    devices: Annotated[str, typer.Option(help="devices per node (e.g. 1, 8, auto)")] = "1",
+    strategy: Annotated[str, typer.Option(help="auto, ddp, ...")] = "auto",
+    num_nodes: int = 1,
+    precision: Annotated[str, typer.Option(help="32-true, bf16-mixed, 16-mixed")] = "32-true",
+    checkpoint_every: int = 100,
+    lesion_prob: Annotated[float, typer.Option(help="share of patches that receive synthetic plaques")] = 0.8,
+    resume: Annotated[bool, typer.Option(help="continue from OUT/checkpoints/last.ckpt if present")] = True,
+    seed: int = 0,
+) -> None:
+    """Pretrain CORA on unlabelled CTs by segmenting synthetic plaques (Tversky + focal loss)."""
+    from riskfm.ct.pretrain import PretrainConfig, pretrain_cora
+    from riskfm.ct.synthesis import SynthesisConfig
+
+    try:
+        patch_size = _triple(patch, "patch", int)
+        cfg = PretrainConfig(width=width, patch_size=patch_size, spacing=_triple(spacing, "spacing"), steps=steps,
+                             batch_size=batch_size, lr=lr, num_workers=workers, accelerator=accelerator,
+                             devices=int(devices) if devices.isdigit() else devices, strategy=strategy,
+                             num_nodes=num_nodes, precision=precision, checkpoint_every=checkpoint_every, seed=seed,
+                             synthesis=SynthesisConfig(patch_size=patch_size, lesion_prob=lesion_prob))
+        every = max(1, steps // 20)
+
+        def progress(step: int, loss: float) -> None:
+            if step % every == 0 or step == steps:
+                typer.echo(f"step {step}/{steps}: loss {loss:.4f}")
+
+        res = pretrain_cora(source, out, cfg, resume=resume, progress=progress)
+    except (OSError, ValueError) as exc:
+        _fail(exc)
+        return
+    if res.history:
+        first, last = res.loss_drop()
+        typer.echo(f"loss {first:.4f} -> {last:.4f} (first vs last 20% of steps), {res.seconds:.0f} s")
+    sources = {}
+    for v in res.volumes:
+        sources[v["mask_source"]] = sources.get(v["mask_source"], 0) + 1
+    typer.echo(f"patch centres: {sources} (coronary = from masks; others = mask-less fallback)")
+    typer.echo(f"wrote {res.checkpoint}")
+
+
+@app.command()
+def abnormality(
+    ct: Annotated[Path, typer.Argument(help="CT (NIfTI file or DICOM folder)")],
+    checkpoint: Annotated[Path, typer.Option(help="cora_pretrained.pt")],
+    out: Annotated[Path, typer.Option(help="output NIfTI of the probability map")] = Path("abnormality.nii.gz"),
+    overlap: float = 0.5,
+) -> None:
+    """Zero-shot abnormality map of one CT from a pretrained CORA (no fine-tuning)."""
+    import nibabel as nib
+    import numpy as np
+
+    from riskfm.ct import read_ct
+    from riskfm.ct.pretrain import abnormality_map, load_pretrained
+
+    try:
+        vol = read_ct(ct)
+        prob = abnormality_map(load_pretrained(checkpoint), vol, overlap=overlap)
+    except (OSError, ValueError) as exc:
+        _fail(exc)
+        return
+    # riskfm arrays are [z, y, x] with an index->LPS affine; NIfTI stores [i, j, k] -> RAS.
+    lps_to_ras = np.diag([-1.0, -1.0, 1.0, 1.0])
+    affine = lps_to_ras @ prob.affine @ np.array([[0, 0, 1, 0], [0, 1, 0, 0], [1, 0, 0, 0], [0, 0, 0, 1]])
+    out.parent.mkdir(parents=True, exist_ok=True)
+    nib.save(nib.Nifti1Image(prob.array.transpose(2, 1, 0).astype(np.float32), affine), str(out))
+    typer.echo(f"max {prob.array.max():.3f}, voxels > 0.5: {int((prob.array > 0.5).sum())}; wrote {out}")
+
+
+@app.command()
+def plaque(
+    source: SOURCE,
+    checkpoint: CHECKPOINT = None,
+    out: Annotated[Path, typer.Option(help="output folder")] = Path("cora_plaque"),
+    width: Annotated[int | None, typer.Option(help="width when training from scratch (default 8)")] = None,
+    spacing: SPACING = None,
+    steps: int = 300,
+    batch_size: int = 4,
+    lr: float = 1e-3,
+    freeze_encoder: Annotated[bool, typer.Option(help="linear probe: train the head only")] = False,
+    test_fraction: float = 0.3,
+    seed: int = 0,
+) -> None:
+    """Plaque characterisation: calcified / non-calcified present, AUROC with bootstrap CIs."""
+    from riskfm.recipes.cora_plaque import run_plaque_characterisation
+
+    try:
+        res = run_plaque_characterisation(source, out, checkpoint=checkpoint, width=width,
+                                          spacing=_triple(spacing, "spacing"), steps=steps, batch_size=batch_size,
+                                          lr=lr, freeze_encoder=freeze_encoder, test_fraction=test_fraction,
+                                          seed=seed)
+    except (OSError, ValueError) as exc:
+        _fail(exc)
+        return
+    for target, m in res["metrics"].items():
+        typer.echo(f"{target}: AUROC {m['auroc']:.3f} ({m['auroc_ci'][0]:.3f}-{m['auroc_ci'][1]:.3f}), "
+                   f"n {m['n']}, positives {m['n_pos']}")
+    typer.echo(f"wrote {res['paths']['metrics']}")
+
+
+@app.command()
+def stenosis(
+    source: SOURCE,
+    checkpoint: CHECKPOINT = None,
+    out: Annotated[Path, typer.Option(help="output folder")] = Path("cora_stenosis"),
+    width: Annotated[int | None, typer.Option(help="width when training from scratch (default 8)")] = None,
+    spacing: SPACING = None,
+    patch: Annotated[str, typer.Option(help="training / sliding-window patch, one number or z,y,x")] = "32",
+    steps: int = 300,
+    batch_size: int = 2,
+    lr: float = 1e-3,
+    threshold: float = 0.5,
+    test_fraction: float = 0.3,
+    seed: int = 0,
+) -> None:
+    """Stenosis detection: heart-cropped segmentation, lesion-level precision / recall / F1."""
+    from riskfm.recipes.cora_stenosis import run_stenosis_detection
+
+    try:
+        res = run_stenosis_detection(source, out, checkpoint=checkpoint, width=width,
+                                     spacing=_triple(spacing, "spacing"), patch=_triple(patch, "patch", int),
+                                     steps=steps, batch_size=batch_size, lr=lr, threshold=threshold,
+                                     test_fraction=test_fraction, seed=seed)
+    except (OSError, ValueError) as exc:
+        _fail(exc)
+        return
+    m = res["metrics"]
+    typer.echo(f"lesion level: precision {m['precision']:.3f}, recall {m['recall']:.3f}, F1 {m['f1']:.3f} "
+               f"({m['detected']}/{m['n_ref']} lesions found, {m['tp_pred']}/{m['n_pred']} predictions true)")
+    typer.echo(f"wrote {res['paths']['metrics']}")
+
+
+@app.command()
+def segment(
+    source: SOURCE,
+    checkpoint: CHECKPOINT = None,
+    out: Annotated[Path, typer.Option(help="output folder")] = Path("cora_segment"),
+    width: Annotated[int | None, typer.Option(help="width when training from scratch (default 8)")] = None,
+    spacing: SPACING = None,
+    patch: Annotated[str, typer.Option(help="training / sliding-window patch, one number or z,y,x")] = "32",
+    steps: int = 300,
+    batch_size: int = 2,
+    lr: float = 1e-3,
+    train_sizes: Annotated[str | None, typer.Option(
+        help="data efficiency: comma-separated training-set sizes, pretrained vs scratch (e.g. 50,100,200)")] = None,
+    test_fraction: float = 0.3,
+    seed: int = 0,
+) -> None:
+    """Coronary artery segmentation (new decoder, Dice loss): Dice, clDice, mean surface distance."""
+    from riskfm.recipes.cora_segmentation import run_artery_segmentation, run_data_efficiency
+
+    kwargs = dict(checkpoint=checkpoint, width=width, spacing=_triple(spacing, "spacing"),
+                  patch=_triple(patch, "patch", int), steps=steps, batch_size=batch_size, lr=lr,
+                  test_fraction=test_fraction, seed=seed)
+    try:
+        if train_sizes:
+            sizes = [int(v) for v in train_sizes.split(",")]
+            res = run_data_efficiency(source, out, train_sizes=sizes, **kwargs)
+            typer.echo(res["table"].round(3).to_string(index=False))
+            typer.echo(f"wrote {res['paths']['table']}")
+            return
+        res = run_artery_segmentation(source, out, **kwargs)
+    except (OSError, ValueError) as exc:
+        _fail(exc)
+        return
+    m = res["metrics"]
+    typer.echo(f"Dice {m['dice_mean']:.3f}, clDice {m['cldice_mean']:.3f}, MSD {m['msd_mm_mean']:.2f} mm "
+               f"({m['n_test']} test CTs)")
+    typer.echo(f"wrote {res['paths']['metrics']}")

@@ -1,0 +1,214 @@
+"""Fine-tuning CORA for its downstream tasks: models, batch samplers and one Fabric training loop.
+
+* :class:`PlaqueClassifier` - pretrained encoder + global average pooling + linear head
+  (multi-label: calcified, non-calcified plaque present), on whole volumes;
+* :class:`DensePatchSampler` - random training patches of (windowed CT, target mask) with a
+  share of patches centred on target voxels (lesions are sparse);
+* :func:`fit_steps` - AdamW + cosine decay for a fixed number of steps on Lightning Fabric;
+* :func:`predict_dense` - whole-volume probability by Gaussian-blended sliding windows.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from riskfm.ct.cases import LoadedCase
+from riskfm.ct.cora import CoraResUNet
+from riskfm.ct.preprocess import crop_or_pad, window_channels
+from riskfm.ct.sliding import sliding_window_predict
+
+__all__ = ["DensePatchSampler", "FitResult", "PlaqueClassifier", "fit_steps", "plaque_targets", "predict_dense",
+           "volume_input"]
+
+PLAQUE_TARGETS: tuple[str, ...] = ("plaque_calcified", "plaque_noncalcified")
+
+
+class PlaqueClassifier(nn.Module):
+    """CORA encoder (pooled bottleneck) + linear head: logits ``[B, 2]`` (calcified, non-calcified).
+
+    The pooled features pass a parameter-free ``BatchNorm1d`` before the linear layer (as in MAE's
+    linear probing). At inference it is a fixed affine map, so the head is still linear; it is there
+    because InstanceNorm inside the network leaves the global average of every channel nearly the
+    same for all volumes: the differences that carry plaque information are ~1% of the feature
+    scale, and unscaled they would take a linear layer thousands of steps to pick up.
+    """
+
+    def __init__(self, encoder: CoraResUNet, n_labels: int = 2) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.norm = nn.BatchNorm1d(encoder.feature_dim, affine=False)
+        self.head = nn.Linear(encoder.feature_dim, n_labels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.norm(self.encoder(x)))
+
+
+def plaque_targets(case: LoadedCase) -> np.ndarray:
+    """``[2]`` float: calcified / non-calcified plaque present, from manifest columns or the plaque mask.
+
+    Manifest columns ``plaque_calcified`` / ``plaque_noncalcified`` win; otherwise the plaque
+    mask (1 calcified, 2 non-calcified) decides. Raises if neither exists.
+    """
+    meta = case.case.meta
+    if all(k in meta and meta[k] == meta[k] for k in PLAQUE_TARGETS):
+        return np.array([float(meta[k]) for k in PLAQUE_TARGETS], dtype=np.float32)
+    if "plaque" not in case.masks:
+        raise ValueError(f"{case.case.ct_path}: no plaque labels (manifest columns {PLAQUE_TARGETS} or a "
+                         "_plaque mask) for plaque characterisation")
+    mask = case.masks["plaque"]
+    return np.array([(mask == 1).any(), (mask == 2).any()], dtype=np.float32)
+
+
+def volume_input(case: LoadedCase, shape: Sequence[int], windows: Sequence[tuple[float, float]]) -> np.ndarray:
+    """Whole volume (centre crop / pad with air to ``shape``) as windowed float32 ``[C, *shape]``."""
+    return window_channels(crop_or_pad(case.vol.array, shape), windows)
+
+
+class DensePatchSampler:
+    """Random ``(image [B, C, *patch], target [B, 1, *patch])`` batches for dense fine-tuning.
+
+    Parameters
+    ----------
+    cases : sequence of LoadedCase
+        Cases on the working grid holding ``masks[target]``.
+    target : str
+        Mask kind to learn (``"coronary"``, ``"stenosis"``, ``"plaque"``); nonzero = 1.
+    patch : sequence of 3 int
+        Patch size (each a multiple of 8 for CORA).
+    windows : sequence of (level, width)
+    foreground_prob : float
+        Share of patches centred on a random target voxel (the rest: uniform centres).
+    """
+
+    def __init__(self, cases: Sequence[LoadedCase], target: str, patch: Sequence[int],
+                 windows: Sequence[tuple[float, float]], foreground_prob: float = 0.67) -> None:
+        if not cases:
+            raise ValueError("DensePatchSampler: no training cases")
+        missing = [c.case.patient_id for c in cases if target not in c.masks]
+        if missing:
+            raise ValueError(f"DensePatchSampler: cases without a {target!r} mask: {missing[:5]}")
+        self.patch = tuple(int(p) for p in patch)
+        self.foreground_prob = float(foreground_prob)
+        self.images = [window_channels(c.vol.array, windows) for c in cases]
+        self.targets = [(c.masks[target] > 0).astype(np.float32) for c in cases]
+        self.foreground = [np.argwhere(t > 0) for t in self.targets]
+
+    def __call__(self, rng: np.random.Generator, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        xs, ys = [], []
+        for _ in range(batch_size):
+            i = int(rng.integers(len(self.images)))
+            fg = self.foreground[i]
+            if len(fg) and rng.random() < self.foreground_prob:
+                centre = fg[int(rng.integers(len(fg)))]
+            else:
+                centre = np.array([rng.integers(n) for n in self.targets[i].shape])
+            # Windowed channels pad with 0 (every window's floor, i.e. air), targets with 0.
+            xs.append(crop_or_pad(self.images[i], self.patch, fill=0.0, center=centre))
+            ys.append(crop_or_pad(self.targets[i], self.patch, fill=0.0, center=centre)[None])
+        return torch.from_numpy(np.stack(xs)), torch.from_numpy(np.stack(ys))
+
+
+@dataclass
+class FitResult:
+    """``history``: one dict per step (step, loss); ``seconds``: wall time."""
+
+    history: list[dict]
+    seconds: float
+
+    def losses(self) -> np.ndarray:
+        return np.array([h["loss"] for h in self.history])
+
+
+def fit_steps(
+    module: nn.Module,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    batches: Callable[[np.random.Generator], tuple[torch.Tensor, torch.Tensor]],
+    steps: int,
+    *,
+    lr: float = 1e-3,
+    encoder_lr: float | None = None,
+    encoder: nn.Module | None = None,
+    weight_decay: float = 1e-5,
+    seed: int = 0,
+    accelerator: str = "cpu",
+    precision: str = "32-true",
+    grad_clip: float | None = 12.0,
+) -> FitResult:
+    """Train ``module`` for ``steps`` AdamW steps (cosine decay) on Lightning Fabric.
+
+    Parameters
+    ----------
+    module : nn.Module
+        ``module(x)`` gives what ``loss_fn(output, y)`` takes.
+    loss_fn : callable
+    batches : callable
+        ``rng -> (x, y)``; drawn from one generator seeded with ``seed`` (reproducible runs).
+    steps : int
+    lr : float
+        Learning rate of everything not in ``encoder``.
+    encoder_lr, encoder
+        A separate (usually smaller) learning rate for the pretrained encoder's parameters.
+    """
+    from lightning_fabric import Fabric
+
+    t0 = time.perf_counter()
+    fabric = Fabric(accelerator=accelerator, devices=1, precision=precision)
+    fabric.seed_everything(seed, verbose=False)
+    if encoder is not None and encoder_lr is not None:
+        enc_ids = {id(p) for p in encoder.parameters()}
+        groups = [{"params": [p for p in module.parameters() if id(p) in enc_ids], "lr": encoder_lr},
+                  {"params": [p for p in module.parameters() if id(p) not in enc_ids], "lr": lr}]
+    else:
+        groups = [{"params": list(module.parameters()), "lr": lr}]
+    optimizer = torch.optim.AdamW(groups, weight_decay=weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: 0.5 * (1.0 + math.cos(math.pi * min(1.0, s / max(1, steps)))))
+    wrapped, optimizer = fabric.setup(module, optimizer)
+    rng = np.random.default_rng(seed)
+    history = []
+    wrapped.train()
+    for step in range(1, int(steps) + 1):
+        x, y = batches(rng)
+        x, y = fabric.to_device((x, y))
+        loss = loss_fn(wrapped(x), y)
+        optimizer.zero_grad(set_to_none=True)
+        fabric.backward(loss)
+        if grad_clip:
+            fabric.clip_gradients(wrapped, optimizer, max_norm=grad_clip)
+        optimizer.step()
+        scheduler.step()
+        history.append({"step": step, "loss": float(loss.detach())})
+    module.eval()
+    return FitResult(history, time.perf_counter() - t0)
+
+
+class DenseOutput(nn.Module):
+    """``forward = net.dense_logits`` (so Fabric wraps the call used in training)."""
+
+    def __init__(self, net: CoraResUNet) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net.dense_logits(x)
+
+
+@torch.no_grad()
+def predict_dense(net: CoraResUNet, case: LoadedCase, roi: Sequence[int],
+                  windows: Sequence[tuple[float, float]], overlap: float = 0.5) -> np.ndarray:
+    """Probability ``[Z, Y, X]`` float32 over a whole case (sliding windows, Gaussian blending)."""
+    was = net.training
+    net.eval()
+    try:
+        prob = sliding_window_predict(window_channels(case.vol.array, windows), net.forward_dense, roi,
+                                      overlap=overlap)
+    finally:
+        net.train(was)
+    return prob[0, 0].numpy()

@@ -1,0 +1,104 @@
+"""What CORA's three downstream recipes share: loading cases, splitting, building the network, writing JSON."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from riskfm.ct.cases import CTCase, LoadedCase, find_cases, load_case
+from riskfm.ct.cora import CoraResUNet, cora_input_spec
+
+__all__ = ["build_network", "load_cases", "split_indices", "write_json"]
+
+
+def load_cases(
+    source: str | Path | Sequence[CTCase] | Sequence[LoadedCase],
+    spacing: Sequence[float] | None,
+    *,
+    kinds: Sequence[str],
+    require: str | None = None,
+    crop_heart: bool = False,
+) -> list[LoadedCase]:
+    """Loaded cases from a manifest / folder / case list (already-loaded cases pass through).
+
+    ``require``: keep only cases that have this mask kind (raises if none do).
+    """
+    if isinstance(source, str | Path):
+        items: list = find_cases(source)
+    else:
+        items = list(source)
+    loaded = [c if isinstance(c, LoadedCase) else None for c in items]
+    for i, c in enumerate(items):
+        if loaded[i] is None:
+            if require is not None and require not in c.masks:
+                continue
+            if crop_heart and "heart" not in c.masks:
+                continue
+            loaded[i] = load_case(c, spacing, kinds=kinds, crop_heart=crop_heart)
+    out = [c for c in loaded if c is not None and (require is None or require in c.masks)]
+    if not out:
+        raise ValueError(f"no case has a {require!r} mask" if require else "no cases found")
+    return out
+
+
+def split_indices(n: int, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Random (train, test) index split; the test part holds ``round(n * test_fraction)`` cases (>= 1)."""
+    if not 0 < test_fraction < 1:
+        raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
+    if n < 2:
+        raise ValueError(f"need at least 2 cases to split, got {n}")
+    order = np.random.default_rng([seed, 99]).permutation(n)
+    n_test = min(n - 1, max(1, int(round(n * test_fraction))))
+    return np.sort(order[n_test:]), np.sort(order[:n_test])
+
+
+def build_network(
+    checkpoint: str | Path | None,
+    *,
+    width: int | None,
+    spacing: Sequence[float] | None,
+    shape: Sequence[int],
+    new_decoder: bool = False,
+) -> CoraResUNet:
+    """A pretrained CORA network (from ``checkpoint``) or a fresh one of ``width`` (default 8).
+
+    The input spec gets ``shape`` (the task's patch or volume size) and the checkpoint's spacing
+    unless ``spacing`` is given. ``new_decoder`` re-initialises decoder and head (coronary
+    segmentation fine-tunes the pretrained encoder with a new decoder).
+    """
+    if checkpoint is not None:
+        from riskfm.ct.pretrain import load_pretrained
+        from riskfm.train.checkpoint import load_checkpoint
+
+        conf = load_checkpoint(checkpoint).get("config", {})
+        sp = spacing if spacing is not None else conf.get("spacing", (2.0, 1.5, 1.5))
+        kwargs: dict[str, Any] = {"input_spec": cora_input_spec(sp, shape)}
+        if width is not None:
+            kwargs["width"] = width
+        net = load_pretrained(checkpoint, **kwargs)
+    else:
+        net = CoraResUNet(width=width or 8, input_spec=cora_input_spec(spacing or (2.0, 1.5, 1.5), shape))
+    if new_decoder:
+        net.reset_decoder()
+    return net
+
+
+def write_json(obj: Any, path: Path) -> Path:
+    def clean(v: Any) -> Any:
+        if isinstance(v, dict):
+            return {str(k): clean(x) for k, x in v.items()}
+        if isinstance(v, list | tuple):
+            return [clean(x) for x in v]
+        if isinstance(v, np.integer):
+            return int(v)
+        if isinstance(v, float | np.floating):
+            return None if not np.isfinite(v) else float(v)
+        return v
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(clean(obj), indent=2))
+    return path

@@ -1,0 +1,154 @@
+"""CORA downstream task (a): coronary plaque characterisation.
+
+Volume-level multi-label classification - calcified plaque present, non-calcified plaque present
+- from the whole CT: pretrained CORA encoder + global average pooling + linear head, trained with
+binary cross-entropy; scored by AUROC with 500-sample stratified bootstrap CIs per label
+(:func:`riskfm.evaluate.discrimination.roc_auc`). Labels come from manifest columns
+``plaque_calcified`` / ``plaque_noncalcified`` or from each CT's plaque mask.
+
+Outputs in ``out_dir``: ``metrics.json`` (``{"test": {target: {auroc, auroc_ci, n, n_pos}}}``),
+``predictions.csv`` (patient_id, split, target, y_true, y_prob), ``history.csv``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from riskfm.ct.cases import CTCase, LoadedCase
+from riskfm.ct.finetune import PLAQUE_TARGETS, PlaqueClassifier, fit_steps, plaque_targets, volume_input
+from riskfm.evaluate.discrimination import roc_auc
+from riskfm.recipes.cora_common import build_network, load_cases, split_indices, write_json
+
+__all__ = ["run_plaque_characterisation"]
+
+
+def _volume_shape(cases: Sequence[LoadedCase]) -> tuple[int, int, int]:
+    # The largest grid among the cases, rounded up to a multiple of 8 (three stride-2 stages).
+    biggest = np.max([c.vol.shape for c in cases], axis=0)
+    return tuple(int(-(-n // 8) * 8) for n in biggest)
+
+
+def run_plaque_characterisation(
+    source: str | Path | Sequence[CTCase] | Sequence[LoadedCase],
+    out_dir: str | Path,
+    *,
+    checkpoint: str | Path | None = None,
+    width: int | None = None,
+    spacing: Sequence[float] | None = None,
+    shape: Sequence[int] | None = None,
+    steps: int = 300,
+    batch_size: int = 4,
+    lr: float = 1e-3,
+    encoder_lr: float | None = None,
+    freeze_encoder: bool = False,
+    test_fraction: float = 0.3,
+    train_indices: Sequence[int] | None = None,
+    test_indices: Sequence[int] | None = None,
+    n_boot: int = 500,
+    seed: int = 0,
+) -> dict:
+    """Fine-tune (or train from scratch) CORA for plaque characterisation and score it.
+
+    Parameters
+    ----------
+    source : manifest, folder, or cases
+        CTs with plaque labels (see the module docstring); loaded cases are reused as they are.
+    out_dir : path
+    checkpoint : path, optional
+        ``cora_pretrained.pt`` from ``riskfm pretrain-ct``; None trains the same network from scratch.
+    width : int, optional
+        Network width (default: the checkpoint's, or 8 from scratch).
+    spacing : sequence of 3 float, optional
+        Working spacing (default: the checkpoint's, or (2.0, 1.5, 1.5) mm).
+    shape : sequence of 3 int, optional
+        Whole-volume input size (default: the largest case grid rounded up to a multiple of 8).
+    steps, batch_size, lr
+        Training length, batch and head learning rate (AdamW, cosine decay).
+    encoder_lr : float, optional
+        Encoder learning rate (default ``lr``).
+    freeze_encoder : bool
+        Linear probe: only the head trains.
+    test_fraction, train_indices, test_indices
+        Random split of the cases, or explicit index lists.
+    n_boot : int
+        Bootstrap resamples of the AUROC CI.
+    seed : int
+
+    Returns
+    -------
+    dict
+        ``metrics`` (as written), ``predictions`` (DataFrame), ``fit`` (FitResult), ``paths``.
+    """
+    out = Path(out_dir)
+    if batch_size < 2:
+        raise ValueError(f"batch_size must be >= 2 (the head standardises features over the batch), got {batch_size}")
+    if isinstance(source, str | Path) or not all(isinstance(c, LoadedCase) for c in source):
+        sp = spacing
+        if sp is None and checkpoint is not None:
+            from riskfm.train.checkpoint import load_checkpoint
+
+            sp = load_checkpoint(checkpoint).get("config", {}).get("spacing")
+        cases = load_cases(source, sp if sp is not None else (2.0, 1.5, 1.5), kinds=("plaque",))
+    else:
+        cases = list(source)
+    shape = tuple(int(s) for s in shape) if shape is not None else _volume_shape(cases)
+    net = build_network(checkpoint, width=width, spacing=spacing or tuple(cases[0].vol.spacing), shape=shape)
+    windows = net.input_spec.windows
+    x_all = np.stack([volume_input(c, shape, windows) for c in cases])
+    y_all = np.stack([plaque_targets(c) for c in cases])
+    if train_indices is None or test_indices is None:
+        train_idx, test_idx = split_indices(len(cases), test_fraction, seed)
+    else:
+        train_idx, test_idx = np.asarray(train_indices), np.asarray(test_indices)
+
+    model = PlaqueClassifier(net, n_labels=len(PLAQUE_TARGETS))
+    if freeze_encoder:
+        for p in net.parameters():
+            p.requires_grad_(False)
+    x_train, y_train = torch.from_numpy(x_all[train_idx]), torch.from_numpy(y_all[train_idx])
+    # Positive weights balance each label's prevalence in the training part.
+    pos = y_train.mean(dim=0).clamp(0.05, 0.95)
+    loss = torch.nn.BCEWithLogitsLoss(pos_weight=(1 - pos) / pos)
+
+    def batches(rng: np.random.Generator):
+        pick = rng.integers(0, len(train_idx), batch_size)
+        return x_train[pick], y_train[pick]
+
+    fit = fit_steps(model, loss, batches, steps, lr=lr, encoder=None if freeze_encoder else net,
+                    encoder_lr=encoder_lr, seed=seed)
+    model.eval()
+    with torch.no_grad():
+        prob = torch.sigmoid(torch.cat([model(torch.from_numpy(x_all[i:i + 4]))
+                                        for i in range(0, len(cases), 4)])).numpy()
+
+    rows, metrics = [], {}
+    for split, idx in (("train", train_idx), ("test", test_idx)):
+        for j, target in enumerate(PLAQUE_TARGETS):
+            for i in idx:
+                rows.append({"patient_id": cases[i].case.patient_id, "split": split, "target": target,
+                             "y_true": float(y_all[i, j]), "y_prob": float(prob[i, j])})
+    for j, target in enumerate(PLAQUE_TARGETS):
+        y, p = y_all[test_idx, j], prob[test_idx, j]
+        entry = {"n": int(len(y)), "n_pos": int(y.sum())}
+        if 0 < y.sum() < len(y):
+            est = roc_auc(y, p, ci="bootstrap", n_boot=n_boot, seed=seed)
+            entry.update(auroc=est.value, auroc_ci=[est.low, est.high])
+        else:
+            entry.update(auroc=float("nan"), auroc_ci=[float("nan"), float("nan")])
+        metrics[target] = entry
+    predictions = pd.DataFrame(rows)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"metrics": write_json({"test": metrics, "pretrained": checkpoint is not None,
+                                    "checkpoint": str(checkpoint) if checkpoint else None,
+                                    "steps": steps, "n_train": int(len(train_idx)), "n_test": int(len(test_idx)),
+                                    "input_shape": list(shape)}, out / "metrics.json")}
+    predictions.to_csv(out / "predictions.csv", index=False)
+    pd.DataFrame(fit.history).to_csv(out / "history.csv", index=False)
+    paths.update(predictions=out / "predictions.csv", history=out / "history.csv")
+    return {"metrics": metrics, "predictions": predictions, "fit": fit, "paths": paths,
+            "train_indices": train_idx, "test_indices": test_idx}

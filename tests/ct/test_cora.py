@@ -1,0 +1,119 @@
+"""CORA's residual U-Net: Table S1 structure, encoder contract, dense output, checkpoints."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from monai.networks.blocks.dynunet_block import UnetResBlock, UnetUpBlock
+from torch import nn
+
+from riskfm.ct.cora import CORA_BLOCKS, CORA_STRIDES, CoraResUNet, cora_input_spec
+from riskfm.encoders import create_encoder, encoder_info, list_encoders
+
+
+def _small(width=4, shape=(16, 16, 16)):
+    torch.manual_seed(0)
+    return CoraResUNet(width=width, input_spec=cora_input_spec((2.0, 1.5, 1.5), shape))
+
+
+def _conv_stride(block: UnetResBlock) -> int:
+    return int(block.conv1.conv.stride[0])
+
+
+def test_table_s1_stage_widths_blocks_and_strides():
+    net = CoraResUNet()  # width 32: building it is cheap, no forward pass
+    assert net.channels == (32, 64, 128, 256) and net.feature_dim == 256
+    assert tuple(len(s) for s in net.stages) == CORA_BLOCKS == (1, 3, 4, 4)
+    assert tuple(s.stride for s in net.stages) == CORA_STRIDES == (1, 2, 2, 2)
+    for stage, width, stride in zip(net.stages, (32, 64, 128, 256), (1, 2, 2, 2)):
+        assert all(isinstance(b, UnetResBlock) for b in stage)
+        assert _conv_stride(stage[0]) == stride and all(_conv_stride(b) == 1 for b in stage[1:])
+        assert all(b.conv2.conv.out_channels == width for b in stage)
+    assert net.stages[0][0].conv1.conv.in_channels == 4  # four CORA windows
+    # Decoder: one up block per stage 128, 64, 32, then a 1x1x1 conv to one channel.
+    assert len(net.decoder) == 3 and all(isinstance(b, UnetUpBlock) for b in net.decoder)
+    assert [b.conv_block.conv2.conv.out_channels for b in net.decoder] == [128, 64, 32]
+    assert net.head.conv.conv.kernel_size == (1, 1, 1) and net.head.conv.conv.out_channels == 1
+    n_params = sum(p.numel() for p in net.parameters())
+    assert 18e6 < n_params < 22e6  # ~19.4M (methods.md quotes ~21M for the closest SegResNet)
+
+
+def test_every_conv_is_3x3x3_with_instance_norm_and_leaky_relu():
+    net = CoraResUNet(width=8)
+    convs = [m for m in net.modules() if isinstance(m, nn.Conv3d)]
+    # 3x3x3 everywhere except the 1x1x1 residual projections and the output head.
+    big = [c for c in convs if c.kernel_size == (3, 3, 3)]
+    small = [c for c in convs if c.kernel_size == (1, 1, 1)]
+    assert len(big) + len(small) == len(convs) and len(big) == 2 * sum(CORA_BLOCKS) + 2 * 3
+    norms = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._NormBase | nn.InstanceNorm3d)]
+    assert norms and all(isinstance(m, nn.InstanceNorm3d) and m.affine for m in norms)
+    acts = [m for m in net.modules() if isinstance(m, nn.LeakyReLU)]
+    assert acts and all(a.negative_slope == 0.01 and not a.inplace for a in acts)
+    assert not any(isinstance(m, nn.ReLU | nn.BatchNorm3d) for m in net.modules())
+
+
+def test_encoder_contract_features_and_sigmoid_dense_output():
+    net = _small()
+    x = torch.rand(2, 4, 16, 16, 16)
+    feats = net(x)
+    assert feats.shape == (2, 32) and net.feature_dim == 32
+    dense = net.forward_dense(x)
+    assert dense.shape == (2, 1, 16, 16, 16)
+    assert dense.min() >= 0 and dense.max() <= 1
+    torch.testing.assert_close(dense, torch.sigmoid(net.dense_logits(x)))
+    torch.testing.assert_close(feats, net.forward_features(x).mean(dim=(2, 3, 4)))
+
+
+def test_odd_sizes_are_padded_and_cropped_back():
+    net = _small()
+    x = torch.rand(1, 4, 13, 18, 21)
+    assert net.forward_dense(x).shape == (1, 1, 13, 18, 21)
+    assert net.forward_features(x).shape == (1, 32, 2, 3, 3)
+    with pytest.raises(ValueError, match="expects"):
+        net(torch.rand(1, 3, 16, 16, 16))
+
+
+def test_gradcam_layer_is_the_bottleneck():
+    net = _small()
+    seen = []
+    handle = net.gradcam_layer.register_forward_hook(lambda _m, _i, out: seen.append(out.shape))
+    net(torch.rand(1, 4, 16, 16, 16))
+    handle.remove()
+    assert seen == [torch.Size([1, 32, 2, 2, 2])]
+    assert net.gradcam_layer is net.stages[-1][-1]
+
+
+def test_registry_entries_and_small_variant():
+    assert {"cora-resunet", "cora-resunet-small"} <= set(list_encoders("ct"))
+    info = encoder_info("cora-resunet")
+    assert info.modality == "ct" and "CORA" in info.description
+    small = create_encoder("cora-resunet-small")
+    assert small.width == 8 and small.feature_dim == 64 and small.input_spec.shape == (32, 32, 32)
+
+
+def test_checkpoint_round_trip_through_create_encoder(tmp_path):
+    source = _small()
+    with torch.no_grad():
+        for p in source.parameters():
+            p.add_(torch.randn_like(p) * 0.1)
+    path = tmp_path / "cora.pt"
+    torch.save({"model": source.state_dict(), "config": {"width": 4}}, path)
+    loaded = create_encoder("cora-resunet", checkpoint=path, width=4,
+                            input_spec={"spacing": [2.0, 1.5, 1.5], "shape": [16, 16, 16]})
+    x = torch.rand(1, 4, 16, 16, 16)
+    source.eval()
+    loaded.eval()
+    torch.testing.assert_close(loaded.forward_dense(x), source.forward_dense(x))
+    with pytest.raises(Exception, match="shape"):
+        create_encoder("cora-resunet", checkpoint=path, width=8)
+
+
+def test_reset_decoder_keeps_the_encoder():
+    net = _small()
+    enc = {k: v.clone() for k, v in net.state_dict().items() if k.startswith("stages")}
+    dec = {k: v.clone() for k, v in net.state_dict().items() if k.startswith(("decoder", "head"))}
+    torch.manual_seed(5)
+    net.reset_decoder()
+    state = net.state_dict()
+    assert all(torch.equal(state[k], v) for k, v in enc.items())
+    assert any(not torch.equal(state[k], v) for k, v in dec.items() if v.ndim > 1)

@@ -1,0 +1,117 @@
+"""CORA's downstream recipes and CLI commands end to end on a tiny synthetic cohort (few steps)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import roc_auc_score
+from typer.testing import CliRunner
+
+from riskfm.ct.cases import cases_from_folder, cases_from_manifest, companion_masks, load_case
+from riskfm.ct.pretrain import PretrainConfig, pretrain_cora
+from riskfm.ct.synthesis import SynthesisConfig
+
+SPACING = (3.4, 3.0, 3.0)
+
+
+@pytest.fixture(scope="module")
+def cohort(tmp_path_factory):
+    from riskfm.synthetic import make_cohort
+
+    return make_cohort(n=10, seed=5, out_dir=tmp_path_factory.mktemp("cora_cohort"), missing_ct=0.0,
+                       missing_ecg=1.0, ct_shape=(24, 32, 32), ct_spacing=SPACING, n_workers=1)
+
+
+@pytest.fixture(scope="module")
+def checkpoint(cohort, tmp_path_factory):
+    cfg = PretrainConfig(width=4, patch_size=(16, 16, 16), spacing=SPACING, steps=2, batch_size=2,
+                         synthesis=SynthesisConfig(patch_size=(16, 16, 16)))
+    return pretrain_cora(cohort.manifest_path, tmp_path_factory.mktemp("pre"), cfg).checkpoint
+
+
+def test_cases_find_the_cohorts_masks(cohort):
+    cases = cases_from_manifest(cohort.manifest_path)
+    assert len(cases) == 10
+    assert set(cases[0].masks) == {"heart", "coronary", "plaque"}
+    assert cases[0].masks["coronary"].name.endswith("_labels.nii.gz")
+    folder = cases_from_folder(cohort.root / "ct")
+    assert len(folder) == 10 and all("_" not in c.patient_id for c in folder)
+    loaded = load_case(cases[0], (6.8, 6.0, 6.0), crop_heart=True)
+    assert all(m.shape == loaded.vol.shape for m in loaded.masks.values())
+    assert loaded.vol.spacing == (6.8, 6.0, 6.0)
+    assert companion_masks(cohort.root / "ct" / "missing.nii.gz") == {}
+    with pytest.raises(FileNotFoundError):
+        cases_from_manifest(cohort.root / "nope.csv")
+
+
+def test_plaque_characterisation_reports_auroc_with_cis(cohort, checkpoint, tmp_path):
+    from riskfm.recipes.cora_plaque import run_plaque_characterisation
+
+    res = run_plaque_characterisation(cohort.manifest_path, tmp_path, checkpoint=checkpoint, steps=2,
+                                      batch_size=2, test_fraction=0.5, n_boot=50)
+    metrics = json.loads((tmp_path / "metrics.json").read_text())["test"]
+    preds = pd.read_csv(tmp_path / "predictions.csv")
+    assert set(preds["target"]) == {"plaque_calcified", "plaque_noncalcified"}
+    for target, m in metrics.items():
+        test = preds[(preds["split"] == "test") & (preds["target"] == target)]
+        assert m["n"] == len(test) == 5
+        if 0 < test["y_true"].sum() < len(test):
+            assert m["auroc"] == pytest.approx(roc_auc_score(test["y_true"], test["y_prob"]))
+            lo, hi = m["auroc_ci"]
+            assert lo <= hi
+    assert len(res["fit"].history) == 2
+
+
+def test_stenosis_detection_scores_lesions(cohort, checkpoint, tmp_path):
+    from riskfm.recipes.cora_stenosis import run_stenosis_detection
+
+    res = run_stenosis_detection(cohort.manifest_path, tmp_path, checkpoint=checkpoint, patch=(16, 16, 16),
+                                 steps=2, test_fraction=0.3)
+    m = res["metrics"]
+    per_case = res["per_case"]
+    assert m["target"] == "plaque" and m["n_test"] == 3 == len(per_case)
+    assert m["n_ref"] == per_case["n_ref"].sum() and m["detected"] <= m["n_ref"]
+    assert json.loads((tmp_path / "metrics.json").read_text())["min_overlap"] == 10
+
+
+def test_artery_segmentation_and_data_efficiency(cohort, checkpoint, tmp_path):
+    from riskfm.recipes.cora_segmentation import run_artery_segmentation, run_data_efficiency
+
+    res = run_artery_segmentation(cohort.manifest_path, tmp_path / "seg", checkpoint=checkpoint,
+                                  patch=(16, 16, 16), steps=2, test_fraction=0.2)
+    assert set(res["per_case"].columns) >= {"dice", "cldice", "msd_mm"} and len(res["per_case"]) == 2
+    eff = run_data_efficiency(cohort.manifest_path, tmp_path / "eff", checkpoint=checkpoint, train_sizes=(2, 50),
+                              patch=(16, 16, 16), steps=1, test_fraction=0.2)
+    table = eff["table"]
+    assert list(table["model"]) == ["pretrained", "scratch", "pretrained", "scratch"]
+    assert list(table["n_train"]) == [2, 2, 8, 8]  # 50 is capped at the 8 training cases
+    assert (tmp_path / "eff" / "data_efficiency.csv").is_file()
+
+
+def test_cli_pretrain_and_plaque(cohort, tmp_path):
+    from riskfm.cli import app
+
+    runner = CliRunner()
+    out = tmp_path / "pre"
+    result = runner.invoke(app, ["pretrain-ct", str(cohort.manifest_path), "--out", str(out), "--width", "4",
+                                 "--patch", "16", "--spacing", "3.4,3.0,3.0", "--steps", "2", "--batch-size", "1"])
+    assert result.exit_code == 0, result.output
+    assert "coronary" in result.output and (out / "cora_pretrained.pt").is_file()
+    result = runner.invoke(app, ["ct", "plaque", str(cohort.manifest_path), "--checkpoint",
+                                 str(out / "cora_pretrained.pt"), "--out", str(tmp_path / "plaque"),
+                                 "--steps", "1", "--batch-size", "2", "--test-fraction", "0.5"])
+    assert result.exit_code == 0, result.output
+    assert "AUROC" in result.output
+    result = runner.invoke(app, ["ct", "abnormality", str(cohort.root / "ct" / "P00000.nii.gz"), "--checkpoint",
+                                 str(out / "cora_pretrained.pt"), "--out", str(tmp_path / "map.nii.gz")])
+    assert result.exit_code == 0, result.output
+    from riskfm.ct import read_ct
+
+    prob = read_ct(tmp_path / "map.nii.gz")
+    ct = read_ct(cohort.root / "ct" / "P00000.nii.gz")
+    assert prob.shape == ct.shape and np.allclose(prob.affine, ct.affine, atol=1e-4)
+    bad = runner.invoke(app, ["pretrain-ct", str(tmp_path / "nothing_here")])
+    assert bad.exit_code == 2 and "not found" in bad.output
