@@ -32,7 +32,12 @@ def demo_config(manifest: Path, out: Path, *, quick: bool = False, epochs: int |
             "ecg": {"name": "median-beat-cnn", "kwargs": {"feature_dim": 128, "input_spec": {
                 "fs": 250.0, "n_samples": 2500, "bandpass_hz": [0.67, 40.0], "representation": "median_beat"}}},
             "ct": {"name": "cnn3d-small", "kwargs": {"widths": [8, 16, 32, 64]}},
-            "clinical": {"name": "text-lm", "freeze": True},
+            # Clinical variables through the tabular encoder: on ~500 training patients the frozen
+            # MiniLM embedding of the CORA prompt (384 values describing 12 numbers) overfits within
+            # one or two epochs and drags early stopping forward; with it the external per-artery
+            # gap to the oracle was 0.057, with the tabular encoder 0.039. The language-model
+            # encoder is one line away ({"name": "text-lm", "freeze": True}) for larger cohorts.
+            "clinical": {"name": "tabular-mlp"},
         },
         "fusion": {"proj_dim": 64, "modality_dropout": 0.1, "dropout": 0.1},
         "train": {"epochs": epochs or (2 if quick else 24), "batch_size": 32, "lr": 2e-3, "weight_decay": 1e-2,

@@ -29,6 +29,7 @@ def demo_run(tiny_cohort, tmp_path_factory):
     keep.to_csv(root / "manifest.csv", index=False)
     cfg = demo_config(root / "manifest.csv", root / "report", quick=True, epochs=1)
     cfg["encoders"]["ct"]["kwargs"] = {"widths": [4, 8, 8, 8]}
+    cfg["encoders"]["clinical"] = {"name": "text-lm", "freeze": True}  # token attributions roll up to variables
     cfg["split"].update(test_fraction=0.3, val_fraction=0.3)
     cfg["train"].update(batch_size=16, progress=False)
     cfg["evaluate"] = {"n_boot": 10, "figures": False}
