@@ -98,11 +98,11 @@ def main() -> None:
         # What `riskfm cac score --model` does: the heart ROI estimated from the CT, lesion-level
         # decisions; the per-voxel rule is reported next to it for comparison.
         t0 = time.perf_counter()
-        pred = np.array([seg.score(e.hu, e.spacing, roi=estimate_heart_roi(e.hu, e.spacing)).agatston
-                         for e in test])
+        rois = [estimate_heart_roi(e.hu, e.spacing) for e in test]
+        pred = np.array([seg.score(e.hu, e.spacing, roi=roi).agatston for e, roi in zip(test, rois)])
         per_exam = (time.perf_counter() - t0) / len(test)
         pixel = np.array([score_calcium(e.hu, e.spacing, labels=seg.predict(
-            e.hu, e.spacing, roi=estimate_heart_roi(e.hu, e.spacing), decision="pixel")).agatston for e in test])
+            e.hu, e.spacing, roi=roi, decision="pixel")).agatston for e, roi in zip(test, rois)])
         k_pixel = cohen_kappa(agatston_bucket(ref), agatston_bucket(pixel))
         k = cohen_kappa(agatston_bucket(ref), agatston_bucket(pred))
         result["segmentation"] = {

@@ -229,9 +229,8 @@ def _lesion_decisions(cand: np.ndarray, p_calc: np.ndarray, p_artery: np.ndarray
     from scipy import ndimage
 
     regions, n = ndimage.label(cand)
-    out = np.zeros(cand.shape, dtype=np.uint8)
     if n == 0:
-        return out
+        return np.zeros(cand.shape, dtype=np.uint8)
     idx = regions.ravel()
     size = np.bincount(idx, minlength=n + 1).astype(np.float64)
     mean_calc = np.bincount(idx, weights=p_calc.ravel(), minlength=n + 1) / np.maximum(size, 1)
@@ -240,8 +239,7 @@ def _lesion_decisions(cand: np.ndarray, p_calc: np.ndarray, p_artery: np.ndarray
                       for a in range(p_artery.shape[0])], axis=1)
     region_label = np.where(mean_calc > 0.5, votes.argmax(axis=1) + 1, 0).astype(np.uint8)
     region_label[0] = 0  # background
-    out = region_label[regions]
-    return out
+    return region_label[regions]
 
 
 # --------------------------------------------------------------------------------- the segmenter
