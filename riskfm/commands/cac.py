@@ -1,4 +1,4 @@
-"""``riskfm cac ...``: score a scan, train the segmentation model, run the two seed-000 protocols.
+"""``riskfm cac ...``: score a scan, train the segmentation model, the non-gated bucket model, the seed-000 protocols.
 
 Parse, validate, call the library; no logic lives here.
 """
@@ -97,11 +97,15 @@ def score(
 @app.command()
 def train(
     out: Annotated[Path, typer.Option(help="where to write the model (.pt)")] = Path("cac_model.pt"),
-    model: Annotated[str, typer.Option(help="unet2d (slice-wise U-Net) or seg3d (CT-encoder 3D network)")] = "unet2d",
+    model: Annotated[str, typer.Option(help="unet2d (slice-wise U-Net), cora3d (CORA 3D U-Net, the "
+                                             "foundation-model fine-tune) or seg3d (cnn3d-small 3D network)")] = "unet2d",
     n_exams: Annotated[int, typer.Option(help="synthetic training exams")] = 24,
     epochs: int = 10,
     steps_per_epoch: int = 25,
-    encoder_checkpoint: Annotated[Path | None, typer.Option(help="pretrained cnn3d-small encoder (seg3d)")] = None,
+    encoder_checkpoint: Annotated[Path | None, typer.Option(
+        help="pretrained encoder: riskfm pretrain-ct checkpoint (cora3d) or cnn3d-small (seg3d)")] = None,
+    roi: Annotated[str, typer.Option(help="estimate: learn (and later predict) inside the heart ROI estimated "
+                                          "from each CT; none: every voxel >= 130 HU")] = "estimate",
     seed: int = 0,
 ) -> None:
     """Train the calcium segmentation model on synthetic exams and save it."""
@@ -111,7 +115,7 @@ def train(
     try:
         exams = [make_calcium_exam(seed * 7919 + i) for i in range(n_exams)]
         seg = train_segmenter(exams, model=model, epochs=epochs, steps_per_epoch=steps_per_epoch,
-                              encoder_checkpoint=encoder_checkpoint, seed=seed)
+                              encoder_checkpoint=encoder_checkpoint, roi=roi, seed=seed)
     except (OSError, ValueError) as exc:
         _fail(exc)
         return
@@ -126,7 +130,8 @@ def low_data(
     folds: int = 5,
     epochs: int = 10,
     steps_per_epoch: int = 10,
-    encoder_checkpoint: Annotated[Path | None, typer.Option(help="pretrained cnn3d-small encoder")] = None,
+    encoder_checkpoint: Annotated[Path | None, typer.Option(
+        help="pretrained CORA encoder (riskfm pretrain-ct checkpoint; width 8) for the 3D arm")] = None,
     seed: int = 0,
 ) -> None:
     """Low-data protocol: 5-fold CV at 100/75/50/25% of the training folds, Dice per model."""
@@ -150,7 +155,8 @@ def fairness(
     n_test: int = 40,
     epochs: int = 6,
     steps_per_epoch: int = 20,
-    encoder_checkpoint: Annotated[Path | None, typer.Option(help="pretrained cnn3d-small encoder")] = None,
+    encoder_checkpoint: Annotated[Path | None, typer.Option(
+        help="pretrained CORA encoder (riskfm pretrain-ct checkpoint; width 8) for the 3D arm")] = None,
     metric: Annotated[str, typer.Option(help="gap shown in the figure: mae, rmse or bias")] = "mae",
     seed: int = 0,
 ) -> None:
@@ -166,4 +172,39 @@ def fairness(
     for name, t in res["tables"].items():
         typer.echo(f"== {name}")
         typer.echo(t.round(2).to_string(index=False))
+    typer.echo("wrote " + ", ".join(str(p) for p in res["paths"].values()))
+
+
+@app.command()
+def nongated(
+    out: Annotated[Path, typer.Option(help="output folder")] = Path("cac_nongated"),
+    model: Annotated[Path | None, typer.Option(help="trained segmentation model (.pt from 'riskfm cac train'); "
+                                                    "default: train a U-Net on gated synthetic exams")] = None,
+    n_train: Annotated[int, typer.Option(help="non-gated synthetic exams that fit the bucket trees")] = 60,
+    n_test: Annotated[int, typer.Option(help="held-out non-gated synthetic exams")] = 40,
+    epochs: int = 10,
+    steps_per_epoch: int = 25,
+    seed: int = 0,
+) -> None:
+    """Non-gated chest CT: segmentation -> 5-slice summaries -> gradient-boosted bucket trees, with kappa."""
+    from riskfm.ct.calcium.segmentation import load_segmenter, train_segmenter
+    from riskfm.recipes.cac_nongated import run_nongated
+    from riskfm.synthetic.calcium import make_calcium_exam
+
+    try:
+        if model is not None:
+            seg = load_segmenter(model)
+        else:
+            gated = [make_calcium_exam(seed * 7919 + i) for i in range(24)]
+            seg = train_segmenter(gated, epochs=epochs, steps_per_epoch=steps_per_epoch, seed=seed)
+        train = [make_calcium_exam(20_000 + seed * 7919 + i, gated=False) for i in range(n_train)]
+        test = [make_calcium_exam(30_000 + seed * 7919 + i, gated=False) for i in range(n_test)]
+        res = run_nongated(out, seg, train_exams=train, test_exams=test, seed=seed)
+    except (OSError, ValueError) as exc:
+        _fail(exc)
+        return
+    m = res["metrics"]
+    for name in ("trees", "mask"):
+        lo, hi = m[name]["kappa_ci"]
+        typer.echo(f"{name:5s}: kappa {m[name]['kappa']:.3f} ({lo:.3f}-{hi:.3f}), accuracy {m[name]['accuracy']:.3f}")
     typer.echo("wrote " + ", ".join(str(p) for p in res["paths"].values()))

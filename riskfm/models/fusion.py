@@ -35,12 +35,27 @@ class PresentBatchNorm(nn.Module):
         return (x - mean) * torch.rsqrt(var + self.eps) * self.weight + self.bias
 
 
+class _PatientLayerNorm(nn.LayerNorm):
+    """LayerNorm with the fusion norms' ``(x, present)`` signature: each row on its own."""
+
+    def forward(self, x: torch.Tensor, present: torch.Tensor | None = None) -> torch.Tensor:
+        return super().forward(x)
+
+
+class _NoNorm(nn.Identity):
+    """No normalisation, with the fusion norms' ``(x, present)`` signature."""
+
+    def forward(self, x: torch.Tensor, present: torch.Tensor | None = None) -> torch.Tensor:
+        return x
+
+
 def _norm_layer(norm: str, dim: int) -> nn.Module:
+    """A norm taking ``(features [B, D], present [B])``; same state-dict keys as the torch layers."""
     if norm == "batch":
         return PresentBatchNorm(dim)
     if norm == "layer":
-        return nn.LayerNorm(dim)
-    return nn.Identity()
+        return _PatientLayerNorm(dim)
+    return _NoNorm()
 
 
 class ConcatFusion(nn.Module):
@@ -97,8 +112,7 @@ class ConcatFusion(nn.Module):
             keep = self._drop(keep)
         parts = []
         for m in self.modalities:
-            norm = self.norms[m]
-            x = norm(features[m], present[m]) if isinstance(norm, PresentBatchNorm) else norm(features[m])
+            x = self.norms[m](features[m], present[m])
             z = self.proj[m](x)
             parts.append(torch.where(keep[m].unsqueeze(1), z, self.missing[m].to(z.dtype).expand_as(z)))
         return torch.cat(parts, dim=1)

@@ -17,14 +17,15 @@ from typing import Any
 import pandas as pd
 
 from riskfm.ct.calcium.epicardial import epicardial_fat_volume
-from riskfm.ct.calcium.protocols import add_subgroups, fairness_table
+from riskfm.ct.calcium.protocols import add_subgroups, arm_name, fairness_table
 
 
 def run_fairness(out: str | Path, *, segmenters: Mapping[str, Any] | None = None,
                  train_exams: Sequence[Any] | None = None, test_exams: Sequence[Any] | None = None,
                  n_train: int = 16, n_test: int = 40, seed: int = 0, epochs: int = 6,
                  steps_per_epoch: int = 20, widths: Sequence[int] = (8, 16, 32, 64),
-                 encoder_checkpoint: str | Path | None = None, metric: str = "mae") -> dict:
+                 encoder_checkpoint: str | Path | None = None, model3d: str = "cora3d",
+                 metric: str = "mae") -> dict:
     """Train (or take) two segmenters, score held-out exams, write the fairness tables and figure.
 
     Parameters
@@ -34,6 +35,10 @@ def run_fairness(out: str | Path, *, segmenters: Mapping[str, Any] | None = None
         Already trained models; by default a U-Net and the 3D model are trained on ``train_exams``.
     train_exams, test_exams : sequences of CalciumExam-like (``hu``, ``spacing``, ``labels``,
         ``pericardium``, ``meta`` with ``sex`` / ``age``), optional; default synthetic.
+    encoder_checkpoint : path, optional
+        Pretrained encoder of the 3D model (``riskfm pretrain-ct`` output for "cora3d").
+    model3d : {"cora3d", "seg3d"}
+        The 3D model set against the U-Net.
     metric : {"mae", "rmse", "bias"}
         The gap shown in the figure.
 
@@ -56,8 +61,8 @@ def run_fairness(out: str | Path, *, segmenters: Mapping[str, Any] | None = None
         segmenters = {
             "unet2d": train_segmenter(train_exams, model="unet2d", widths=widths, epochs=epochs,
                                       steps_per_epoch=steps_per_epoch, seed=seed),
-            ("seg3d-foundation" if encoder_checkpoint else "seg3d-random"): train_segmenter(
-                train_exams, model="seg3d", widths=widths, epochs=epochs, steps_per_epoch=steps_per_epoch,
+            arm_name(model3d, encoder_checkpoint): train_segmenter(
+                train_exams, model=model3d, widths=widths, epochs=epochs, steps_per_epoch=steps_per_epoch,
                 seed=seed, encoder_checkpoint=encoder_checkpoint),
         }
     rows = []

@@ -1,8 +1,8 @@
 """Seed-000 low-data protocol: 5-fold CV, training folds at 100/75/50/25%, test folds intact.
 
-Compares the 3D network on the CT encoder (foundation-initialised when ``encoder_checkpoint`` is
-given, otherwise labelled "seg3d-random") with the slice-wise U-Net by Dice (overall and per
-artery), averaged over folds. Writes ``low_data_folds.csv`` (one row per model x fraction x fold),
+Compares the 3D network on the CT foundation model (CORA's residual U-Net, "cora3d";
+foundation-initialised when ``encoder_checkpoint`` is given, otherwise labelled "cora3d-random")
+with the slice-wise U-Net by Dice (overall and per artery), averaged over folds. Writes ``low_data_folds.csv`` (one row per model x fraction x fold),
 ``low_data_summary.csv`` (mean and SD over folds) and ``low_data_dice.png``.
 """
 
@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from riskfm.ct.calcium.protocols import low_data_folds
+from riskfm.ct.calcium.protocols import arm_name, low_data_folds
 from riskfm.ct.calcium.segmentation import train_segmenter
 from riskfm.evaluate.agreement import dice_scores
 
@@ -26,7 +26,7 @@ ARTERIES = ("LM", "LAD", "LCX", "RCA")
 def run_low_data(out: str | Path, *, exams: Sequence[Any] | None = None, n_exams: int = 20, seed: int = 0,
                  n_folds: int = 5, fractions: Sequence[float] = (1.0, 0.75, 0.5, 0.25), epochs: int = 10,
                  steps_per_epoch: int = 10, widths: Sequence[int] = (8, 16, 32, 64),
-                 encoder_checkpoint: str | Path | None = None, models: Sequence[str] = ("unet2d", "seg3d")) -> dict:
+                 encoder_checkpoint: str | Path | None = None, models: Sequence[str] = ("unet2d", "cora3d")) -> dict:
     """Run the protocol and write its tables and figure under ``out``.
 
     Parameters
@@ -37,8 +37,9 @@ def run_low_data(out: str | Path, *, exams: Sequence[Any] | None = None, n_exams
     n_folds, fractions, epochs, steps_per_epoch, widths
         Protocol and training sizes (seed 000: 5 folds, 100/75/50/25%, 10 epochs).
     encoder_checkpoint : path, optional
-        Pretrained ``cnn3d-small`` encoder for the 3D model.
-    models : sequence of {"unet2d", "seg3d"}
+        Pretrained encoder of the 3D model: a ``riskfm pretrain-ct`` checkpoint for "cora3d" (its
+        width must match ``widths[0]``), a ``cnn3d-small`` one for "seg3d".
+    models : sequence of {"unet2d", "seg3d", "cora3d"}
 
     Returns
     -------
@@ -57,7 +58,7 @@ def run_low_data(out: str | Path, *, exams: Sequence[Any] | None = None, n_exams
             t0 = time.perf_counter()
             seg = train_segmenter([exams[i] for i in split.train], model=model, widths=widths, epochs=epochs,
                                   steps_per_epoch=steps_per_epoch, seed=seed + split.fold,
-                                  encoder_checkpoint=encoder_checkpoint if model == "seg3d" else None)
+                                  encoder_checkpoint=encoder_checkpoint if model != "unet2d" else None)
             train_s = time.perf_counter() - t0
             per_exam = []
             t1 = time.perf_counter()
@@ -66,7 +67,7 @@ def run_low_data(out: str | Path, *, exams: Sequence[Any] | None = None, n_exams
                 per_exam.append(dice_scores(pred, exams[i].labels, names=ARTERIES))
             sec = (time.perf_counter() - t1) / max(len(split.test), 1)
             d = pd.DataFrame(per_exam)
-            name = model if model == "unet2d" else ("seg3d-foundation" if encoder_checkpoint else "seg3d-random")
+            name = arm_name(model, encoder_checkpoint)
             row = {"model": name, "fraction": split.fraction, "fold": split.fold, "n_train": len(split.train),
                    "n_test": len(split.test), "train_seconds": train_s, "seconds_per_exam": sec}
             row.update({f"dice_{k}": float(np.nanmean(d[k])) if d[k].notna().any() else np.nan

@@ -18,10 +18,21 @@ import pandas as pd
 
 from riskfm.ct.calcium.categories import CAC_DRS_NAMES, cac_drs_category
 
-__all__ = ["AGE_GROUPS", "FoldSplit", "add_subgroups", "fairness_table", "low_data_folds"]
+__all__ = ["AGE_GROUPS", "FoldSplit", "add_subgroups", "arm_name", "fairness_table", "low_data_folds"]
 
 #: Age groups of seed 000 (years): <=50, 51-65, >65.
 AGE_GROUPS: tuple[str, ...] = ("<=50", "51-65", ">65")
+
+
+def arm_name(model: str, encoder_checkpoint: object | None) -> str:
+    """Name of a protocol arm: ``unet2d``, or a 3D model tagged by how its encoder started.
+
+    ``cora3d-foundation`` when a pretrained encoder checkpoint initialised it, ``cora3d-random``
+    otherwise: the tables must never call a randomly initialised network a foundation model.
+    """
+    if model == "unet2d":
+        return model
+    return f"{model}-foundation" if encoder_checkpoint else f"{model}-random"
 
 
 @dataclass(frozen=True)

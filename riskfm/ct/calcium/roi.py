@@ -2,10 +2,13 @@
 
 Heuristic, documented so users know what it does and does not do: the body is the largest
 connected region above -500 HU (holes filled per slice); the lungs are the air inside it; on each
-slice the region of interest is the convex hull of the lungs (the mediastinum lies between them),
-minus the lungs, minus a chest-wall band (``wall_mm`` from the skin, where the ribs
-run), minus bone -- large (> 2 cm^3) 3D components above 200 HU, dilated by 3 mm.
-Aortic and valve calcium stay inside: only a trained model (or a heart mask) tells them apart.
+slice the region of interest is the convex hull of the lungs and of the retrosternal space (the
+mediastinum lies between the lungs and reaches forward to the chest wall: without that space the
+hull would cut through the anterior heart wall wherever the lungs do not reach the sternum, and
+drop LAD and RCA calcium), minus the lungs, minus a chest-wall band (``wall_mm`` from the skin,
+where the ribs run), minus bone -- large (> 2 cm^3) 3D components above 200 HU, dilated by 3 mm.
+Aortic and valve calcium stay inside, and so do rib fragments next to the lungs: only a trained
+model (or a heart mask) tells them apart.
 Pass a real heart mask (``--roi``) whenever one is available.
 """
 
@@ -39,7 +42,23 @@ def _hull_mask(mask2d: np.ndarray) -> np.ndarray:
     return out
 
 
-def estimate_heart_roi(hu: Any, spacing: Any, *, bone_volume_cm3: float = 2.0, wall_mm: float = 12.0) -> np.ndarray:
+def _retrosternal(lungs2d: np.ndarray, inner2d: np.ndarray) -> np.ndarray:
+    """Inner-body pixels between the two lungs' centres (left-right) and in front of their middle.
+
+    Empty when a slice does not show two lungs (above the apices, below the bases).
+    """
+    lab, n = ndimage.label(lungs2d)
+    if n < 2:
+        return np.zeros_like(lungs2d)
+    sizes = np.bincount(lab.ravel())[1:]
+    two = np.argsort(sizes)[-2:] + 1
+    x_lo, x_hi = sorted(float(np.nonzero(lab == t)[1].mean()) for t in two)
+    y_mid = float(np.nonzero(lungs2d)[0].mean())
+    yy, xx = np.indices(lungs2d.shape)
+    return inner2d & (xx >= x_lo) & (xx <= x_hi) & (yy <= y_mid)
+
+
+def estimate_heart_roi(hu: Any, spacing: Any, *, bone_volume_cm3: float = 2.0, wall_mm: float = 8.0) -> np.ndarray:
     """Mediastinal region of interest (bool ``[Z, Y, X]``) from a chest CT in HU.
 
     Parameters
@@ -49,8 +68,11 @@ def estimate_heart_roi(hu: Any, spacing: Any, *, bone_volume_cm3: float = 2.0, w
     spacing : (z, y, x) mm
     bone_volume_cm3 : float, default 2.0
         Bright 3D components larger than this are bone (calcified plaques are far smaller).
-    wall_mm : float, default 12
-        In-plane depth of the chest wall band removed (ribs, sternum edge).
+    wall_mm : float, default 8
+        In-plane depth of the chest wall band removed (skin, ribs, sternum edge). Deeper bands cut
+        into the anterior heart surface in thin patients (12 mm dropped a tenth of the LAD / RCA
+        calcium voxels of the synthetic exams; 8 mm drops 0.4%); rib fragments that a thinner band
+        lets in are the segmentation network's to reject.
 
     Returns
     -------
@@ -81,5 +103,5 @@ def estimate_heart_roi(hu: Any, spacing: Any, *, bone_volume_cm3: float = 2.0, w
     roi = np.zeros(arr.shape, bool)
     for z in range(arr.shape[0]):
         if lungs[z].any():
-            roi[z] = _hull_mask(lungs[z])
+            roi[z] = _hull_mask(lungs[z] | _retrosternal(lungs[z], inner[z]))
     return roi & inner & ~lungs & ~bone

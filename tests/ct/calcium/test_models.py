@@ -31,7 +31,7 @@ def test_synthetic_exam_ground_truth(exams):
     assert make_calcium_exam(0, burden=0).reference.agatston == 0
 
 
-@pytest.mark.parametrize("model", ["unet2d", "seg3d"])
+@pytest.mark.parametrize("model", ["unet2d", "seg3d", "cora3d"])
 def test_segmenter_trains_predicts_and_round_trips(exams, model, tmp_path):
     seg = train_segmenter(exams, model=model, widths=(4, 8, 8, 8), epochs=2, steps_per_epoch=2, batch_size=2)
     assert len(seg.config.history) == 2 and all(np.isfinite(seg.config.history))
@@ -122,7 +122,7 @@ def test_recipes_write_tables_and_figures(tmp_path):
     exams = [make_calcium_exam(i, burden=i % 5, **SMALL) for i in range(3)]
     res = run_low_data(tmp_path / "ld", exams=exams, n_folds=2, fractions=(1.0, 0.5), epochs=1,
                        steps_per_epoch=1, widths=(4, 8, 8, 8))
-    assert set(res["summary"]["model"]) == {"unet2d", "seg3d-random"}
+    assert set(res["summary"]["model"]) == {"unet2d", "cora3d-random"}
     assert all(p.is_file() for p in res["paths"].values())
     fair = run_fairness(tmp_path / "fair", train_exams=exams[:2], test_exams=exams, epochs=1, steps_per_epoch=1,
                         widths=(4, 8, 8, 8))
@@ -181,3 +181,91 @@ def test_predict_rejects_an_unknown_decision_rule(exams):
     seg = train_segmenter(exams[:2], widths=(4, 8), epochs=1, steps_per_epoch=1, batch_size=2)
     with pytest.raises(ValueError, match="decision"):
         seg.predict(exams[0].hu, decision="majority")
+
+
+def test_cora3d_starts_from_a_cora_pretraining_checkpoint(tmp_path):
+    from riskfm.ct.calcium.cora_seg import CalciumCora3d
+    from riskfm.ct.cora import CoraResUNet
+    from riskfm.encoders import CheckpointError
+
+    pre = CoraResUNet(width=4)  # what riskfm pretrain-ct trains: one output channel
+    torch.save({"model": {f"net.{k}": v for k, v in pre.state_dict().items()}}, tmp_path / "cora.pt")
+    net = CalciumCora3d(4, tmp_path / "cora.pt")
+    assert torch.equal(net.net.stages[2][0].conv1.conv.weight, pre.stages[2][0].conv1.conv.weight)
+    # Only the encoder transfers: the calcium head has five channels and starts afresh.
+    assert net.net.head.conv.conv.weight.shape[0] == 5 and net.encoder_init.endswith("cora.pt")
+    assert net(torch.rand(1, 4, 8, 40, 40)).shape == (1, 5, 8, 40, 40)
+    with pytest.raises(CheckpointError, match="width"):
+        CalciumCora3d(8, tmp_path / "cora.pt")
+    torch.save({"other": torch.zeros(1)}, tmp_path / "bad.pt")
+    with pytest.raises(CheckpointError, match="no CORA encoder stages"):
+        CalciumCora3d(4, tmp_path / "bad.pt")
+
+
+def test_estimated_roi_keeps_coronary_calcium_and_drops_the_spine():
+    from scipy import ndimage
+
+    from riskfm.ct.calcium.roi import estimate_heart_roi
+
+    lost = total = 0
+    for seed in range(4):
+        ex = make_calcium_exam(100 + seed, burden=4)
+        roi = estimate_heart_roi(ex.hu, ex.spacing)
+        total += int((ex.labels > 0).sum())
+        lost += int(((ex.labels > 0) & ~roi).sum())
+        bone, _ = ndimage.label(ex.distractors == DISTRACTOR_LABELS["bone"])
+        spine = bone == 1 + np.bincount(bone.ravel())[1:].argmax()  # the largest bone: the vertebral column
+        assert not np.any(roi & spine)
+    # The anterior heart wall (LAD, RCA) lies close behind the chest wall: the ROI must reach it.
+    assert lost <= 0.02 * total
+
+
+def test_roi_trained_model_decides_only_inside_the_roi(exams, tmp_path):
+    from riskfm.ct.calcium.roi import estimate_heart_roi
+
+    seg = train_segmenter(exams, widths=(4, 8), epochs=1, steps_per_epoch=1, batch_size=2)
+    assert seg.config.roi == "estimate"
+    ex = exams[1]
+    outside = (ex.hu >= 130) & ~estimate_heart_roi(ex.hu, ex.spacing)
+    assert outside.any() and not np.any(seg.predict(ex.hu, ex.spacing)[outside])
+    # A mask passed in wins over the estimate, and a wrong-sized one is refused.
+    assert not seg.predict(ex.hu, ex.spacing, roi=np.zeros(ex.hu.shape, bool)).any()
+    with pytest.raises(ValueError, match="roi has shape"):
+        seg.predict(ex.hu, ex.spacing, roi=np.ones((2, 2, 2), bool))
+    assert load_segmenter(seg.save(tmp_path / "m.pt")).config.roi == "estimate"
+    with pytest.raises(ValueError, match="roi must be one of"):
+        train_segmenter(exams, roi="heart", epochs=1, steps_per_epoch=1)
+
+
+def test_patch_boxes_fit_the_exam_and_favour_coronary_calcium():
+    from riskfm.ct.calcium.segmentation import _patch_box
+
+    cand = np.zeros((8, 50, 60), bool)
+    labels = np.zeros(cand.shape, np.int64)
+    cand[:, 5, 5] = True
+    cand[4, 40, 50] = True
+    labels[4, 40, 50] = 2
+    rng = np.random.default_rng(0)
+    boxes = [_patch_box((cand, labels), (16, 32, 32), rng) for _ in range(200)]
+    assert all(tuple(b.stop - b.start for b in box) == (8, 32, 32) for box in boxes)
+    assert all(b.start >= 0 and b.stop <= n for box in boxes for b, n in zip(box, cand.shape))
+    hits = np.mean([labels[box].any() for box in boxes])
+    assert 0.4 < hits < 0.75  # half the crops aim at the one coronary voxel (the rest rarely reach it)
+
+
+def test_nongated_recipe_fits_trees_on_predicted_summaries(tmp_path):
+    from sklearn.metrics import cohen_kappa_score
+
+    from riskfm.recipes.cac_nongated import run_nongated
+
+    train = [make_calcium_exam(40 + i, burden=i % 5, gated=False, **SMALL) for i in range(6)]
+    test = [make_calcium_exam(60 + i, burden=(i + 2) % 5, gated=False, **SMALL) for i in range(4)]
+    seg = train_segmenter(train[:2], roi="none", widths=(4, 8), epochs=1, steps_per_epoch=1, batch_size=2)
+    res = run_nongated(tmp_path, seg, train_exams=train, test_exams=test)
+    assert all(p.is_file() for p in res["paths"].values())
+    df = pd.read_csv(res["paths"]["exams"])
+    assert len(df) == 4 and df["trees_bucket"].between(0, 4).all()
+    m = res["metrics"]
+    expected = cohen_kappa_score(df["reference_bucket"], df["trees_bucket"])
+    assert m["trees"]["kappa"] == pytest.approx(expected, nan_ok=True)
+    assert m["mask"]["accuracy"] == pytest.approx(np.mean(df["mask_bucket"] == df["reference_bucket"]))
