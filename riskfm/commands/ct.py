@@ -128,6 +128,9 @@ def plaque(
     batch_size: int = 4,
     lr: float = 1e-3,
     freeze_encoder: Annotated[bool, typer.Option(help="linear probe: train the head only")] = False,
+    pool: Annotated[str, typer.Option(
+        help="pooling of the bottleneck before the linear head: avg (the paper's global average), "
+             "max, or avgmax (both concatenated)")] = "avg",
     test_fraction: float = 0.3,
     seed: int = 0,
 ) -> None:
@@ -137,8 +140,8 @@ def plaque(
     try:
         res = run_plaque_characterisation(source, out, checkpoint=checkpoint, width=width,
                                           spacing=_triple(spacing, "spacing"), steps=steps, batch_size=batch_size,
-                                          lr=lr, freeze_encoder=freeze_encoder, test_fraction=test_fraction,
-                                          seed=seed)
+                                          lr=lr, freeze_encoder=freeze_encoder, pool=pool,
+                                          test_fraction=test_fraction, seed=seed)
     except (OSError, ValueError) as exc:
         _fail(exc)
         return

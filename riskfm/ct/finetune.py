@@ -1,7 +1,8 @@
 """Fine-tuning CORA for its downstream tasks: models, batch samplers and one Fabric training loop.
 
-* :class:`PlaqueClassifier` - pretrained encoder + global average pooling + linear head
-  (multi-label: calcified, non-calcified plaque present), on whole volumes;
+* :class:`PlaqueClassifier` - pretrained encoder + pooling of the bottleneck (average, max or both,
+  :func:`pool_features`) + linear head (multi-label: calcified, non-calcified plaque present), on
+  whole volumes;
 * :class:`DensePatchSampler` - random training patches of (windowed CT, target mask) with a
   share of patches centred on target voxels (lesions are sparse);
 * :func:`fit_steps` - AdamW + cosine decay for a fixed number of steps on Lightning Fabric;
@@ -24,15 +25,70 @@ from riskfm.ct.cora import CoraResUNet
 from riskfm.ct.preprocess import crop_or_pad, window_channels
 from riskfm.ct.sliding import sliding_window_predict
 
-__all__ = ["DensePatchSampler", "FitResult", "PlaqueClassifier", "fit_steps", "plaque_targets", "predict_dense",
-           "volume_input"]
+__all__ = ["POOLS", "DensePatchSampler", "FitResult", "PlaqueClassifier", "fit_steps", "plaque_targets",
+           "pool_features", "predict_dense", "volume_input"]
 
 PLAQUE_TARGETS: tuple[str, ...] = ("plaque_calcified", "plaque_noncalcified")
 
 
-class PlaqueClassifier(nn.Module):
-    """CORA encoder (pooled bottleneck) + linear head: logits ``[B, 2]`` (calcified, non-calcified).
+POOLS: tuple[str, ...] = ("avg", "max", "avgmax")
 
+
+def pool_features(fmap: torch.Tensor, pool: str) -> torch.Tensor:
+    """Pool a feature map ``[B, C, *spatial]`` over its spatial axes.
+
+    Parameters
+    ----------
+    fmap : torch.Tensor, shape [B, C, ...]
+        Feature map (e.g. the CORA bottleneck ``[B, 8 * width, Z/8, Y/8, X/8]``).
+    pool : {"avg", "max", "avgmax"}
+        ``"avg"``: global average (CORA's head); ``"max"``: global max; ``"avgmax"``: both,
+        concatenated along channels (average first).
+
+    Returns
+    -------
+    torch.Tensor
+        ``[B, C]`` for ``"avg"`` / ``"max"``, ``[B, 2 C]`` for ``"avgmax"``.
+    """
+    if pool not in POOLS:
+        raise ValueError(f"pool must be one of {POOLS}, got {pool!r}")
+    if fmap.ndim < 3:
+        raise ValueError(f"pool_features expects a map [B, C, *spatial], got shape {tuple(fmap.shape)}")
+    flat = fmap.flatten(2)
+    if pool == "avg":
+        return flat.mean(dim=2)
+    if pool == "max":
+        return flat.amax(dim=2)
+    return torch.cat([flat.mean(dim=2), flat.amax(dim=2)], dim=1)
+
+
+class PlaqueClassifier(nn.Module):
+    """CORA encoder (pooled bottleneck) + linear head: logits ``[B, n_labels]`` (calcified, non-calcified).
+
+    Parameters
+    ----------
+    encoder : CoraResUNet
+        Pretrained or fresh network; only its encoder stages run (:meth:`CoraResUNet.forward_features`).
+    n_labels : int, default 2
+    pool : {"avg", "max", "avgmax"}, default "avg"
+        How the bottleneck map ``[B, 8 * width, Z/8, Y/8, X/8]`` becomes one vector per volume
+        (see :func:`pool_features`). ``"avg"`` is CORA's global average pooling, designed for 96^3
+        artery-centric patches in which a plaque fills a sizeable share of the patch. On a whole
+        heart volume a plaque covers a few of the bottleneck's positions and averaging dilutes it;
+        ``"max"`` keeps the strongest local response (the pretraining task is local lesion
+        detection) and ``"avgmax"`` keeps both. The default stays ``"avg"`` because, fine-tuned,
+        neither alternative scored better in the development runs of
+        ``benchmarks/bench_cora_pretrain.py``; a frozen pretrained encoder does show more
+        calcified-plaque signal under ``"max"`` (docs/ct.md, section 6).
+
+    Attributes
+    ----------
+    pool : str
+    feature_dim : int
+        Length of the pooled vector: ``encoder.feature_dim``, doubled for ``"avgmax"``.
+
+    Notes
+    -----
     The pooled features pass a parameter-free ``BatchNorm1d`` before the linear layer (as in MAE's
     linear probing). At inference it is a fixed affine map, so the head is still linear; it is there
     because InstanceNorm inside the network leaves the global average of every channel nearly the
@@ -40,14 +96,22 @@ class PlaqueClassifier(nn.Module):
     scale, and unscaled they would take a linear layer thousands of steps to pick up.
     """
 
-    def __init__(self, encoder: CoraResUNet, n_labels: int = 2) -> None:
+    def __init__(self, encoder: CoraResUNet, n_labels: int = 2, pool: str = "avg") -> None:
         super().__init__()
+        if pool not in POOLS:
+            raise ValueError(f"PlaqueClassifier: pool must be one of {POOLS}, got {pool!r}")
         self.encoder = encoder
-        self.norm = nn.BatchNorm1d(encoder.feature_dim, affine=False)
-        self.head = nn.Linear(encoder.feature_dim, n_labels)
+        self.pool = pool
+        self.feature_dim = encoder.feature_dim * (2 if pool == "avgmax" else 1)
+        self.norm = nn.BatchNorm1d(self.feature_dim, affine=False)
+        self.head = nn.Linear(self.feature_dim, n_labels)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Pooled bottleneck features ``[B, feature_dim]`` of windowed volumes ``[B, C, Z, Y, X]``."""
+        return pool_features(self.encoder.forward_features(x), self.pool)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.norm(self.encoder(x)))
+        return self.head(self.norm(self.features(x)))
 
 
 def plaque_targets(case: LoadedCase) -> np.ndarray:

@@ -1,13 +1,18 @@
 """CORA downstream task (a): coronary plaque characterisation.
 
 Volume-level multi-label classification - calcified plaque present, non-calcified plaque present
-- from the whole CT: pretrained CORA encoder + global average pooling + linear head, trained with
-binary cross-entropy; scored by AUROC with 500-sample stratified bootstrap CIs per label
-(:func:`riskfm.evaluate.discrimination.roc_auc`). Labels come from manifest columns
-``plaque_calcified`` / ``plaque_noncalcified`` or from each CT's plaque mask.
+- from the whole CT: pretrained CORA encoder + pooling of its bottleneck map + linear head, trained
+with binary cross-entropy. The pooling (``pool``) is the paper's global average (``"avg"``) by
+default; ``"max"`` (global max) and ``"avgmax"`` (both, concatenated) let the head use local
+evidence - the paper classifies 96^3 artery-centric patches, this recipe whole heart volumes in
+which a plaque is a few voxels - but did not score better fine-tuned in our measurements
+(docs/ct.md, section 6). Scored by AUROC
+with 500-sample stratified bootstrap CIs per label (:func:`riskfm.evaluate.discrimination.roc_auc`).
+Labels come from manifest columns ``plaque_calcified`` / ``plaque_noncalcified`` or from each CT's
+plaque mask.
 
-Outputs in ``out_dir``: ``metrics.json`` (``{"test": {target: {auroc, auroc_ci, n, n_pos}}}``),
-``predictions.csv`` (patient_id, split, target, y_true, y_prob), ``history.csv``.
+Outputs in ``out_dir``: ``metrics.json`` (``{"test": {target: {auroc, auroc_ci, n, n_pos}}, "pool": ...,
+...}``), ``predictions.csv`` (patient_id, split, target, y_true, y_prob), ``history.csv``.
 """
 
 from __future__ import annotations
@@ -20,7 +25,14 @@ import pandas as pd
 import torch
 
 from riskfm.ct.cases import CTCase, LoadedCase
-from riskfm.ct.finetune import PLAQUE_TARGETS, PlaqueClassifier, fit_steps, plaque_targets, volume_input
+from riskfm.ct.finetune import (
+    PLAQUE_TARGETS,
+    POOLS,
+    PlaqueClassifier,
+    fit_steps,
+    plaque_targets,
+    volume_input,
+)
 from riskfm.evaluate.discrimination import roc_auc
 from riskfm.recipes.cora_common import build_network, load_cases, split_indices, write_json
 
@@ -46,6 +58,7 @@ def run_plaque_characterisation(
     lr: float = 1e-3,
     encoder_lr: float | None = None,
     freeze_encoder: bool = False,
+    pool: str = "avg",
     test_fraction: float = 0.3,
     train_indices: Sequence[int] | None = None,
     test_indices: Sequence[int] | None = None,
@@ -73,6 +86,10 @@ def run_plaque_characterisation(
         Encoder learning rate (default ``lr``).
     freeze_encoder : bool
         Linear probe: only the head trains.
+    pool : {"avg", "max", "avgmax"}
+        Pooling of the bottleneck map before the linear head (:class:`PlaqueClassifier`):
+        ``"avg"`` is CORA's global average pooling (the default), ``"max"`` global max,
+        ``"avgmax"`` both concatenated. Recorded in ``metrics.json``.
     test_fraction, train_indices, test_indices
         Random split of the cases, or explicit index lists.
     n_boot : int
@@ -85,6 +102,8 @@ def run_plaque_characterisation(
         ``metrics`` (as written), ``predictions`` (DataFrame), ``fit`` (FitResult), ``paths``.
     """
     out = Path(out_dir)
+    if pool not in POOLS:
+        raise ValueError(f"pool must be one of {POOLS}, got {pool!r}")
     if batch_size < 2:
         raise ValueError(f"batch_size must be >= 2 (the head standardises features over the batch), got {batch_size}")
     if isinstance(source, str | Path) or not all(isinstance(c, LoadedCase) for c in source):
@@ -106,7 +125,7 @@ def run_plaque_characterisation(
     else:
         train_idx, test_idx = np.asarray(train_indices), np.asarray(test_indices)
 
-    model = PlaqueClassifier(net, n_labels=len(PLAQUE_TARGETS))
+    model = PlaqueClassifier(net, n_labels=len(PLAQUE_TARGETS), pool=pool)
     if freeze_encoder:
         for p in net.parameters():
             p.requires_grad_(False)
@@ -145,7 +164,7 @@ def run_plaque_characterisation(
     out.mkdir(parents=True, exist_ok=True)
     paths = {"metrics": write_json({"test": metrics, "pretrained": checkpoint is not None,
                                     "checkpoint": str(checkpoint) if checkpoint else None,
-                                    "steps": steps, "n_train": int(len(train_idx)), "n_test": int(len(test_idx)),
+                                    "pool": pool, "freeze_encoder": bool(freeze_encoder), "steps": steps, "n_train": int(len(train_idx)), "n_test": int(len(test_idx)),
                                     "input_shape": list(shape)}, out / "metrics.json")}
     predictions.to_csv(out / "predictions.csv", index=False)
     pd.DataFrame(fit.history).to_csv(out / "history.csv", index=False)

@@ -117,3 +117,56 @@ def test_reset_decoder_keeps_the_encoder():
     state = net.state_dict()
     assert all(torch.equal(state[k], v) for k, v in enc.items())
     assert any(not torch.equal(state[k], v) for k, v in dec.items() if v.ndim > 1)
+
+
+# ------------------------------------------------------------------ plaque head pooling
+def test_plaque_classifier_pool_options_give_feature_sizes():
+    from riskfm.ct.finetune import PlaqueClassifier
+
+    net = _small(width=4)  # feature_dim 32
+    x = torch.rand(2, 4, 16, 16, 16)
+    for pool, dim in (("avg", 32), ("max", 32), ("avgmax", 64)):
+        model = PlaqueClassifier(net, n_labels=2, pool=pool).eval()
+        assert model.feature_dim == dim and model.head.in_features == dim
+        with torch.no_grad():
+            feats = model.features(x)
+            assert feats.shape == (2, dim) and model(x).shape == (2, 2)
+        fmap = net.forward_features(x)
+        ref = {"avg": fmap.mean(dim=(2, 3, 4)), "max": fmap.amax(dim=(2, 3, 4))}
+        expected = torch.cat([ref["avg"], ref["max"]], 1) if pool == "avgmax" else ref[pool]
+        assert torch.allclose(feats, expected, atol=1e-6)
+    # "avg" is exactly the registered encoder's pooled output (CORA's global average pooling).
+    with torch.no_grad():
+        assert torch.allclose(PlaqueClassifier(net, pool="avg").features(x), net(x), atol=1e-6)
+    with pytest.raises(ValueError, match="pool must be one of"):
+        PlaqueClassifier(net, pool="sum")
+
+
+def test_max_pooling_keeps_a_single_hot_position_that_averaging_dilutes():
+    from riskfm.ct.finetune import pool_features
+
+    # A 4 x 6 x 6 bottleneck (a 32 x 48 x 48 volume at stride 8): 144 positions, one "plaque".
+    background = torch.zeros(8, 1, 4, 6, 6)
+    lesion = background.clone()
+    lesion[:, 0, 2, 3, 1] = 1.0
+    gap = pool_features(lesion, "avg") - pool_features(background, "avg")
+    assert torch.allclose(gap, torch.full_like(gap, 1 / 144))  # diluted 144-fold
+    gmp = pool_features(lesion, "max") - pool_features(background, "max")
+    assert torch.allclose(gmp, torch.ones_like(gmp))  # seen at full strength
+    both = pool_features(lesion, "avgmax")
+    assert both.shape == (8, 2) and torch.allclose(both[:, 1], torch.ones(8))
+    # The same lesion added to noisy backgrounds that also differ by a volume-wide offset (as
+    # volumes do): max separates lesion / no lesion perfectly, average does not (its 3/144 shift
+    # is smaller than the volume-to-volume spread).
+    g = torch.Generator().manual_seed(0)
+    noise = 0.1 * torch.randn(64, 1, 4, 6, 6, generator=g) + 0.05 * torch.randn(64, 1, 1, 1, 1, generator=g)
+    with_lesion = noise[:32].clone()
+    with_lesion[:, 0, 2, 3, 1] += 3.0
+    from sklearn.metrics import roc_auc_score
+
+    y = [1] * 32 + [0] * 32
+    score = {p: pool_features(torch.cat([with_lesion, noise[32:]]), p)[:, 0].numpy() for p in ("avg", "max")}
+    assert roc_auc_score(y, score["max"]) == 1.0
+    assert roc_auc_score(y, score["avg"]) < 0.9
+    with pytest.raises(ValueError, match="pool must be one of"):
+        pool_features(lesion, "median")

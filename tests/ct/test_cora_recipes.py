@@ -63,6 +63,9 @@ def test_plaque_characterisation_reports_auroc_with_cis(cohort, checkpoint, tmp_
             lo, hi = m["auroc_ci"]
             assert lo <= hi
     assert len(res["fit"].history) == 2
+    # The default head is the paper's global average pooling (docs/ct.md), recorded with the run.
+    saved = json.loads((tmp_path / "metrics.json").read_text())
+    assert saved["pool"] == "avg" and saved["freeze_encoder"] is False
 
 
 def test_stenosis_detection_scores_lesions(cohort, checkpoint, tmp_path):
@@ -102,9 +105,13 @@ def test_cli_pretrain_and_plaque(cohort, tmp_path):
     assert "coronary" in result.output and (out / "cora_pretrained.pt").is_file()
     result = runner.invoke(app, ["ct", "plaque", str(cohort.manifest_path), "--checkpoint",
                                  str(out / "cora_pretrained.pt"), "--out", str(tmp_path / "plaque"),
-                                 "--steps", "1", "--batch-size", "2", "--test-fraction", "0.5"])
+                                 "--steps", "1", "--batch-size", "2", "--test-fraction", "0.5", "--pool", "max"])
     assert result.exit_code == 0, result.output
     assert "AUROC" in result.output
+    assert json.loads((tmp_path / "plaque" / "metrics.json").read_text())["pool"] == "max"
+    bad = runner.invoke(app, ["ct", "plaque", str(cohort.manifest_path), "--out", str(tmp_path / "bad"),
+                              "--pool", "sum"])
+    assert bad.exit_code != 0 and "pool must be one of" in bad.output
     result = runner.invoke(app, ["ct", "abnormality", str(cohort.root / "ct" / "P00000.nii.gz"), "--checkpoint",
                                  str(out / "cora_pretrained.pt"), "--out", str(tmp_path / "map.nii.gz")])
     assert result.exit_code == 0, result.output
