@@ -151,6 +151,15 @@ def plaque(
     typer.echo(f"wrote {res['paths']['metrics']}")
 
 
+def _dense_options(width, spacing, patch, steps, batch_size, lr, threshold, test_fraction, seed):
+    """The dense tasks' :class:`~riskfm.recipes.cora_common.DenseTaskOptions` from CLI values."""
+    from riskfm.recipes.cora_common import DenseTaskOptions
+
+    return DenseTaskOptions(width=width, spacing=_triple(spacing, "spacing"), patch=_triple(patch, "patch", int),
+                            steps=steps, batch_size=batch_size, lr=lr, threshold=threshold,
+                            test_fraction=test_fraction, seed=seed)
+
+
 @app.command()
 def stenosis(
     source: SOURCE,
@@ -170,10 +179,8 @@ def stenosis(
     from riskfm.recipes.cora_stenosis import run_stenosis_detection
 
     try:
-        res = run_stenosis_detection(source, out, checkpoint=checkpoint, width=width,
-                                     spacing=_triple(spacing, "spacing"), patch=_triple(patch, "patch", int),
-                                     steps=steps, batch_size=batch_size, lr=lr, threshold=threshold,
-                                     test_fraction=test_fraction, seed=seed)
+        opts = _dense_options(width, spacing, patch, steps, batch_size, lr, threshold, test_fraction, seed)
+        res = run_stenosis_detection(source, out, checkpoint=checkpoint, options=opts)
     except (OSError, ValueError) as exc:
         _fail(exc)
         return
@@ -202,10 +209,9 @@ def segment(
     """Coronary artery segmentation (new decoder, Dice loss): Dice, clDice, mean surface distance."""
     from riskfm.recipes.cora_segmentation import run_artery_segmentation, run_data_efficiency
 
-    kwargs = dict(checkpoint=checkpoint, width=width, spacing=_triple(spacing, "spacing"),
-                  patch=_triple(patch, "patch", int), steps=steps, batch_size=batch_size, lr=lr,
-                  test_fraction=test_fraction, seed=seed)
     try:
+        opts = _dense_options(width, spacing, patch, steps, batch_size, lr, 0.5, test_fraction, seed)
+        kwargs = dict(checkpoint=checkpoint, options=opts)
         if train_sizes:
             sizes = [int(v) for v in train_sizes.split(",")]
             res = run_data_efficiency(source, out, train_sizes=sizes, **kwargs)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,49 @@ import numpy as np
 from riskfm.ct.cases import CTCase, LoadedCase, find_cases, load_case
 from riskfm.ct.cora import CoraResUNet, cora_input_spec
 
-__all__ = ["build_network", "load_cases", "split_indices", "write_json"]
+__all__ = ["DenseTaskOptions", "build_network", "load_cases", "split_indices", "write_json"]
+
+
+@dataclass(frozen=True)
+class DenseTaskOptions:
+    """How a dense CORA task (stenosis detection, artery segmentation) trains and tests.
+
+    Attributes
+    ----------
+    width : int, optional
+        Network width (default: the checkpoint's, or 8 from scratch).
+    spacing : sequence of 3 float, optional
+        Working spacing in mm (default: the checkpoint's, or (2.0, 1.5, 1.5)).
+    patch : sequence of 3 int, default (32, 32, 32)
+        Training patch and sliding-window size (multiples of 8).
+    steps, batch_size, lr
+        Optimiser steps, patches per step, AdamW learning rate (cosine decay).
+    threshold : float, default 0.5
+        Probability above which a voxel is predicted foreground.
+    test_fraction : float, default 0.3
+        Share of cases held out for testing (random split by ``seed``).
+    seed : int
+    """
+
+    width: int | None = None
+    spacing: Sequence[float] | None = None
+    patch: Sequence[int] = (32, 32, 32)
+    steps: int = 300
+    batch_size: int = 2
+    lr: float = 1e-3
+    threshold: float = 0.5
+    test_fraction: float = 0.3
+    seed: int = 0
+
+    @classmethod
+    def resolve(cls, options: DenseTaskOptions | None = None, **overrides: Any) -> DenseTaskOptions:
+        """``options`` (or the defaults) with ``overrides`` applied; unknown names raise ``TypeError``."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(overrides) - known)
+        if unknown:
+            raise TypeError(f"unknown option(s) {unknown}; DenseTaskOptions has {sorted(known)}")
+        opts = replace(options or cls(), **overrides)
+        return replace(opts, patch=tuple(int(p) for p in opts.patch))
 
 
 def load_cases(
@@ -22,10 +65,12 @@ def load_cases(
     kinds: Sequence[str],
     require: str | None = None,
     crop_heart: bool = False,
+    margin_mm: float = 10.0,
 ) -> list[LoadedCase]:
     """Loaded cases from a manifest / folder / case list (already-loaded cases pass through).
 
-    ``require``: keep only cases that have this mask kind (raises if none do).
+    ``require``: keep only cases that have this mask kind (raises if none do). ``crop_heart``:
+    crop each CT to its heart mask's bounding box plus ``margin_mm``.
     """
     if isinstance(source, str | Path):
         items: list = find_cases(source)
@@ -38,7 +83,7 @@ def load_cases(
                 continue
             if crop_heart and "heart" not in c.masks:
                 continue
-            loaded[i] = load_case(c, spacing, kinds=kinds, crop_heart=crop_heart)
+            loaded[i] = load_case(c, spacing, kinds=kinds, crop_heart=crop_heart, margin_mm=margin_mm)
     out = [c for c in loaded if c is not None and (require is None or require in c.masks)]
     if not out:
         raise ValueError(f"no case has a {require!r} mask" if require else "no cases found")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -21,7 +22,7 @@ import pandas as pd
 from riskfm.ct.cases import CTCase, LoadedCase
 from riskfm.ct.finetune import DenseOutput, DensePatchSampler, fit_steps, predict_dense
 from riskfm.ct.seg_metrics import cl_dice, dice, mean_surface_distance
-from riskfm.recipes.cora_common import build_network, load_cases, split_indices, write_json
+from riskfm.recipes.cora_common import DenseTaskOptions, build_network, load_cases, split_indices, write_json
 
 __all__ = ["run_artery_segmentation", "run_data_efficiency"]
 
@@ -37,19 +38,18 @@ def _cases(source, checkpoint, spacing) -> list[LoadedCase]:
     return load_cases(source, sp if sp is not None else (2.0, 1.5, 1.5), kinds=("coronary",), require="coronary")
 
 
-def _train_and_score(cases, train_idx, test_idx, checkpoint, width, spacing, patch, steps, batch_size, lr,
-                     threshold, seed):
+def _train_and_score(cases, train_idx, test_idx, checkpoint, opts: DenseTaskOptions, width=None):
     from monai.losses import DiceLoss
 
-    net = build_network(checkpoint, width=width, spacing=spacing or tuple(cases[0].vol.spacing), shape=patch,
-                        new_decoder=True)
+    net = build_network(checkpoint, width=width or opts.width, spacing=opts.spacing or tuple(cases[0].vol.spacing),
+                        shape=opts.patch, new_decoder=True)
     windows = net.input_spec.windows
-    sampler = DensePatchSampler([cases[i] for i in train_idx], "coronary", patch, windows, foreground_prob=0.8)
-    fit = fit_steps(DenseOutput(net), DiceLoss(sigmoid=True), lambda rng: sampler(rng, batch_size), steps,
-                    lr=lr, seed=seed)
+    sampler = DensePatchSampler([cases[i] for i in train_idx], "coronary", opts.patch, windows, foreground_prob=0.8)
+    fit = fit_steps(DenseOutput(net), DiceLoss(sigmoid=True), lambda rng: sampler(rng, opts.batch_size), opts.steps,
+                    lr=opts.lr, seed=opts.seed)
     rows = []
     for i in test_idx:
-        pred = predict_dense(net, cases[i], patch, windows) >= threshold
+        pred = predict_dense(net, cases[i], opts.patch, windows) >= opts.threshold
         ref = cases[i].masks["coronary"] > 0
         rows.append({"patient_id": cases[i].case.patient_id, "dice": dice(pred, ref, empty_score=1.0),
                      "cldice": cl_dice(pred, ref),
@@ -67,20 +67,21 @@ def run_artery_segmentation(
     out_dir: str | Path,
     *,
     checkpoint: str | Path | None = None,
-    width: int | None = None,
-    spacing: Sequence[float] | None = None,
-    patch: Sequence[int] = (32, 32, 32),
-    steps: int = 300,
-    batch_size: int = 2,
-    lr: float = 1e-3,
-    threshold: float = 0.5,
-    test_fraction: float = 0.3,
-    seed: int = 0,
+    options: DenseTaskOptions | None = None,
+    **overrides: Any,
 ) -> dict:
     """Fine-tune pretrained encoder + new decoder (Dice loss) for coronary segmentation.
 
-    Parameters are those of :func:`riskfm.recipes.cora_stenosis.run_stenosis_detection`; cases
-    need a coronary mask (``_coronary`` / ``_labels`` beside the CT).
+    Parameters
+    ----------
+    source : manifest, folder, or cases
+        CTs with a coronary mask (``_coronary`` / ``_labels`` beside the CT).
+    out_dir : path
+    checkpoint : path, optional
+        Pretrained ``cora_pretrained.pt``; None trains from scratch.
+    options : DenseTaskOptions, optional
+        Training and test settings; keyword ``overrides`` (``steps=``, ``patch=``, ...) replace
+        single fields.
 
     Returns
     -------
@@ -88,13 +89,12 @@ def run_artery_segmentation(
         ``metrics`` (means of dice, cldice, msd_mm), ``per_case`` DataFrame, ``fit``, ``paths``.
     """
     out = Path(out_dir)
-    cases = _cases(source, checkpoint, spacing)
-    train_idx, test_idx = split_indices(len(cases), test_fraction, seed)
-    patch = tuple(int(p) for p in patch)
-    per_case, fit = _train_and_score(cases, train_idx, test_idx, checkpoint, width, spacing, patch, steps,
-                                     batch_size, lr, threshold, seed)
+    opts = DenseTaskOptions.resolve(options, **overrides)
+    cases = _cases(source, checkpoint, opts.spacing)
+    train_idx, test_idx = split_indices(len(cases), opts.test_fraction, opts.seed)
+    per_case, fit = _train_and_score(cases, train_idx, test_idx, checkpoint, opts)
     metrics = {**_summary(per_case), "pretrained": checkpoint is not None, "n_train": int(len(train_idx)),
-               "n_test": int(len(test_idx)), "steps": steps}
+               "n_test": int(len(test_idx)), "steps": opts.steps}
     out.mkdir(parents=True, exist_ok=True)
     per_case.to_csv(out / "per_case.csv", index=False)
     pd.DataFrame(fit.history).to_csv(out / "history.csv", index=False)
@@ -109,17 +109,12 @@ def run_data_efficiency(
     *,
     checkpoint: str | Path | None,
     train_sizes: Sequence[int] = (50, 100, 200, 400, 800),
-    width: int | None = None,
-    spacing: Sequence[float] | None = None,
-    patch: Sequence[int] = (32, 32, 32),
-    steps: int = 300,
-    batch_size: int = 2,
-    lr: float = 1e-3,
-    threshold: float = 0.5,
-    test_fraction: float = 0.3,
-    seed: int = 0,
+    options: DenseTaskOptions | None = None,
+    **overrides: Any,
 ) -> dict:
     """Coronary segmentation at growing training-set sizes, pretrained vs from scratch.
+
+    ``options`` / ``overrides`` as in :func:`run_artery_segmentation`.
 
     Sizes larger than the training part are capped at it (and repeated sizes dropped). The
     subsets are nested (the first ``n`` of one shuffled order), so a bigger set always contains
@@ -131,23 +126,23 @@ def run_data_efficiency(
         ``table`` DataFrame (model, n_train, dice_mean, cldice_mean, msd_mm_mean), ``paths``.
     """
     out = Path(out_dir)
-    cases = _cases(source, checkpoint, spacing)
-    train_idx, test_idx = split_indices(len(cases), test_fraction, seed)
-    order = np.random.default_rng([seed, 7]).permutation(train_idx)
+    opts = DenseTaskOptions.resolve(options, **overrides)
+    cases = _cases(source, checkpoint, opts.spacing)
+    train_idx, test_idx = split_indices(len(cases), opts.test_fraction, opts.seed)
+    order = np.random.default_rng([opts.seed, 7]).permutation(train_idx)
     sizes = sorted({min(int(n), len(order)) for n in train_sizes if int(n) > 0})
     if not sizes:
         raise ValueError(f"train_sizes must hold positive counts, got {train_sizes!r}")
+    width = opts.width
     if width is None and checkpoint is not None:  # from scratch means the SAME network, untrained
         from riskfm.train.checkpoint import load_checkpoint
 
         width = load_checkpoint(checkpoint).get("config", {}).get("width")
     models = [("pretrained", checkpoint), ("scratch", None)] if checkpoint is not None else [("scratch", None)]
     rows = []
-    patch = tuple(int(p) for p in patch)
     for n in sizes:
         for name, ckpt in models:
-            per_case, _ = _train_and_score(cases, order[:n], test_idx, ckpt, width, spacing, patch, steps,
-                                           batch_size, lr, threshold, seed)
+            per_case, _ = _train_and_score(cases, order[:n], test_idx, ckpt, opts, width=width)
             rows.append({"model": name, "n_train": n, **_summary(per_case)})
     table = pd.DataFrame(rows)
     out.mkdir(parents=True, exist_ok=True)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -24,7 +25,7 @@ from riskfm.ct.cases import CTCase, LoadedCase
 from riskfm.ct.finetune import DenseOutput, DensePatchSampler, fit_steps, predict_dense
 from riskfm.ct.pretrain import CoraLoss
 from riskfm.ct.seg_metrics import LesionScores, lesion_detection
-from riskfm.recipes.cora_common import build_network, load_cases, split_indices, write_json
+from riskfm.recipes.cora_common import DenseTaskOptions, build_network, load_cases, split_indices, write_json
 
 __all__ = ["run_stenosis_detection", "stenosis_target"]
 
@@ -43,17 +44,10 @@ def run_stenosis_detection(
     out_dir: str | Path,
     *,
     checkpoint: str | Path | None = None,
-    width: int | None = None,
-    spacing: Sequence[float] | None = None,
-    patch: Sequence[int] = (32, 32, 32),
-    steps: int = 300,
-    batch_size: int = 2,
-    lr: float = 1e-3,
-    threshold: float = 0.5,
+    options: DenseTaskOptions | None = None,
     min_overlap: int = 10,
-    test_fraction: float = 0.3,
     margin_mm: float = 10.0,
-    seed: int = 0,
+    **overrides: Any,
 ) -> dict:
     """Fine-tune CORA (encoder + decoder) for stenosis segmentation; lesion-level P / R / F1.
 
@@ -63,12 +57,10 @@ def run_stenosis_detection(
         CTs with heart masks and stenosis (or plaque) masks.
     checkpoint : path, optional
         Pretrained ``cora_pretrained.pt``; None trains from scratch.
-    width, spacing
-        See :func:`riskfm.recipes.cora_plaque.run_plaque_characterisation`.
-    patch : sequence of 3 int
-        Training patch and sliding-window size (multiples of 8).
-    threshold : float
-        Probability above which a voxel is predicted stenotic.
+    options : DenseTaskOptions, optional
+        Width, spacing, patch, steps, batch size, learning rate, threshold (probability above
+        which a voxel is predicted stenotic), test fraction and seed; keyword ``overrides``
+        (``steps=``, ``patch=``, ...) replace single fields.
     min_overlap : int
         Overlap (voxels) a true positive must exceed (CORA: 10).
     margin_mm : float
@@ -80,34 +72,37 @@ def run_stenosis_detection(
         ``metrics`` ({precision, recall, f1, counts}), ``per_case`` DataFrame, ``fit``, ``paths``.
     """
     out = Path(out_dir)
+    opts = DenseTaskOptions.resolve(options, **overrides)
     if isinstance(source, str | Path) or not all(isinstance(c, LoadedCase) for c in source):
-        sp = spacing
+        sp = opts.spacing
         if sp is None and checkpoint is not None:
             from riskfm.train.checkpoint import load_checkpoint
 
             sp = load_checkpoint(checkpoint).get("config", {}).get("spacing")
         cases = load_cases(source, sp if sp is not None else (2.0, 1.5, 1.5),
-                           kinds=("heart", "stenosis", "plaque"), require="heart", crop_heart=True)
+                           kinds=("heart", "stenosis", "plaque"), require="heart", crop_heart=True,
+                           margin_mm=margin_mm)
     else:
         cases = list(source)
     target = stenosis_target(cases)
-    patch = tuple(int(p) for p in patch)
-    net = build_network(checkpoint, width=width, spacing=spacing or tuple(cases[0].vol.spacing), shape=patch)
+    patch = opts.patch
+    net = build_network(checkpoint, width=opts.width, spacing=opts.spacing or tuple(cases[0].vol.spacing), shape=patch)
     windows = net.input_spec.windows
-    train_idx, test_idx = split_indices(len(cases), test_fraction, seed)
+    train_idx, test_idx = split_indices(len(cases), opts.test_fraction, opts.seed)
     sampler = DensePatchSampler([cases[i] for i in train_idx], target, patch, windows)
-    fit = fit_steps(DenseOutput(net), CoraLoss(), lambda rng: sampler(rng, batch_size), steps, lr=lr, seed=seed)
+    fit = fit_steps(DenseOutput(net), CoraLoss(), lambda rng: sampler(rng, opts.batch_size), opts.steps,
+                    lr=opts.lr, seed=opts.seed)
 
     total = LesionScores(0, 0, 0, 0)
     rows = []
     for i in test_idx:
         prob = predict_dense(net, cases[i], patch, windows)
-        scores = lesion_detection(prob >= threshold, cases[i].masks[target] > 0, min_overlap=min_overlap)
+        scores = lesion_detection(prob >= opts.threshold, cases[i].masks[target] > 0, min_overlap=min_overlap)
         total = total + scores
         rows.append({"patient_id": cases[i].case.patient_id, **scores.to_dict()})
-    metrics = {**total.to_dict(), "target": target, "threshold": threshold, "min_overlap": min_overlap,
+    metrics = {**total.to_dict(), "target": target, "threshold": opts.threshold, "min_overlap": min_overlap,
                "pretrained": checkpoint is not None, "n_train": int(len(train_idx)),
-               "n_test": int(len(test_idx)), "steps": steps}
+               "n_test": int(len(test_idx)), "steps": opts.steps}
     out.mkdir(parents=True, exist_ok=True)
     per_case = pd.DataFrame(rows)
     per_case.to_csv(out / "per_case.csv", index=False)
