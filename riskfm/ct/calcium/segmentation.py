@@ -1,24 +1,27 @@
 """CAC segmentation: per pixel calcium plus artery (LM, LAD, LCX, RCA), and the per-artery score.
 
-Two networks with one output contract (``[B, 5, ...]`` logits: channel 0 calcium, channels 1-4 the
-artery LM, LAD, LCX, RCA given calcium), as in the seed-003 pipeline:
+Three networks with one output contract (``[B, 5, ...]`` logits: channel 0 calcium, channels 1-4
+the artery LM, LAD, LCX, RCA given calcium), as in the seed-003 pipeline:
 
 * :class:`CalciumUNet2d` -- the slice-wise encoder-decoder (U-Net baseline). Its input is a slice
   and its two neighbours, each in two HU windows (soft tissue, calcium), so 6 channels: the
   neighbours tell an artery running through the slice from a blob of aortic-valve calcium.
-* :class:`CalciumSeg3d` -- the 3D variant whose encoder is the CT encoder of the registry
-  (``cnn3d-small``'s conv blocks, CORA's four windows) so that a pretrained CT encoder checkpoint
-  (``encoder_checkpoint``) initialises it: the "foundation-model fine-tune" of seed 000. A new
-  decoder with skip connections brings the features back to full resolution.
+* :class:`~riskfm.ct.calcium.cora_seg.CalciumCora3d` (``"cora3d"``) -- CORA's 3D residual U-Net
+  with the calcium head; a ``riskfm pretrain-ct`` checkpoint initialises its encoder: the
+  "foundation-model fine-tune" of seed 000.
+* :class:`CalciumSeg3d` (``"seg3d"``) -- a lighter 3D network on ``cnn3d-small``'s conv blocks, for
+  ``cnn3d-small`` checkpoints; a new decoder with skip connections restores full resolution.
 
-Why the losses only look at voxels >= 130 HU: anything darker is not calcium by definition, so
-the network's whole job is to sort the bright voxels (coronary calcium of which artery, versus
-aortic-wall / valve calcium and bone). Training on those voxels only keeps the classes balanced
-and lets a small model learn from a handful of synthetic exams on a CPU.
+Why the losses only look at candidate voxels -- >= 130 HU and, by default, inside the heart region
+estimated from the CT: anything darker is not calcium by definition, and bone outside the region
+is never scored, so the network's whole job is to sort the bright voxels that matter (coronary
+calcium of which artery, versus aortic-wall / valve calcium and rib fragments next to the heart).
+That keeps the loss on the hard cases and lets a small model learn from a few dozen synthetic
+exams on a CPU.
 
-:func:`train_segmenter` trains either network on exams (HU, spacing, artery labels); the returned
-:class:`CalciumSegmenter` predicts label maps and scores exams (lesions then take the majority
-artery of their pixels, in :func:`riskfm.ct.calcium.score_calcium`).
+:func:`train_segmenter` trains any of them on exams (HU, spacing, artery labels); the returned
+:class:`CalciumSegmenter` predicts label maps (one decision per 3D candidate region) and scores
+exams with :func:`riskfm.ct.calcium.score_calcium`.
 """
 
 from __future__ import annotations
