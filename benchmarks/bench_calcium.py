@@ -65,6 +65,7 @@ def main() -> None:
     ap.add_argument("--roi", default="estimate", choices=["estimate", "none"])
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--threads", type=int, default=None, help="torch threads for training (default: all cores)")
+    ap.add_argument("--seed", type=int, default=0, help="network seed; training exams are drawn from it too")
     ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results" / "calcium.json")
     args = ap.parse_args()
 
@@ -94,12 +95,13 @@ def main() -> None:
         from riskfm.evaluate.agreement import bland_altman, cohen_kappa, diagnostic_at_cutoffs
 
         torch.set_num_threads(args.threads or max(1, os.cpu_count() or 1))
-        train = [make_calcium_exam(i) for i in range(args.n_train)]
+        train = [make_calcium_exam(args.seed * 1000 + i) for i in range(args.n_train)]
         test = [make_calcium_exam(100_000 + i) for i in range(args.n_test)]
         t0 = time.perf_counter()
         w = args.width
         seg = train_segmenter(train, model=args.model, widths=(w, 2 * w, 4 * w, 8 * w), epochs=args.epochs,
-                              steps_per_epoch=args.steps, batch_size=8, lr=args.lr, roi=args.roi)
+                              steps_per_epoch=args.steps, batch_size=8, lr=args.lr, roi=args.roi,
+                              seed=args.seed)
         train_s = time.perf_counter() - t0
         from riskfm.ct.calcium.roi import estimate_heart_roi
 
@@ -119,7 +121,7 @@ def main() -> None:
         k_pixel = cohen_kappa(agatston_bucket(ref), agatston_bucket(pixel))
         k = cohen_kappa(agatston_bucket(ref), agatston_bucket(pred))
         result["segmentation"] = {
-            "model": args.model, "width": args.width, "roi": args.roi, "lr": args.lr,
+            "model": args.model, "width": args.width, "seed": args.seed, "roi": args.roi, "lr": args.lr,
             "n_train": args.n_train, "n_test": args.n_test, "epochs": args.epochs, "steps_per_epoch": args.steps,
             "kappa_ceiling_reference_labels_in_roi": k_ceiling.value,
             "train_seconds": train_s, "seconds_per_exam": per_exam, "kappa": k.to_dict(), "kappa_pixel_decisions": k_pixel.to_dict(),

@@ -190,7 +190,8 @@ def cohen_kappa(a: Any, b: Any, *, weights: str | None = None, confidence: float
     Returns
     -------
     Kappa
-        Unweighted: the asymptotic interval ``kappa -+ z * se``; weighted: percentile bootstrap.
+        Unweighted: the asymptotic interval ``kappa -+ z * se`` (clipped to [-1, 1]); weighted:
+        percentile bootstrap.
     """
     x, y = _paired(a, b, "a", "b")
     if weights not in (None, "linear", "quadratic"):
@@ -215,7 +216,10 @@ def cohen_kappa(a: Any, b: Any, *, weights: str | None = None, confidence: float
         term_b = (1.0 - kappa) ** 2 * float(off.sum())
         term_c = (kappa - pe * (1.0 - kappa)) ** 2
         se = float(np.sqrt(max(term_a + term_b - term_c, 0.0) / ((1.0 - pe) ** 2 * n)))
-        return Kappa(kappa, kappa - z * se, kappa + z * se, se, None, "asymptotic", int(x.size))
+        # Wald interval (as statsmodels), clipped to kappa's range: near-perfect agreement on few
+        # exams otherwise reports an upper limit above 1.
+        low, high = max(kappa - z * se, -1.0), min(kappa + z * se, 1.0)
+        return Kappa(kappa, low, high, se, None, "asymptotic", int(x.size))
     rng = np.random.default_rng(seed)
     boots = []
     for _ in range(int(n_boot)):

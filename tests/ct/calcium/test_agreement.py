@@ -43,6 +43,12 @@ def test_cohen_kappa_matches_sklearn_and_statsmodels():
         kw = cohen_kappa(a, b, weights=w, n_boot=200)
         assert kw.value == pytest.approx(cohen_kappa_score(a, b, weights=w))
         assert kw.ci_low <= kw.value <= kw.ci_high
+    # Near-perfect agreement on few items: the Wald limit would pass 1; kappa cannot.
+    a = np.repeat(np.arange(5), 4)
+    b = a.copy()
+    b[0] = 1
+    near = cohen_kappa(a, b)
+    assert near.value + 1.96 * near.se > 1 and near.ci_high == 1.0 and near.ci_low < near.value
 
 
 def test_ks_matches_scipy():
