@@ -128,6 +128,8 @@ def plaque(
     batch_size: int = 4,
     lr: float = 1e-3,
     freeze_encoder: Annotated[bool, typer.Option(help="linear probe: train the head only")] = False,
+    encoder_lr: Annotated[float | None, typer.Option(
+        help="encoder learning rate (default --lr); e.g. 1e-4 to fine-tune a pretrained encoder gently")] = None,
     pool: Annotated[str, typer.Option(
         help="pooling of the bottleneck before the linear head: avg (the paper's global average), "
              "max, or avgmax (both concatenated)")] = "avg",
@@ -140,7 +142,7 @@ def plaque(
     try:
         res = run_plaque_characterisation(source, out, checkpoint=checkpoint, width=width,
                                           spacing=_triple(spacing, "spacing"), steps=steps, batch_size=batch_size,
-                                          lr=lr, freeze_encoder=freeze_encoder, pool=pool,
+                                          lr=lr, encoder_lr=encoder_lr, freeze_encoder=freeze_encoder, pool=pool,
                                           test_fraction=test_fraction, seed=seed)
     except (OSError, ValueError) as exc:
         _fail(exc)

@@ -76,10 +76,9 @@ class PlaqueClassifier(nn.Module):
         artery-centric patches in which a plaque fills a sizeable share of the patch. On a whole
         heart volume a plaque covers a few of the bottleneck's positions and averaging dilutes it;
         ``"max"`` keeps the strongest local response (the pretraining task is local lesion
-        detection) and ``"avgmax"`` keeps both. The default stays ``"avg"`` because, fine-tuned,
-        neither alternative scored better in the development runs of
-        ``benchmarks/bench_cora_pretrain.py``; a frozen pretrained encoder does show more
-        calcified-plaque signal under ``"max"`` (docs/ct.md, section 6).
+        detection) and ``"avgmax"`` keeps both. The default stays the paper's ``"avg"``;
+        ``benchmarks/bench_cora_pretrain.py`` uses ``"max"``, under which a frozen pretrained
+        encoder shows the most calcified-plaque signal (docs/ct.md, section 6).
 
     Attributes
     ----------

@@ -5,8 +5,10 @@ Volume-level multi-label classification - calcified plaque present, non-calcifie
 with binary cross-entropy. The pooling (``pool``) is the paper's global average (``"avg"``) by
 default; ``"max"`` (global max) and ``"avgmax"`` (both, concatenated) let the head use local
 evidence - the paper classifies 96^3 artery-centric patches, this recipe whole heart volumes in
-which a plaque is a few voxels - but did not score better fine-tuned in our measurements
-(docs/ct.md, section 6). Scored by AUROC
+which a plaque is a few voxels. For a pretrained checkpoint, fine-tune the encoder at a lower
+learning rate than the head (``encoder_lr``, e.g. 1e-4 with ``lr`` 1e-3): at full rate a short
+fine-tuning run washes out what pretraining put in the features (docs/ct.md, section 6, where
+``pool="max"`` with ``encoder_lr=1e-4`` is the benchmark's recipe). Scored by AUROC
 with 500-sample stratified bootstrap CIs per label (:func:`riskfm.evaluate.discrimination.roc_auc`).
 Labels come from manifest columns ``plaque_calcified`` / ``plaque_noncalcified`` or from each CT's
 plaque mask.
@@ -83,7 +85,9 @@ def run_plaque_characterisation(
     steps, batch_size, lr
         Training length, batch and head learning rate (AdamW, cosine decay).
     encoder_lr : float, optional
-        Encoder learning rate (default ``lr``).
+        Encoder learning rate (default ``lr``). Lower than ``lr`` (e.g. 1e-4) keeps a pretrained
+        encoder's features while the head learns; a network trained from scratch usually needs the
+        full rate (docs/ct.md, section 6).
     freeze_encoder : bool
         Linear probe: only the head trains.
     pool : {"avg", "max", "avgmax"}
@@ -141,9 +145,14 @@ def run_plaque_characterisation(
     fit = fit_steps(model, loss, batches, steps, lr=lr, encoder=None if freeze_encoder else net,
                     encoder_lr=encoder_lr, seed=seed)
     model.eval()
+    # Score only the cases of the two parts: with a subsampled training set (label-efficiency runs)
+    # the unused cases would cost a forward pass each for nothing.
+    used = np.union1d(train_idx, test_idx)
+    prob = np.full((len(cases), len(PLAQUE_TARGETS)), np.nan, dtype=np.float32)
     with torch.no_grad():
-        prob = torch.sigmoid(torch.cat([model(torch.from_numpy(x_all[i:i + 4]))
-                                        for i in range(0, len(cases), 4)])).numpy()
+        for k in range(0, len(used), 4):
+            i = used[k:k + 4]
+            prob[i] = torch.sigmoid(model(torch.from_numpy(x_all[i]))).numpy()
 
     rows, metrics = [], {}
     for split, idx in (("train", train_idx), ("test", test_idx)):

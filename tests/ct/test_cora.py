@@ -170,3 +170,23 @@ def test_max_pooling_keeps_a_single_hot_position_that_averaging_dilutes():
     assert roc_auc_score(y, score["avg"]) < 0.9
     with pytest.raises(ValueError, match="pool must be one of"):
         pool_features(lesion, "median")
+
+
+# ------------------------------------------------------------------ fine-tuning learning rates
+def test_fit_steps_gives_the_encoder_its_own_learning_rate():
+    # Standard fine-tuning of a pretrained encoder: a smaller encoder learning rate than the head's.
+    # With encoder_lr 0 the encoder must not move at all while the head trains.
+    from riskfm.ct.finetune import PlaqueClassifier, fit_steps
+
+    net = _small(width=2)
+    model = PlaqueClassifier(net, n_labels=2, pool="max")
+    enc_before = [p.detach().clone() for p in net.parameters()]
+    head_before = model.head.weight.detach().clone()
+    x, y = torch.rand(4, 4, 16, 16, 16), torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [0.0, 0.0]])
+    fit = fit_steps(model, nn.BCEWithLogitsLoss(), lambda rng: (x, y), 3, lr=1e-2, encoder=net, encoder_lr=0.0)
+    assert len(fit.history) == 3
+    assert all(torch.equal(a, b) for a, b in zip(enc_before, net.parameters()))
+    assert not torch.equal(head_before, model.head.weight)
+    # Without a separate encoder rate every parameter trains at ``lr``.
+    fit_steps(model, nn.BCEWithLogitsLoss(), lambda rng: (x, y), 2, lr=1e-2)
+    assert any(not torch.equal(a, b) for a, b in zip(enc_before, net.parameters()))

@@ -122,3 +122,21 @@ def test_cli_pretrain_and_plaque(cohort, tmp_path):
     assert prob.shape == ct.shape and np.allclose(prob.affine, ct.affine, atol=1e-4)
     bad = runner.invoke(app, ["pretrain-ct", str(tmp_path / "nothing_here")])
     assert bad.exit_code == 2 and "not found" in bad.output
+
+
+def test_plaque_characterisation_on_explicit_index_subsets(cohort, checkpoint, tmp_path):
+    # Label-efficiency runs train on a subset and leave other cases out: only the cases of the two
+    # parts are scored, and the test metrics are those of exactly the given test cases.
+    from riskfm.recipes.cora_plaque import run_plaque_characterisation
+
+    res = run_plaque_characterisation(cohort.manifest_path, tmp_path, checkpoint=checkpoint, steps=2,
+                                      batch_size=2, encoder_lr=1e-4, pool="max", train_indices=[0, 1, 2, 3],
+                                      test_indices=[6, 7, 8, 9], n_boot=50)
+    preds = res["predictions"]
+    ids = [c.patient_id for c in cases_from_manifest(cohort.manifest_path)]
+    assert len(preds) == 2 * 8 and preds["y_prob"].between(0, 1).all()
+    assert set(preds.loc[preds["split"] == "train", "patient_id"]) == {ids[i] for i in (0, 1, 2, 3)}
+    assert set(preds.loc[preds["split"] == "test", "patient_id"]) == {ids[i] for i in (6, 7, 8, 9)}
+    assert all(m["n"] == 4 for m in res["metrics"].values())
+    saved = json.loads((tmp_path / "metrics.json").read_text())
+    assert saved["n_train"] == 4 and saved["n_test"] == 4 and saved["pool"] == "max"
