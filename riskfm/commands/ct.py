@@ -36,6 +36,8 @@ def _triple(text: str | None, name: str, cast=float):
 SOURCE = Annotated[Path, typer.Argument(help="manifest (CSV/Parquet with ct_path) or folder of CTs (NIfTI / DICOM)")]
 CHECKPOINT = Annotated[Path | None, typer.Option(help="cora_pretrained.pt from `riskfm pretrain-ct` (omit: from scratch)")]
 SPACING = Annotated[str | None, typer.Option(help="working spacing z,y,x in mm (default: the checkpoint's)")]
+SCRATCH_WIDTH = Annotated[int | None, typer.Option(help="width when training from scratch (default 8)")]
+DENSE_PATCH = Annotated[str, typer.Option(help="training / sliding-window patch, one number or z,y,x")]
 
 
 def pretrain_ct(
@@ -122,7 +124,7 @@ def plaque(
     source: SOURCE,
     checkpoint: CHECKPOINT = None,
     out: Annotated[Path, typer.Option(help="output folder")] = Path("cora_plaque"),
-    width: Annotated[int | None, typer.Option(help="width when training from scratch (default 8)")] = None,
+    width: SCRATCH_WIDTH = None,
     spacing: SPACING = None,
     steps: int = 300,
     batch_size: int = 4,
@@ -167,9 +169,9 @@ def stenosis(
     source: SOURCE,
     checkpoint: CHECKPOINT = None,
     out: Annotated[Path, typer.Option(help="output folder")] = Path("cora_stenosis"),
-    width: Annotated[int | None, typer.Option(help="width when training from scratch (default 8)")] = None,
+    width: SCRATCH_WIDTH = None,
     spacing: SPACING = None,
-    patch: Annotated[str, typer.Option(help="training / sliding-window patch, one number or z,y,x")] = "32",
+    patch: DENSE_PATCH = "32",
     steps: int = 300,
     batch_size: int = 2,
     lr: float = 1e-3,
@@ -197,9 +199,9 @@ def segment(
     source: SOURCE,
     checkpoint: CHECKPOINT = None,
     out: Annotated[Path, typer.Option(help="output folder")] = Path("cora_segment"),
-    width: Annotated[int | None, typer.Option(help="width when training from scratch (default 8)")] = None,
+    width: SCRATCH_WIDTH = None,
     spacing: SPACING = None,
-    patch: Annotated[str, typer.Option(help="training / sliding-window patch, one number or z,y,x")] = "32",
+    patch: DENSE_PATCH = "32",
     steps: int = 300,
     batch_size: int = 2,
     lr: float = 1e-3,

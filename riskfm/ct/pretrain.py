@@ -42,6 +42,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from riskfm.ct.cases import CTCase, find_cases, load_case
 from riskfm.ct.cora import CoraResUNet, cora_input_spec
+from riskfm.ct.finetune import DenseOutput
 from riskfm.ct.preprocess import CORA_SPACING
 from riskfm.ct.sliding import predict_volume
 from riskfm.ct.synthesis import LesionSynthesisEngine, SynthesisConfig, candidate_voxels, vessel_candidates
@@ -285,17 +286,6 @@ class PretrainResult:
         return float(losses[:n].mean()), float(losses[-n:].mean())
 
 
-class _DenseLogits(nn.Module):
-    """Exposes ``dense_logits`` as ``forward`` so Fabric / DDP hooks see the training call."""
-
-    def __init__(self, net: CoraResUNet) -> None:
-        super().__init__()
-        self.net = net
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net.dense_logits(x)
-
-
 def _schedule(step: int, cfg: PretrainConfig) -> float:
     if step < cfg.warmup_steps:
         return (step + 1) / cfg.warmup_steps
@@ -372,7 +362,7 @@ def pretrain_cora(
         scheduler.load_state_dict(state["scheduler"])
         start, history = int(state["step"]), list(state["history"])
         fabric.print(f"resuming pretraining from {last} at step {start}")
-    wrapped, optimizer = fabric.setup(_DenseLogits(net), optimizer)
+    wrapped, optimizer = fabric.setup(DenseOutput(net), optimizer)
     loss_fn = CoraLoss()
 
     per_step = cfg.batch_size * fabric.world_size

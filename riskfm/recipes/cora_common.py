@@ -13,7 +13,7 @@ import numpy as np
 from riskfm.ct.cases import CTCase, LoadedCase, find_cases, load_case
 from riskfm.ct.cora import CoraResUNet, cora_input_spec
 
-__all__ = ["DenseTaskOptions", "build_network", "load_cases", "split_indices", "write_json"]
+__all__ = ["DEFAULT_SPACING", "DenseTaskOptions", "build_network", "load_cases", "split_indices", "write_json"]
 
 
 @dataclass(frozen=True)
@@ -58,25 +58,38 @@ class DenseTaskOptions:
         return replace(opts, patch=tuple(int(p) for p in opts.patch))
 
 
+#: Working spacing (z, y, x) mm of the recipes when neither the caller nor a checkpoint gives one.
+DEFAULT_SPACING: tuple[float, float, float] = (2.0, 1.5, 1.5)
+
+
 def load_cases(
     source: str | Path | Sequence[CTCase] | Sequence[LoadedCase],
     spacing: Sequence[float] | None,
     *,
     kinds: Sequence[str],
+    checkpoint: str | Path | None = None,
     require: str | None = None,
     crop_heart: bool = False,
     margin_mm: float = 10.0,
 ) -> list[LoadedCase]:
     """Loaded cases from a manifest / folder / case list (already-loaded cases pass through).
 
-    ``require``: keep only cases that have this mask kind (raises if none do). ``crop_heart``:
-    crop each CT to its heart mask's bounding box plus ``margin_mm``.
+    ``spacing``: the working grid; None takes the pretraining spacing recorded in ``checkpoint``
+    (read only when something is left to load), else :data:`DEFAULT_SPACING`. ``require``: keep
+    only cases that have this mask kind (raises if none do). ``crop_heart``: crop each CT to its
+    heart mask's bounding box plus ``margin_mm``.
     """
     if isinstance(source, str | Path):
         items: list = find_cases(source)
     else:
         items = list(source)
     loaded = [c if isinstance(c, LoadedCase) else None for c in items]
+    if any(c is None for c in loaded) and spacing is None:
+        if checkpoint is not None:
+            from riskfm.train.checkpoint import load_checkpoint
+
+            spacing = load_checkpoint(checkpoint).get("config", {}).get("spacing")
+        spacing = spacing if spacing is not None else DEFAULT_SPACING
     for i, c in enumerate(items):
         if loaded[i] is None:
             if require is not None and require not in c.masks:
@@ -120,13 +133,13 @@ def build_network(
         from riskfm.train.checkpoint import load_checkpoint
 
         conf = load_checkpoint(checkpoint).get("config", {})
-        sp = spacing if spacing is not None else conf.get("spacing", (2.0, 1.5, 1.5))
+        sp = spacing if spacing is not None else conf.get("spacing", DEFAULT_SPACING)
         kwargs: dict[str, Any] = {"input_spec": cora_input_spec(sp, shape)}
         if width is not None:
             kwargs["width"] = width
         net = load_pretrained(checkpoint, **kwargs)
     else:
-        net = CoraResUNet(width=width or 8, input_spec=cora_input_spec(spacing or (2.0, 1.5, 1.5), shape))
+        net = CoraResUNet(width=width or 8, input_spec=cora_input_spec(spacing or DEFAULT_SPACING, shape))
     if new_decoder:
         net.reset_decoder()
     return net

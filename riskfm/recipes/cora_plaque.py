@@ -110,15 +110,7 @@ def run_plaque_characterisation(
         raise ValueError(f"pool must be one of {POOLS}, got {pool!r}")
     if batch_size < 2:
         raise ValueError(f"batch_size must be >= 2 (the head standardises features over the batch), got {batch_size}")
-    if isinstance(source, str | Path) or not all(isinstance(c, LoadedCase) for c in source):
-        sp = spacing
-        if sp is None and checkpoint is not None:
-            from riskfm.train.checkpoint import load_checkpoint
-
-            sp = load_checkpoint(checkpoint).get("config", {}).get("spacing")
-        cases = load_cases(source, sp if sp is not None else (2.0, 1.5, 1.5), kinds=("plaque",))
-    else:
-        cases = list(source)
+    cases = load_cases(source, spacing, kinds=("plaque",), checkpoint=checkpoint)
     shape = tuple(int(s) for s in shape) if shape is not None else _volume_shape(cases)
     net = build_network(checkpoint, width=width, spacing=spacing or tuple(cases[0].vol.spacing), shape=shape)
     windows = net.input_spec.windows

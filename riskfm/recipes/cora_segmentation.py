@@ -28,14 +28,7 @@ __all__ = ["run_artery_segmentation", "run_data_efficiency"]
 
 
 def _cases(source, checkpoint, spacing) -> list[LoadedCase]:
-    if not isinstance(source, str | Path) and all(isinstance(c, LoadedCase) for c in source):
-        return list(source)
-    sp = spacing
-    if sp is None and checkpoint is not None:
-        from riskfm.train.checkpoint import load_checkpoint
-
-        sp = load_checkpoint(checkpoint).get("config", {}).get("spacing")
-    return load_cases(source, sp if sp is not None else (2.0, 1.5, 1.5), kinds=("coronary",), require="coronary")
+    return load_cases(source, spacing, kinds=("coronary",), checkpoint=checkpoint, require="coronary")
 
 
 def _train_and_score(cases, train_idx, test_idx, checkpoint, opts: DenseTaskOptions, width=None):

@@ -73,17 +73,8 @@ def run_stenosis_detection(
     """
     out = Path(out_dir)
     opts = DenseTaskOptions.resolve(options, **overrides)
-    if isinstance(source, str | Path) or not all(isinstance(c, LoadedCase) for c in source):
-        sp = opts.spacing
-        if sp is None and checkpoint is not None:
-            from riskfm.train.checkpoint import load_checkpoint
-
-            sp = load_checkpoint(checkpoint).get("config", {}).get("spacing")
-        cases = load_cases(source, sp if sp is not None else (2.0, 1.5, 1.5),
-                           kinds=("heart", "stenosis", "plaque"), require="heart", crop_heart=True,
-                           margin_mm=margin_mm)
-    else:
-        cases = list(source)
+    cases = load_cases(source, opts.spacing, kinds=("heart", "stenosis", "plaque"), checkpoint=checkpoint,
+                       require="heart", crop_heart=True, margin_mm=margin_mm)
     target = stenosis_target(cases)
     patch = opts.patch
     net = build_network(checkpoint, width=opts.width, spacing=opts.spacing or tuple(cases[0].vol.spacing), shape=patch)
