@@ -343,14 +343,21 @@ class TextEncoder(nn.Module):
             # Positions count real tokens only, so a left-padded text is encoded exactly as if alone.
             inputs["position_ids"] = (mask.long().cumsum(dim=1) - 1).clamp(min=0)
         hidden = self.lm(**inputs).last_hidden_state  # [B, T, H]
+        return self.pool_hidden(hidden, mask)
+
+    def pool_hidden(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Token states ``[B, T, H]`` and attention mask ``[B, T]`` -> float32 text vectors ``[B, H]``.
+
+        ``pooling="mean"``: the mean over real tokens; otherwise the state of the last real token.
+        """
         if self.pooling == "mean":
             weights = mask.unsqueeze(-1).to(hidden.dtype)
             pooled = (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)
         else:
             # Index of the last real token whatever the padding side: largest position with mask 1.
-            positions = torch.arange(mask.shape[1], device=device).expand_as(mask)
+            positions = torch.arange(mask.shape[1], device=hidden.device).expand_as(mask)
             last = torch.where(mask.bool(), positions, torch.zeros_like(positions)).amax(dim=1)
-            pooled = hidden[torch.arange(hidden.shape[0], device=device), last]
+            pooled = hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
         return pooled.float()
 
     def precompute(self, texts: Iterable[str]) -> int:

@@ -175,12 +175,4 @@ def text_token_forward(encoder: nn.Module, input_ids: torch.Tensor, attention_ma
     forward_args = getattr(encoder, "_forward_args", set())
     if encoder.decoder_only and "position_ids" in forward_args:
         inputs["position_ids"] = (mask.long().cumsum(dim=1) - 1).clamp(min=0)
-    hidden = encoder.lm(**inputs).last_hidden_state
-    if encoder.pooling == "mean":
-        weights = mask.unsqueeze(-1).to(hidden.dtype)
-        pooled = (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)
-    else:
-        positions = torch.arange(mask.shape[1], device=device).expand_as(mask)
-        last = torch.where(mask.bool(), positions, torch.zeros_like(positions)).amax(dim=1)
-        pooled = hidden[torch.arange(hidden.shape[0], device=device), last]
-    return pooled.float()
+    return encoder.pool_hidden(encoder.lm(**inputs).last_hidden_state, mask)
