@@ -141,27 +141,27 @@ def _paired(pre: dict, scr: dict, n_boot: int = 500, seed: int = 0) -> dict:
 ARMS = ("pretrained", "scratch_same", "scratch_full")
 
 
-def _probe_features(cases, checkpoint, width, spacing, pools) -> dict[str, np.ndarray]:
-    """Pooled bottleneck features ``{pool: [n_cases, feature_dim]}`` of a frozen network.
+def _probe_features(cases, checkpoint, width, spacing, pools, scales) -> dict[str, np.ndarray]:
+    """Pooled encoder features ``{pool: [n_cases, feature_dim]}`` of a frozen network.
 
     ``checkpoint`` None: the same network untrained (seed 0). The network never changes, so the
     features are computed once and shared by every seed and training-set size.
     """
     import torch
 
-    from riskfm.ct.finetune import pool_features, volume_input
+    from riskfm.ct.finetune import PlaqueClassifier, volume_input
     from riskfm.recipes.cora_common import build_network
 
     torch.manual_seed(0)
     shape = cases[0].vol.shape
     net = build_network(checkpoint, width=width, spacing=spacing, shape=shape).eval()
-    fmaps = []
+    x = torch.from_numpy(np.stack([volume_input(c, shape, net.input_spec.windows) for c in cases]))
+    out = {}
     with torch.no_grad():
-        for c in cases:
-            x = torch.from_numpy(volume_input(c, shape, net.input_spec.windows))[None]
-            fmaps.append(net.forward_features(x))
-    fmap = torch.cat(fmaps)
-    return {pool: pool_features(fmap, pool).numpy().astype(np.float64) for pool in pools}
+        for pool in pools:
+            head = PlaqueClassifier(net, pool=pool, scales=scales)
+            out[pool] = torch.cat([head.features(x[i:i + 8]) for i in range(0, len(x), 8)]).numpy().astype(np.float64)
+    return out
 
 
 def _probe(feats: np.ndarray, y_all: np.ndarray, train_idx, test_idx) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -243,6 +243,10 @@ def main() -> None:
     ap.add_argument("--arms", nargs="+", default=["pretrained", "scratch_full"], choices=ARMS,
                     help="pretrained: the pretrained network at (--encoder-lr, --lr); scratch_same: the same "
                          "network from scratch on the same schedule; scratch_full: from scratch at --lr for all")
+    ap.add_argument("--scales", default="all", choices=("bottleneck", "all"),
+                    help="encoder maps the head pools (every arm): the bottleneck, or all four stages")
+    ap.add_argument("--head-warmup", type=int, default=80,
+                    help="head-only steps on the frozen encoder before fine-tuning (LP-FT; every arm)")
     ap.add_argument("--probe", action=argparse.BooleanOptionalAction, default=True,
                     help="also a linear probe (frozen encoder, logistic regression) pretrained vs untrained")
     ap.add_argument("--finetune-steps", type=int, default=80)
@@ -308,7 +312,7 @@ def main() -> None:
 
         cases = load_cases(labelled.manifest_path, spacing, kinds=("plaque",))
         y_all = np.stack([plaque_targets(c) for c in cases])
-        probe_feats = ({name: _probe_features(cases, ck, args.width, spacing, args.pool)
+        probe_feats = ({name: _probe_features(cases, ck, args.width, spacing, args.pool, args.scales)
                         for name, ck in (("pretrained", checkpoint), ("untrained", None))} if args.probe else None)
         results: dict = {}
         zero_shot = None
@@ -329,12 +333,14 @@ def main() -> None:
                             cases, tmp / f"{pool}_{n_train}_{name}_{seed}",
                             checkpoint=checkpoint if name == "pretrained" else None, width=args.width,
                             steps=args.finetune_steps, batch_size=args.finetune_batch, lr=args.lr,
-                            encoder_lr=arm_lrs[name], pool=pool, seed=seed,
+                            encoder_lr=arm_lrs[name], pool=pool, scales=args.scales,
+                            head_warmup_steps=args.head_warmup, seed=seed,
                             train_indices=train_idx, test_indices=test_idx)
                         scores[name] = _test_scores(res)
                         losses = res["fit"].losses()
                         entry[name] = {**_arm_summary(scores[name], seed), "encoder_lr": arm_lrs[name],
-                                       "train_seconds": res["fit"].seconds,
+                                       "train_seconds": res["fit"].seconds + (
+                                           res["head_warmup"].seconds if res["head_warmup"] else 0.0),
                                        "train_loss_first_last_10": [float(np.mean(losses[:10])),
                                                                     float(np.mean(losses[-10:]))]}
                     scratch = [a for a in ("scratch_same", "scratch_full") if a in scores]
@@ -376,13 +382,13 @@ def main() -> None:
         "pretrain": pretrain_info,
         "plaque_characterisation": {
             "n_labelled": args.n_labelled, "test_fraction": args.test_fraction, "n_train": args.n_train,
-            "pools": args.pool, "finetune_steps": args.finetune_steps, "batch_size": args.finetune_batch,
+            "pools": args.pool, "scales": args.scales, "head_warmup_steps": args.head_warmup, "finetune_steps": args.finetune_steps, "batch_size": args.finetune_batch,
             "head_lr": args.lr, "arms": {a: {"pretrained": a == "pretrained", "encoder_lr": arm_lrs[a]}
                                          for a in args.arms},
             "comparison": "pretrained vs the better (higher mean test AUROC, per seed) of the scratch arms run; "
                           "difference = pretrained - that arm, DeLong 95% CI and p per label, paired bootstrap "
                           "95% CI for the mean over labels",
-            "probe": "frozen encoder, pooled bottleneck, StandardScaler + LogisticRegression(C=1) per label; "
+            "probe": "frozen encoder, pooled features (scales as the arms), StandardScaler + LogisticRegression(C=1) per label; "
                      "pretrained vs the same network untrained" if args.probe else None,
             "seeds": args.seeds, "results": results},
         "zero_shot_any_plaque": zero_shot,

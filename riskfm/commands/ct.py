@@ -135,6 +135,11 @@ def plaque(
     pool: Annotated[str, typer.Option(
         help="pooling of the bottleneck before the linear head: avg (the paper's global average), "
              "max, or avgmax (both concatenated)")] = "avg",
+    scales: Annotated[str, typer.Option(
+        help="encoder maps the head pools: bottleneck (the paper's) or all (the four stages concatenated)")
+    ] = "bottleneck",
+    head_warmup: Annotated[int, typer.Option(
+        help="head-only steps on the frozen encoder before fine-tuning everything (LP-FT)")] = 0,
     test_fraction: float = 0.3,
     seed: int = 0,
 ) -> None:
@@ -145,6 +150,7 @@ def plaque(
         res = run_plaque_characterisation(source, out, checkpoint=checkpoint, width=width,
                                           spacing=_triple(spacing, "spacing"), steps=steps, batch_size=batch_size,
                                           lr=lr, encoder_lr=encoder_lr, freeze_encoder=freeze_encoder, pool=pool,
+                                          scales=scales, head_warmup_steps=head_warmup,
                                           test_fraction=test_fraction, seed=seed)
     except (OSError, ValueError) as exc:
         _fail(exc)

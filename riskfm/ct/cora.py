@@ -216,10 +216,15 @@ class CoraResUNet(nn.Module):
             skips.append(x)
         return skips
 
+    def stage_outputs(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The four encoder stages' maps: ``[B, width * m, Z / s, Y / s, X / s]`` for ``(m, s)`` in
+        ``(1, 1), (2, 2), (4, 4), (8, 8)`` (sizes rounded up; the last is the bottleneck)."""
+        x, _ = self._check(x)
+        return self._encode(x)
+
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Bottleneck map ``[B, 8 * width, ceil(Z/8), ceil(Y/8), ceil(X/8)]``."""
-        x, _ = self._check(x)
-        return self._encode(x)[-1]
+        return self.stage_outputs(x)[-1]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Pooled bottleneck features ``[B, 8 * width]`` of windowed volumes ``[B, C, Z, Y, X]``."""

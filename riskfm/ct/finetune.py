@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,13 +26,15 @@ from riskfm.ct.cora import CoraResUNet
 from riskfm.ct.preprocess import crop_or_pad, window_channels
 from riskfm.ct.sliding import sliding_window_predict
 
-__all__ = ["POOLS", "DensePatchSampler", "FitResult", "PlaqueClassifier", "fit_steps", "plaque_targets",
-           "pool_features", "predict_dense", "volume_input"]
+__all__ = ["POOLS", "SCALES", "DensePatchSampler", "FitResult", "PlaqueClassifier", "fit_steps", "frozen",
+           "plaque_targets", "pool_features", "predict_dense", "volume_input"]
 
 PLAQUE_TARGETS: tuple[str, ...] = ("plaque_calcified", "plaque_noncalcified")
 
 
 POOLS: tuple[str, ...] = ("avg", "max", "avgmax")
+#: Which encoder maps feed the plaque head: the bottleneck only (CORA) or all four stages.
+SCALES: tuple[str, ...] = ("bottleneck", "all")
 
 
 def pool_features(fmap: torch.Tensor, pool: str) -> torch.Tensor:
@@ -71,7 +74,7 @@ class PlaqueClassifier(nn.Module):
         Pretrained or fresh network; only its encoder stages run (:meth:`CoraResUNet.forward_features`).
     n_labels : int, default 2
     pool : {"avg", "max", "avgmax"}, default "avg"
-        How the bottleneck map ``[B, 8 * width, Z/8, Y/8, X/8]`` becomes one vector per volume
+        How each feature map ``[B, 8 * width, Z/8, Y/8, X/8]`` becomes one vector per volume
         (see :func:`pool_features`). ``"avg"`` is CORA's global average pooling, designed for 96^3
         artery-centric patches in which a plaque fills a sizeable share of the patch. On a whole
         heart volume a plaque covers a few of the bottleneck's positions and averaging dilutes it;
@@ -79,12 +82,20 @@ class PlaqueClassifier(nn.Module):
         detection) and ``"avgmax"`` keeps both. The default stays the paper's ``"avg"``;
         ``benchmarks/bench_cora_pretrain.py`` uses ``"max"``, under which a frozen pretrained
         encoder shows the most calcified-plaque signal (docs/ct.md, section 6).
+    scales : {"bottleneck", "all"}, default "bottleneck"
+        ``"bottleneck"``: pool the last stage only (CORA's head). ``"all"``: pool each of the four
+        encoder stages (:meth:`CoraResUNet.stage_outputs`) and concatenate, full resolution first
+        (a multi-scale "hypercolumn" read-out). A plaque of a few voxels is sharpest in the
+        full-resolution stages, and a pretrained encoder's early stages are the ones its decoder
+        used to outline synthetic lesions through the skip connections; three stride-2 stages
+        blur both into the bottleneck (docs/ct.md, section 6, measures the difference).
 
     Attributes
     ----------
-    pool : str
+    pool, scales : str
     feature_dim : int
-        Length of the pooled vector: ``encoder.feature_dim``, doubled for ``"avgmax"``.
+        Length of the pooled vector: ``encoder.feature_dim`` (``"bottleneck"``) or
+        ``sum(encoder.channels)`` = ``15 * width`` (``"all"``), doubled for ``"avgmax"``.
 
     Notes
     -----
@@ -95,19 +106,25 @@ class PlaqueClassifier(nn.Module):
     scale, and unscaled they would take a linear layer thousands of steps to pick up.
     """
 
-    def __init__(self, encoder: CoraResUNet, n_labels: int = 2, pool: str = "avg") -> None:
+    def __init__(self, encoder: CoraResUNet, n_labels: int = 2, pool: str = "avg", scales: str = "bottleneck") -> None:
         super().__init__()
         if pool not in POOLS:
             raise ValueError(f"PlaqueClassifier: pool must be one of {POOLS}, got {pool!r}")
+        if scales not in SCALES:
+            raise ValueError(f"PlaqueClassifier: scales must be one of {SCALES}, got {scales!r}")
         self.encoder = encoder
         self.pool = pool
-        self.feature_dim = encoder.feature_dim * (2 if pool == "avgmax" else 1)
+        self.scales = scales
+        channels = encoder.feature_dim if scales == "bottleneck" else sum(encoder.channels)
+        self.feature_dim = channels * (2 if pool == "avgmax" else 1)
         self.norm = nn.BatchNorm1d(self.feature_dim, affine=False)
         self.head = nn.Linear(self.feature_dim, n_labels)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        """Pooled bottleneck features ``[B, feature_dim]`` of windowed volumes ``[B, C, Z, Y, X]``."""
-        return pool_features(self.encoder.forward_features(x), self.pool)
+        """Pooled encoder features ``[B, feature_dim]`` of windowed volumes ``[B, C, Z, Y, X]``."""
+        if self.scales == "bottleneck":
+            return pool_features(self.encoder.forward_features(x), self.pool)
+        return torch.cat([pool_features(f, self.pool) for f in self.encoder.stage_outputs(x)], dim=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.norm(self.features(x)))
@@ -176,6 +193,20 @@ class DensePatchSampler:
             xs.append(crop_or_pad(self.images[i], self.patch, fill=0.0, center=centre))
             ys.append(crop_or_pad(self.targets[i], self.patch, fill=0.0, center=centre)[None])
         return torch.from_numpy(np.stack(xs)), torch.from_numpy(np.stack(ys))
+
+
+@contextmanager
+def frozen(module: nn.Module) -> Iterator[nn.Module]:
+    """Within the block ``module``'s parameters take no gradient; their previous flags come back after."""
+    params = list(module.parameters())
+    before = [p.requires_grad for p in params]
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        yield module
+    finally:
+        for p, flag in zip(params, before):
+            p.requires_grad_(flag)
 
 
 @dataclass

@@ -30,8 +30,10 @@ from riskfm.ct.cases import CTCase, LoadedCase
 from riskfm.ct.finetune import (
     PLAQUE_TARGETS,
     POOLS,
+    SCALES,
     PlaqueClassifier,
     fit_steps,
+    frozen,
     plaque_targets,
     volume_input,
 )
@@ -61,6 +63,8 @@ def run_plaque_characterisation(
     encoder_lr: float | None = None,
     freeze_encoder: bool = False,
     pool: str = "avg",
+    scales: str = "bottleneck",
+    head_warmup_steps: int = 0,
     test_fraction: float = 0.3,
     train_indices: Sequence[int] | None = None,
     test_indices: Sequence[int] | None = None,
@@ -94,6 +98,16 @@ def run_plaque_characterisation(
         Pooling of the bottleneck map before the linear head (:class:`PlaqueClassifier`):
         ``"avg"`` is CORA's global average pooling (the default), ``"max"`` global max,
         ``"avgmax"`` both concatenated. Recorded in ``metrics.json``.
+    scales : {"bottleneck", "all"}
+        Which encoder maps are pooled: CORA's bottleneck (default) or all four stages
+        concatenated (:class:`PlaqueClassifier`). Recorded in ``metrics.json``.
+    head_warmup_steps : int, default 0
+        Linear-probe-then-fine-tune (LP-FT, Kumar et al., ICLR 2022): first this many steps train
+        only the head (and its feature standardisation) on the frozen encoder at ``lr``, then
+        ``steps`` steps train everything. A randomly initialised head's large early gradients
+        otherwise rewrite a pretrained encoder's features before the head has learned to read
+        them. Head-only steps cost a forward pass (no encoder backward). Ignored with
+        ``freeze_encoder``.
     test_fraction, train_indices, test_indices
         Random split of the cases, or explicit index lists.
     n_boot : int
@@ -103,11 +117,17 @@ def run_plaque_characterisation(
     Returns
     -------
     dict
-        ``metrics`` (as written), ``predictions`` (DataFrame), ``fit`` (FitResult), ``paths``.
+        ``metrics`` (as written), ``predictions`` (DataFrame), ``model`` (the trained
+        :class:`PlaqueClassifier`, in eval mode), ``fit`` (FitResult of the main
+        phase), ``head_warmup`` (FitResult of the head-only phase, or None), ``paths``.
     """
     out = Path(out_dir)
     if pool not in POOLS:
         raise ValueError(f"pool must be one of {POOLS}, got {pool!r}")
+    if scales not in SCALES:
+        raise ValueError(f"scales must be one of {SCALES}, got {scales!r}")
+    if head_warmup_steps < 0:
+        raise ValueError(f"head_warmup_steps must be >= 0, got {head_warmup_steps}")
     if batch_size < 2:
         raise ValueError(f"batch_size must be >= 2 (the head standardises features over the batch), got {batch_size}")
     cases = load_cases(source, spacing, kinds=("plaque",), checkpoint=checkpoint)
@@ -121,7 +141,7 @@ def run_plaque_characterisation(
     else:
         train_idx, test_idx = np.asarray(train_indices), np.asarray(test_indices)
 
-    model = PlaqueClassifier(net, n_labels=len(PLAQUE_TARGETS), pool=pool)
+    model = PlaqueClassifier(net, n_labels=len(PLAQUE_TARGETS), pool=pool, scales=scales)
     if freeze_encoder:
         for p in net.parameters():
             p.requires_grad_(False)
@@ -134,8 +154,14 @@ def run_plaque_characterisation(
         pick = rng.integers(0, len(train_idx), batch_size)
         return x_train[pick], y_train[pick]
 
+    history, warm = [], None
+    if head_warmup_steps and not freeze_encoder:
+        with frozen(net):
+            warm = fit_steps(model, loss, batches, head_warmup_steps, lr=lr, seed=seed + 1)
+        history += [{**h, "phase": "head"} for h in warm.history]
     fit = fit_steps(model, loss, batches, steps, lr=lr, encoder=None if freeze_encoder else net,
                     encoder_lr=encoder_lr, seed=seed)
+    history += [{**h, "phase": "head" if freeze_encoder else "all"} for h in fit.history]
     model.eval()
     # Score only the cases of the two parts: with a subsampled training set (label-efficiency runs)
     # the unused cases would cost a forward pass each for nothing.
@@ -165,10 +191,13 @@ def run_plaque_characterisation(
     out.mkdir(parents=True, exist_ok=True)
     paths = {"metrics": write_json({"test": metrics, "pretrained": checkpoint is not None,
                                     "checkpoint": str(checkpoint) if checkpoint else None,
-                                    "pool": pool, "freeze_encoder": bool(freeze_encoder), "steps": steps, "n_train": int(len(train_idx)), "n_test": int(len(test_idx)),
+                                    "pool": pool, "scales": scales, "freeze_encoder": bool(freeze_encoder),
+                                    "steps": steps, "head_warmup_steps": int(head_warmup_steps),
+                                    "n_train": int(len(train_idx)), "n_test": int(len(test_idx)),
                                     "input_shape": list(shape)}, out / "metrics.json")}
     predictions.to_csv(out / "predictions.csv", index=False)
-    pd.DataFrame(fit.history).to_csv(out / "history.csv", index=False)
+    pd.DataFrame(history).to_csv(out / "history.csv", index=False)
     paths.update(predictions=out / "predictions.csv", history=out / "history.csv")
-    return {"metrics": metrics, "predictions": predictions, "fit": fit, "paths": paths,
+    return {"metrics": metrics, "predictions": predictions, "model": model, "fit": fit, "head_warmup": warm,
+            "paths": paths,
             "train_indices": train_idx, "test_indices": test_idx}

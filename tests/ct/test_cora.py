@@ -142,6 +142,41 @@ def test_plaque_classifier_pool_options_give_feature_sizes():
         PlaqueClassifier(net, pool="sum")
 
 
+def test_plaque_classifier_all_scales_pools_every_encoder_stage():
+    from riskfm.ct.finetune import PlaqueClassifier
+
+    net = _small(width=4).eval()  # stages 4/8/16/32 channels
+    x = torch.rand(2, 4, 16, 24, 16)
+    with torch.no_grad():
+        maps = net.stage_outputs(x)
+        # Stage maps at strides 1, 2, 4, 8; the last is the bottleneck forward_features gives.
+        assert [tuple(m.shape[1:]) for m in maps] == [(4, 16, 24, 16), (8, 8, 12, 8), (16, 4, 6, 4), (32, 2, 3, 2)]
+        assert torch.equal(maps[-1], net.forward_features(x))
+        for pool, dim in (("max", 60), ("avgmax", 120)):
+            model = PlaqueClassifier(net, pool=pool, scales="all").eval()
+            assert model.feature_dim == dim == model.head.in_features and model(x).shape == (2, 2)
+            feats = model.features(x)
+            # Full resolution first, each stage pooled on its own (max of stage 1 is its first 4 values).
+            assert torch.allclose(feats[:, :4], maps[0].amax(dim=(2, 3, 4)) if pool == "max"
+                                  else maps[0].mean(dim=(2, 3, 4)), atol=1e-6)
+            assert torch.allclose(feats[:, -32:], maps[3].amax(dim=(2, 3, 4)), atol=1e-6)
+    with pytest.raises(ValueError, match="scales must be one of"):
+        PlaqueClassifier(net, scales="stage2")
+
+
+def test_frozen_blocks_gradients_and_restores_each_flag():
+    from riskfm.ct.finetune import frozen
+
+    net = _small(width=2)
+    first = next(net.parameters())
+    first.requires_grad_(False)  # a parameter the caller froze stays frozen afterwards
+    with pytest.raises(RuntimeError, match="boom"):
+        with frozen(net):
+            assert not any(p.requires_grad for p in net.parameters())
+            raise RuntimeError("boom")
+    assert not first.requires_grad and all(p.requires_grad for p in list(net.parameters())[1:])
+
+
 def test_max_pooling_keeps_a_single_hot_position_that_averaging_dilutes():
     from riskfm.ct.finetune import pool_features
 

@@ -105,10 +105,12 @@ def test_cli_pretrain_and_plaque(cohort, tmp_path):
     assert "coronary" in result.output and (out / "cora_pretrained.pt").is_file()
     result = runner.invoke(app, ["ct", "plaque", str(cohort.manifest_path), "--checkpoint",
                                  str(out / "cora_pretrained.pt"), "--out", str(tmp_path / "plaque"),
-                                 "--steps", "1", "--batch-size", "2", "--test-fraction", "0.5", "--pool", "max"])
+                                 "--steps", "1", "--batch-size", "2", "--test-fraction", "0.5", "--pool", "max",
+                                 "--scales", "all", "--head-warmup", "1"])
     assert result.exit_code == 0, result.output
     assert "AUROC" in result.output
-    assert json.loads((tmp_path / "plaque" / "metrics.json").read_text())["pool"] == "max"
+    saved = json.loads((tmp_path / "plaque" / "metrics.json").read_text())
+    assert (saved["pool"], saved["scales"], saved["head_warmup_steps"]) == ("max", "all", 1)
     bad = runner.invoke(app, ["ct", "plaque", str(cohort.manifest_path), "--out", str(tmp_path / "bad"),
                               "--pool", "sum"])
     assert bad.exit_code != 0 and "pool must be one of" in bad.output
@@ -140,3 +142,28 @@ def test_plaque_characterisation_on_explicit_index_subsets(cohort, checkpoint, t
     assert all(m["n"] == 4 for m in res["metrics"].values())
     saved = json.loads((tmp_path / "metrics.json").read_text())
     assert saved["n_train"] == 4 and saved["n_test"] == 4 and saved["pool"] == "max"
+
+
+def test_head_warmup_trains_only_the_head_before_fine_tuning(cohort, checkpoint, tmp_path):
+    # LP-FT: head-only steps on the frozen encoder come first. With no fine-tuning steps after
+    # them the pretrained encoder must be exactly the checkpoint's, and the head must have moved.
+    import torch
+
+    from riskfm.ct.pretrain import load_pretrained
+    from riskfm.recipes.cora_plaque import run_plaque_characterisation
+
+    res = run_plaque_characterisation(cohort.manifest_path, tmp_path, checkpoint=checkpoint, steps=0,
+                                      head_warmup_steps=3, batch_size=2, pool="max", scales="all",
+                                      test_fraction=0.5, n_boot=20)
+    assert len(res["head_warmup"].history) == 3 and len(res["fit"].history) == 0
+    history = pd.read_csv(tmp_path / "history.csv")
+    assert list(history["phase"]) == ["head"] * 3
+    saved = json.loads((tmp_path / "metrics.json").read_text())
+    assert saved["scales"] == "all" and saved["head_warmup_steps"] == 3
+    reference = load_pretrained(checkpoint).state_dict()
+    model = res["model"]
+    assert all(torch.equal(v, reference[k]) for k, v in model.encoder.state_dict().items())
+    with pytest.raises(ValueError, match="scales must be one of"):
+        run_plaque_characterisation(cohort.manifest_path, tmp_path, scales="deep")
+    with pytest.raises(ValueError, match="head_warmup_steps must be >= 0"):
+        run_plaque_characterisation(cohort.manifest_path, tmp_path, head_warmup_steps=-1)
