@@ -1,13 +1,16 @@
 """Does synthesis-driven pretraining help? A CPU-sized check of CORA's claim, on ONE core.
 
 1. Pretrain ``cora-resunet`` at width 8 on 24^3 patches of an unlabelled synthetic cohort (its own
-   seed, its coronary masks for artery-centric sampling) and record the loss curve: the loss must
-   go down. One pretraining run is shared by every seed below (pretraining never sees labels).
-2. Plaque characterisation on a second, labelled synthetic cohort (default 200 CTs of 32 x 48 x 48
-   voxels). For each seed in ``--seeds``: its own random half/half split (100 test CTs), a training
-   set of the first ``--n-train`` CTs of a seeded shuffle of the other half (nested across sizes:
-   label-efficiency runs), and its own fine-tuning initialisation. Arms (``--arms``), all with the
-   same pooled linear head (``--pool``), steps and batch:
+   seed, its coronary masks for artery-centric sampling) for ``--pretrain-steps`` (1000) steps and
+   record the loss curve: the loss must go down. One pretraining run is shared by every seed below
+   (pretraining never sees labels).
+2. Plaque characterisation on a second, labelled synthetic cohort (default 400 CTs of 32 x 48 x 48
+   voxels). For each seed in ``--seeds``: its own random split (``--test-fraction`` 0.75: 300 test
+   CTs, 100 training CTs), a training set of the first ``--n-train`` CTs of a seeded shuffle of the
+   training part (nested across sizes: label-efficiency runs), and its own fine-tuning
+   initialisation. Arms (``--arms``), all with the same head: the four encoder stages max-pooled
+   and concatenated (``--scales all``, ``--pool max``), ``--head-warmup`` (80) head-only steps on
+   the frozen encoder, then ``--finetune-steps`` (80) steps of everything (LP-FT), batch 4:
 
    * ``pretrained``: the pretrained encoder at ``--encoder-lr`` (1e-4), the head at ``--lr`` (1e-3);
    * ``scratch_same``: the same network from scratch on exactly that schedule;
@@ -19,7 +22,7 @@
    (pretrained - scratch) with its DeLong 95% CI (normal interval from the DeLong covariance of the
    two correlated AUROCs) and DeLong p-value; for the mean over labels a paired bootstrap CI (the
    same patients resampled for both arms and both labels).
-   With ``--probe`` (default) also a linear probe: frozen encoder, pooled bottleneck features,
+   With ``--probe`` (default) also a linear probe: frozen encoder, the same pooled features,
    standardised logistic regression per label, pretrained vs the same network untrained - a
    measure of what pretraining put in the features, independent of fine-tuning.
 3. Zero-shot: with no labelled training at all, score each test CT of the first seed by the mean of
@@ -27,16 +30,15 @@
    untrained), AUROC against "any plaque present" - does pretraining alone make a plaque detector?
 
 Writes benchmarks/results/cora_pretrain.json and prints a summary. Run:
-``python benchmarks/bench_cora_pretrain.py`` (about 16 minutes on one core with the defaults: 988 s wall, 929 s CPU measured).
-The defaults (max pooling, encoder lr 1e-4 / head lr 1e-3, 80 steps of batch 4, 100 training CTs,
-arms pretrained and scratch_full) were chosen on a development cohort of its own seed, never on
-the cohort and seeds reported (docs/ct.md, section 6). The development sweep, sharing one
-pretraining run::
+``python benchmarks/bench_cora_pretrain.py`` (about 25 minutes on one core with the defaults).
+The head and schedule (all-stage max pooling, LP-FT with 80 + 80 steps, encoder lr 1e-4 / head lr
+1e-3, arms pretrained and scratch_full) were chosen on a development cohort of its own seed
+(``--cohort-seed 99``), never on the cohort and seeds reported (docs/ct.md, section 6). Two runs
+can share one pretraining run, e.g. a label-efficiency run beside the main one::
 
-    python benchmarks/bench_cora_pretrain.py --cohort-seed 99 --seeds 99 --pool max --n-train 25 100 \
-        --arms pretrained scratch_same scratch_full --save-pretrained dev99.pt --out dev_max.json
-    python benchmarks/bench_cora_pretrain.py --cohort-seed 99 --seeds 99 --pool avg --n-train 25 \
-        --arms pretrained scratch_full --pretrained dev99.pt --out dev_avg.json
+    python benchmarks/bench_cora_pretrain.py --save-pretrained pre.pt
+    python benchmarks/bench_cora_pretrain.py --pretrained pre.pt --n-train 25 \
+        --out benchmarks/results/cora_pretrain_n25.json
 """
 
 from __future__ import annotations
@@ -225,14 +227,14 @@ def _mean_over_seeds(per_seed: dict) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n-pretrain", type=int, default=40, help="unlabelled CTs for pretraining")
-    ap.add_argument("--n-labelled", type=int, default=200, help="labelled CTs for plaque characterisation")
-    ap.add_argument("--test-fraction", type=float, default=0.5)
+    ap.add_argument("--n-labelled", type=int, default=400, help="labelled CTs for plaque characterisation")
+    ap.add_argument("--test-fraction", type=float, default=0.75)
     ap.add_argument("--n-train", type=int, nargs="+", default=[100],
                     help="labelled training CTs per run: the first n of each seed's (shuffled) training part, "
                          "nested across sizes; the test part stays the same")
     ap.add_argument("--width", type=int, default=8)
     ap.add_argument("--patch", type=int, default=24)
-    ap.add_argument("--pretrain-steps", type=int, default=200)
+    ap.add_argument("--pretrain-steps", type=int, default=1000)
     ap.add_argument("--pretrain-batch", type=int, default=4)
     ap.add_argument("--pretrain-lr", type=float, default=2e-3)
     ap.add_argument("--pretrained", type=Path, default=None,

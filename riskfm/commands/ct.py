@@ -131,15 +131,15 @@ def plaque(
     lr: float = 1e-3,
     freeze_encoder: Annotated[bool, typer.Option(help="linear probe: train the head only")] = False,
     encoder_lr: Annotated[float | None, typer.Option(
-        help="encoder learning rate (default --lr); e.g. 1e-4 to fine-tune a pretrained encoder gently")] = None,
+        help="encoder learning rate (default: --lr / 10 with --checkpoint, --lr from scratch)")] = None,
     pool: Annotated[str, typer.Option(
-        help="pooling of the bottleneck before the linear head: avg (the paper's global average), "
-             "max, or avgmax (both concatenated)")] = "avg",
+        help="pooling of each feature map before the linear head: max, avg (the paper's global "
+             "average), or avgmax (both concatenated)")] = "max",
     scales: Annotated[str, typer.Option(
-        help="encoder maps the head pools: bottleneck (the paper's) or all (the four stages concatenated)")
-    ] = "bottleneck",
+        help="encoder maps the head pools: all (the four stages concatenated) or bottleneck (the paper's)")
+    ] = "all",
     head_warmup: Annotated[int, typer.Option(
-        help="head-only steps on the frozen encoder before fine-tuning everything (LP-FT)")] = 0,
+        help="head-only steps on the frozen encoder before fine-tuning everything (LP-FT); 0: none")] = 80,
     test_fraction: float = 0.3,
     seed: int = 0,
 ) -> None:

@@ -80,8 +80,7 @@ class PlaqueClassifier(nn.Module):
         heart volume a plaque covers a few of the bottleneck's positions and averaging dilutes it;
         ``"max"`` keeps the strongest local response (the pretraining task is local lesion
         detection) and ``"avgmax"`` keeps both. The default stays the paper's ``"avg"``;
-        ``benchmarks/bench_cora_pretrain.py`` uses ``"max"``, under which a frozen pretrained
-        encoder shows the most calcified-plaque signal (docs/ct.md, section 6).
+        ``benchmarks/bench_cora_pretrain.py`` uses ``"max"`` (docs/ct.md, section 6).
     scales : {"bottleneck", "all"}, default "bottleneck"
         ``"bottleneck"``: pool the last stage only (CORA's head). ``"all"``: pool each of the four
         encoder stages (:meth:`CoraResUNet.stage_outputs`) and concatenate, full resolution first

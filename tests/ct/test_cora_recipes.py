@@ -51,7 +51,7 @@ def test_plaque_characterisation_reports_auroc_with_cis(cohort, checkpoint, tmp_
     from riskfm.recipes.cora_plaque import run_plaque_characterisation
 
     res = run_plaque_characterisation(cohort.manifest_path, tmp_path, checkpoint=checkpoint, steps=2,
-                                      batch_size=2, test_fraction=0.5, n_boot=50)
+                                      head_warmup_steps=2, batch_size=2, test_fraction=0.5, n_boot=50)
     metrics = json.loads((tmp_path / "metrics.json").read_text())["test"]
     preds = pd.read_csv(tmp_path / "predictions.csv")
     assert set(preds["target"]) == {"plaque_calcified", "plaque_noncalcified"}
@@ -62,10 +62,12 @@ def test_plaque_characterisation_reports_auroc_with_cis(cohort, checkpoint, tmp_
             assert m["auroc"] == pytest.approx(roc_auc_score(test["y_true"], test["y_prob"]))
             lo, hi = m["auroc_ci"]
             assert lo <= hi
-    assert len(res["fit"].history) == 2
-    # The default head is the paper's global average pooling (docs/ct.md), recorded with the run.
+    assert len(res["head_warmup"].history) == 2 and len(res["fit"].history) == 2
+    # The default head is the whole-volume one of docs/ct.md (max pooling of all four stages), and
+    # a pretrained encoder fine-tunes at a tenth of the head's rate; all recorded with the run.
     saved = json.loads((tmp_path / "metrics.json").read_text())
-    assert saved["pool"] == "avg" and saved["freeze_encoder"] is False
+    assert (saved["pool"], saved["scales"], saved["freeze_encoder"]) == ("max", "all", False)
+    assert saved["lr"] == 1e-3 and saved["encoder_lr"] == pytest.approx(1e-4)
 
 
 def test_stenosis_detection_scores_lesions(cohort, checkpoint, tmp_path):
@@ -132,8 +134,8 @@ def test_plaque_characterisation_on_explicit_index_subsets(cohort, checkpoint, t
     from riskfm.recipes.cora_plaque import run_plaque_characterisation
 
     res = run_plaque_characterisation(cohort.manifest_path, tmp_path, checkpoint=checkpoint, steps=2,
-                                      batch_size=2, encoder_lr=1e-4, pool="max", train_indices=[0, 1, 2, 3],
-                                      test_indices=[6, 7, 8, 9], n_boot=50)
+                                      batch_size=2, pool="avg", scales="bottleneck", head_warmup_steps=0,
+                                      train_indices=[0, 1, 2, 3], test_indices=[6, 7, 8, 9], n_boot=50)
     preds = res["predictions"]
     ids = [c.patient_id for c in cases_from_manifest(cohort.manifest_path)]
     assert len(preds) == 2 * 8 and preds["y_prob"].between(0, 1).all()
@@ -141,7 +143,13 @@ def test_plaque_characterisation_on_explicit_index_subsets(cohort, checkpoint, t
     assert set(preds.loc[preds["split"] == "test", "patient_id"]) == {ids[i] for i in (6, 7, 8, 9)}
     assert all(m["n"] == 4 for m in res["metrics"].values())
     saved = json.loads((tmp_path / "metrics.json").read_text())
-    assert saved["n_train"] == 4 and saved["n_test"] == 4 and saved["pool"] == "max"
+    assert saved["n_train"] == 4 and saved["n_test"] == 4 and saved["pool"] == "avg"
+    assert res["head_warmup"] is None and saved["head_warmup_steps"] == 0  # the paper's head, no LP phase
+    # From scratch the encoder trains at the head's rate unless told otherwise.
+    scratch = run_plaque_characterisation(cohort.manifest_path, tmp_path / "scratch", width=4, steps=1,
+                                          head_warmup_steps=0, batch_size=2, train_indices=[0, 1, 2, 3],
+                                          test_indices=[6, 7, 8, 9], n_boot=20)
+    assert json.loads((scratch["paths"]["metrics"]).read_text())["encoder_lr"] == 1e-3
 
 
 def test_head_warmup_trains_only_the_head_before_fine_tuning(cohort, checkpoint, tmp_path):
