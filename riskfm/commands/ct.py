@@ -138,8 +138,9 @@ def plaque(
     scales: Annotated[str, typer.Option(
         help="encoder maps the head pools: all (the four stages concatenated) or bottleneck (the paper's)")
     ] = "all",
-    head_warmup: Annotated[int, typer.Option(
-        help="head-only steps on the frozen encoder before fine-tuning everything (LP-FT); 0: none")] = 80,
+    head_init: Annotated[str, typer.Option(
+        help="probe: start the head as a linear probe of the frozen encoder, then fine-tune (LP-FT); "
+             "random: the paper's random head")] = "probe",
     test_fraction: float = 0.3,
     seed: int = 0,
 ) -> None:
@@ -150,7 +151,7 @@ def plaque(
         res = run_plaque_characterisation(source, out, checkpoint=checkpoint, width=width,
                                           spacing=_triple(spacing, "spacing"), steps=steps, batch_size=batch_size,
                                           lr=lr, encoder_lr=encoder_lr, freeze_encoder=freeze_encoder, pool=pool,
-                                          scales=scales, head_warmup_steps=head_warmup,
+                                          scales=scales, head_init=head_init,
                                           test_fraction=test_fraction, seed=seed)
     except (OSError, ValueError) as exc:
         _fail(exc)

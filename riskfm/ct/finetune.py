@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,7 +25,7 @@ from riskfm.ct.cora import CoraResUNet
 from riskfm.ct.preprocess import crop_or_pad, window_channels
 from riskfm.ct.sliding import sliding_window_predict
 
-__all__ = ["POOLS", "SCALES", "DensePatchSampler", "FitResult", "PlaqueClassifier", "fit_steps", "frozen",
+__all__ = ["HEAD_INITS", "POOLS", "SCALES", "DensePatchSampler", "FitResult", "PlaqueClassifier", "fit_steps",
            "plaque_targets", "pool_features", "predict_dense", "volume_input"]
 
 PLAQUE_TARGETS: tuple[str, ...] = ("plaque_calcified", "plaque_noncalcified")
@@ -35,6 +34,8 @@ PLAQUE_TARGETS: tuple[str, ...] = ("plaque_calcified", "plaque_noncalcified")
 POOLS: tuple[str, ...] = ("avg", "max", "avgmax")
 #: Which encoder maps feed the plaque head: the bottleneck only (CORA) or all four stages.
 SCALES: tuple[str, ...] = ("bottleneck", "all")
+#: How the plaque head starts: fitted as a linear probe on the frozen encoder (LP-FT), or random.
+HEAD_INITS: tuple[str, ...] = ("probe", "random")
 
 
 def pool_features(fmap: torch.Tensor, pool: str) -> torch.Tensor:
@@ -103,6 +104,9 @@ class PlaqueClassifier(nn.Module):
     because InstanceNorm inside the network leaves the global average of every channel nearly the
     same for all volumes: the differences that carry plaque information are ~1% of the feature
     scale, and unscaled they would take a linear layer thousands of steps to pick up.
+    :meth:`init_head_from_probe` fixes that standardisation to the training set's statistics
+    (``norm_fixed``): from then on training batches are standardised like test volumes, not by
+    the mean and variance of four volumes.
     """
 
     def __init__(self, encoder: CoraResUNet, n_labels: int = 2, pool: str = "avg", scales: str = "bottleneck") -> None:
@@ -118,6 +122,58 @@ class PlaqueClassifier(nn.Module):
         self.feature_dim = channels * (2 if pool == "avgmax" else 1)
         self.norm = nn.BatchNorm1d(self.feature_dim, affine=False)
         self.head = nn.Linear(self.feature_dim, n_labels)
+        self.norm_fixed = False
+
+    def train(self, mode: bool = True) -> PlaqueClassifier:
+        super().train(mode)
+        if self.norm_fixed:  # standardise with the stored statistics in training too
+            self.norm.eval()
+        return self
+
+    @torch.no_grad()
+    def init_head_from_probe(self, x: torch.Tensor, y: np.ndarray, *, c: float = 1.0, batch_size: int = 8) -> None:
+        """Start the head as a linear probe of the frozen encoder (the "LP" of LP-FT).
+
+        Computes the pooled features of the training volumes ``x [N, C, Z, Y, X]`` (encoder in eval
+        mode, unchanged), fixes the standardisation to their mean and variance, and fits one
+        L2-regularised logistic regression per label (scikit-learn, ``C = c``, classes weighted
+        to balance, as the recipe's ``pos_weight`` does) whose coefficients become the head.
+        Fine-tuning then starts from a head that already reads the encoder's features: a random
+        head's large early gradients would otherwise rewrite pretrained features before the head
+        has learned to use them (Kumar et al., ICLR 2022).
+
+        Parameters
+        ----------
+        x : torch.Tensor, shape [N, C, Z, Y, X]
+            Windowed training volumes.
+        y : np.ndarray, shape [N, n_labels]
+            0/1 targets. A label with one class in ``y`` gets zero weights and the bias of its
+            prevalence.
+        """
+        from sklearn.linear_model import LogisticRegression
+
+        y = np.asarray(y, dtype=float)
+        if y.shape != (len(x), self.head.out_features):
+            raise ValueError(f"init_head_from_probe: targets of shape {y.shape} for {len(x)} volumes and "
+                             f"{self.head.out_features} labels")
+        was = self.training
+        self.eval()
+        feats = torch.cat([self.features(x[i:i + batch_size]) for i in range(0, len(x), batch_size)]).double()
+        mean, var = feats.mean(dim=0), feats.var(dim=0, unbiased=False)
+        self.norm.running_mean.copy_(mean)
+        self.norm.running_var.copy_(var)
+        self.norm_fixed = True
+        z = ((feats - mean) / torch.sqrt(var + self.norm.eps)).numpy()
+        for j in range(y.shape[1]):
+            if len(np.unique(y[:, j])) < 2:
+                prevalence = float(np.clip(y[:, j].mean(), 0.01, 0.99))
+                self.head.weight[j] = 0.0
+                self.head.bias[j] = float(np.log(prevalence / (1 - prevalence)))
+                continue
+            clf = LogisticRegression(C=c, class_weight="balanced", max_iter=5000).fit(z, y[:, j])
+            self.head.weight[j] = torch.from_numpy(clf.coef_[0]).to(self.head.weight.dtype)
+            self.head.bias[j] = float(clf.intercept_[0])
+        self.train(was)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Pooled encoder features ``[B, feature_dim]`` of windowed volumes ``[B, C, Z, Y, X]``."""
@@ -192,20 +248,6 @@ class DensePatchSampler:
             xs.append(crop_or_pad(self.images[i], self.patch, fill=0.0, center=centre))
             ys.append(crop_or_pad(self.targets[i], self.patch, fill=0.0, center=centre)[None])
         return torch.from_numpy(np.stack(xs)), torch.from_numpy(np.stack(ys))
-
-
-@contextmanager
-def frozen(module: nn.Module) -> Iterator[nn.Module]:
-    """Within the block ``module``'s parameters take no gradient; their previous flags come back after."""
-    params = list(module.parameters())
-    before = [p.requires_grad for p in params]
-    for p in params:
-        p.requires_grad_(False)
-    try:
-        yield module
-    finally:
-        for p, flag in zip(params, before):
-            p.requires_grad_(flag)
 
 
 @dataclass

@@ -6,10 +6,10 @@ with binary cross-entropy. The paper's head is global average pooling of the bot
 96^3 artery-centric patches. This recipe classifies whole heart volumes, in which a plaque is a
 few voxels, and its defaults are the head docs/ct.md (section 6) measured better for those:
 max pooling (``pool="max"``) of all four encoder stages (``scales="all"``); the head first
-trained alone on the frozen encoder (``head_warmup_steps``, LP-FT); then everything, a pretrained
-encoder at a tenth of the head's learning rate so a short run does not wash out what pretraining
-put in the features. ``pool="avg", scales="bottleneck", head_warmup_steps=0`` is the paper's
-head. Scored by AUROC
+fitted as a linear probe of the frozen encoder (``head_init="probe"``: LP-FT); then everything,
+a pretrained encoder at a tenth of the head's learning rate so a short run does not wash out
+what pretraining put in the features. ``pool="avg", scales="bottleneck", head_init="random"`` is
+the paper's head. Scored by AUROC
 with 500-sample stratified bootstrap CIs per label (:func:`riskfm.evaluate.discrimination.roc_auc`).
 Labels come from manifest columns ``plaque_calcified`` / ``plaque_noncalcified`` or from each CT's
 plaque mask.
@@ -29,12 +29,12 @@ import torch
 
 from riskfm.ct.cases import CTCase, LoadedCase
 from riskfm.ct.finetune import (
+    HEAD_INITS,
     PLAQUE_TARGETS,
     POOLS,
     SCALES,
     PlaqueClassifier,
     fit_steps,
-    frozen,
     plaque_targets,
     volume_input,
 )
@@ -65,7 +65,7 @@ def run_plaque_characterisation(
     freeze_encoder: bool = False,
     pool: str = "max",
     scales: str = "all",
-    head_warmup_steps: int = 80,
+    head_init: str = "probe",
     test_fraction: float = 0.3,
     train_indices: Sequence[int] | None = None,
     test_indices: Sequence[int] | None = None,
@@ -102,13 +102,13 @@ def run_plaque_characterisation(
     scales : {"bottleneck", "all"}, default "all"
         Which encoder maps are pooled: all four stages concatenated, or CORA's bottleneck only
         (:class:`PlaqueClassifier`). Recorded in ``metrics.json``.
-    head_warmup_steps : int, default 80
-        Linear-probe-then-fine-tune (LP-FT, Kumar et al., ICLR 2022): first this many steps train
-        only the head (and its feature standardisation) on the frozen encoder at ``lr``, then
-        ``steps`` steps train everything. A randomly initialised head's large early gradients
-        otherwise rewrite a pretrained encoder's features before the head has learned to read
-        them. Head-only steps cost a forward pass (no encoder backward). Ignored with
-        ``freeze_encoder``.
+    head_init : {"probe", "random"}, default "probe"
+        ``"probe"``: linear probing then fine-tuning (LP-FT, Kumar et al., ICLR 2022) - before any
+        step the head is fitted as an L2 logistic regression on the frozen encoder's pooled
+        features of the training CTs, and the feature standardisation is fixed to their
+        statistics (:meth:`PlaqueClassifier.init_head_from_probe`); costs one forward pass per
+        training CT. ``"random"``: the head starts random and the standardisation uses batch
+        statistics (the paper's head). Recorded in ``metrics.json``.
     test_fraction, train_indices, test_indices
         Random split of the cases, or explicit index lists.
     n_boot : int
@@ -119,16 +119,15 @@ def run_plaque_characterisation(
     -------
     dict
         ``metrics`` (as written), ``predictions`` (DataFrame), ``model`` (the trained
-        :class:`PlaqueClassifier`, in eval mode), ``fit`` (FitResult of the main
-        phase), ``head_warmup`` (FitResult of the head-only phase, or None), ``paths``.
+        :class:`PlaqueClassifier`, in eval mode), ``fit`` (FitResult), ``paths``.
     """
     out = Path(out_dir)
     if pool not in POOLS:
         raise ValueError(f"pool must be one of {POOLS}, got {pool!r}")
     if scales not in SCALES:
         raise ValueError(f"scales must be one of {SCALES}, got {scales!r}")
-    if head_warmup_steps < 0:
-        raise ValueError(f"head_warmup_steps must be >= 0, got {head_warmup_steps}")
+    if head_init not in HEAD_INITS:
+        raise ValueError(f"head_init must be one of {HEAD_INITS}, got {head_init!r}")
     if batch_size < 2:
         raise ValueError(f"batch_size must be >= 2 (the head standardises features over the batch), got {batch_size}")
     cases = load_cases(source, spacing, kinds=("plaque",), checkpoint=checkpoint)
@@ -157,14 +156,10 @@ def run_plaque_characterisation(
         pick = rng.integers(0, len(train_idx), batch_size)
         return x_train[pick], y_train[pick]
 
-    history, warm = [], None
-    if head_warmup_steps and not freeze_encoder:
-        with frozen(net):
-            warm = fit_steps(model, loss, batches, head_warmup_steps, lr=lr, seed=seed + 1)
-        history += [{**h, "phase": "head"} for h in warm.history]
+    if head_init == "probe":
+        model.init_head_from_probe(x_train, y_train.numpy())
     fit = fit_steps(model, loss, batches, steps, lr=lr, encoder=None if freeze_encoder else net,
                     encoder_lr=encoder_lr, seed=seed)
-    history += [{**h, "phase": "head" if freeze_encoder else "all"} for h in fit.history]
     model.eval()
     # Score only the cases of the two parts: with a subsampled training set (label-efficiency runs)
     # the unused cases would cost a forward pass each for nothing.
@@ -195,13 +190,12 @@ def run_plaque_characterisation(
     paths = {"metrics": write_json({"test": metrics, "pretrained": checkpoint is not None,
                                     "checkpoint": str(checkpoint) if checkpoint else None,
                                     "pool": pool, "scales": scales, "freeze_encoder": bool(freeze_encoder),
-                                    "steps": steps, "head_warmup_steps": int(head_warmup_steps),
+                                    "steps": steps, "head_init": head_init,
                                     "lr": lr, "encoder_lr": None if freeze_encoder else encoder_lr,
                                     "n_train": int(len(train_idx)), "n_test": int(len(test_idx)),
                                     "input_shape": list(shape)}, out / "metrics.json")}
     predictions.to_csv(out / "predictions.csv", index=False)
-    pd.DataFrame(history).to_csv(out / "history.csv", index=False)
+    pd.DataFrame(fit.history).to_csv(out / "history.csv", index=False)
     paths.update(predictions=out / "predictions.csv", history=out / "history.csv")
-    return {"metrics": metrics, "predictions": predictions, "model": model, "fit": fit, "head_warmup": warm,
-            "paths": paths,
+    return {"metrics": metrics, "predictions": predictions, "model": model, "fit": fit, "paths": paths,
             "train_indices": train_idx, "test_indices": test_idx}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from monai.networks.blocks.dynunet_block import UnetResBlock, UnetUpBlock
@@ -164,17 +165,40 @@ def test_plaque_classifier_all_scales_pools_every_encoder_stage():
         PlaqueClassifier(net, scales="stage2")
 
 
-def test_frozen_blocks_gradients_and_restores_each_flag():
-    from riskfm.ct.finetune import frozen
+def test_probe_initialised_head_is_the_logistic_regression_and_keeps_its_standardisation():
+    # LP-FT's "LP": the head equals scikit-learn's L2 logistic regression on the standardised
+    # frozen features, and the standardisation stays fixed through training-mode forwards.
+    from sklearn.linear_model import LogisticRegression
 
+    from riskfm.ct.finetune import PlaqueClassifier
+
+    torch.manual_seed(0)
     net = _small(width=2)
-    first = next(net.parameters())
-    first.requires_grad_(False)  # a parameter the caller froze stays frozen afterwards
-    with pytest.raises(RuntimeError, match="boom"):
-        with frozen(net):
-            assert not any(p.requires_grad for p in net.parameters())
-            raise RuntimeError("boom")
-    assert not first.requires_grad and all(p.requires_grad for p in list(net.parameters())[1:])
+    model = PlaqueClassifier(net, pool="max", scales="all")
+    x = torch.rand(12, 4, 16, 16, 16)
+    y = np.array([[i % 2, i % 3 == 0] for i in range(12)], dtype=float)
+    enc_before = {k: v.clone() for k, v in net.state_dict().items()}
+    model.init_head_from_probe(x, y)
+    assert all(torch.equal(v, enc_before[k]) for k, v in net.state_dict().items())
+    with torch.no_grad():
+        feats = model.eval().features(x).double().numpy()
+    z = (feats - feats.mean(0)) / np.sqrt(feats.var(0) + model.norm.eps)
+    for j in range(2):
+        ref = LogisticRegression(C=1.0, class_weight="balanced", max_iter=5000).fit(z, y[:, j])
+        assert np.allclose(model.head.weight[j].detach().numpy(), ref.coef_[0], atol=1e-4)
+        with torch.no_grad():
+            prob = torch.sigmoid(model(x)[:, j]).numpy()
+        assert np.allclose(prob, ref.predict_proba(z)[:, 1], atol=1e-4)
+    mean_before = model.norm.running_mean.clone()
+    model.train()
+    assert model.training and not model.norm.training
+    model(x[:4])  # a training-mode batch neither re-standardises nor moves the stored statistics
+    assert torch.equal(model.norm.running_mean, mean_before)
+    # A label with one class in the training set: zero weights, the bias of its prevalence.
+    model.init_head_from_probe(x, np.c_[y[:, 0], np.ones(12)])
+    assert torch.all(model.head.weight[1] == 0) and model.head.bias[1] > 4
+    with pytest.raises(ValueError, match="targets of shape"):
+        model.init_head_from_probe(x, y[:5])
 
 
 def test_max_pooling_keeps_a_single_hot_position_that_averaging_dilutes():

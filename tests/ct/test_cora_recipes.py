@@ -51,7 +51,7 @@ def test_plaque_characterisation_reports_auroc_with_cis(cohort, checkpoint, tmp_
     from riskfm.recipes.cora_plaque import run_plaque_characterisation
 
     res = run_plaque_characterisation(cohort.manifest_path, tmp_path, checkpoint=checkpoint, steps=2,
-                                      head_warmup_steps=2, batch_size=2, test_fraction=0.5, n_boot=50)
+                                      batch_size=2, test_fraction=0.5, n_boot=50)
     metrics = json.loads((tmp_path / "metrics.json").read_text())["test"]
     preds = pd.read_csv(tmp_path / "predictions.csv")
     assert set(preds["target"]) == {"plaque_calcified", "plaque_noncalcified"}
@@ -62,11 +62,13 @@ def test_plaque_characterisation_reports_auroc_with_cis(cohort, checkpoint, tmp_
             assert m["auroc"] == pytest.approx(roc_auc_score(test["y_true"], test["y_prob"]))
             lo, hi = m["auroc_ci"]
             assert lo <= hi
-    assert len(res["head_warmup"].history) == 2 and len(res["fit"].history) == 2
-    # The default head is the whole-volume one of docs/ct.md (max pooling of all four stages), and
-    # a pretrained encoder fine-tunes at a tenth of the head's rate; all recorded with the run.
+    assert len(res["fit"].history) == 2
+    # The default head is the whole-volume one of docs/ct.md (max pooling of all four stages,
+    # started as a linear probe), and a pretrained encoder fine-tunes at a tenth of the head's
+    # rate; all recorded with the run.
     saved = json.loads((tmp_path / "metrics.json").read_text())
-    assert (saved["pool"], saved["scales"], saved["freeze_encoder"]) == ("max", "all", False)
+    assert (saved["pool"], saved["scales"], saved["head_init"], saved["freeze_encoder"]) == ("max", "all", "probe", False)
+    assert res["model"].norm_fixed
     assert saved["lr"] == 1e-3 and saved["encoder_lr"] == pytest.approx(1e-4)
 
 
@@ -108,11 +110,11 @@ def test_cli_pretrain_and_plaque(cohort, tmp_path):
     result = runner.invoke(app, ["ct", "plaque", str(cohort.manifest_path), "--checkpoint",
                                  str(out / "cora_pretrained.pt"), "--out", str(tmp_path / "plaque"),
                                  "--steps", "1", "--batch-size", "2", "--test-fraction", "0.5", "--pool", "max",
-                                 "--scales", "all", "--head-warmup", "1"])
+                                 "--scales", "all", "--head-init", "random"])
     assert result.exit_code == 0, result.output
     assert "AUROC" in result.output
     saved = json.loads((tmp_path / "plaque" / "metrics.json").read_text())
-    assert (saved["pool"], saved["scales"], saved["head_warmup_steps"]) == ("max", "all", 1)
+    assert (saved["pool"], saved["scales"], saved["head_init"]) == ("max", "all", "random")
     bad = runner.invoke(app, ["ct", "plaque", str(cohort.manifest_path), "--out", str(tmp_path / "bad"),
                               "--pool", "sum"])
     assert bad.exit_code != 0 and "pool must be one of" in bad.output
@@ -134,7 +136,7 @@ def test_plaque_characterisation_on_explicit_index_subsets(cohort, checkpoint, t
     from riskfm.recipes.cora_plaque import run_plaque_characterisation
 
     res = run_plaque_characterisation(cohort.manifest_path, tmp_path, checkpoint=checkpoint, steps=2,
-                                      batch_size=2, pool="avg", scales="bottleneck", head_warmup_steps=0,
+                                      batch_size=2, pool="avg", scales="bottleneck", head_init="random",
                                       train_indices=[0, 1, 2, 3], test_indices=[6, 7, 8, 9], n_boot=50)
     preds = res["predictions"]
     ids = [c.patient_id for c in cases_from_manifest(cohort.manifest_path)]
@@ -144,34 +146,28 @@ def test_plaque_characterisation_on_explicit_index_subsets(cohort, checkpoint, t
     assert all(m["n"] == 4 for m in res["metrics"].values())
     saved = json.loads((tmp_path / "metrics.json").read_text())
     assert saved["n_train"] == 4 and saved["n_test"] == 4 and saved["pool"] == "avg"
-    assert res["head_warmup"] is None and saved["head_warmup_steps"] == 0  # the paper's head, no LP phase
+    assert not res["model"].norm_fixed and saved["head_init"] == "random"  # the paper's head
     # From scratch the encoder trains at the head's rate unless told otherwise.
     scratch = run_plaque_characterisation(cohort.manifest_path, tmp_path / "scratch", width=4, steps=1,
-                                          head_warmup_steps=0, batch_size=2, train_indices=[0, 1, 2, 3],
+                                          head_init="random", batch_size=2, train_indices=[0, 1, 2, 3],
                                           test_indices=[6, 7, 8, 9], n_boot=20)
     assert json.loads((scratch["paths"]["metrics"]).read_text())["encoder_lr"] == 1e-3
 
 
-def test_head_warmup_trains_only_the_head_before_fine_tuning(cohort, checkpoint, tmp_path):
-    # LP-FT: head-only steps on the frozen encoder come first. With no fine-tuning steps after
-    # them the pretrained encoder must be exactly the checkpoint's, and the head must have moved.
+def test_probe_head_init_leaves_the_pretrained_encoder_untouched(cohort, checkpoint, tmp_path):
+    # LP-FT with no fine-tuning steps is exactly a linear probe: the encoder is the checkpoint's.
     import torch
 
     from riskfm.ct.pretrain import load_pretrained
     from riskfm.recipes.cora_plaque import run_plaque_characterisation
 
     res = run_plaque_characterisation(cohort.manifest_path, tmp_path, checkpoint=checkpoint, steps=0,
-                                      head_warmup_steps=3, batch_size=2, pool="max", scales="all",
-                                      test_fraction=0.5, n_boot=20)
-    assert len(res["head_warmup"].history) == 3 and len(res["fit"].history) == 0
-    history = pd.read_csv(tmp_path / "history.csv")
-    assert list(history["phase"]) == ["head"] * 3
-    saved = json.loads((tmp_path / "metrics.json").read_text())
-    assert saved["scales"] == "all" and saved["head_warmup_steps"] == 3
+                                      batch_size=2, test_fraction=0.5, n_boot=20)
+    assert len(res["fit"].history) == 0 and res["model"].norm_fixed
     reference = load_pretrained(checkpoint).state_dict()
-    model = res["model"]
-    assert all(torch.equal(v, reference[k]) for k, v in model.encoder.state_dict().items())
+    assert all(torch.equal(v, reference[k]) for k, v in res["model"].encoder.state_dict().items())
+    assert res["predictions"]["y_prob"].between(0, 1).all()
     with pytest.raises(ValueError, match="scales must be one of"):
         run_plaque_characterisation(cohort.manifest_path, tmp_path, scales="deep")
-    with pytest.raises(ValueError, match="head_warmup_steps must be >= 0"):
-        run_plaque_characterisation(cohort.manifest_path, tmp_path, head_warmup_steps=-1)
+    with pytest.raises(ValueError, match="head_init must be one of"):
+        run_plaque_characterisation(cohort.manifest_path, tmp_path, head_init="zeros")
