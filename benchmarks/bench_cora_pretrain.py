@@ -31,7 +31,7 @@
    untrained), AUROC against "any plaque present" - does pretraining alone make a plaque detector?
 
 Writes benchmarks/results/cora_pretrain.json and prints a summary. Run:
-``python benchmarks/bench_cora_pretrain.py`` (about 25 minutes on one core with the defaults).
+``python benchmarks/bench_cora_pretrain.py`` (about 27 CPU minutes on one core with the defaults).
 The head and schedule (all-stage max pooling, LP-FT with 80 fine-tuning steps, encoder lr 1e-4 /
 head lr 1e-3, arms pretrained and scratch_full) were chosen on a development cohort of its own seed
 (``--cohort-seed 99``), never on the cohort and seeds reported (docs/ct.md, section 6). Two runs
