@@ -75,13 +75,14 @@ class PlaqueClassifier(nn.Module):
         Pretrained or fresh network; only its encoder stages run (:meth:`CoraResUNet.forward_features`).
     n_labels : int, default 2
     pool : {"avg", "max", "avgmax"}, default "avg"
-        How each feature map ``[B, 8 * width, Z/8, Y/8, X/8]`` becomes one vector per volume
-        (see :func:`pool_features`). ``"avg"`` is CORA's global average pooling, designed for 96^3
+        How each pooled map (the bottleneck ``[B, 8 * width, Z/8, Y/8, X/8]``, or every stage
+        with ``scales="all"``) becomes one vector per volume (see :func:`pool_features`). ``"avg"`` is CORA's global average pooling, designed for 96^3
         artery-centric patches in which a plaque fills a sizeable share of the patch. On a whole
         heart volume a plaque covers a few of the bottleneck's positions and averaging dilutes it;
         ``"max"`` keeps the strongest local response (the pretraining task is local lesion
-        detection) and ``"avgmax"`` keeps both. The default stays the paper's ``"avg"``;
-        ``benchmarks/bench_cora_pretrain.py`` uses ``"max"`` (docs/ct.md, section 6).
+        detection) and ``"avgmax"`` keeps both. The class defaults to the paper's head (``"avg"``,
+        ``"bottleneck"``); :func:`~riskfm.recipes.cora_plaque.run_plaque_characterisation`
+        defaults to ``"max"`` and ``"all"``, measured better on whole volumes (docs/ct.md, section 6).
     scales : {"bottleneck", "all"}, default "bottleneck"
         ``"bottleneck"``: pool the last stage only (CORA's head). ``"all"``: pool each of the four
         encoder stages (:meth:`CoraResUNet.stage_outputs`) and concatenate, full resolution first
@@ -106,7 +107,8 @@ class PlaqueClassifier(nn.Module):
     scale, and unscaled they would take a linear layer thousands of steps to pick up.
     :meth:`init_head_from_probe` fixes that standardisation to the training set's statistics
     (``norm_fixed``): from then on training batches are standardised like test volumes, not by
-    the mean and variance of four volumes.
+    the mean and variance of four volumes. ``norm_fixed`` is a plain attribute, not part of the
+    state dict: set it again after loading a state dict to resume fine-tuning that way.
     """
 
     def __init__(self, encoder: CoraResUNet, n_labels: int = 2, pool: str = "avg", scales: str = "bottleneck") -> None:
