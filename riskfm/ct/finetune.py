@@ -76,9 +76,10 @@ class PlaqueClassifier(nn.Module):
     n_labels : int, default 2
     pool : {"avg", "max", "avgmax"}, default "avg"
         How each pooled map (the bottleneck ``[B, 8 * width, Z/8, Y/8, X/8]``, or every stage
-        with ``scales="all"``) becomes one vector per volume (see :func:`pool_features`). ``"avg"`` is CORA's global average pooling, designed for 96^3
-        artery-centric patches in which a plaque fills a sizeable share of the patch. On a whole
-        heart volume a plaque covers a few of the bottleneck's positions and averaging dilutes it;
+        with ``scales="all"``) becomes one vector per volume (see :func:`pool_features`).
+        ``"avg"`` is CORA's global average pooling, designed for 96^3 artery-centric patches in
+        which a plaque fills a sizeable share of the patch. On a whole heart volume a plaque
+        covers a few of the bottleneck's positions and averaging dilutes it;
         ``"max"`` keeps the strongest local response (the pretraining task is local lesion
         detection) and ``"avgmax"`` keeps both. The class defaults to the paper's head (``"avg"``,
         ``"bottleneck"``); :func:`~riskfm.recipes.cora_plaque.run_plaque_characterisation`

@@ -128,8 +128,10 @@ def run_plaque_characterisation(
         raise ValueError(f"scales must be one of {SCALES}, got {scales!r}")
     if head_init not in HEAD_INITS:
         raise ValueError(f"head_init must be one of {HEAD_INITS}, got {head_init!r}")
-    if batch_size < 2:
-        raise ValueError(f"batch_size must be >= 2 (the head standardises features over the batch), got {batch_size}")
+    if batch_size < 2 and head_init == "random":
+        # A probe start fixes the feature standardisation; a random head standardises over the batch.
+        raise ValueError(f"batch_size must be >= 2 with head_init='random' (the head standardises features "
+                         f"over the batch), got {batch_size}")
     cases = load_cases(source, spacing, kinds=("plaque",), checkpoint=checkpoint)
     shape = tuple(int(s) for s in shape) if shape is not None else _volume_shape(cases)
     net = build_network(checkpoint, width=width, spacing=spacing or tuple(cases[0].vol.spacing), shape=shape)

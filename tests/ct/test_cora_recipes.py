@@ -171,3 +171,9 @@ def test_probe_head_init_leaves_the_pretrained_encoder_untouched(cohort, checkpo
         run_plaque_characterisation(cohort.manifest_path, tmp_path, scales="deep")
     with pytest.raises(ValueError, match="head_init must be one of"):
         run_plaque_characterisation(cohort.manifest_path, tmp_path, head_init="zeros")
+    # With the standardisation fixed by the probe, batches of one volume train; a random head cannot.
+    one = run_plaque_characterisation(cohort.manifest_path, tmp_path / "one", checkpoint=checkpoint, steps=1,
+                                      batch_size=1, test_fraction=0.5, n_boot=20)
+    assert len(one["fit"].history) == 1
+    with pytest.raises(ValueError, match="batch_size must be >= 2"):
+        run_plaque_characterisation(cohort.manifest_path, tmp_path, head_init="random", batch_size=1)
