@@ -65,7 +65,7 @@ def ptbxl_manifest(root: str | os.PathLike, *, rate: int = 500, one_per_patient:
     manifest = pd.DataFrame({
         "patient_id": pid.map(lambda v: str(int(v))),
         "site": "ptbxl",
-        "ecg_path": df[col].astype(str) + ".hea",  # Cohort checks that the listed file exists
+        "ecg_path": df[col].astype(str) + ".hea",  # the record name would do too; the header names the file
         "ecg_id": df["ecg_id"].astype(int),
         "subject_id": df["patient_id"].map(lambda v: str(int(v))),
         "age": df["age"].astype(float),

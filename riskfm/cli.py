@@ -1,8 +1,31 @@
-"""``riskfm`` command line: parse, validate, call the library. No logic lives here."""
+"""``riskfm`` command line: parse, validate, call the library. No logic lives here.
+
+Errors
+------
+Every command (here and in riskfm/commands/*.py) is wrapped by
+:func:`riskfm.commands.common.handle_errors`, so all report errors the same way:
+
+* **User error** - a problem with the user's input, config or files: a
+  :class:`riskfm.errors.RiskfmError`, or a ``ValueError`` (``ConfigError``, ``ManifestError``,
+  ``ECGReadError``, ``CTReadError``, ``CheckpointError``, ...), an ``OSError``
+  (``FileNotFoundError``, ``PermissionError``, ...) or a ``KeyError``. Printed as
+  ``error: <message>`` (a message that names the file / key and the fix), exit code **2**, no
+  traceback. Usage errors found by the parser (unknown option, bad number) also exit 2.
+* **Internal error** - any other exception (e.g. a ``RuntimeError`` from deep inside torch):
+  ``error: internal error, <type>: <first line>`` and "run with --verbose for the traceback",
+  exit code **1**.
+* Ctrl-C: exit code 130.
+
+``--verbose`` prints the traceback before the message (and turns on INFO logging). It can be given
+before the command (``riskfm --verbose train cfg.yaml``), after it (every command takes
+``--verbose``), or as the environment variable ``RISKFM_VERBOSE=1``.
+
+Under ``torchrun`` every rank runs the command: only rank 0 prints result tables, but each rank
+prints its own error.
+"""
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 from pathlib import Path
@@ -10,18 +33,20 @@ from typing import Annotated
 
 import typer
 
+from riskfm.commands.common import handle_errors, set_global_verbose
+
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Multimodal cardiovascular risk models: train, evaluate, predict, demo.")
 
 
-def _setup_logging(verbose: bool) -> None:
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
-
-
-def _fail(exc: Exception) -> None:
-    typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(code=2)
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    verbose: Annotated[bool, typer.Option(
+        "--verbose", "-v", help="show tracebacks of errors and INFO logs, for any command (or RISKFM_VERBOSE=1)")] = False,
+) -> None:
+    """Multimodal cardiovascular risk models: train, evaluate, predict, demo."""
+    set_global_verbose(ctx, verbose)
 
 
 def _print_table(table, title: str) -> None:
@@ -43,6 +68,7 @@ def _print_table(table, title: str) -> None:
 
 
 @app.command()
+@handle_errors
 def demo(
     out: Annotated[Path, typer.Option(help="output folder (cohort/ and report/ are written inside)")] = Path("runs/demo"),
     quick: Annotated[bool, typer.Option(help="300 patients, 2 epochs: a smoke test in about a minute")] = False,
@@ -52,7 +78,6 @@ def demo(
     verbose: bool = False,
 ) -> None:
     """Generate the synthetic cohort, train ECG + CT + clinical-text model, report AUROC vs oracle."""
-    _setup_logging(verbose)
     from riskfm.recipes.demo import run_demo
 
     res = run_demo(out, n=n, quick=quick, seed=seed, epochs=epochs)
@@ -62,7 +87,54 @@ def demo(
     typer.echo(f"report: {res['out_dir'] / 'report'}")
 
 
+def _read_yaml_or_fail(path: Path) -> None:
+    """A YAML syntax error in one line: file, line, column and what the parser expected."""
+    import yaml
+
+    from riskfm.errors import RiskfmError
+
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: config file not found" + (" (it is a folder)" if path.is_dir() else ""))
+    try:
+        yaml.safe_load(path.read_text())
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
+        problem = exc.problem or ""
+        if exc.context and exc.context_mark is not None:
+            problem = f"{exc.context} (opened at line {exc.context_mark.line + 1}): {problem}"
+        raise RiskfmError(f"{where}: not valid YAML: {problem or exc}; check the indentation, colons and "
+                          "brackets there") from exc
+    except yaml.YAMLError as exc:
+        raise RiskfmError(f"{path}: not valid YAML: {exc}") from exc
+
+
+def _check_encoders(cfg, source: Path) -> None:
+    """Encoder names, keyword names and checkpoint files of a run config, before any data is read."""
+    from riskfm.encoders import EncoderArgumentError, UnknownEncoderError, check_encoder_kwargs, list_encoders
+    from riskfm.errors import RiskfmError, did_you_mean
+
+    for m in cfg.modalities:
+        ec = cfg.encoders[m]
+        try:
+            info = check_encoder_kwargs(ec.name, ec.kwargs)
+        except UnknownEncoderError as exc:
+            raise UnknownEncoderError(
+                f"{source}: encoders.{m}.name: unknown encoder {ec.name!r}{did_you_mean(ec.name, list_encoders(m))}; "
+                f"the {m} encoders are: {', '.join(list_encoders(m))}") from exc
+        except EncoderArgumentError as exc:
+            raise EncoderArgumentError(f"{source}: encoders.{m}.kwargs: {exc}") from exc
+        except ValueError as exc:  # an input_spec mapping with unknown keys
+            raise RiskfmError(f"{source}: encoders.{m}.kwargs: {exc}") from exc
+        if info.modality != m:
+            raise RiskfmError(f"{source}: encoders.{m}.name: {ec.name!r} is a {info.modality} encoder, not a {m} "
+                              f"encoder; the {m} encoders are: {', '.join(list_encoders(m))}")
+        if ec.checkpoint and "://" not in ec.checkpoint and not Path(ec.checkpoint).expanduser().is_file():
+            raise FileNotFoundError(f"{source}: encoders.{m}.checkpoint: file not found: {ec.checkpoint}")
+
+
 @app.command()
+@handle_errors
 def train(
     config: Annotated[Path, typer.Argument(help="run configuration (YAML)")],
     manifest: Annotated[Path | None, typer.Option(help="override `manifest`")] = None,
@@ -72,8 +144,8 @@ def train(
     verbose: bool = False,
 ) -> None:
     """Train and evaluate a model from CONFIG; works the same under `torchrun --nproc_per_node N`."""
-    _setup_logging(verbose)
-    from riskfm.train.config import ConfigError, load_config
+    from riskfm.errors import CheckpointError
+    from riskfm.train.config import load_config
 
     overrides = {
         "manifest": str(manifest.resolve()) if manifest else None,
@@ -81,16 +153,17 @@ def train(
         "train.epochs": epochs,
         "split.external_sites": list(external_site) if external_site else None,
     }
-    try:
-        cfg = load_config(config, overrides)
-    except (ConfigError, FileNotFoundError) as exc:
-        _fail(exc)
+    _read_yaml_or_fail(config)
+    cfg = load_config(config, overrides)
+    _check_encoders(cfg, config)
     from riskfm.train.run import run_training
 
     try:
         res = run_training(cfg)
-    except (ValueError, FileNotFoundError) as exc:
-        _fail(exc)
+    except CheckpointError as exc:
+        if cfg.train.resume and "last.ckpt" in str(exc):
+            raise CheckpointError(f"{exc}; delete it, or set train.resume: false, to start over") from exc
+        raise
     if int(os.environ.get("RANK", "0")) == 0:
         from riskfm.evaluate.run_metrics import auroc_table
 
@@ -99,6 +172,7 @@ def train(
 
 
 @app.command()
+@handle_errors
 def predict(
     run_dir: Annotated[Path, typer.Argument(help="a finished run folder (holds model.pt)")],
     manifest: Annotated[Path, typer.Argument(help="manifest of the patients to score")],
@@ -106,12 +180,16 @@ def predict(
     batch_size: int = 32,
 ) -> None:
     """Score the patients of MANIFEST with a trained run."""
+    from riskfm.commands.common import run_model_errors
     from riskfm.train.run import predict_manifest
 
-    try:
+    if not (run_dir / "model.pt").is_file():
+        raise FileNotFoundError(f"{run_dir}: not a finished run folder (no model.pt); give the `out` folder "
+                                "of a completed `riskfm train`")
+    if not manifest.is_file():
+        raise FileNotFoundError(f"{manifest}: manifest not found")
+    with run_model_errors(run_dir):
         preds, cohort = predict_manifest(run_dir, manifest, batch_size=batch_size)
-    except (ValueError, FileNotFoundError, RuntimeError) as exc:
-        _fail(exc)
     out.parent.mkdir(parents=True, exist_ok=True)
     preds.to_csv(out, index=False)
     typer.echo(cohort.report())
@@ -122,7 +200,7 @@ def _mount_commands() -> None:
     # Sub-commands live in riskfm/commands/<topic>.py; each is a thin wrapper over the library.
     from riskfm.commands.evaluate import evaluate as evaluate_command
 
-    app.command("evaluate")(evaluate_command)
+    app.command("evaluate")(evaluate_command)  # each command is already wrapped by handle_errors
     from riskfm.commands.cac import app as cac_app
 
     app.add_typer(cac_app, name="cac", help="Coronary calcium: score scans, train segmentation, protocols.")

@@ -32,7 +32,9 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import inspect
 import os
+import reprlib
 import threading
 import warnings
 from collections.abc import Callable, Mapping
@@ -41,13 +43,18 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
+from riskfm.errors import CheckpointError, RiskfmError, checkpoint_load_error, did_you_mean
+
 if TYPE_CHECKING:  # pragma: no cover - typing only; torch is imported lazily
     from torch import nn
 
 __all__ = [
     "MODALITIES",
     "CheckpointError",
+    "EncoderArgumentError",
     "EncoderInfo",
+    "UnknownEncoderError",
+    "check_encoder_kwargs",
     "create_encoder",
     "encoder_info",
     "list_encoders",
@@ -78,8 +85,35 @@ _WRAPPER_PREFIXES: tuple[str, ...] = ("module.", "_orig_mod.")
 _REMOTE_SCHEMES: tuple[str, ...] = ("http://", "https://", "hf://", "s3://", "gs://", "ftp://")
 
 
-class CheckpointError(ValueError):
-    """A checkpoint file exists but does not fit the encoder (bad content, missing or extra keys)."""
+# CheckpointError (a checkpoint file that cannot be read, is refused, or does not fit the encoder) lives
+# in riskfm.errors and is re-exported here, where it was first defined.
+
+
+class UnknownEncoderError(RiskfmError, KeyError, ValueError):
+    """No encoder is registered under the name; the message lists close matches and every name.
+
+    A ``KeyError`` (what unknown names raised before) and a ``ValueError`` (a wrong value in the
+    user's config); ``str()`` is the plain message, not the quoted repr a ``KeyError`` prints.
+    """
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class EncoderArgumentError(RiskfmError, ValueError):
+    """The keyword arguments given for an encoder do not fit its constructor.
+
+    Unknown or missing keywords, and a ``TypeError`` raised by the constructor, raise a subclass
+    that is also a ``TypeError`` (what they raised before).
+    """
+
+
+class _EncoderKeywordError(EncoderArgumentError, TypeError):
+    """An :class:`EncoderArgumentError` that is also a ``TypeError`` (unknown / missing keywords)."""
+
+
+_SHORT = reprlib.Repr()
+_SHORT.maxdict, _SHORT.maxlist, _SHORT.maxtuple, _SHORT.maxstring, _SHORT.maxother = 8, 8, 8, 60, 60
 
 
 @dataclass(frozen=True)
@@ -260,7 +294,7 @@ def _resolve(name: str) -> EncoderInfo:
     known = sorted([*_REGISTRY, *_ALIASES])
     close = difflib.get_close_matches(str(name), known, n=3, cutoff=0.5)
     hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-    raise KeyError(f"unknown encoder {name!r}.{hint} Registered encoders: {', '.join(known)}")
+    raise UnknownEncoderError(f"unknown encoder {name!r}.{hint} Registered encoders: {', '.join(sorted(_REGISTRY))}")
 
 
 def encoder_info(name: str) -> EncoderInfo:
@@ -268,8 +302,9 @@ def encoder_info(name: str) -> EncoderInfo:
 
     Raises
     ------
-    KeyError
-        If no encoder has that name; the message lists close matches and all names.
+    UnknownEncoderError
+        If no encoder has that name (a ``KeyError`` and a ``ValueError``); the message lists close
+        matches and all names.
     """
     return _resolve(name)
 
@@ -334,18 +369,24 @@ def load_checkpoint_state_dict(path: str | os.PathLike, *, weights_only: bool = 
     if file.suffix == ".safetensors":
         from safetensors.torch import load_file
 
-        obj: Any = load_file(str(file), device="cpu")
+        try:
+            obj: Any = load_file(str(file), device="cpu")
+        except (PermissionError, FileNotFoundError, IsADirectoryError):
+            raise
+        except Exception as exc:  # safetensors raises SafetensorError on a bad header / short file
+            raise CheckpointError(f"{file}: not a readable safetensors file (truncated or corrupt?)") from exc
     else:
         try:
-            obj = torch.load(file, map_location="cpu", weights_only=weights_only)
-        except Exception as exc:  # torch raises UnpicklingError / RuntimeError depending on version
-            if weights_only and "weights_only" in str(exc):
-                raise CheckpointError(
-                    f"{file}: torch.load(weights_only=True) refused this file because it holds objects "
-                    "other than tensors and plain containers. If you trust its origin, pass "
-                    "weights_only=False to load a legacy pickle."
-                ) from exc
-            raise CheckpointError(f"{file}: could not be read as a torch checkpoint: {exc}") from exc
+            with warnings.catch_warnings():  # plain pickles trigger a protocol warning before failing
+                warnings.filterwarnings("ignore", message="Detected pickle protocol")
+                obj = torch.load(file, map_location="cpu", weights_only=weights_only)
+        except (PermissionError, FileNotFoundError, IsADirectoryError):
+            raise  # the system's message names the file (a torch reader's OSError(22) means truncated)
+        except Exception as exc:  # torch raises UnpicklingError / RuntimeError / EOFError ... at length
+            raise checkpoint_load_error(
+                file, exc, weights_only=weights_only, kind="torch checkpoint",
+                refused_hint="pass weights_only=False (in a run config: `weights_only: false` under the encoder)",
+            ) from exc
 
     if isinstance(obj, Mapping):
         for key in ("state_dict", "model"):
@@ -432,6 +473,66 @@ def _spec_from_mapping(info: EncoderInfo, values: Mapping[str, Any]) -> Any:
     return spec_cls(**{k: as_tuple(v) for k, v in values.items()})
 
 
+def _constructor_parameters(constructor: Callable[..., Any]) -> list[inspect.Parameter] | None:
+    """The keyword-passable parameters of ``constructor``; None when it takes ``**kwargs`` or hides them."""
+    try:
+        signature = inspect.signature(constructor)
+    except (TypeError, ValueError):  # builtins / C extensions without a signature
+        return None
+    params = []
+    for p in signature.parameters.values():
+        if p.kind is inspect.Parameter.VAR_KEYWORD:
+            return None  # a factory forwarding **kwargs: its class checks them when called
+        if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY):
+            params.append(p)
+    return params
+
+
+def _checked_kwargs(info: EncoderInfo, kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """``kwargs`` checked against the constructor's signature, with an ``input_spec`` mapping converted."""
+    kwargs = dict(kwargs)
+    params = _constructor_parameters(info.constructor)
+    if params is not None:
+        accepted = [p.name for p in params]
+        unknown = [k for k in kwargs if k not in accepted]
+        if unknown:
+            named = ", ".join(f"{k!r}{did_you_mean(k, accepted, n=1)}" for k in unknown)
+            plural = "s" if len(unknown) > 1 else ""
+            raise _EncoderKeywordError(
+                f"encoder {info.name!r}: unknown keyword argument{plural} {named}; "
+                f"it accepts: {', '.join(accepted) or '(none)'}"
+            )
+    if isinstance(kwargs.get("input_spec"), Mapping):
+        kwargs["input_spec"] = _spec_from_mapping(info, kwargs["input_spec"])
+    return kwargs
+
+
+def check_encoder_kwargs(name: str, kwargs: Mapping[str, Any] | None = None) -> EncoderInfo:
+    """Check an encoder name and the NAMES of its keyword arguments without building the encoder.
+
+    Cheap (no weights, no network): the command line calls it on a run config before loading any
+    data, so a typo fails in a second rather than after the cohort is read. Values are checked only
+    when the encoder is built (:func:`create_encoder`); required keywords may still be filled in by
+    the caller (e.g. ``n_features`` of ``tabular-mlp``).
+
+    Returns
+    -------
+    EncoderInfo
+        The registry entry of ``name``.
+
+    Raises
+    ------
+    UnknownEncoderError
+        No encoder has that name (the message lists close matches and every name).
+    EncoderArgumentError
+        A keyword the constructor does not take (the message names it, a close match and the
+        keywords it accepts), or an ``input_spec`` mapping with unknown keys.
+    """
+    info = _resolve(name)
+    _checked_kwargs(info, kwargs or {})
+    return info
+
+
 def create_encoder(
     name: str,
     checkpoint: str | os.PathLike | None = None,
@@ -465,17 +566,36 @@ def create_encoder(
 
     Raises
     ------
-    KeyError
-        Unknown name; the message lists close matches and all registered names.
+    UnknownEncoderError
+        Unknown name (a ``KeyError`` and a ``ValueError``); the message lists close matches and all
+        registered names.
+    EncoderArgumentError
+        A ``ValueError``: a keyword the constructor does not take or a required one that is missing
+        (checked before building; these are also ``TypeError``), or the constructor rejected a
+        keyword's type or value (``encoder X: invalid keyword arguments {...}: <its message>``).
     FileNotFoundError
         ``checkpoint`` does not exist.
     CheckpointError
-        The checkpoint's content or keys do not fit (the message lists a few offending keys).
+        The checkpoint cannot be read or is refused by ``weights_only`` loading, or its content or
+        keys do not fit (the message lists a few offending keys).
     """
     info = _resolve(name)
-    if isinstance(kwargs.get("input_spec"), Mapping):
-        kwargs["input_spec"] = _spec_from_mapping(info, kwargs["input_spec"])
-    model = info.constructor(**{**info.default_kwargs, **kwargs})
+    kwargs = _checked_kwargs(info, kwargs)
+    merged = {**info.default_kwargs, **kwargs}
+    params = _constructor_parameters(info.constructor)
+    missing = [p.name for p in params or () if p.default is inspect.Parameter.empty and p.name not in merged]
+    if missing:
+        raise _EncoderKeywordError(
+            f"encoder {info.name!r}: missing required keyword argument{'s' if len(missing) > 1 else ''} "
+            f"{', '.join(repr(m) for m in missing)}"
+        )
+    try:
+        model = info.constructor(**merged)
+    except RiskfmError:
+        raise  # already says what is wrong (e.g. a CheckpointError from weights the constructor loads)
+    except (TypeError, ValueError) as exc:
+        cls = _EncoderKeywordError if isinstance(exc, TypeError) else EncoderArgumentError
+        raise cls(f"encoder {info.name!r}: invalid keyword arguments {_SHORT.repr(kwargs)}: {exc}") from exc
     _check_contract(model, info)
     if checkpoint is not None:
         state_dict = load_checkpoint_state_dict(checkpoint, weights_only=weights_only)

@@ -16,12 +16,16 @@ from riskfm.ct.spec import CTInputSpec
 from riskfm.ecg.spec import ECGInputSpec
 from riskfm.encoders import (
     CheckpointError,
+    EncoderArgumentError,
+    UnknownEncoderError,
     _unregister,
+    check_encoder_kwargs,
     create_encoder,
     encoder_info,
     list_encoders,
     register_encoder,
 )
+from riskfm.errors import RiskfmError
 
 # Constructor arguments an entry needs to be built in a test (everything else: registry defaults).
 # The full-width CORA U-Net keeps its 19.4M parameters; a 16^3 grid keeps its forward pass fast.
@@ -135,6 +139,53 @@ def test_unknown_name_suggests_close_matches():
     assert "Did you mean" in message and "'resnet1d-small'" in message
     for name in list_encoders():
         assert name in message
+
+
+def test_unknown_name_is_a_value_error_and_a_key_error_with_a_plain_message():
+    with pytest.raises(ValueError) as err:
+        create_encoder("resnet1dd")
+    assert isinstance(err.value, KeyError) and isinstance(err.value, UnknownEncoderError)
+    assert isinstance(err.value, RiskfmError)
+    assert str(err.value).startswith("unknown encoder 'resnet1dd'. Did you mean 'resnet1d'")  # no repr quotes
+    with pytest.raises(UnknownEncoderError):
+        encoder_info("nope")
+    with pytest.raises(UnknownEncoderError):
+        check_encoder_kwargs("nope", {})
+
+
+def test_unknown_keyword_is_named_before_construction():
+    with pytest.raises(ValueError) as err:
+        create_encoder("resnet1d-small", widht=3)
+    message = str(err.value)
+    assert isinstance(err.value, EncoderArgumentError) and isinstance(err.value, TypeError)  # TypeError as before
+    assert "encoder 'resnet1d-small'" in message and "'widht'" in message
+    assert "did you mean 'widths'" in message
+    assert "it accepts: in_leads, widths, feature_dim, blocks, kernel_size, input_spec" in message
+    with pytest.raises(EncoderArgumentError, match=r"unknown keyword arguments 'widht' .*, 'bogus'"):
+        check_encoder_kwargs("resnet1d", {"widht": 3, "bogus": 1})
+    assert check_encoder_kwargs("cnn3d-small", {"widths": (8, 8, 8, 8)}).name == "cnn3d-small"
+
+
+def test_keyword_with_a_wrong_value_or_type_names_encoder_and_keywords():
+    with pytest.raises(ValueError, match=r"encoder 'cnn3d-small': invalid keyword arguments \{'norm': 'group'\}: "
+                                         r".*norm must be"):
+        create_encoder("cnn3d-small", norm="group")
+    with pytest.raises(EncoderArgumentError, match=r"encoder 'resnet1d-small': invalid keyword arguments "
+                                                   r"\{'widths': 'abc'\}: ") as err:
+        create_encoder("resnet1d-small", widths="abc")
+    assert err.value.__cause__ is not None  # the constructor's own error is kept for --verbose
+
+
+def test_missing_required_keyword_is_named():
+    with pytest.raises(EncoderArgumentError, match="encoder 'tabular-mlp': missing required keyword argument "
+                                                   "'n_features'") as err:
+        create_encoder("tabular-mlp")
+    assert isinstance(err.value, TypeError)
+
+
+def test_factory_taking_kwargs_reports_the_constructor_error_as_value_error():
+    with pytest.raises(EncoderArgumentError, match="encoder 'ecgfounder-tiny': invalid keyword arguments.*widht"):
+        create_encoder("ecgfounder-tiny", widht=3)
 
 
 def test_small_variant_overrides_defaults_and_kwargs_override_both():
@@ -261,3 +312,33 @@ def test_checkpoint_without_tensors_is_refused(tmp_path):
     torch.save({"state_dict": {"fc.weight": [1, 2, 3]}}, path)
     with pytest.raises(CheckpointError, match="tensors"):
         create_encoder("resnet1d-small", checkpoint=path)
+
+
+def test_corrupt_and_truncated_checkpoints_get_a_short_message(tmp_path):
+    path = tmp_path / "random.pt"
+    path.write_bytes(bytes(range(256)) * 8)
+    with pytest.raises(CheckpointError) as err:
+        create_encoder("resnet1d-small", checkpoint=path)
+    assert str(err.value) == f"{path}: not a readable torch checkpoint (truncated or corrupt?)"
+    good = tmp_path / "good.pt"
+    torch.save(create_encoder("resnet1d-small").state_dict(), good)
+    for size in (1000, good.stat().st_size // 2):  # in the header; inside a tensor (torch: OSError 22)
+        cut = tmp_path / f"cut{size}.pt"
+        cut.write_bytes(good.read_bytes()[:size])
+        with pytest.raises(CheckpointError, match="truncated or corrupt"):
+            create_encoder("resnet1d-small", checkpoint=cut)
+    bad_st = tmp_path / "bad.safetensors"
+    bad_st.write_bytes(b"\x00" * 64)
+    with pytest.raises(CheckpointError, match="not a readable safetensors file"):
+        create_encoder("resnet1d-small", checkpoint=bad_st)
+
+
+def test_refused_checkpoint_message_is_one_line(tmp_path):
+    path = tmp_path / "legacy.pt"
+    torch.save({"state_dict": {}, "hparams": argparse.Namespace(lr=1e-3)}, path)
+    with pytest.raises(CheckpointError) as err:
+        create_encoder("resnet1d-small", checkpoint=path)
+    message = str(err.value)
+    assert "\n" not in message and message.startswith(f"{path}: refused:")
+    assert "argparse.Namespace" in message and "weights_only: false" in message
+    assert isinstance(err.value, RiskfmError)

@@ -10,13 +10,33 @@ from typing import Annotated
 
 import typer
 
+from riskfm.commands.common import handle_errors
+
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Coronary artery calcium: Agatston / volume / mass per artery, segmentation, protocols.")
 
 
-def _fail(exc: Exception) -> None:
-    typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(code=2)
+def _load_segmenter(path: Path):
+    """``load_segmenter(path)`` with torch's load errors turned into one-line CheckpointErrors.
+
+    riskfm.ct.calcium.segmentation.load_segmenter calls ``torch.load`` itself, so a corrupt file or
+    one refused by weights_only loading raises torch's several-paragraph ``UnpicklingError`` /
+    ``RuntimeError``; on such a failure the file is read again with
+    :func:`riskfm.train.checkpoint.load_checkpoint`, whose message is short.
+    """
+    from riskfm.ct.calcium.segmentation import load_segmenter
+    from riskfm.errors import CheckpointError, RiskfmError
+    from riskfm.train.checkpoint import load_checkpoint
+
+    try:
+        return load_segmenter(path)
+    except (RiskfmError, ValueError, PermissionError, FileNotFoundError, IsADirectoryError):
+        raise  # already name the file (torch's OSError(22) on a truncated file does not: handled below)
+    except Exception as exc:  # noqa: BLE001 - re-raised below with the file named
+        load_checkpoint(path)  # raises a CheckpointError when the file itself is unreadable or refused
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise CheckpointError(f"{path}: not a calcium model this riskfm version can load ({first}); "
+                              "train one with `riskfm cac train`") from exc
 
 
 def _overlay(hu, labels, path: Path) -> Path:
@@ -39,6 +59,7 @@ def _overlay(hu, labels, path: Path) -> Path:
 
 
 @app.command()
+@handle_errors
 def score(
     path: Annotated[Path, typer.Argument(help="DICOM series folder or NIfTI file (non-contrast CT)")],
     model: Annotated[Path | None, typer.Option(help="trained segmentation model (.pt from 'riskfm cac train')")] = None,
@@ -55,31 +76,26 @@ def score(
     from riskfm.ct import read_ct
     from riskfm.ct.calcium import score_calcium
 
-    try:
-        vol = read_ct(path)
-        hu = vol.array
-        if roi is not None:
-            mask = read_ct(roi).array > 0.5
-            if mask.shape != hu.shape:
-                raise ValueError(f"{roi}: ROI grid {mask.shape} differs from the CT grid {hu.shape}")
-        else:
-            from riskfm.ct.calcium.roi import estimate_heart_roi
+    segmenter = _load_segmenter(model) if model is not None else None  # a bad model fails before the CT is read
+    vol = read_ct(path)
+    hu = vol.array
+    if roi is not None:
+        mask = read_ct(roi).array > 0.5
+        if mask.shape != hu.shape:
+            raise ValueError(f"{roi}: ROI grid {mask.shape} differs from the CT grid {hu.shape}")
+    else:
+        from riskfm.ct.calcium.roi import estimate_heart_roi
 
-            mask = estimate_heart_roi(hu, vol.spacing)
-        kwargs = dict(threshold=threshold, min_area_mm2=min_area_mm2, slice_increment=slice_increment,
-                      calibration_factor=calibration_factor)
-        if model is not None:
-            from riskfm.ct.calcium.segmentation import load_segmenter
-
-            labels = load_segmenter(model).predict(hu, vol.spacing, roi=mask)
-            result = score_calcium(hu, vol.spacing, labels=labels, **kwargs)
-        else:
-            result = score_calcium(hu, vol.spacing, roi=mask, **kwargs)
-            labels = np.zeros(hu.shape, np.uint8)
-            labels[(hu >= threshold) & mask] = 1  # no arteries without a model: drawn as one colour
-    except (OSError, ValueError) as exc:
-        _fail(exc)
-        return
+        mask = estimate_heart_roi(hu, vol.spacing)
+    kwargs = dict(threshold=threshold, min_area_mm2=min_area_mm2, slice_increment=slice_increment,
+                  calibration_factor=calibration_factor)
+    if segmenter is not None:
+        labels = segmenter.predict(hu, vol.spacing, roi=mask)
+        result = score_calcium(hu, vol.spacing, labels=labels, **kwargs)
+    else:
+        result = score_calcium(hu, vol.spacing, roi=mask, **kwargs)
+        labels = np.zeros(hu.shape, np.uint8)
+        labels[(hu >= threshold) & mask] = 1  # no arteries without a model: drawn as one colour
     out.mkdir(parents=True, exist_ok=True)
     table = result.table()
     table.to_csv(out / "per_artery.csv")
@@ -95,6 +111,7 @@ def score(
 
 
 @app.command()
+@handle_errors
 def train(
     out: Annotated[Path, typer.Option(help="where to write the model (.pt)")] = Path("cac_model.pt"),
     model: Annotated[str, typer.Option(help="unet2d (slice-wise U-Net), cora3d (CORA 3D U-Net, the "
@@ -112,18 +129,15 @@ def train(
     from riskfm.ct.calcium.segmentation import train_segmenter
     from riskfm.synthetic.calcium import make_calcium_exam
 
-    try:
-        exams = [make_calcium_exam(seed * 7919 + i) for i in range(n_exams)]
-        seg = train_segmenter(exams, model=model, epochs=epochs, steps_per_epoch=steps_per_epoch,
-                              encoder_checkpoint=encoder_checkpoint, roi=roi, seed=seed)
-    except (OSError, ValueError) as exc:
-        _fail(exc)
-        return
+    exams = [make_calcium_exam(seed * 7919 + i) for i in range(n_exams)]
+    seg = train_segmenter(exams, model=model, epochs=epochs, steps_per_epoch=steps_per_epoch,
+                          encoder_checkpoint=encoder_checkpoint, roi=roi, seed=seed)
     seg.save(out)
     typer.echo(f"loss per epoch {[round(v, 3) for v in seg.config.history]}; wrote {out}")
 
 
 @app.command("low-data")
+@handle_errors
 def low_data(
     out: Annotated[Path, typer.Option(help="output folder")] = Path("cac_low_data"),
     n_exams: int = 20,
@@ -137,18 +151,15 @@ def low_data(
     """Low-data protocol: 5-fold CV at 100/75/50/25% of the training folds, Dice per model."""
     from riskfm.recipes.cac_low_data import run_low_data
 
-    try:
-        res = run_low_data(out, n_exams=n_exams, n_folds=folds, epochs=epochs, steps_per_epoch=steps_per_epoch,
-                           encoder_checkpoint=encoder_checkpoint, seed=seed)
-    except (OSError, ValueError) as exc:
-        _fail(exc)
-        return
+    res = run_low_data(out, n_exams=n_exams, n_folds=folds, epochs=epochs, steps_per_epoch=steps_per_epoch,
+                       encoder_checkpoint=encoder_checkpoint, seed=seed)
     cols = ["model", "fraction", "dice_overall_mean", "dice_overall_std"]
     typer.echo(res["summary"][cols].round(3).to_string(index=False))
     typer.echo("wrote " + ", ".join(str(p) for p in res["paths"].values()))
 
 
 @app.command()
+@handle_errors
 def fairness(
     out: Annotated[Path, typer.Option(help="output folder")] = Path("cac_fairness"),
     n_train: int = 16,
@@ -163,12 +174,8 @@ def fairness(
     """Fairness protocol: MAE / RMSE / bias and gaps per subgroup for two models, with a figure."""
     from riskfm.recipes.cac_fairness import run_fairness
 
-    try:
-        res = run_fairness(out, n_train=n_train, n_test=n_test, epochs=epochs, steps_per_epoch=steps_per_epoch,
-                           encoder_checkpoint=encoder_checkpoint, metric=metric, seed=seed)
-    except (OSError, ValueError) as exc:
-        _fail(exc)
-        return
+    res = run_fairness(out, n_train=n_train, n_test=n_test, epochs=epochs, steps_per_epoch=steps_per_epoch,
+                       encoder_checkpoint=encoder_checkpoint, metric=metric, seed=seed)
     for name, t in res["tables"].items():
         typer.echo(f"== {name}")
         typer.echo(t.round(2).to_string(index=False))
@@ -176,6 +183,7 @@ def fairness(
 
 
 @app.command()
+@handle_errors
 def nongated(
     out: Annotated[Path, typer.Option(help="output folder")] = Path("cac_nongated"),
     model: Annotated[Path | None, typer.Option(help="trained segmentation model (.pt from 'riskfm cac train'); "
@@ -187,22 +195,18 @@ def nongated(
     seed: int = 0,
 ) -> None:
     """Non-gated chest CT: segmentation -> 5-slice summaries -> gradient-boosted bucket trees, with kappa."""
-    from riskfm.ct.calcium.segmentation import load_segmenter, train_segmenter
+    from riskfm.ct.calcium.segmentation import train_segmenter
     from riskfm.recipes.cac_nongated import run_nongated
     from riskfm.synthetic.calcium import make_calcium_exam
 
-    try:
-        if model is not None:
-            seg = load_segmenter(model)
-        else:
-            gated = [make_calcium_exam(seed * 7919 + i) for i in range(24)]
-            seg = train_segmenter(gated, epochs=epochs, steps_per_epoch=steps_per_epoch, seed=seed)
-        train = [make_calcium_exam(20_000 + seed * 7919 + i, gated=False) for i in range(n_train)]
-        test = [make_calcium_exam(30_000 + seed * 7919 + i, gated=False) for i in range(n_test)]
-        res = run_nongated(out, seg, train_exams=train, test_exams=test, seed=seed)
-    except (OSError, ValueError) as exc:
-        _fail(exc)
-        return
+    if model is not None:
+        seg = _load_segmenter(model)
+    else:
+        gated = [make_calcium_exam(seed * 7919 + i) for i in range(24)]
+        seg = train_segmenter(gated, epochs=epochs, steps_per_epoch=steps_per_epoch, seed=seed)
+    train = [make_calcium_exam(20_000 + seed * 7919 + i, gated=False) for i in range(n_train)]
+    test = [make_calcium_exam(30_000 + seed * 7919 + i, gated=False) for i in range(n_test)]
+    res = run_nongated(out, seg, train_exams=train, test_exams=test, seed=seed)
     m = res["metrics"]
     for name in ("trees", "mask"):
         lo, hi = m[name]["kappa_ci"]

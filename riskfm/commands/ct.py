@@ -10,13 +10,21 @@ from typing import Annotated
 
 import typer
 
+from riskfm.commands.common import handle_errors
+
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="CORA CCTA foundation model: downstream tasks and zero-shot abnormality maps.")
 
 
-def _fail(exc: Exception) -> None:
-    typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(code=2)
+def _check_checkpoint(checkpoint: Path | None) -> None:
+    """Fail before any CT is read when --checkpoint names no file (its content is checked on loading)."""
+    if checkpoint is None:
+        return
+    if not checkpoint.exists():
+        raise FileNotFoundError(f"{checkpoint}: checkpoint not found (--checkpoint); give the cora_pretrained.pt "
+                                "written by `riskfm pretrain-ct`, or omit --checkpoint to train from scratch")
+    if not checkpoint.is_file():
+        raise FileNotFoundError(f"{checkpoint}: is a folder (--checkpoint); give the cora_pretrained.pt file inside it")
 
 
 def _triple(text: str | None, name: str, cast=float):
@@ -40,6 +48,7 @@ SCRATCH_WIDTH = Annotated[int | None, typer.Option(help="width when training fro
 DENSE_PATCH = Annotated[str, typer.Option(help="training / sliding-window patch, one number or z,y,x")]
 
 
+@handle_errors
 def pretrain_ct(
     source: SOURCE,
     out: Annotated[Path, typer.Option(help="output folder")] = Path("cora_pretrain"),
@@ -64,23 +73,26 @@ def pretrain_ct(
     from riskfm.ct.pretrain import PretrainConfig, pretrain_cora
     from riskfm.ct.synthesis import SynthesisConfig
 
+    patch_size = _triple(patch, "patch", int)
+    cfg = PretrainConfig(width=width, patch_size=patch_size, spacing=_triple(spacing, "spacing"), steps=steps,
+                         batch_size=batch_size, lr=lr, num_workers=workers, accelerator=accelerator,
+                         devices=int(devices) if devices.isdigit() else devices, strategy=strategy,
+                         num_nodes=num_nodes, precision=precision, checkpoint_every=checkpoint_every, seed=seed,
+                         synthesis=SynthesisConfig(patch_size=patch_size, lesion_prob=lesion_prob))
+    every = max(1, steps // 20)
+
+    def progress(step: int, loss: float) -> None:
+        if step % every == 0 or step == steps:
+            typer.echo(f"step {step}/{steps}: loss {loss:.4f}")
+
+    from riskfm.errors import CheckpointError
+
     try:
-        patch_size = _triple(patch, "patch", int)
-        cfg = PretrainConfig(width=width, patch_size=patch_size, spacing=_triple(spacing, "spacing"), steps=steps,
-                             batch_size=batch_size, lr=lr, num_workers=workers, accelerator=accelerator,
-                             devices=int(devices) if devices.isdigit() else devices, strategy=strategy,
-                             num_nodes=num_nodes, precision=precision, checkpoint_every=checkpoint_every, seed=seed,
-                             synthesis=SynthesisConfig(patch_size=patch_size, lesion_prob=lesion_prob))
-        every = max(1, steps // 20)
-
-        def progress(step: int, loss: float) -> None:
-            if step % every == 0 or step == steps:
-                typer.echo(f"step {step}/{steps}: loss {loss:.4f}")
-
         res = pretrain_cora(source, out, cfg, resume=resume, progress=progress)
-    except (OSError, ValueError) as exc:
-        _fail(exc)
-        return
+    except CheckpointError as exc:
+        if resume and "last.ckpt" in str(exc):
+            raise CheckpointError(f"{exc}; delete it, or pass --no-resume, to start over") from exc
+        raise
     if res.history:
         first, last = res.loss_drop()
         typer.echo(f"loss {first:.4f} -> {last:.4f} (first vs last 20% of steps), {res.seconds:.0f} s")
@@ -92,6 +104,7 @@ def pretrain_ct(
 
 
 @app.command()
+@handle_errors
 def abnormality(
     ct: Annotated[Path, typer.Argument(help="CT (NIfTI file or DICOM folder)")],
     checkpoint: Annotated[Path, typer.Option(help="cora_pretrained.pt")],
@@ -105,12 +118,9 @@ def abnormality(
     from riskfm.ct import read_ct
     from riskfm.ct.pretrain import abnormality_map, load_pretrained
 
-    try:
-        vol = read_ct(ct)
-        prob = abnormality_map(load_pretrained(checkpoint), vol, overlap=overlap)
-    except (OSError, ValueError) as exc:
-        _fail(exc)
-        return
+    _check_checkpoint(checkpoint)
+    net = load_pretrained(checkpoint)  # a bad checkpoint fails before the CT is read
+    prob = abnormality_map(net, read_ct(ct), overlap=overlap)
     # riskfm arrays are [z, y, x] with an index->LPS affine; NIfTI stores [i, j, k] -> RAS.
     lps_to_ras = np.diag([-1.0, -1.0, 1.0, 1.0])
     affine = lps_to_ras @ prob.affine @ np.array([[0, 0, 1, 0], [0, 1, 0, 0], [1, 0, 0, 0], [0, 0, 0, 1]])
@@ -120,6 +130,7 @@ def abnormality(
 
 
 @app.command()
+@handle_errors
 def plaque(
     source: SOURCE,
     checkpoint: CHECKPOINT = None,
@@ -147,15 +158,12 @@ def plaque(
     """Plaque characterisation: calcified / non-calcified present, AUROC with bootstrap CIs."""
     from riskfm.recipes.cora_plaque import run_plaque_characterisation
 
-    try:
-        res = run_plaque_characterisation(source, out, checkpoint=checkpoint, width=width,
-                                          spacing=_triple(spacing, "spacing"), steps=steps, batch_size=batch_size,
-                                          lr=lr, encoder_lr=encoder_lr, freeze_encoder=freeze_encoder, pool=pool,
-                                          scales=scales, head_init=head_init,
-                                          test_fraction=test_fraction, seed=seed)
-    except (OSError, ValueError) as exc:
-        _fail(exc)
-        return
+    _check_checkpoint(checkpoint)
+    res = run_plaque_characterisation(source, out, checkpoint=checkpoint, width=width,
+                                      spacing=_triple(spacing, "spacing"), steps=steps, batch_size=batch_size,
+                                      lr=lr, encoder_lr=encoder_lr, freeze_encoder=freeze_encoder, pool=pool,
+                                      scales=scales, head_init=head_init,
+                                      test_fraction=test_fraction, seed=seed)
     for target, m in res["metrics"].items():
         typer.echo(f"{target}: AUROC {m['auroc']:.3f} ({m['auroc_ci'][0]:.3f}-{m['auroc_ci'][1]:.3f}), "
                    f"n {m['n']}, positives {m['n_pos']}")
@@ -172,6 +180,7 @@ def _dense_options(width, spacing, patch, steps, batch_size, lr, threshold, test
 
 
 @app.command()
+@handle_errors
 def stenosis(
     source: SOURCE,
     checkpoint: CHECKPOINT = None,
@@ -189,12 +198,9 @@ def stenosis(
     """Stenosis detection: heart-cropped segmentation, lesion-level precision / recall / F1."""
     from riskfm.recipes.cora_stenosis import run_stenosis_detection
 
-    try:
-        opts = _dense_options(width, spacing, patch, steps, batch_size, lr, threshold, test_fraction, seed)
-        res = run_stenosis_detection(source, out, checkpoint=checkpoint, options=opts)
-    except (OSError, ValueError) as exc:
-        _fail(exc)
-        return
+    _check_checkpoint(checkpoint)
+    opts = _dense_options(width, spacing, patch, steps, batch_size, lr, threshold, test_fraction, seed)
+    res = run_stenosis_detection(source, out, checkpoint=checkpoint, options=opts)
     m = res["metrics"]
     typer.echo(f"lesion level: precision {m['precision']:.3f}, recall {m['recall']:.3f}, F1 {m['f1']:.3f} "
                f"({m['detected']}/{m['n_ref']} lesions found, {m['tp_pred']}/{m['n_pred']} predictions true)")
@@ -202,6 +208,7 @@ def stenosis(
 
 
 @app.command()
+@handle_errors
 def segment(
     source: SOURCE,
     checkpoint: CHECKPOINT = None,
@@ -220,19 +227,20 @@ def segment(
     """Coronary artery segmentation (new decoder, Dice loss): Dice, clDice, mean surface distance."""
     from riskfm.recipes.cora_segmentation import run_artery_segmentation, run_data_efficiency
 
-    try:
-        opts = _dense_options(width, spacing, patch, steps, batch_size, lr, 0.5, test_fraction, seed)
-        kwargs = dict(checkpoint=checkpoint, options=opts)
-        if train_sizes:
-            sizes = [int(v) for v in train_sizes.split(",")]
-            res = run_data_efficiency(source, out, train_sizes=sizes, **kwargs)
-            typer.echo(res["table"].round(3).to_string(index=False))
-            typer.echo(f"wrote {res['paths']['table']}")
-            return
-        res = run_artery_segmentation(source, out, **kwargs)
-    except (OSError, ValueError) as exc:
-        _fail(exc)
+    _check_checkpoint(checkpoint)
+    opts = _dense_options(width, spacing, patch, steps, batch_size, lr, 0.5, test_fraction, seed)
+    kwargs = dict(checkpoint=checkpoint, options=opts)
+    if train_sizes:
+        try:
+            sizes = [int(v) for v in train_sizes.split(",") if v.strip()]
+        except ValueError:
+            raise typer.BadParameter(f"--train-sizes must be comma-separated integers like 50,100,200 "
+                                     f"(got {train_sizes!r})") from None
+        res = run_data_efficiency(source, out, train_sizes=sizes, **kwargs)
+        typer.echo(res["table"].round(3).to_string(index=False))
+        typer.echo(f"wrote {res['paths']['table']}")
         return
+    res = run_artery_segmentation(source, out, **kwargs)
     m = res["metrics"]
     typer.echo(f"Dice {m['dice_mean']:.3f}, clDice {m['cldice_mean']:.3f}, MSD {m['msd_mm_mean']:.2f} mm "
                f"({m['n_test']} test CTs)")

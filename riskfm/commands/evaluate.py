@@ -10,10 +10,13 @@ from typing import Annotated
 
 import typer
 
+from riskfm.commands.common import handle_errors
+
 app = typer.Typer(add_completion=False, help="Evaluate a predictions file.")
 
 
 @app.command()
+@handle_errors
 def evaluate(
     predictions: Annotated[Path, typer.Argument(help="predictions.csv (patient_id, split, target, y_true, y_prob"
                                                      "[, site, time_to_event_days, event])")],
@@ -31,21 +34,16 @@ def evaluate(
     """Metrics with CIs, calibration, risk groups, survival, decision curves, subgroups and report.html."""
     from riskfm.evaluate import EvaluationSpec, auroc_table
     from riskfm.evaluate import evaluate as run_evaluate
-    from riskfm.evaluate.run_metrics import PredictionsError
 
-    try:
-        s = EvaluationSpec.from_any(spec)
-        overrides = {k: v for k, v in {"n_boot": n_boot, "ci": ci, "seed": seed}.items() if v is not None}
-        if not figures:
-            overrides["figures"] = False
-        if overrides:
-            s = EvaluationSpec.from_any({**s.to_dict(), **overrides})
-        out_dir = out or predictions.parent
-        metrics = run_evaluate(predictions, out_dir, spec=s, train_split=train_split, val_split=val_split,
-                               covariates=covariates, title=f"riskfm evaluation: {predictions.name}")
-    except (PredictionsError, ValueError, FileNotFoundError) as exc:
-        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
-        raise typer.Exit(code=2) from exc
+    s = EvaluationSpec.from_any(spec)
+    overrides = {k: v for k, v in {"n_boot": n_boot, "ci": ci, "seed": seed}.items() if v is not None}
+    if not figures:
+        overrides["figures"] = False
+    if overrides:
+        s = EvaluationSpec.from_any({**s.to_dict(), **overrides})
+    out_dir = out or predictions.parent
+    metrics = run_evaluate(predictions, out_dir, spec=s, train_split=train_split, val_split=val_split,
+                           covariates=covariates, title=f"riskfm evaluation: {predictions.name}")
     table = auroc_table(metrics).reset_index()
     for _, r in table.iterrows():
         au = "n/a" if r["auroc"] != r["auroc"] else f"{r['auroc']:.3f} ({r['ci_low']:.3f}-{r['ci_high']:.3f})"

@@ -10,7 +10,10 @@ from typing import Annotated
 
 import typer
 
+from riskfm.commands.common import handle_errors, run_model_errors
 
+
+@handle_errors
 def explain(
     run_dir: Annotated[Path, typer.Argument(help="a finished run folder (model.pt, predictions.csv, config.yaml)")],
     patients: Annotated[list[str], typer.Option(
@@ -39,14 +42,11 @@ def explain(
     from riskfm.explain.run import explain_run
 
     ids = [p.strip() for item in patients for p in item.split(",") if p.strip()]
-    try:
+    with run_model_errors(run_dir):
         res = explain_run(run_dir, ids, out, target=target, manifest=manifest, ecg_method=ecg_method,
                           ct_method=ct_method, clinical_method=clinical_method,
                           cohort_splits=tuple(cohort_split) if cohort_split else ("test", "external"),
                           cohort_size=cohort_size, n_steps=n_steps, sanity=sanity, seed=seed, dpi=dpi)
-    except (ValueError, FileNotFoundError, RuntimeError, KeyError) as exc:
-        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
-        raise typer.Exit(code=2) from exc
     for problem in res.summary.get("problems", []):
         typer.secho(f"warning: {problem}", fg=typer.colors.YELLOW, err=True)
     typer.echo(f"{len(res.files)} files for target {res.summary['target']} -> {res.out_dir}")

@@ -6,12 +6,15 @@ reoriented so that the array axes point Superior, Posterior, Left (see :mod:`ris
 
 DICOM series are checked rather than trusted: the reader refuses, with an error naming the folder
 or files and the problem, folders that mix series, series with two images at one position
-(multi-phase CTA), missing slices or otherwise uneven slice steps, gantry tilt, and slices whose
-size or orientation disagree. Every such error is a :class:`CTReadError` (a ``ValueError``).
+(multi-phase CTA), missing slices or otherwise uneven slice steps, gantry tilt, slices whose
+size or orientation disagree, and slice files that cannot be read whole (zero-byte or truncated
+files, unparseable headers). Volumes with fewer than two slices along any axis are refused too.
+Every such error is a :class:`CTReadError` (a ``ValueError``).
 """
 
 from __future__ import annotations
 
+import re
 from collections import Counter, defaultdict
 from pathlib import Path
 
@@ -28,6 +31,7 @@ __all__ = [
     "InconsistentSliceError",
     "MixedSeriesError",
     "NonUniformSpacingError",
+    "UnreadableSliceError",
     "read_ct",
     "read_dicom_series",
     "read_nifti",
@@ -53,8 +57,29 @@ TILT_SHIFT_FRACTION = 0.1
 #: Direction cosines of two slices count as equal within this absolute tolerance.
 ORIENTATION_ATOL = 1e-4
 
+#: A volume needs at least this many slices along every array axis (one slice has no spacing).
+MIN_SLICES = 2
+
 _NIFTI_UNIT_TO_MM = {"mm": 1.0, "meter": 1000.0, "micron": 1e-3, "unknown": 1.0}
 _MAX_LISTED = 5
+
+# Which files of a DICOM folder claim to be slices (see read_dicom_series).
+#: Extensions that DICOM slice files carry; a non-DICOM or empty file with one is an unreadable slice.
+DICOM_EXTENSIONS = frozenset({".dcm", ".dicom", ".dic", ".dc3", ".ima"})
+#: Names (lower case) of the non-image files that DICOM media and viewers leave next to a series.
+STRAY_FILE_NAMES = frozenset(
+    {"dicomdir", "lockfile", "version", "readme", "thumbs.db", "desktop.ini", "icon\r"}
+)
+#: Transfer syntaxes whose compressed frames end with the JPEG EOI / JPEG 2000 EOC marker (FFD9):
+#: JPEG baseline, extended, lossless (two), JPEG-LS (two), JPEG 2000 (four), HTJ2K (three).
+_FFD9_TERMINATED = frozenset(
+    f"1.2.840.10008.1.2.4.{n}" for n in (50, 51, 57, 70, 80, 81, 90, 91, 92, 93, 201, 202, 203)
+)
+_RLE_LOSSLESS = "1.2.840.10008.1.2.5"
+_PIXEL_DATA_TAG_LE = b"\xe0\x7f\x10\x00"
+_ITEM_TAG_LE = b"\xfe\xff\x00\xe0"
+# Runs of digits joined by separators ("1.3.12.2.1107", "0001", "20221208_113428") in file names.
+_NUMBER_RUN = re.compile(r"\d+(?:[._-]\d+)*")
 
 
 # --------------------------------------------------------------------------------------- errors
@@ -106,6 +131,15 @@ class InconsistentSliceError(CTReadError):
     """Slices of one series disagree in size, pixel spacing or orientation, or lack geometry."""
 
 
+class UnreadableSliceError(CTReadError):
+    """A file that is, or claims to be, a slice of the series cannot be read whole.
+
+    Zero-byte files, files truncated before or inside their pixel data, and DICOM files whose
+    header cannot be parsed. ``path`` is the (first) unreadable file; the message names every
+    unreadable file in the folder (up to five) and why each is unreadable.
+    """
+
+
 # ---------------------------------------------------------------------------------- entry point
 def read_ct(path: str | Path) -> CTVolume:
     """Read a CT volume from a NIfTI file or a DICOM series folder.
@@ -129,7 +163,9 @@ def read_ct(path: str | Path) -> CTVolume:
     CTReadError
         Unsupported format, unreadable file, empty folder, non-finite values; subclasses
         :class:`MixedSeriesError`, :class:`DuplicateSliceError`, :class:`NonUniformSpacingError`,
-        :class:`GantryTiltError` and :class:`InconsistentSliceError` for DICOM series problems.
+        :class:`GantryTiltError`, :class:`InconsistentSliceError` and
+        :class:`UnreadableSliceError` for DICOM series problems. Volumes with fewer than 2 slices
+        along any axis are refused.
 
     Examples
     --------
@@ -176,8 +212,9 @@ def read_nifti(path: str | Path) -> CTVolume:
     Raises
     ------
     CTReadError
-        Unreadable file, not 3-D (a 4-D file with more than one volume), singular affine, zooms
-        that disagree with the affine, or non-finite voxel values.
+        Unreadable file, not 3-D (a 4-D file with more than one volume), fewer than 2 slices
+        along any axis, singular affine, zooms that disagree with the affine, or non-finite voxel
+        values.
     """
     import nibabel as nib
 
@@ -200,6 +237,13 @@ def read_nifti(path: str | Path) -> CTVolume:
     data = data.reshape(shape[:3])
     if data.size == 0:
         raise CTReadError(path, f"the NIfTI volume is empty (shape {shape[:3]})")
+    thin = [f"file axis {'ijk'[axis]}" for axis, n in enumerate(shape[:3]) if n < MIN_SLICES]
+    if thin:
+        raise CTReadError(
+            path,
+            f"{_too_few_slices(min(shape[:3]))} (NIfTI shape {shape[:3]}: {' and '.join(thin)} "
+            f"{'has' if len(thin) == 1 else 'have'} one slice); a single image is not a volume",
+        )
 
     spatial_unit = header.get_xyzt_units()[0]
     to_mm = _NIFTI_UNIT_TO_MM.get(spatial_unit, 1.0)
@@ -237,6 +281,10 @@ def read_nifti(path: str | Path) -> CTVolume:
     return volume
 
 
+def _too_few_slices(n: int) -> str:
+    return f"a CT volume needs at least {MIN_SLICES} slices; got {n}"
+
+
 def _finite_or_none(value) -> float | None:
     value = float(value)
     return value if np.isfinite(value) else None
@@ -246,10 +294,36 @@ def _finite_or_none(value) -> float | None:
 def read_dicom_series(folder: str | Path) -> CTVolume:
     """Read one CT series from a folder of single-frame DICOM files.
 
-    Every file directly in ``folder`` is read; files that are not DICOM are skipped and counted
-    (``meta["n_non_dicom_files"]``), and DICOM objects that are not axial CT images (other SOP
-    classes, localizer / scout images, objects without pixel data) are skipped and counted by
-    reason (``meta["skipped"]``). The remaining CT images must form exactly one series.
+    Every file directly in ``folder`` is read. Files that are not DICOM and are not slices (notes,
+    thumbnails, ``.DS_Store``) are skipped and counted (``meta["n_non_dicom_files"]``, names in
+    ``meta["non_dicom_files"]``), and DICOM objects that are not axial CT images (other SOP
+    classes such as a DICOMDIR, localizer / scout images) are skipped and counted by reason
+    (``meta["skipped"]``). The remaining CT images must form exactly one series.
+
+    A file that is, or claims to be, a slice but cannot be read whole is never skipped: the read
+    fails with :class:`UnreadableSliceError` naming the file and why, since a silently dropped
+    first or last slice shortens the volume and a dropped middle slice looks like a gap. Such a
+    file is
+
+    * a DICOM file (``DICM`` prefix at byte 128, or a preamble-less dataset that says it is CT)
+      that cannot be parsed, whose file meta header lacks its SOP class or transfer syntax, or
+      that is a CT image but whose pixel data is missing or incomplete: for uncompressed transfer
+      syntaxes the PixelData must hold Rows x Columns x SamplesPerPixel x BitsAllocated / 8
+      bytes; compressed (encapsulated) pixel data must end with its sequence delimiter, hold
+      well-formed fragments and, for JPEG-family syntaxes, end with the FFD9 end marker;
+    * a non-DICOM file (zero bytes, shorter than a DICOM header, or foreign content) that claims
+      to be a slice: it has a DICOM extension (``.dcm``, ``.dicom``, ``.dic``, ``.dc3``, ``.ima``),
+      or is named like the readable slices (the same name once runs of digits are ignored, e.g.
+      ``CT.1.3.12.2.1107...16599`` next to ``CT.1.3.12.2.1107...16573``, ``IM0021`` next to
+      ``IM0001``), or is an empty file without an extension (a numeric suffix such as ``.16599``
+      is not an extension).
+
+    Stray files are still skipped when unreadable: hidden files (names starting with ``.``, such
+    as ``.DS_Store`` and macOS ``._*`` files), the names in :data:`STRAY_FILE_NAMES` (DICOMDIR,
+    LOCKFILE, VERSION, README, Thumbs.db, desktop.ini), and non-DICOM files with another
+    extension (``.txt``, ``.json``, ``.jpg``, ...) or a different name pattern. Truncated DICOM
+    objects that are not CT images (a DICOMDIR, a secondary capture) are skipped as non-CT
+    objects. Files are checked on their bytes and headers only: no pixel data is decoded twice.
 
     Slices are ordered by their ImagePositionPatient projected on the slice normal (the cross
     product of the ImageOrientationPatient row and column cosines), never by InstanceNumber or
@@ -257,6 +331,7 @@ def read_dicom_series(folder: str | Path) -> CTVolume:
     which may be larger for overlapping reconstructions); y / x spacing is PixelSpacing (row, col).
     Stored values go through each slice's RescaleSlope / RescaleIntercept; stored values equal to
     PixelPaddingValue (or within PixelPaddingValue..PixelPaddingRangeLimit) become air, -1024 HU.
+    A series needs at least 2 slices.
 
     Parameters
     ----------
@@ -270,7 +345,7 @@ def read_dicom_series(folder: str | Path) -> CTVolume:
         ``study_uid``, ``series_description``, ``manufacturer``, ``n_slices``, ``files`` (in slice
         order), ``slice_thickness_mm``, ``rescale_slope``, ``rescale_intercept``,
         ``pixel_padding_value``, ``n_padding_voxels``, ``source_orientation``, ``orientation``,
-        ``n_non_dicom_files``, ``skipped``.
+        ``n_non_dicom_files``, ``non_dicom_files``, ``skipped``.
 
     Raises
     ------
@@ -293,21 +368,34 @@ def read_dicom_series(folder: str | Path) -> CTVolume:
         raise CTReadError(folder, f"the folder holds no files{detail}")
 
     slices: list[tuple[Path, object]] = []
-    n_non_dicom = 0
+    unreadable: list[tuple[Path, str]] = []
+    not_dicom: list[tuple[Path, str]] = []  # (file, why it would be unreadable if it were a slice)
     skipped: Counter[str] = Counter()
     for file in files:
-        dataset = _read_dicom_file(file)
-        if dataset is None:
-            n_non_dicom += 1
-            continue
-        reason = _not_ct_slice_reason(dataset)
-        if reason:
-            skipped[reason] += 1
-            continue
-        slices.append((file, dataset))
+        kind, payload = _scan_file(file)
+        if kind == "slice":
+            slices.append((file, payload))
+        elif kind == "skip":
+            skipped[payload] += 1
+        elif kind == "not_dicom":
+            not_dicom.append((file, payload))
+        elif _is_stray_name(file.name):  # an unreadable DICOMDIR or hidden file is not a slice
+            skipped["unreadable hidden or DICOMDIR-like files"] += 1
+        else:
+            unreadable.append((file, payload))
+
+    slice_patterns = {_name_pattern(file.name) for file, _ in slices}
+    non_dicom_files = []
+    for file, why in not_dicom:
+        if _claims_to_be_slice(file, slice_patterns):
+            unreadable.append((file, why))
+        else:
+            non_dicom_files.append(file.name)
+    if unreadable:
+        _raise_unreadable(folder, sorted(unreadable), len(slices))
 
     if not slices:
-        found = [f"{n_non_dicom} non-DICOM files"] + [
+        found = [f"{len(non_dicom_files)} non-DICOM files"] + [
             f"{n} {reason}" for reason, n in sorted(skipped.items())
         ]
         nifti = [f.name for f in files if f.name.lower().endswith((".nii", ".nii.gz"))]
@@ -319,7 +407,8 @@ def read_dicom_series(folder: str | Path) -> CTVolume:
     series = _single_series(folder, slices)
     volume = _assemble_series(folder, series)
     volume.meta.update(
-        n_non_dicom_files=n_non_dicom,
+        n_non_dicom_files=len(non_dicom_files),
+        non_dicom_files=non_dicom_files,
         skipped=dict(skipped),
         n_subfolders_ignored=n_subfolders,
     )
@@ -343,27 +432,227 @@ def _sniff_dicom(path: Path) -> str | None:
     return None
 
 
-def _read_dicom_file(path: Path):
-    """The pydicom dataset of ``path``, or None if the file is not DICOM."""
+def _scan_file(path: Path) -> tuple[str, object]:
+    """Classify one file of a series folder.
+
+    Returns ``("slice", dataset)`` for a complete CT image to stack, ``("skip", reason)`` for a
+    DICOM object that is not one, ``("unreadable", why)`` for a DICOM file that cannot be read
+    whole, and ``("not_dicom", why)`` for a file without DICOM content (``why`` says what would be
+    wrong with it if it were meant as a slice; the caller decides from its name).
+    """
     import pydicom
 
     kind = _sniff_dicom(path)
     if kind is None:
-        return None
+        return "not_dicom", _not_dicom_why(path)
     if kind == "raw":
         try:
             dataset = pydicom.dcmread(path, force=True)
-        except Exception:  # a forced parse of a foreign file can fail in many ways: not DICOM
-            return None
-        return dataset if "PixelData" in dataset and "ImagePositionPatient" in dataset else None
+        except Exception as exc:  # a forced parse of a foreign file can fail in many ways
+            return "not_dicom", f"cannot be parsed as a DICOM dataset without preamble: {exc}"
+        if "PixelData" not in dataset and not _looks_like_ct(dataset):
+            return "not_dicom", "a DICOM-like dataset without preamble, pixel data or CT modality"
+        if "PixelData" in dataset and "ImagePositionPatient" not in dataset:
+            return "not_dicom", "a DICOM-like dataset without preamble or ImagePositionPatient"
+    else:
+        try:
+            dataset = pydicom.dcmread(path)
+        except Exception as exc:  # a file that claims to be DICOM but is broken must not vanish quietly
+            return "unreadable", f"parse error: the DICOM file cannot be parsed ({type(exc).__name__}: {exc})"
+        missing = [
+            keyword
+            for keyword in ("MediaStorageSOPClassUID", "TransferSyntaxUID")
+            if not _file_meta(dataset, keyword)
+        ]
+        if missing:
+            return "unreadable", (
+                f"truncated or damaged: its file meta header lacks {' and '.join(missing)} "
+                f"(the file has {_size(path)} bytes)"
+            )
+    reason = _not_ct_slice_reason(dataset)
+    if reason:
+        return "skip", reason
+    why = _incomplete_pixel_data(path, dataset)
+    if why:
+        return "unreadable", why
+    return "slice", dataset
+
+
+def _looks_like_ct(dataset) -> bool:
+    sop_class = str(dataset.get("SOPClassUID") or _file_meta(dataset, "MediaStorageSOPClassUID") or "")
+    return sop_class == CT_IMAGE_STORAGE or str(dataset.get("Modality", "")).upper() == "CT"
+
+
+def _size(path: Path) -> int:
     try:
-        return pydicom.dcmread(path)
-    except Exception as exc:  # a file that claims to be DICOM but is broken must not vanish quietly
-        raise CTReadError(path, f"DICOM file cannot be parsed: {exc}") from exc
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _not_dicom_why(path: Path) -> str:
+    size = _size(path)
+    if size == 0:
+        return "zero bytes (an empty file)"
+    if size < 132:
+        return (
+            f"truncated: {size} bytes, too short for a DICOM header (the 'DICM' prefix sits at bytes 128-131)"
+        )
+    return f"not DICOM: {size} bytes without the 'DICM' prefix at byte 128 or DICOM tags at its start"
+
+
+def _is_stray_name(name: str) -> bool:
+    """Hidden files and the files DICOM media / viewers leave next to a series (DICOMDIR, ...)."""
+    return name.startswith(".") or name.lower() in STRAY_FILE_NAMES
+
+
+def _extension(name: str) -> str:
+    """The lower-case extension of ``name``; a numeric suffix (``CT.1.2.840.5``) is none."""
+    suffix = Path(name).suffix.lower()
+    return suffix if re.search(r"[a-z]", suffix) else ""
+
+
+def _name_pattern(name: str) -> str:
+    """``name`` with every run of digits (and the dots between them) replaced by '#'."""
+    return _NUMBER_RUN.sub("#", name.lower())
+
+
+def _claims_to_be_slice(file: Path, slice_patterns: set[str]) -> bool:
+    """Whether a file without DICOM content is meant as a slice (see read_dicom_series)."""
+    name = file.name
+    if _is_stray_name(name):
+        return False
+    extension = _extension(name)
+    if extension in DICOM_EXTENSIONS or _name_pattern(name) in slice_patterns:
+        return True
+    return not extension and _size(file) == 0
+
+
+def _raise_unreadable(folder: Path, unreadable: list[tuple[Path, str]], n_readable: int) -> None:
+    first, why = unreadable[0]
+    others = ""
+    if len(unreadable) > 1:
+        listed = "; ".join(f"{f.name}: {w}" for f, w in unreadable[1 : 1 + _MAX_LISTED])
+        more = f"; and {len(unreadable) - 1 - _MAX_LISTED} more" if len(unreadable) > 1 + _MAX_LISTED else ""
+        others = f". {len(unreadable) - 1} more unreadable files in {folder}: {listed}{more}"
+    raise UnreadableSliceError(
+        first,
+        f"unreadable DICOM slice file: {why}{others}. Skipping it would silently drop a slice "
+        f"({n_readable} other slice files are readable); copy or export the series again",
+    )
+
+
+def _incomplete_pixel_data(path: Path, dataset) -> str | None:
+    """Why a CT image's pixel data is missing or incomplete, or None if it is whole.
+
+    Only lengths and item headers are looked at; the pixels are decoded once, later.
+    """
+    if "PixelData" not in dataset:
+        return _missing_pixel_data_why(path, dataset)
+    pixel_data = dataset.PixelData
+    if not isinstance(pixel_data, bytes | bytearray):
+        return None  # deferred or unusual value: the decoder will tell
+    syntax = _file_meta(dataset, "TransferSyntaxUID")
+    encapsulated = bool(getattr(syntax, "is_encapsulated", False)) if syntax else False
+    if not encapsulated:
+        needed = _native_pixel_bytes(dataset)
+        if needed is not None and len(pixel_data) < needed[0]:
+            return f"truncated: its pixel data holds {len(pixel_data)} bytes, {needed[1]} needs {needed[0]}"
+        return None
+    return _encapsulated_problem(pixel_data, str(syntax), getattr(syntax, "name", str(syntax)))
+
+
+def _native_pixel_bytes(dataset) -> tuple[int, str] | None:
+    """(bytes one uncompressed frame needs, how that was computed), or None if unknown."""
+    try:
+        rows, cols = int(dataset.Rows), int(dataset.Columns)
+        bits = int(dataset.BitsAllocated)
+        samples = int(dataset.get("SamplesPerPixel", 1) or 1)
+    except (AttributeError, TypeError, ValueError):
+        return None
+    needed = (rows * cols * samples * bits + 7) // 8
+    formula = (
+        f"Rows x Columns x SamplesPerPixel x BitsAllocated / 8 = {rows} x {cols} x {samples} x {bits} / 8"
+    )
+    return needed, formula
+
+
+def _encapsulated_problem(pixel_data: bytes, syntax: str, syntax_name: str) -> str | None:
+    """Why encapsulated (compressed) pixel data is incomplete, or None: item headers and end marker."""
+    fragments: list[bytes] = []
+    offset, size = 0, len(pixel_data)
+    while offset < size:
+        if offset + 8 > size or pixel_data[offset : offset + 4] != _ITEM_TAG_LE:
+            return f"truncated or damaged {syntax_name} pixel data: no item header at byte {offset} of {size}"
+        length = int.from_bytes(pixel_data[offset + 4 : offset + 8], "little")
+        end = offset + 8 + length
+        if end > size:
+            return (
+                f"truncated: a {syntax_name} pixel data fragment declares {length} bytes but only "
+                f"{size - offset - 8} are present"
+            )
+        fragments.append(pixel_data[offset + 8 : end])
+        offset = end
+    frames = fragments[1:]  # the first item is the basic offset table
+    if not any(frames):
+        return f"truncated: its {syntax_name} pixel data holds no compressed frame data"
+    if syntax in _FFD9_TERMINATED:
+        last = next(f for f in reversed(frames) if f)
+        # Allow zero padding and a few stray bytes after the end marker.
+        if b"\xff\xd9" not in last[-64:].rstrip(b"\x00")[-8:]:
+            return (
+                f"truncated: its {syntax_name} codestream ({sum(map(len, frames))} bytes) lacks the "
+                f"FFD9 end marker"
+            )
+    elif syntax == _RLE_LOSSLESS:
+        first = frames[0]
+        if len(first) < 64:
+            return f"truncated: its RLE frame ({len(first)} bytes) is shorter than the 64-byte RLE header"
+        header = np.frombuffer(first[:64], dtype="<u4")
+        n_segments = int(header[0])
+        if not 1 <= n_segments <= 15 or any(int(o) >= len(first) for o in header[1 : 1 + n_segments]):
+            return (
+                f"truncated or damaged: its RLE header lists {n_segments} segments at offsets "
+                f"{header[1 : 1 + min(n_segments, 15)].tolist()} in a {len(first)}-byte frame"
+            )
+    return None
+
+
+def _missing_pixel_data_why(path: Path, dataset) -> str:
+    """Describe where a CT image without a complete PixelData element ends (reads the file once)."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        return f"no pixel data, and the file cannot be read again: {exc}"
+    size = len(data)
+    at = data.find(_PIXEL_DATA_TAG_LE, 132 if data[128:132] == b"DICM" else 0)
+    if at < 0:
+        return f"truncated: the file ({size} bytes) ends before its pixel data element"
+    explicit = data[at + 4 : at + 6] in (b"OB", b"OW", b"OD", b"OF", b"OL", b"OV", b"UN")
+    header = 12 if explicit else 8
+    length_bytes = data[at + header - 4 : at + header]
+    present = max(0, size - at - header)
+    if len(length_bytes) < 4:
+        return f"truncated: the file ({size} bytes) ends inside the header of its pixel data element"
+    length = int.from_bytes(length_bytes, "little")
+    if length == 0xFFFFFFFF:
+        syntax = _file_meta(dataset, "TransferSyntaxUID")
+        name = getattr(syntax, "name", syntax) or "compressed"
+        return (
+            f"truncated: the file ({size} bytes) ends inside its encapsulated {name} pixel data "
+            f"after {present} bytes, before the end-of-sequence delimiter"
+        )
+    needed = _native_pixel_bytes(dataset)
+    formula = f"; {needed[1]} needs {needed[0]}" if needed else ""
+    return f"truncated: its pixel data holds {present} bytes, its header declares {length}{formula}"
 
 
 def _not_ct_slice_reason(dataset) -> str | None:
-    """Why ``dataset`` is not a single-frame axial CT image to stack, or None if it is one."""
+    """Why ``dataset`` is not a single-frame axial CT image to stack, or None if it is one.
+
+    A CT image without pixel data is not skipped here: it is a truncated slice (see
+    :func:`_incomplete_pixel_data`).
+    """
     # Anonymisers sometimes blank SOPClassUID; the file meta header still says what the object is.
     sop_class = dataset.get("SOPClassUID") or _file_meta(dataset, "MediaStorageSOPClassUID") or ""
     if str(sop_class) == ENHANCED_CT_IMAGE_STORAGE or int(dataset.get("NumberOfFrames", 1) or 1) > 1:
@@ -372,8 +661,6 @@ def _not_ct_slice_reason(dataset) -> str | None:
         return f"non-CT objects ({getattr(sop_class, 'name', sop_class)})"
     if not sop_class and str(dataset.get("Modality", "")).upper() != "CT":
         return "objects that are neither CT Image Storage nor modality CT"
-    if "PixelData" not in dataset:
-        return "CT objects without pixel data"
     image_type = [str(v).upper() for v in (dataset.get("ImageType") or [])]
     if "LOCALIZER" in image_type:
         return "localizer (scout) images"
@@ -442,6 +729,12 @@ def _files(paths, limit: int = _MAX_LISTED) -> str:
 
 def _assemble_series(folder: Path, series: list[tuple[Path, object]]) -> CTVolume:
     files = [file for file, _ in series]
+    if len(series) < MIN_SLICES:
+        raise CTReadError(
+            folder,
+            f"{_too_few_slices(len(series))} ({_files(files)}); the slice spacing of a volume "
+            f"cannot be measured from one image",
+        )
     geometry = [_geometry(file, dataset) for file, dataset in series]
     positions = np.stack([g[0] for g in geometry])
 
@@ -476,11 +769,6 @@ def _assemble_series(folder: Path, series: list[tuple[Path, object]]) -> CTVolum
             f"ImageOrientationPatient row and column cosines are not orthogonal: {reference[1].tolist()}",
         )
     normal = np.cross(row_cosine, col_cosine)
-
-    if len(series) < 2:
-        raise CTReadError(
-            folder, f"only one CT slice ({files[0].name}); the slice spacing of a volume cannot be measured"
-        )
 
     # Order along the slice normal: InstanceNumber and SliceLocation are not reliable.
     along_normal = positions @ normal

@@ -20,6 +20,7 @@ import torch
 from riskfm.clinical.text import serialise_clinical
 from riskfm.ct.augment import CTAugment
 from riskfm.ct.io import read_ct
+from riskfm.ct.plausibility import CTPlausibility, check_ct_plausibility
 from riskfm.ct.preprocess import crop_or_pad, resample_to_spacing, window_channels
 from riskfm.ct.spec import CTInputSpec
 from riskfm.data.cohort import Cohort
@@ -28,6 +29,7 @@ from riskfm.data.sample import Sample
 from riskfm.ecg.augment import ECGAugment
 from riskfm.ecg.beats import BeatDetectionError, median_beat
 from riskfm.ecg.io import read_ecg
+from riskfm.ecg.plausibility import ECGPlausibility, check_ecg_plausibility, drop_leads
 from riskfm.ecg.preprocess import prepare_ecg
 from riskfm.ecg.spec import ECGInputSpec
 
@@ -42,8 +44,10 @@ class PreparedCohort:
         ecg: patient -> (float16 ``[leads, T]``, bool ``[leads]`` lead mask).
         ct_hu: patient -> int16 ``[Z, Y, X]`` HU on the encoder grid (windows are applied per item,
             which keeps the cache at one channel instead of four).
-        failures: one dict per unreadable file (``patient_id``, ``reason``); the caller excludes
-            those patients with ``Cohort.exclude`` so nothing is dropped silently.
+        failures: one dict per unreadable or implausible file (``patient_id``, ``reason``); the
+            caller excludes those patients with ``Cohort.exclude`` so nothing is dropped silently.
+        notes: one dict per file kept with a repair (``patient_id``, ``note``), e.g. flat leads
+            masked absent; the caller records them with ``Cohort.note``.
     """
 
     ecg_spec: ECGInputSpec | None = None
@@ -51,10 +55,26 @@ class PreparedCohort:
     ecg: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     ct_hu: dict[str, np.ndarray] = field(default_factory=dict)
     failures: list[dict] = field(default_factory=list)
+    notes: list[dict] = field(default_factory=list)
 
 
-def _prepare_ecg_file(path: str, spec: ECGInputSpec, quality: bool = False) -> tuple[np.ndarray, np.ndarray]:
+class Implausible(ValueError):
+    """A file that reads but fails a plausibility check; its message is the exclusion reason."""
+
+
+def _prepare_ecg_file(path: str, spec: ECGInputSpec, quality: bool = False,
+                      checks: ECGPlausibility | None = None) -> tuple[tuple[np.ndarray, np.ndarray], str | None]:
+    """((x, lead mask), note) for one ECG file; note says which flat leads were masked absent."""
     ecg = read_ecg(path)
+    note = None
+    checks = checks or ECGPlausibility()
+    if checks.enabled:
+        verdict = check_ecg_plausibility(ecg, spec.seconds, checks)
+        if verdict.exclude_reason:
+            raise Implausible(verdict.exclude_reason)
+        if verdict.flat_leads and checks.mask_flat_leads:
+            ecg = drop_leads(ecg, verdict.flat_leads)
+            note = f"ecg flat leads masked absent: {', '.join(verdict.flat_leads)}"
     if quality:
         from riskfm.ecg.quality import ecg_quality
 
@@ -71,11 +91,14 @@ def _prepare_ecg_file(path: str, spec: ECGInputSpec, quality: bool = False) -> t
         raise ValueError(f"unknown ECG representation {spec.representation!r}; use 'raw' or 'median_beat'")
     if not np.isfinite(x).all():
         raise ValueError(f"{path}: non-finite values after preprocessing")
-    return x.astype(np.float16), mask
+    return (x.astype(np.float16), mask), note
 
 
-def _prepare_ct_file(path: str, spec: CTInputSpec) -> np.ndarray:
+def _prepare_ct_file(path: str, spec: CTInputSpec, checks: CTPlausibility | None = None) -> np.ndarray:
     vol = read_ct(path)
+    reasons = check_ct_plausibility(vol, checks or CTPlausibility())
+    if reasons:
+        raise Implausible("; ".join(reasons))
     if tuple(np.round(vol.spacing, 4)) != tuple(np.round(spec.spacing, 4)):
         vol = resample_to_spacing(vol, spec.spacing)
     hu = crop_or_pad(vol.array, spec.shape, fill=-1024.0)
@@ -91,6 +114,8 @@ def prepare_cohort(
     progress: bool = False,
     ecg_store: Any = None,
     ecg_quality: bool = False,
+    ecg_checks: ECGPlausibility | None = None,
+    ct_checks: CTPlausibility | None = None,
 ) -> PreparedCohort:
     """Read and prepare every ECG (for ``ecg_spec``) and CT (for ``ct_spec``) of the cohort once.
 
@@ -102,6 +127,11 @@ def prepare_cohort(
     sample is drawn. ECGs absent from the store, or that failed when it was built, are failures.
     ``ecg_quality=True`` also excludes records failing :func:`riskfm.ecg.quality.ecg_quality`
     (reason ``"ecg quality: ..."``, so the cohort report counts them).
+
+    ``ecg_checks`` / ``ct_checks`` are the plausibility checks (on by default, see
+    docs/data-quality.md): an implausible file excludes its patient with the check's reason
+    (``"ecg implausible: units: ..."``); flat ECG leads are masked absent and noted. The ECG store
+    applies no plausibility checks (it serves prepared windows): build it from checked files.
     """
     prepared = PreparedCohort(ecg_spec=ecg_spec, ct_spec=ct_spec)
     jobs: list[tuple[str, str, str]] = []
@@ -135,12 +165,15 @@ def prepare_cohort(
         kind, pid, path = job
         try:
             if kind == "ecg":
-                return kind, pid, _prepare_ecg_file(path, ecg_spec, ecg_quality), None
-            return kind, pid, _prepare_ct_file(path, ct_spec), None
+                value, note = _prepare_ecg_file(path, ecg_spec, ecg_quality, ecg_checks)
+                return kind, pid, value, None, note
+            return kind, pid, _prepare_ct_file(path, ct_spec, ct_checks), None, None
+        except Implausible as exc:
+            return kind, pid, None, f"{exc} ({path})", None
         except Exception as exc:  # noqa: BLE001 - every reader error becomes a counted exclusion
             if kind == "ecg" and "poor signal quality" in str(exc):
-                return kind, pid, None, f"ecg quality: {exc}"
-            return kind, pid, None, f"{kind} unreadable: {exc}"
+                return kind, pid, None, f"ecg quality: {exc}", None
+            return kind, pid, None, f"{kind} unreadable: {exc}", None
 
     workers = n_workers or min(8, os.cpu_count() or 1)
     iterator = ThreadPoolExecutor(workers).map(run, jobs) if workers > 1 else map(run, jobs)
@@ -148,7 +181,9 @@ def prepare_cohort(
         from tqdm.auto import tqdm
 
         iterator = tqdm(iterator, total=len(jobs), desc="reading ECG/CT", leave=False)
-    for kind, pid, value, err in iterator:
+    for kind, pid, value, err, note in iterator:
+        if note is not None:
+            prepared.notes.append({"patient_id": pid, "note": note})
         if err is not None:
             prepared.failures.append({"patient_id": pid, "reason": err})
         elif kind == "ecg":
@@ -186,12 +221,14 @@ class RiskDataset(torch.utils.data.Dataset):
             raise ValueError("clinical='tabular' needs a fitted TabularPreprocessor in `tabular`")
         self.cohort = cohort
         self.prepared = prepared
-        # Training-set augmentation (device gain/noise); a per-item generator seeded by (seed, epoch
-        # draw) keeps runs reproducible with any number of DataLoader workers.
+        # Training-set augmentation (device gain/noise). Each item's generator is seeded by
+        # (seed, epoch, index): the same draw with any number of DataLoader workers, and a resumed
+        # run (which sets the epoch) draws exactly what an uninterrupted one would.
         self.augment = augment
         self.ecg_augment = ECGAugment()
         self.ct_augment = CTAugment()
-        self._rng = np.random.default_rng(seed)
+        self.seed = int(seed)
+        self.epoch = 0
         self.clinical_mode = clinical
         df = cohort.df
         self.patient_ids = df["patient_id"].tolist()
@@ -208,11 +245,15 @@ class RiskDataset(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.patient_ids)
 
+    def set_epoch(self, epoch: int) -> None:
+        """Select the augmentation draws of ``epoch`` (the training loop calls this each epoch)."""
+        self.epoch = int(epoch)
+
     def __getitem__(self, i: int) -> Sample:
         pid = self.patient_ids[i]
         ecg = self.prepared.ecg.get(pid)
         hu = self.prepared.ct_hu.get(pid)
-        rng = np.random.default_rng(self._rng.integers(2**63)) if self.augment else None
+        rng = np.random.default_rng([self.seed, self.epoch, int(i)]) if self.augment else None
         ct = None
         if hu is not None:
             hu = hu.astype(np.float32)

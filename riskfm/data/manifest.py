@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -20,8 +21,12 @@ class ManifestError(ValueError):
     """A manifest that cannot be used as it is; the message names the file, row and column."""
 
 
-def read_manifest_table(path: str | os.PathLike) -> pd.DataFrame:
-    """Read a CSV or Parquet manifest as strings-preserving DataFrame (patient ids stay text)."""
+def read_manifest_table(path: str | os.PathLike, na_values: Sequence[str] = ()) -> pd.DataFrame:
+    """Read a CSV or Parquet manifest as strings-preserving DataFrame (patient ids stay text).
+
+    Cells are missing when empty or one of pandas' usual spellings (``NA``, ``N/A``, ``nan``,
+    ``NULL``, ...) or one of ``na_values`` (e.g. ``"?"``, ``"unknown"``).
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"manifest not found: {path}")
@@ -29,10 +34,12 @@ def read_manifest_table(path: str | os.PathLike) -> pd.DataFrame:
     try:
         if suffix in (".parquet", ".pq"):
             df = pd.read_parquet(path)
+            if na_values:
+                df = df.replace(list(na_values), np.nan)
         elif suffix in (".csv", ".txt", ".tsv"):
             df = pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",",
                              dtype={"patient_id": str, "site": str, "ecg_path": str, "ct_path": str},
-                             keep_default_na=True)
+                             keep_default_na=True, na_values=list(na_values) or None)
         else:
             raise ManifestError(f"{path}: unknown manifest format {suffix!r}; use .csv, .tsv or .parquet")
     except (pd.errors.ParserError, UnicodeDecodeError, OSError) as exc:

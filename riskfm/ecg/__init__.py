@@ -13,6 +13,7 @@ Encoders (``riskfm.encoders.create_encoder``): ``ecgfounder-12lead``, ``ecgfound
 from riskfm.ecg import registry as _registry  # noqa: F401 - registers the foundation-model encoders
 from riskfm.ecg.io import ECGReadError, read_ecg
 from riskfm.ecg.leads import UnknownLeadError, canonical_lead_name
+from riskfm.ecg.plausibility import ECGPlausibility, check_ecg_plausibility
 from riskfm.ecg.preprocess import aggregate_windows, ecg_windows, prepare_ecg
 from riskfm.ecg.quality import QualityReport, QualityThresholds, ecg_quality
 from riskfm.ecg.record import ECG
@@ -21,6 +22,7 @@ from riskfm.ecg.spec import STANDARD_LEADS, ECGInputSpec
 __all__ = [
     "ECG",
     "ECGInputSpec",
+    "ECGPlausibility",
     "ECGReadError",
     "QualityReport",
     "QualityThresholds",
@@ -28,6 +30,7 @@ __all__ = [
     "UnknownLeadError",
     "aggregate_windows",
     "canonical_lead_name",
+    "check_ecg_plausibility",
     "ecg_quality",
     "ecg_windows",
     "prepare_ecg",

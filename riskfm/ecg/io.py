@@ -26,7 +26,16 @@ Errors
 Every failure raises a subclass of :class:`ECGReadError` (a ``ValueError``) whose message starts
 with the path and says what is wrong; a missing file raises :class:`ECGFileNotFoundError`, which
 is also a ``FileNotFoundError``. Nothing is silently repaired: NaN/inf samples, duplicate leads
-and unknown units are errors, not guesses.
+and unknown units are errors, not guesses. A signal file shorter than its header declares (WFDB
+fixed-width formats 8, 16, 24, 32, 61, 80, 160, 212, 310, 311; DICOM ``WaveformData``) raises
+:class:`TruncatedSignalError` naming the file and both sample counts, before any decoding; a file
+longer than declared is read to the declared length.
+
+Checking a manifest
+-------------------
+:func:`ecg_source_problem` applies the path rules of :func:`read_ecg` (same code) with file-system
+metadata only and returns why a path names no file, or None: cheap enough for every row of a large
+manifest.
 """
 
 from __future__ import annotations
@@ -53,7 +62,9 @@ __all__ = [
     "DuplicateLeadError",
     "NoRecognisedLeadsError",
     "EmptySignalError",
+    "TruncatedSignalError",
     "read_ecg",
+    "ecg_source_problem",
     "millivolts_per_unit",
 ]
 
@@ -114,6 +125,35 @@ class EmptySignalError(ECGReadError):
     """The record holds zero samples."""
 
 
+class TruncatedSignalError(ECGReadError):
+    """The stored samples are fewer than the header declares (a file cut short in a copy or download).
+
+    Raised for a WFDB signal file shorter than its header's ``sig_len`` and for DICOM
+    ``WaveformData`` shorter than ``NumberOfWaveformSamples``.
+
+    Attributes
+    ----------
+    signal_file : str
+        The WFDB signal file as the header names it (``"s0010_re.dat"``), or the DICOM waveform
+        group (``"waveform group 0 (RHYTHM)"``).
+    samples_in_file, samples_in_header : int
+        Samples per channel the data holds, and the number the header declares.
+    """
+
+    def __init__(self, path: str | os.PathLike, signal_file: str, samples_in_file: int,
+                 samples_in_header: int, file_bytes: int, *, declared_by: str = "the header",
+                 empty: str = "the file is empty") -> None:
+        self.signal_file = signal_file
+        self.samples_in_file = samples_in_file
+        self.samples_in_header = samples_in_header
+        hint = empty if file_bytes == 0 else "file truncated?"
+        what = signal_file if signal_file.startswith("waveform group") else f"signal file {signal_file}"
+        super().__init__(
+            path, f"{what} holds {samples_in_file:,} samples per channel but {declared_by} "
+                  f"says {samples_in_header:,} ({hint})"
+        )
+
+
 # --------------------------------------------------------------------------------------------
 # Units and channel selection (format independent)
 # --------------------------------------------------------------------------------------------
@@ -154,6 +194,12 @@ class _Selection:
     indices: list[int]
     names: list[str]
     dropped: list[int] = field(default_factory=list)
+
+
+def _describe(exc: BaseException) -> str:
+    """``"TypeName: message"`` of a third-party exception (its bare message is often cryptic or empty)."""
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _select_channels(names: Sequence[str], mode: str, path: str | os.PathLike) -> _Selection:
@@ -314,24 +360,62 @@ def _is_dicom(path: Path) -> bool:
     return len(head) == 132 and head[128:132] == b"DICM"
 
 
-def _detect_format(path: Path) -> tuple[str, Path]:
-    """Return ``("wfdb", record_path_without_extension)`` or ``("dicom", file_path)``."""
+@dataclass(frozen=True)
+class _Source:
+    """Where :func:`read_ecg` finds an ECG, decided from the path and file-system metadata only.
+
+    ``kind`` is ``"wfdb"`` (``path`` = the record without extension, its ``.hea`` exists),
+    ``"dicom"`` (a ``.dcm`` file), ``"hdf5"`` (``path`` = the HDF5 file, ``key`` = the exam id) or
+    ``"file"`` (an existing file whose format is recognised from its first bytes).
+    """
+
+    kind: str
+    path: Path
+    key: str | None = None
+
+
+def _locate(path: str | os.PathLike) -> _Source:
+    """Resolve a :func:`read_ecg` path to the file(s) it names, without opening any file.
+
+    This is the single place where the path rules live: :func:`read_ecg` (through
+    :func:`_detect_format`) and :func:`ecg_source_problem` both call it, so the cheap existence
+    check of a manifest and the reader can never disagree about which file a path means.
+
+    Raises
+    ------
+    ECGFileNotFoundError
+        Nothing to read at ``path`` (message says what was looked for).
+    ECGFormatError
+        ``path`` is a directory, or an HDF5 file without ``::<exam_id>``.
+    """
+    from riskfm.ecg.hdf5 import split_hdf5_address
+
+    address = split_hdf5_address(path)
+    if address is not None:
+        file, key = address
+        if not file.is_file():
+            raise ECGFileNotFoundError(f"{file}::{key}", "HDF5 file not found")
+        if not key.strip():
+            raise ECGFormatError(f"{file}::{key}", "no exam id after '::' (expected '<file>.hdf5::<exam_id>')")
+        return _Source("hdf5", file, key)
+
+    path = Path(os.fspath(path)).expanduser()
     suffix = path.suffix.lower()
     if suffix == ".hea":
         if not path.is_file():
             raise ECGFileNotFoundError(path, "WFDB header file not found")
-        return "wfdb", path.with_suffix("")
+        return _Source("wfdb", path.with_suffix(""))
     if suffix == ".dcm":
         if not path.is_file():
             raise ECGFileNotFoundError(path, "DICOM file not found")
-        return "dicom", path
+        return _Source("dicom", path)
     # A record name may itself contain dots ("JS00001.v2"), so test "<path>.hea" before suffixes.
     if Path(f"{path}.hea").is_file():
-        return "wfdb", path
+        return _Source("wfdb", path)
     if suffix == ".dat":
         header = path.with_suffix(".hea")
         if header.is_file():
-            return "wfdb", path.with_suffix("")
+            return _Source("wfdb", path.with_suffix(""))
         if not path.is_file():
             raise ECGFileNotFoundError(path, "WFDB signal file not found")
         raise ECGFileNotFoundError(path, f"WFDB header {header.name} not found next to the signal file")
@@ -339,10 +423,21 @@ def _detect_format(path: Path) -> tuple[str, Path]:
         raise ECGFileNotFoundError(path, f"no such file (nor a WFDB header {path.name}.hea)")
     if path.is_dir():
         raise ECGFormatError(path, "is a directory, not an ECG file or WFDB record")
-    if _is_dicom(path):
-        return "dicom", path
     if suffix in (".hdf5", ".h5", ".hdf"):
         raise ECGFormatError(path, "an HDF5 file holds many ECGs: address one as '<file>.hdf5::<exam_id>'")
+    return _Source("file", path)
+
+
+def _detect_format(source: _Source) -> tuple[str, Path]:
+    """``(format, target)`` of a located source; ``"file"`` sources are recognised by content.
+
+    Returns ``("wfdb", record_path_without_extension)``, ``("dicom" | "muse" | "hl7", file)``.
+    """
+    if source.kind != "file":
+        return source.kind, source.path
+    path = source.path
+    if _is_dicom(path):
+        return "dicom", path
     xml_kind = _xml_kind(path)
     if xml_kind is not None:
         return xml_kind, path
@@ -351,6 +446,37 @@ def _detect_format(path: Path) -> tuple[str, Path]:
               "(.hea/.dat), DICOM waveform (.dcm or DICM preamble), GE MUSE XML, HL7 aECG XML and "
               "HDF5 ('<file>.hdf5::<exam_id>')"
     )
+
+
+def ecg_source_problem(path: str | os.PathLike) -> str | None:
+    """Why :func:`read_ecg` would not find ``path``, or None when the file(s) it names exist.
+
+    A cheap check for every row of a large manifest: it applies exactly the path rules of
+    :func:`read_ecg` (one shared code path) using file-system metadata only, never opening a file.
+    So None means "the file is there", not "the file is a valid ECG": a WFDB header is not parsed
+    (a missing ``.dat`` it names, or a corrupt file, is only found by :func:`read_ecg`).
+
+    Parameters
+    ----------
+    path : str or path-like
+        Anything :func:`read_ecg` accepts: a WFDB record without extension (``ecg/P00001`` with
+        ``ecg/P00001.hea`` beside it; names may contain dots, ``JS00001.v2``), a ``.hea`` header,
+        a ``.dat`` signal file with its sibling header, a ``.dcm`` / ``.xml`` / other existing
+        file, or ``"<file>.hdf5::<exam_id>"``.
+
+    Returns
+    -------
+    str or None
+        None when the source exists; else a short reason without the path, e.g.
+        ``"no such file (nor a WFDB header P00001.hea)"``, ``"WFDB header P00001.hea not found
+        next to the signal file"``, ``"HDF5 file not found"``, ``"is a directory, not an ECG file
+        or WFDB record"``.
+    """
+    try:
+        _locate(path)
+    except ECGReadError as exc:
+        return exc.problem
+    return None
 
 
 def _xml_kind(path: Path) -> str | None:
@@ -377,16 +503,121 @@ def _xml_kind(path: Path) -> str | None:
 # --------------------------------------------------------------------------------------------
 
 
+# Fixed-width WFDB signal formats: bits per stored sample (fmt 8 stores 8-bit first differences,
+# 80/160 offset binary, 61 big-endian; 212 packs two 12-bit samples into 3 bytes). 310 and 311
+# pack three 10-bit samples into 4 bytes and are handled by _wfdb_bytes_for. FLAC formats
+# (508/516/524) are compressed, so their size says nothing about their length: not checked.
+_WFDB_BITS_PER_SAMPLE = {"8": 8, "80": 8, "16": 16, "61": 16, "160": 16, "24": 24, "32": 32, "212": 12}
+_WFDB_PACKED_10BIT = ("310", "311")
+# Every signal format WFDB defines (0 = null signal, no samples stored).
+_WFDB_FORMATS = frozenset({"0", *_WFDB_BITS_PER_SAMPLE, *_WFDB_PACKED_10BIT, "508", "516", "524"})
+
+
+def _wfdb_bytes_for(fmt: str, n_samples: int) -> int:
+    """Bytes a signal file of format ``fmt`` needs to hold ``n_samples`` interleaved samples."""
+    if fmt in _WFDB_BITS_PER_SAMPLE:
+        return -(-n_samples * _WFDB_BITS_PER_SAMPLE[fmt] // 8)
+    # 310/311: every 4-byte word holds 3 samples. A trailing single sample needs 2 bytes; two
+    # trailing samples need 3 bytes in 311 (bits 0-19) and the whole word in 310 (its second
+    # sample lies in the word's upper 16-bit half).
+    words, extra = divmod(n_samples, 3)
+    tail = {0: 0, 1: 2, 2: 4 if fmt == "310" else 3}[extra]
+    return 4 * words + tail
+
+
+def _wfdb_samples_in(fmt: str, n_bytes: int) -> int:
+    """Most interleaved samples that ``n_bytes`` of format ``fmt`` hold completely."""
+    if fmt in _WFDB_BITS_PER_SAMPLE:
+        return n_bytes * 8 // _WFDB_BITS_PER_SAMPLE[fmt]
+    words, extra = divmod(n_bytes, 4)
+    return 3 * words + sum(_wfdb_bytes_for(fmt, k) <= extra for k in (1, 2))
+
+
+def _check_wfdb_signal_files(header, record: Path, channels: Sequence[int], source: Path) -> None:
+    """Check the header against the signal files of ``channels`` before wfdb reads them.
+
+    Raises :class:`ECGHeaderError` for a signal format WFDB does not define, and
+    :class:`ECGFileNotFoundError` / :class:`TruncatedSignalError` when a signal file holding one of
+    ``channels`` is missing or holds fewer samples than the header's ``sig_len`` (size on disk
+    minus the byte offset, per fixed-width format). Without this, wfdb meets a truncated file with
+    numpy errors ("Samples were not loaded correctly", "could not broadcast input array ...").
+    A file longer than the header says is fine (wfdb reads the declared length). The size check
+    is skipped for compressed (FLAC) formats and when the header gives no length.
+    """
+    sig_len = header.sig_len
+    files = list(header.file_name or [])
+    if len(files) != header.n_sig:
+        return
+    fmts = [str(f) if f is not None else None for f in (header.fmt or [None] * len(files))]
+    names = list(header.sig_name or [""] * len(files))
+    for i in channels:
+        if fmts[i] is not None and fmts[i] not in _WFDB_FORMATS:
+            raise ECGHeaderError(
+                source, f"corrupt WFDB header: channel {names[i]!r} has signal format {fmts[i]!r}, which WFDB "
+                        f"does not define (known: {', '.join(sorted(_WFDB_FORMATS, key=int))})"
+            )
+    if not sig_len:
+        return
+    spf = [int(n) if n else 1 for n in (header.samps_per_frame or [1] * len(files))]
+    offsets = [int(b) if b else 0 for b in (header.byte_offset or [0] * len(files))]
+    wanted = {files[i] for i in channels}
+    for name in dict.fromkeys(files):  # file order, each file once
+        if name not in wanted:
+            continue
+        in_file = [i for i, f in enumerate(files) if f == name]
+        file_fmts = {fmts[i] for i in in_file}
+        if len(file_fmts) != 1:
+            continue  # mixed formats in one file: not a valid WFDB layout, leave it to wfdb
+        fmt = file_fmts.pop()
+        if fmt not in _WFDB_BITS_PER_SAMPLE and fmt not in _WFDB_PACKED_10BIT:
+            continue
+        file_path = record.parent / name
+        try:
+            size = file_path.stat().st_size
+        except FileNotFoundError:
+            raise ECGFileNotFoundError(source, f"WFDB signal file not found: {file_path}") from None
+        except OSError:
+            continue  # unreadable for another reason: wfdb's own error says which
+        if not file_path.is_file():
+            continue
+        frame = sum(spf[i] for i in in_file)
+        n_bytes = max(size - offsets[in_file[0]], 0)
+        if n_bytes >= _wfdb_bytes_for(fmt, sig_len * frame):
+            continue
+        held = _wfdb_samples_in(fmt, n_bytes) // frame
+        raise TruncatedSignalError(source, name, held, int(sig_len), size)
+
+
+def _first_header_line(header_file: Path) -> str | None:
+    """The first non-comment line of a WFDB header (for error messages), or None."""
+    try:
+        with header_file.open("r", encoding="latin-1") as handle:
+            for line in handle.read(4096).splitlines():
+                if line.strip() and not line.lstrip().startswith("#"):
+                    return line.strip()[:200]
+    except OSError:
+        pass
+    return None
+
+
 def _read_wfdb(record: Path, source: Path, mode: str) -> ECG:
     """Read a WFDB record (``record`` = path without extension) into an ECG in mV."""
     import wfdb
 
+    header_file = Path(f"{record}.hea")
+    if header_file.is_file() and header_file.stat().st_size == 0:
+        raise ECGHeaderError(source, f"corrupt WFDB header: {header_file.name} is empty (0 bytes)")
     try:
         header = wfdb.rdheader(str(record))
     except FileNotFoundError as exc:
         raise ECGFileNotFoundError(source, f"WFDB header not found: {exc.filename or exc}") from exc
     except Exception as exc:  # wfdb raises assorted types (HeaderSyntaxError, IndexError, ...)
-        raise ECGHeaderError(source, f"unreadable or corrupt WFDB header: {exc}") from exc
+        detail = _describe(exc)
+        if "record line" in str(exc) and (line := _first_header_line(header_file)) is not None:
+            detail += f"; record line {line!r}"
+            if not re.fullmatch(r"[A-Za-z0-9_]+", line.split()[0].split("/")[0]):
+                detail += " (WFDB record names may hold only letters, digits and '_')"
+        raise ECGHeaderError(source, f"unreadable or corrupt WFDB header ({detail})") from exc
 
     if header.fs is None or not np.isfinite(float(header.fs)) or float(header.fs) <= 0:
         raise ECGHeaderError(source, f"corrupt WFDB header: sampling frequency {header.fs!r} is not > 0 Hz")
@@ -400,8 +631,8 @@ def _read_wfdb(record: Path, source: Path, mode: str) -> ECG:
         except FileNotFoundError as exc:
             missing = exc.filename or str(exc)
             raise ECGFileNotFoundError(source, f"WFDB signal file not found: {missing}") from exc
-        except Exception as exc:  # truncated/corrupt signal files surface as numpy/wfdb errors
-            raise ECGReadError(source, f"cannot read WFDB signal data: {exc}") from exc
+        except Exception as exc:  # corrupt signal files surface as numpy/wfdb errors
+            raise ECGReadError(source, f"cannot read WFDB signal data ({_describe(exc)})") from exc
 
     if isinstance(header, wfdb.Record):
         names = [str(name) for name in (header.sig_name or [])]
@@ -413,6 +644,7 @@ def _read_wfdb(record: Path, source: Path, mode: str) -> ECG:
                         f"{len(names)} signal lines follow"
             )
         selection = _select_channels(names, mode, source)
+        _check_wfdb_signal_files(header, record, selection.indices, source)
         # Read only the kept channels: faster, and a bad dropped channel cannot fail the read.
         rec = read(channels=selection.indices)
         samples = rec.p_signal
@@ -485,6 +717,23 @@ def _dicom_age_years(age: str) -> float | None:
     return value / per_year
 
 
+def _check_dicom_waveform_length(group, index: int, label: str, path: Path) -> None:
+    """Raise :class:`TruncatedSignalError` when WaveformData is shorter than the group declares."""
+    try:
+        n_samples = int(group.NumberOfWaveformSamples)
+        n_channels = int(group.NumberOfWaveformChannels)
+        bytes_per_sample = int(group.WaveformBitsAllocated) // 8
+        data = group.get("WaveformData")
+        n_bytes = 0 if data is None else len(data)
+    except (AttributeError, TypeError, ValueError):
+        return  # incomplete group: pydicom's own error will say what is missing
+    if n_channels <= 0 or bytes_per_sample <= 0 or n_bytes >= n_samples * n_channels * bytes_per_sample:
+        return
+    held = n_bytes // (n_channels * bytes_per_sample)
+    raise TruncatedSignalError(path, f"waveform group {index} ({label or 'unlabelled'})", held, n_samples,
+                               n_bytes, declared_by="NumberOfWaveformSamples", empty="WaveformData is empty")
+
+
 def _read_dicom(path: Path, mode: str) -> ECG:
     """Read the RHYTHM multiplex group of a DICOM waveform file into an ECG in mV."""
     import pydicom
@@ -495,7 +744,7 @@ def _read_dicom(path: Path, mode: str) -> ECG:
     except FileNotFoundError as exc:
         raise ECGFileNotFoundError(path, "DICOM file not found") from exc
     except Exception as exc:  # InvalidDicomError, truncated files, ...
-        raise ECGHeaderError(path, f"unreadable or corrupt DICOM file: {exc}") from exc
+        raise ECGHeaderError(path, f"unreadable or corrupt DICOM file ({_describe(exc)})") from exc
     if "WaveformSequence" not in ds or not len(ds.WaveformSequence):
         modality = ds.get("Modality", "unknown")
         raise ECGFormatError(path, f"DICOM file has no WaveformSequence (modality {modality}); not an ECG")
@@ -524,11 +773,13 @@ def _read_dicom(path: Path, mode: str) -> ECG:
         unit_seq = channel.get("ChannelSensitivityUnitsSequence")
         units.append(str(unit_seq[0].get("CodeValue", "")) if unit_seq else None)
 
+    _check_dicom_waveform_length(group, index, labels[index], path)
     try:
         samples = ds.waveform_array(index)  # (samples, channels), sensitivity and baseline applied
     except Exception as exc:
         raise ECGReadError(path, f"cannot decode waveform group {index} ({labels[index] or 'unlabelled'}): "
-                                 f"{exc}") from exc
+                                 f"{_describe(exc)} (waveform data truncated or inconsistent with its "
+                                 "channel/sample counts?)") from exc
     if samples.ndim != 2 or samples.shape[1] != len(channels):
         raise ECGHeaderError(path, f"waveform group {index} decodes to shape {samples.shape} but declares "
                                    f"{len(channels)} channels")
@@ -626,13 +877,13 @@ def read_ecg(path: str | os.PathLike, *, leads: str = "standard") -> ECG:
     """
     if leads not in ("standard", "all"):
         raise ValueError(f"read_ecg: leads must be 'standard' or 'all'; got {leads!r}")
-    from riskfm.ecg.hdf5 import read_hdf5_ecg, split_hdf5_address
+    from riskfm.ecg.hdf5 import read_hdf5_ecg
 
-    address = split_hdf5_address(path)
-    if address is not None:
-        return read_hdf5_ecg(address[0], address[1], mode=leads)
+    source = _locate(path)
+    if source.kind == "hdf5":
+        return read_hdf5_ecg(source.path, source.key, mode=leads)
     path = Path(os.fspath(path)).expanduser()
-    fmt, target = _detect_format(path)
+    fmt, target = _detect_format(source)
     if fmt == "wfdb":
         return _read_wfdb(target, path, leads)
     if fmt == "muse":

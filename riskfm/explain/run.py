@@ -137,7 +137,7 @@ def explain_run(run_dir: str | os.PathLike, patients: list[str], out: str | os.P
         raise FileNotFoundError(f"{run_dir} is not a finished run: no model.pt")
     if not patients:
         raise ValueError("give at least one patient id (--patients)")
-    model, cfg, tabular, clinical_cols = load_run_model(run_dir)
+    model, cfg, tabular, clinical_cols, types = load_run_model(run_dir, with_types=True)
     for modality, method in (("ecg", ecg_method), ("ct", ct_method), ("clinical", clinical_method)):
         if method is not None and modality in model.encoders:  # a typo fails now, not after minutes
             canonical_method(input_kind(model, modality), method)
@@ -150,9 +150,9 @@ def explain_run(run_dir: str | os.PathLike, patients: list[str], out: str | os.P
     summary: dict[str, Any] = {"run_dir": str(run_dir), "manifest": str(manifest), "target": tgt.name,
                                "output": "logit", "patients": {}, "problems": problems}
 
-    cohort = Cohort.from_manifest(manifest, modalities=cfg.modalities, on_missing_file="missing")
-    if "clinical" in cfg.modalities:
-        cohort.clinical_columns = list(clinical_cols)
+    declared = {c: types.get(c) for c in clinical_cols} if "clinical" in cfg.modalities else None
+    cohort = Cohort.from_manifest(manifest, modalities=cfg.modalities, on_missing_file="missing",
+                                  clinical=declared, na_values=cfg.data.na_values)
     known = set(cohort.patient_ids)
     unknown = [p for p in patients if p not in known]
     if unknown:

@@ -91,7 +91,9 @@ class RiskModel(nn.Module):
         skip = tuple(self._external_weight_prefixes())
         missing = [k for k in result.missing_keys if not (skip and k.startswith(skip))]
         if missing or result.unexpected_keys:
-            raise RuntimeError(f"checkpoint does not match the model: missing {missing[:5]}, "
+            from riskfm.errors import CheckpointError
+
+            raise CheckpointError(f"checkpoint does not match the model: missing {missing[:5]}, "
                                f"unexpected {list(result.unexpected_keys)[:5]}")
 
     def train(self, mode: bool = True) -> RiskModel:

@@ -6,12 +6,14 @@ which the synthetic cohort knows) on the internal test split and on the external
 
 from __future__ import annotations
 
+import shutil
 import time
 from pathlib import Path
 
 import pandas as pd
 
 from riskfm.synthetic import make_cohort
+from riskfm.train.run_folder import FINGERPRINT, LOCK
 
 DEMO_TARGETS = ("stenosis_rca", "stenosis_lm", "stenosis_lad", "stenosis_lcx", "mace_30d")
 
@@ -61,7 +63,9 @@ def run_demo(out_dir: str | Path = "runs/demo", *, n: int | None = None, quick: 
     """Generate the cohort, train, evaluate; returns {"table": DataFrame, "metrics", "oracle", timings}.
 
     Writes ``out_dir/cohort`` (the synthetic cohort) and ``out_dir/report`` (config, predictions.csv,
-    metrics.json, oracle_metrics.json, auroc_vs_oracle.csv, figures/).
+    metrics.json, oracle_metrics.json, auroc_vs_oracle.csv, figures/). The demo always trains from
+    scratch: an earlier demo's report (a riskfm run folder) is replaced, while any other non-empty
+    ``report`` folder is refused, not overwritten.
     """
     from riskfm.evaluate.run_metrics import auroc_table, metrics_from_predictions, write_metrics
     from riskfm.train.run import run_training
@@ -72,6 +76,9 @@ def run_demo(out_dir: str | Path = "runs/demo", *, n: int | None = None, quick: 
     cohort = make_cohort(n=n, seed=seed, out_dir=out_dir / "cohort")
     t_cohort = time.perf_counter() - t0
     cfg = demo_config(cohort.manifest_path, out_dir / "report", quick=quick, epochs=epochs)
+    report = out_dir / "report"
+    if (report / FINGERPRINT).is_file() and not (report / LOCK).exists():
+        shutil.rmtree(report)  # an earlier demo's run folder (another size or seed would be refused)
     result = run_training(cfg)
     t_train = time.perf_counter() - t0 - t_cohort
     preds = result.predictions[result.predictions["target"].isin(DEMO_TARGETS)]

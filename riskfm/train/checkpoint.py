@@ -10,11 +10,14 @@ from __future__ import annotations
 import os
 import random
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+
+from riskfm.errors import CheckpointError, checkpoint_load_error
 
 
 def save_atomic(obj: dict[str, Any], path: str | os.PathLike) -> Path:
@@ -36,14 +39,34 @@ def save_atomic(obj: dict[str, Any], path: str | os.PathLike) -> Path:
 
 
 def load_checkpoint(path: str | os.PathLike, *, weights_only: bool = True) -> dict[str, Any]:
-    """Load a riskfm checkpoint (tensors, numbers, strings, lists and dicts only)."""
+    """Load a riskfm checkpoint (tensors, numbers, strings, lists and dicts only).
+
+    Raises
+    ------
+    FileNotFoundError
+        ``path`` does not exist (the message names it).
+    CheckpointError
+        ``path`` is a folder; or ``weights_only`` loading refused the file because it pickles Python
+        objects (``<file>: refused: ...``); or the file is not a torch checkpoint at all, e.g.
+        truncated or corrupt (``<file>: not a readable riskfm checkpoint (truncated or corrupt?)``);
+        or it holds something other than a dict. Torch's own message is kept as the ``__cause__``.
+    """
     path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: checkpoint not found")
     if not path.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {path}")
+        raise CheckpointError(f"{path}: is a folder, not a checkpoint file")
     try:
-        return torch.load(path, map_location="cpu", weights_only=weights_only)
-    except Exception as exc:  # noqa: BLE001 - re-raised with the file named
-        raise RuntimeError(f"{path}: cannot load checkpoint ({exc})") from exc
+        with warnings.catch_warnings():  # a plain pickle triggers a protocol warning before it fails
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
+            obj = torch.load(path, map_location="cpu", weights_only=weights_only)
+    except (PermissionError, FileNotFoundError, IsADirectoryError):
+        raise  # the system's message names the file (a torch reader's OSError(22) means truncated)
+    except Exception as exc:  # noqa: BLE001 - torch raises UnpicklingError / RuntimeError / EOFError / KeyError
+        raise checkpoint_load_error(path, exc, weights_only=weights_only) from exc
+    if not isinstance(obj, dict):
+        raise CheckpointError(f"{path}: not a riskfm checkpoint (it holds a {type(obj).__name__}, not a dict)")
+    return obj
 
 
 def rng_state() -> dict[str, Any]:

@@ -14,13 +14,27 @@ Relative ``manifest`` and ``out`` paths are resolved against the config file's f
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import os
+import re
+import typing
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    create_model,
+    field_validator,
+    model_validator,
+)
+
+from riskfm.ct.plausibility import CTPlausibility
+from riskfm.ecg.plausibility import ECGPlausibility
 
 
 class ConfigError(ValueError):
@@ -90,7 +104,7 @@ class TrainConfig(_Strict):
     seed: int = 0
     num_workers: int = Field(0, ge=0)
     accelerator: str = "auto"
-    devices: int | str = 1
+    devices: int | str = Field(1, description="processes per node: a count, -1 or 'auto' (all), or GPU ids '0,1'")
     strategy: str = "auto"
     num_nodes: int = Field(1, ge=1)
     loss_weights: dict[str, float] = Field(default_factory=dict)
@@ -101,15 +115,53 @@ class TrainConfig(_Strict):
     progress: bool = True
 
 
+    @field_validator("devices")
+    @classmethod
+    def _devices(cls, v: int | str) -> int | str:
+        if isinstance(v, int):
+            if v == 0 or v < -1:
+                raise ValueError("devices must be a positive count, -1 (all) or 'auto'")
+            return v
+        text = v.strip()
+        if text == "auto" or re.fullmatch(r"-1|\d+|\d+(\s*,\s*\d+)+,?|\d+,", text):
+            if text.isdigit() and int(text) == 0:
+                raise ValueError("devices must be a positive count, -1 (all) or 'auto'")
+            return int(text) if text.lstrip("-").isdigit() else text
+        raise ValueError("devices must be a count (2), -1 or 'auto' (all), or a list of GPU ids ('0,1')")
+
+
 class EvaluateConfig(_Strict):
     ci: Literal["bootstrap", "delong"] = "bootstrap"
     n_boot: int = Field(500, ge=10)
     figures: bool = True
 
 
+def _checks_model(name: str, limits: type) -> type[BaseModel]:
+    """A strict config section with the fields and defaults of a plausibility-limits dataclass."""
+    hints = typing.get_type_hints(limits)
+    fields = {f.name: (hints[f.name], f.default) for f in dataclasses.fields(limits)}
+    return create_model(name, __base__=_Strict, __doc__=limits.__doc__, **fields)
+
+
+ECGChecks = _checks_model("ECGChecks", ECGPlausibility)
+CTChecks = _checks_model("CTChecks", CTPlausibility)
+
+
+class ChecksConfig(_Strict):
+    """Plausibility checks of each file before training (see docs/data-quality.md); on by default."""
+
+    ecg: ECGChecks = Field(default_factory=ECGChecks)
+    ct: CTChecks = Field(default_factory=CTChecks)
+
+
 class DataConfig(_Strict):
     on_missing_file: Literal["exclude", "missing", "raise"] = "exclude"
-    clinical_columns: list[str] | None = Field(None, description="subset of clinical columns to use")
+    clinical_columns: list[str | dict[str, Literal["numeric", "categorical"] | None]] | \
+        dict[str, Literal["numeric", "categorical"] | None] | None = Field(
+        None, description="the clinical variables, optionally typed: [age, {smoker: categorical}] or "
+                          "{age: numeric, smoker: categorical}; default every non-reserved column, type inferred")
+    na_values: list[str] = Field(default_factory=list, description="extra cell texts meaning 'not recorded'")
+    checks: ChecksConfig = Field(default_factory=ChecksConfig)
     n_workers: int | None = None
     ecg_store: str | None = Field(None, description="ECG store folder (python -m riskfm.ecg.store build) to read "
                                                     "ECGs from instead of parsing files")

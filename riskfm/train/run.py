@@ -3,7 +3,10 @@
 Outputs in ``cfg.out``::
 
     config.yaml        the resolved configuration
-    cohort_report.txt  patients kept / excluded (with reasons), modality availability, label counts
+    fingerprint.json   what identifies the run (config, manifest and file hashes, seeds, versions)
+    cohort_report.txt  patients kept / excluded (with reasons), modality availability, label counts,
+                       the clinical variables with their types and missing shares
+    clinical_columns.csv  the clinical variables used: column, type, missing share, values
     exclusions.csv     one row per excluded patient and why
     splits.csv         patient_id -> split
     history.csv        per-epoch training loss and validation AUROC
@@ -26,17 +29,22 @@ import numpy as np
 import pandas as pd
 import torch
 
+from riskfm.ct.plausibility import CTPlausibility
 from riskfm.data.cohort import Cohort
+from riskfm.data.columns import clinical_summary, format_summary
 from riskfm.data.dataset import PreparedCohort, RiskDataset, prepare_cohort
-from riskfm.data.manifest import STENOSIS_TARGETS
+from riskfm.data.manifest import STENOSIS_TARGETS, ManifestError, read_manifest_table
 from riskfm.data.sample import collate_samples
 from riskfm.data.splits import make_splits
-from riskfm.encoders import create_encoder
+from riskfm.ecg.plausibility import ECGPlausibility
+from riskfm.encoders import check_encoder_kwargs, create_encoder
+from riskfm.errors import CheckpointError
 from riskfm.models.fusion import ConcatFusion
 from riskfm.models.heads import build_head
 from riskfm.models.risk_model import RiskModel, encoder_input_key
 from riskfm.train.checkpoint import load_checkpoint, save_atomic
 from riskfm.train.config import RunConfig, dump_config, parse_config
+from riskfm.train.run_folder import RunLock, check_fingerprint, run_fingerprint, write_fingerprint
 from riskfm.train.trainer import FitResult, fit, make_fabric, predict
 
 log = logging.getLogger(__name__)
@@ -121,30 +129,38 @@ def _tabular(cfg: RunConfig, cohort: Cohort, train_ids) -> Any:
 
     cols = cohort.clinical_columns
     train = cohort.df[cohort.df["patient_id"].isin(set(train_ids))][cols]
-    return TabularPreprocessor().fit(train)
+    types = cohort.clinical_types
+    return TabularPreprocessor(numeric=[c for c in cols if types.get(c) == "numeric"],
+                               categorical=[c for c in cols if types.get(c) != "numeric"]).fit(train)
 
 
 def load_cohort(cfg: RunConfig) -> Cohort:
-    cohort = Cohort.from_manifest(cfg.manifest, modalities=cfg.modalities, on_missing_file=cfg.data.on_missing_file)
-    if cfg.data.clinical_columns is not None:
-        unknown = [c for c in cfg.data.clinical_columns if c not in cohort.clinical_columns]
-        if unknown:
-            raise ValueError(f"data.clinical_columns: {unknown} are not clinical columns of {cfg.manifest} "
-                             f"(available: {cohort.clinical_columns})")
-        cohort.clinical_columns = list(cfg.data.clinical_columns)
-    return cohort
+    """The run's cohort: manifest checked for the config's modalities, targets and clinical columns."""
+    return Cohort.from_manifest(cfg.manifest, modalities=cfg.modalities, on_missing_file=cfg.data.on_missing_file,
+                                targets=cfg.targets, clinical=cfg.data.clinical_columns,
+                                na_values=cfg.data.na_values)
+
+
+def plausibility_limits(cfg: RunConfig) -> tuple[ECGPlausibility, CTPlausibility]:
+    """The config's ``data.checks`` as the limits the preparation applies."""
+    return (ECGPlausibility(**cfg.data.checks.ecg.model_dump()), CTPlausibility(**cfg.data.checks.ct.model_dump()))
 
 
 def prepare_for(cohort: Cohort, encoders: dict[str, torch.nn.Module], n_workers: int | None = None,
-                progress: bool = False, ecg_store: str | None = None, ecg_quality: bool = False) -> PreparedCohort:
-    """Read + prepare every file for the encoders' input specs; unreadable files exclude their patient."""
+                progress: bool = False, ecg_store: str | None = None, ecg_quality: bool = False,
+                cfg: RunConfig | None = None) -> PreparedCohort:
+    """Read + prepare every file for the encoders' input specs; unreadable or implausible files
+    exclude their patient (counted with the reason), repairs (masked flat leads) are noted."""
+    ecg_checks, ct_checks = plausibility_limits(cfg) if cfg is not None else (None, None)
     prepared = prepare_cohort(
         cohort,
         ecg_spec=encoders["ecg"].input_spec if "ecg" in encoders else None,
         ct_spec=encoders["ct"].input_spec if "ct" in encoders else None,
         n_workers=n_workers, progress=progress, ecg_store=ecg_store, ecg_quality=ecg_quality,
+        ecg_checks=ecg_checks, ct_checks=ct_checks,
     )
     cohort.exclude(prepared.failures)
+    cohort.note(prepared.notes)
     return prepared
 
 
@@ -162,15 +178,40 @@ def run_training(cfg: RunConfig | dict) -> RunResult:
         cfg = parse_config(cfg)
     from riskfm.ecg.finetune import apply_finetune_recipes
 
+    for m in cfg.modalities:  # a typo in an encoder name or keyword fails before any file is read
+        check_encoder_kwargs(cfg.encoders[m].name, cfg.encoders[m].kwargs)
     for note in apply_finetune_recipes(cfg):
         log.info("fine-tuning recipe: %s", note)
     out = Path(cfg.out)
     fabric = make_fabric(cfg.train)
     rank0 = fabric.is_global_zero
-    if rank0:
-        out.mkdir(parents=True, exist_ok=True)
-        dump_config(cfg, out / "config.yaml")
+    # Everything that can refuse the run does so before anything is written to `out`.
     cohort = load_cohort(cfg)
+    lock = RunLock(out)
+    if rank0:
+        files = [p for col in ("ecg_path", "ct_path") for p in cohort.df[col]]
+        fingerprint = run_fingerprint(cfg.model_dump(mode="json"), cfg.manifest, files)
+        lock.acquire()
+        try:
+            check_fingerprint(out, fingerprint)
+            write_fingerprint(out, fingerprint)
+            dump_config(cfg, out / "config.yaml")
+        except BaseException:
+            lock.release()
+            raise
+    try:
+        return _run_locked(cfg, fabric, out, cohort)
+    finally:
+        lock.release()
+
+
+def _run_locked(cfg: RunConfig, fabric, out: Path, cohort: Cohort) -> RunResult:
+    rank0 = fabric.is_global_zero
+    if rank0 and cfg.data.clinical_columns is None and "clinical" in cfg.modalities:
+        # Inferred clinical variables are shown, so a column taken by mistake is seen before a paper is.
+        fabric.print(format_summary(clinical_summary(cohort.df, cohort.clinical_types)))
+    # Seed before any weight is drawn: two runs of one config start from the same encoders and heads.
+    fabric.seed_everything(cfg.train.seed)
     splits = make_splits(cohort.df, external_sites=cfg.split.external_sites, test_fraction=cfg.split.test_fraction,
                          val_fraction=cfg.split.val_fraction, train_fraction=cfg.split.train_fraction,
                          seed=cfg.split.seed)
@@ -179,7 +220,7 @@ def run_training(cfg: RunConfig | dict) -> RunResult:
         tabular = _tabular(cfg, cohort, splits["train"])
     encoders = build_encoders(cfg, None if tabular is None else len(tabular.feature_names))
     prepared = prepare_for(cohort, encoders, cfg.data.n_workers, progress=cfg.train.progress and rank0,
-                           ecg_store=cfg.data.ecg_store, ecg_quality=cfg.data.ecg_quality_filter)
+                           ecg_store=cfg.data.ecg_store, ecg_quality=cfg.data.ecg_quality_filter, cfg=cfg)
     splits = {k: np.asarray([p for p in v if p in set(cohort.patient_ids)]) for k, v in splits.items()}
     mode = _clinical_mode(encoders)
     datasets = {k: RiskDataset(cohort.subset(v), prepared, clinical=mode, tabular=tabular,
@@ -223,7 +264,9 @@ def write_run_outputs(cfg: RunConfig, out: Path, preds: pd.DataFrame, cohort: Co
                              "figures": cfg.evaluate.figures, "subgroup_bins": {"age": [50, 65]}},
                        covariates=cohort.df[["patient_id", *cov_cols]] if cov_cols else None,
                        title=f"riskfm run: {out.name}")
-    (out / "cohort_report.txt").write_text(cohort.report() + "\n")
+    summary = clinical_summary(cohort.df, cohort.clinical_types)
+    summary.to_csv(out / "clinical_columns.csv", index=False)
+    (out / "cohort_report.txt").write_text(cohort.report() + "\n" + format_summary(summary) + "\n")
     cohort.exclusions.to_csv(out / "exclusions.csv", index=False)
     pd.DataFrame([(pid, k) for k, v in splits.items() for pid in v], columns=["patient_id", "split"]).to_csv(
         out / "splits.csv", index=False)
@@ -231,13 +274,22 @@ def write_run_outputs(cfg: RunConfig, out: Path, preds: pd.DataFrame, cohort: Co
     save_atomic({"model": model.checkpoint_state_dict(), "config": cfg.model_dump(mode="json"),
                  "tabular": None if tabular is None else tabular.to_dict(),
                  "clinical_columns": list(cohort.clinical_columns), "targets": model.targets,
+                 "clinical_types": dict(cohort.clinical_types),
                  "best_epoch": result.best_epoch, "best_val_auroc": result.best_val_auroc}, out / "model.pt")
     return metrics
 
 
-def load_run_model(run_dir: str | os.PathLike) -> tuple[RiskModel, RunConfig, Any, list[str]]:
-    """Rebuild a trained model from ``run_dir/model.pt`` (no network, weights_only loading)."""
-    bundle = load_checkpoint(Path(run_dir) / "model.pt")
+def load_run_model(run_dir: str | os.PathLike, *, with_types: bool = False) -> tuple:
+    """Rebuild a trained model from ``run_dir/model.pt`` (no network, weights_only loading).
+
+    Returns ``(model, config, tabular preprocessor or None, clinical columns)``, plus the clinical
+    column types (column -> numeric/categorical) when ``with_types``.
+    """
+    path = Path(run_dir) / "model.pt"
+    bundle = load_checkpoint(path)
+    if "config" not in bundle or "model" not in bundle:
+        raise CheckpointError(f"{path}: not a riskfm run model (no 'config' / 'model'); give the folder that "
+                              "`riskfm train` wrote")
     cfg = parse_config(bundle["config"], str(Path(run_dir) / "model.pt"))
     tabular = None
     if bundle.get("tabular") is not None:
@@ -250,7 +302,10 @@ def load_run_model(run_dir: str | os.PathLike) -> tuple[RiskModel, RunConfig, An
     model = build_model(cfg, encoders)
     model.load_checkpoint_state_dict(bundle["model"])
     model.eval()
-    return model, cfg, tabular, bundle.get("clinical_columns", [])
+    columns = bundle.get("clinical_columns", [])
+    if with_types:
+        return model, cfg, tabular, columns, dict(bundle.get("clinical_types") or {})
+    return model, cfg, tabular, columns
 
 
 def predict_manifest(run_dir: str | os.PathLike, manifest: str | os.PathLike, *, batch_size: int = 32,
@@ -258,13 +313,18 @@ def predict_manifest(run_dir: str | os.PathLike, manifest: str | os.PathLike, *,
     """Apply a trained run to the patients of another manifest (labels may be empty)."""
     from lightning_fabric import Fabric
 
-    model, cfg, tabular, clinical_cols = load_run_model(run_dir)
-    cohort = Cohort.from_manifest(manifest, modalities=cfg.modalities, on_missing_file=on_missing_file)
-    missing = [c for c in clinical_cols if c not in cohort.df.columns]
-    if missing and "clinical" in cfg.modalities:
-        raise ValueError(f"{manifest}: clinical columns the model was trained with are missing: {missing}")
-    cohort.clinical_columns = list(clinical_cols) if "clinical" in cfg.modalities else cohort.clinical_columns
-    prepared = prepare_for(cohort, dict(model.encoders.items()))
+    model, cfg, tabular, clinical_cols, types = load_run_model(run_dir, with_types=True)
+    declared = {c: types.get(c) for c in clinical_cols} if "clinical" in cfg.modalities else None
+    try:
+        cohort = Cohort.from_manifest(manifest, modalities=cfg.modalities, on_missing_file=on_missing_file,
+                                      clinical=declared, na_values=cfg.data.na_values)
+    except ManifestError as exc:
+        if "data.clinical_columns lists" in str(exc):
+            missing = [c for c in clinical_cols if c not in read_manifest_table(manifest).columns]
+            raise ManifestError(f"{manifest}: clinical columns the model was trained with are missing: "
+                                f"{missing}") from None
+        raise
+    prepared = prepare_for(cohort, dict(model.encoders.items()), cfg=cfg)
     ds = RiskDataset(cohort, prepared, clinical=_clinical_mode(dict(model.encoders.items())), tabular=tabular)
     _precompute_text(dict(model.encoders.items()), [ds])
     fabric = Fabric(accelerator="cpu", devices=1)

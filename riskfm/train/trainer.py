@@ -112,8 +112,11 @@ class FitResult:
 
 
 def _loader(dataset, cfg: TrainConfig, shuffle: bool) -> DataLoader:
+    # Persistent workers keep their own copy of the dataset, so the epoch that selects the
+    # augmentation draws would not reach them: an augmented dataset gets fresh workers each epoch.
+    persistent = cfg.num_workers > 0 and not getattr(dataset, "augment", False)
     return DataLoader(dataset, batch_size=cfg.batch_size, shuffle=shuffle, collate_fn=collate_samples,
-                      num_workers=cfg.num_workers, persistent_workers=cfg.num_workers > 0, drop_last=False)
+                      num_workers=cfg.num_workers, persistent_workers=persistent, drop_last=False)
 
 
 def _param_groups(model: RiskModel, lr: float, encoder_lr: dict[str, float],
@@ -220,6 +223,8 @@ def fit(
     for epoch in range(start_epoch, cfg.epochs):
         if hasattr(train_loader.sampler, "set_epoch"):
             train_loader.sampler.set_epoch(epoch)
+        if hasattr(train_set, "set_epoch"):
+            train_set.set_epoch(epoch)
         wrapped.train()
         losses = []
         n_batches = len(train_loader)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import pickle
 import random
+import shutil
 from pathlib import Path
 
 import nibabel as nib
@@ -11,7 +13,8 @@ import numpy as np
 import pydicom
 import pytest
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from pydicom.encaps import encapsulate, generate_frames
+from pydicom.uid import ExplicitVRLittleEndian, RLELossless, generate_uid
 
 from riskfm.ct import CTReadError, CTVolume, read_ct
 from riskfm.ct.io import (
@@ -21,6 +24,7 @@ from riskfm.ct.io import (
     InconsistentSliceError,
     MixedSeriesError,
     NonUniformSpacingError,
+    UnreadableSliceError,
 )
 
 FIXTURES = Path(__file__).resolve().parents[2] / ".." / "shared" / "fixtures"
@@ -409,6 +413,266 @@ def test_read_errors_survive_pickling_for_worker_processes(tmp_path):
     error = MixedSeriesError(tmp_path, "two series")
     clone = pickle.loads(pickle.dumps(error))
     assert type(clone) is MixedSeriesError and str(clone) == str(error) and clone.path == tmp_path
+
+
+# ----------------------------------------------------------------------- unreadable slice files
+def _copy_real_series(tmp_path: Path) -> Path:
+    """A writable copy of the real 20-slice series (the fixture files are read-only)."""
+    _needs(DICOM_SERIES)
+    folder = tmp_path / "series"
+    folder.mkdir()
+    for file in sorted(DICOM_SERIES.iterdir()):
+        shutil.copyfile(file, folder / file.name)
+    return folder
+
+
+def _real_slice_order() -> list[str]:
+    """File names of the real series from the feet up, from the headers alone."""
+    z = {
+        f.name: float(pydicom.dcmread(f, stop_before_pixels=True).ImagePositionPatient[2])
+        for f in DICOM_SERIES.iterdir()
+    }
+    return sorted(z, key=z.get)
+
+
+def _truncate(path: Path, n_bytes: int) -> None:
+    path.write_bytes(path.read_bytes()[:n_bytes])
+
+
+@pytest.mark.filterwarnings("ignore:End of file reached before delimiter:UserWarning")
+@pytest.mark.parametrize("where", ["first", "middle", "last"])
+def test_real_series_with_a_truncated_slice_is_refused_naming_it(tmp_path, where):
+    folder = _copy_real_series(tmp_path)
+    order = _real_slice_order()
+    name = order[{"first": 0, "middle": len(order) // 2, "last": -1}[where]]
+    _truncate(folder / name, (folder / name).stat().st_size // 2)
+
+    with pytest.raises(UnreadableSliceError) as excinfo:
+        read_ct(folder)
+    message = str(excinfo.value)
+    assert excinfo.value.path == folder / name and str(folder / name) in message
+    assert "unreadable" in message and "truncated" in message
+    # Compressed (JPEG 2000) pixel data cut in half: the file ends before the sequence delimiter.
+    assert "ends inside its encapsulated JPEG 2000" in message
+    assert isinstance(excinfo.value, CTReadError)
+
+
+@pytest.mark.filterwarnings("ignore:End of file reached before delimiter:UserWarning")
+@pytest.mark.parametrize("n_bytes", [100, 300, 2000])
+def test_real_series_with_a_slice_cut_in_its_header_is_refused(tmp_path, n_bytes):
+    folder = _copy_real_series(tmp_path)
+    name = _real_slice_order()[7]
+    _truncate(folder / name, n_bytes)
+    with pytest.raises(UnreadableSliceError, match="unreadable DICOM slice file: truncated") as excinfo:
+        read_ct(folder)
+    assert excinfo.value.path.name == name
+
+
+def test_real_series_with_a_zero_byte_file_named_like_the_slices_is_refused(tmp_path):
+    folder = _copy_real_series(tmp_path)
+    name = sorted(p.name for p in folder.iterdir())[-1]
+    empty = folder / (name[:-3] + "999")  # CT.1.3.12.2.1107....16999 next to ....16592
+    empty.write_bytes(b"")
+    with pytest.raises(UnreadableSliceError, match="unreadable DICOM slice file: zero bytes") as excinfo:
+        read_ct(folder)
+    assert excinfo.value.path == empty and str(empty) in str(excinfo.value)
+    assert "20 other slice files are readable" in str(excinfo.value)
+
+
+def test_real_series_keeps_skipping_stray_files(tmp_path):
+    folder = _copy_real_series(tmp_path)
+    (folder / "README.txt").write_text("arterial phase, 3 mm")
+    (folder / "export.json").write_text('{"patient": "anonymous"}')
+    (folder / "thumbnail.jpg").write_bytes(b"\xff\xd8\xff\xe0" + bytes(300))
+    (folder / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1" + bytes(200))
+    (folder / "._CT.1.3.12.2.1107.5.1.4.60064.1").write_bytes(b"")  # macOS AppleDouble, empty
+    (folder / "Thumbs.db").write_bytes(b"")
+    (folder / "notes.txt").write_bytes(b"")  # empty, but a .txt is never a slice
+    dicomdir = Dataset()  # a DICOMDIR-like object: DICOM, but Media Storage Directory, no pixels
+    dicomdir.file_meta = FileMetaDataset()
+    dicomdir.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.1.3.10"
+    dicomdir.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    dicomdir.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    dicomdir.FileSetID = "SITE_EXPORT"
+    dicomdir.save_as(folder / "DICOMDIR", enforce_file_format=True)
+
+    vol = read_ct(folder)
+
+    assert vol.shape == (20, 512, 512) and vol.meta["n_slices"] == 20
+    assert vol.meta["n_non_dicom_files"] == 7
+    assert set(vol.meta["non_dicom_files"]) == {
+        "README.txt", "export.json", "thumbnail.jpg", ".DS_Store", "._CT.1.3.12.2.1107.5.1.4.60064.1",
+        "Thumbs.db", "notes.txt",
+    }  # fmt: skip
+    assert vol.meta["skipped"] == {"non-CT objects (Media Storage Directory Storage)": 1}
+
+
+def test_truncated_uncompressed_slice_names_the_missing_bytes(tmp_path):
+    folder = tmp_path / "series"
+    _write_series(folder, n=5, names=[f"IM{k:04d}" for k in range(1, 6)])
+    _truncate(folder / "IM0003", (folder / "IM0003").stat().st_size - 100)
+    with pytest.raises(UnreadableSliceError) as excinfo:
+        read_ct(folder)
+    message = str(excinfo.value)
+    assert str(folder / "IM0003") in message and "unreadable" in message
+    # 16 x 16 int16 pixels need 512 bytes; the last 100 are gone.
+    assert "pixel data holds 412 bytes" in message
+    assert "Rows x Columns x SamplesPerPixel x BitsAllocated / 8 = 16 x 16 x 1 x 16 / 8 needs 512" in message
+
+
+@pytest.mark.filterwarnings("ignore:End of file reached before delimiter:UserWarning")
+def test_rle_series_reads_and_a_truncated_rle_slice_is_refused(tmp_path):
+    folder = tmp_path / "series"
+    _write_series(folder, n=4, names=[f"IM{k:04d}" for k in range(1, 5)])
+    uncompressed = read_ct(folder).array
+    for file in folder.iterdir():
+        dataset = pydicom.dcmread(file)
+        dataset.compress(RLELossless)
+        dataset.save_as(file)
+    np.testing.assert_array_equal(read_ct(folder).array, uncompressed)
+
+    _truncate(folder / "IM0002", (folder / "IM0002").stat().st_size - 30)
+    with pytest.raises(UnreadableSliceError, match="ends inside its encapsulated RLE Lossless pixel data"):
+        read_ct(folder)
+
+
+def test_real_slice_with_a_cut_codestream_but_intact_delimiter_is_refused(tmp_path):
+    # A writer that stopped mid-frame yet closed the sequence: only the JPEG 2000 end marker is missing.
+    folder = _copy_real_series(tmp_path)
+    name = _real_slice_order()[5]
+    dataset = pydicom.dcmread(folder / name)
+    frame = next(generate_frames(dataset.PixelData, number_of_frames=1))
+    dataset.PixelData = encapsulate([frame[: len(frame) // 2]])
+    dataset.save_as(folder / name)
+    with pytest.raises(UnreadableSliceError, match="lacks the FFD9 end marker") as excinfo:
+        read_ct(folder)
+    assert excinfo.value.path == folder / name
+
+
+@pytest.mark.parametrize("name", ["IM0009", "extra.dcm", "EXTRA.IMA", "slice_without_extension"])
+def test_zero_byte_slice_files_are_refused(tmp_path, name):
+    folder = tmp_path / "series"
+    _write_series(folder, n=4, names=[f"IM{k:04d}" for k in range(1, 5)])
+    (folder / name).write_bytes(b"")
+    with pytest.raises(UnreadableSliceError, match="zero bytes") as excinfo:
+        read_ct(folder)
+    assert excinfo.value.path == folder / name
+
+
+def test_non_dicom_file_named_like_the_slices_is_refused(tmp_path):
+    folder = tmp_path / "series"
+    _write_series(folder, n=4, names=[f"IM{k:04d}" for k in range(1, 5)])
+    (folder / "IM0005").write_bytes(b"\x00" * 60)  # cut inside the 128-byte preamble
+    (folder / "IM0006.dcm").write_text("this is not an image at all, but it says .dcm" * 10)
+    with pytest.raises(UnreadableSliceError) as excinfo:
+        read_ct(folder)
+    message = str(excinfo.value)
+    assert excinfo.value.path.name == "IM0005" and "truncated: 60 bytes, too short" in message
+    assert "1 more unreadable files" in message and "IM0006.dcm: not DICOM" in message
+
+
+@pytest.mark.filterwarnings("ignore:End of file reached before delimiter:UserWarning")
+def test_unparseable_dicom_files_are_refused(tmp_path):
+    folder = tmp_path / "series"
+    _write_series(folder, n=3, names=["a.dcm", "b.dcm", "c.dcm"])
+    # Cut right after the PixelData tag and VR: the 4-byte value length is missing.
+    data = (folder / "b.dcm").read_bytes()
+    (folder / "b.dcm").write_bytes(data[: data.find(b"\xe0\x7f\x10\x00") + 8])
+    with pytest.raises(UnreadableSliceError, match="unreadable DICOM slice file: parse error") as excinfo:
+        read_ct(folder)
+    assert excinfo.value.path == folder / "b.dcm"
+
+    # The DICM prefix, then a file meta group that holds neither SOP class nor transfer syntax.
+    (folder / "b.dcm").write_bytes(data)
+    broken = folder / "broken.dcm"
+    broken.write_bytes(bytes(128) + b"DICM" + b"\x02\x00\x00\x00UL\x04\x00" + b"\xff" * 40)
+    with pytest.raises(
+        UnreadableSliceError, match="file meta header lacks MediaStorageSOPClassUID"
+    ) as excinfo:
+        read_ct(folder)
+    assert excinfo.value.path == broken
+
+
+def test_unreadable_stray_and_empty_files_stay_skipped(tmp_path):
+    folder = tmp_path / "series"
+    _write_series(folder, n=3, names=["IM0001", "IM0002", "IM0003"])
+    for name in ("DICOMDIR", ".DS_Store", "LOCKFILE", "notes.txt", "scan.json", "preview.png"):
+        (folder / name).write_bytes(b"")
+    vol = read_ct(folder)
+    assert vol.shape == (3, 16, 16) and vol.meta["n_non_dicom_files"] == 6
+
+
+def test_unreadable_error_survives_pickling(tmp_path):
+    error = UnreadableSliceError(tmp_path / "IM0001", "unreadable DICOM slice file: zero bytes")
+    clone = pickle.loads(pickle.dumps(error))
+    assert type(clone) is UnreadableSliceError and str(clone) == str(error)
+
+
+# ------------------------------------------------------------------------ structural refusals
+def test_single_slice_dicom_series_is_refused_and_two_slices_are_read(tmp_path):
+    one = tmp_path / "one"
+    _write_series(one, n=1)
+    with pytest.raises(CTReadError, match="a CT volume needs at least 2 slices; got 1") as excinfo:
+        read_ct(one)
+    assert str(one) in str(excinfo.value)
+
+    two = tmp_path / "two"
+    _write_series(two, n=2, step=3.0)
+    vol = read_ct(two)
+    assert vol.shape == (2, 16, 16) and vol.spacing[0] == pytest.approx(3.0)
+
+
+def test_real_series_reduced_to_one_slice_is_refused(tmp_path):
+    _needs(DICOM_SERIES)
+    folder = tmp_path / "one"
+    folder.mkdir()
+    first = sorted(DICOM_SERIES.iterdir())[0]
+    shutil.copyfile(first, folder / first.name)
+    with pytest.raises(CTReadError, match="a CT volume needs at least 2 slices; got 1"):
+        read_ct(folder)
+
+
+@pytest.mark.parametrize("shape", [(1, 5, 4), (6, 1, 4), (6, 5, 1), (1, 1, 4)])
+def test_nifti_with_one_slice_along_an_axis_is_refused(tmp_path, shape):
+    path = tmp_path / "thin.nii.gz"
+    nib.save(nib.Nifti1Image(np.zeros(shape, np.int16), np.diag([0.7, 0.8, 2.5, 1.0])), path)
+    with pytest.raises(CTReadError, match="a CT volume needs at least 2 slices; got 1") as excinfo:
+        read_ct(path)
+    assert str(path) in str(excinfo.value)
+    assert f"NIfTI shape {shape}" in str(excinfo.value)
+
+
+def test_nifti_with_two_slices_is_read(tmp_path):
+    path = tmp_path / "two.nii"
+    nib.save(nib.Nifti1Image(np.zeros((6, 5, 2), np.int16), np.diag([0.7, 0.8, 2.5, 1.0])), path)
+    assert read_ct(path).shape == (2, 5, 6)
+
+
+def test_nifti_suffixes_and_folder_with_trailing_slash(tmp_path):
+    data = np.arange(6 * 5 * 4, dtype=np.int16).reshape(6, 5, 4)
+    affine = np.diag([0.7, 0.8, 2.5, 1.0])
+    volumes = {}
+    for name in ("ct.nii", "ct.nii.gz", "CT.NII.GZ"):
+        nib.save(nib.Nifti1Image(data, affine), tmp_path / name)
+        volumes[name] = read_ct(tmp_path / name)
+        assert volumes[name].meta["format"] == "nifti"
+        np.testing.assert_array_equal(volumes[name].array, volumes["ct.nii"].array)
+    for name in ("ct.nii.bz2", "ct.mha"):
+        (tmp_path / name).write_bytes(b"\x00" * 400)
+        with pytest.raises(CTReadError, match="unsupported CT format"):
+            read_ct(tmp_path / name)
+
+    folder = tmp_path / "series"
+    _write_series(folder, n=3)
+    for given in (str(folder) + "/", str(folder) + os.sep, f"{folder}/."):
+        vol = read_ct(given)
+        assert vol.shape == (3, 16, 16) and vol.meta["format"] == "dicom"
+
+
+def test_real_series_folder_with_trailing_slash():
+    _needs(DICOM_SERIES)
+    vol = read_ct(str(DICOM_SERIES) + "/")
+    assert vol.shape == (20, 512, 512)
 
 
 # ------------------------------------------------------------------------------------ CTVolume

@@ -80,7 +80,7 @@ def test_missing_files_excluded_with_reason_and_count(tmp_path):
 
 
 def test_ct_files_not_checked_when_ct_unused(tmp_path):
-    path = _manifest(tmp_path, [{"patient_id": "A", "ct_path": "ct/none.nii.gz"}])
+    path = _manifest(tmp_path, [{"patient_id": "A", "ct_path": "ct/none.nii.gz", "age": 60}])
     assert len(Cohort.from_manifest(path, modalities=["clinical"])) == 1
 
 

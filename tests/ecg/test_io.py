@@ -19,6 +19,8 @@ from riskfm.ecg.io import (
     EmptySignalError,
     NonFiniteSampleError,
     NoRecognisedLeadsError,
+    TruncatedSignalError,
+    ecg_source_problem,
 )
 
 FIXTURES = Path(__file__).resolve().parents[2] / ".." / "shared" / "fixtures"
@@ -287,6 +289,250 @@ def test_unrecognised_format_and_bad_mode(tmp_path):
         read_ecg(junk)
     with pytest.raises(ValueError, match="leads must be 'standard' or 'all'"):
         read_ecg(junk, leads="twelve")
+
+
+# ---------------------------------------------------------------------------------------------
+# Truncated signal files: the message names the file and both sample counts
+# ---------------------------------------------------------------------------------------------
+
+
+def _truncate(path: Path, n_bytes: int) -> None:
+    path.write_bytes(path.read_bytes()[:n_bytes])
+
+
+def test_truncated_dat_names_file_and_sample_counts(tmp_path):
+    record = _write(tmp_path, "trunc", _twelve_lead(2000), list(STANDARD_LEADS), ["mV"] * 12)
+    dat = record.with_suffix(".dat")
+    assert dat.stat().st_size == 2000 * 12 * 2
+    _truncate(dat, dat.stat().st_size // 2)
+    for path in (record, record.with_suffix(".hea"), dat):
+        with pytest.raises(TruncatedSignalError) as info:
+            read_ecg(path)
+        err = info.value
+        assert isinstance(err, ECGReadError)
+        assert str(err) == (f"{path}: signal file trunc.dat holds 1,000 samples per channel but the header "
+                            "says 2,000 (file truncated?)")
+        assert (err.signal_file, err.samples_in_file, err.samples_in_header) == ("trunc.dat", 1000, 2000)
+
+
+def test_dat_one_byte_short_and_partial_last_frame(tmp_path):
+    record = _write(tmp_path, "short", _twelve_lead(300)[:, :2], ["I", "II"], ["mV"] * 2)
+    dat = record.with_suffix(".dat")
+    _truncate(dat, 300 * 2 * 2 - 1)  # the last frame lacks a byte: 299 complete samples per channel
+    with pytest.raises(TruncatedSignalError, match=r"short\.dat holds 299 samples per channel but the header says 300"):
+        read_ecg(record)
+
+
+def test_zero_byte_dat(tmp_path):
+    record = _write(tmp_path, "zero", _twelve_lead(500), list(STANDARD_LEADS), ["mV"] * 12)
+    record.with_suffix(".dat").write_bytes(b"")
+    with pytest.raises(TruncatedSignalError,
+                       match=r"zero: signal file zero\.dat holds 0 samples per channel but the header says 500 "
+                             r"\(the file is empty\)"):
+        read_ecg(record)
+
+
+def test_longer_dat_than_header_is_read_to_the_declared_length(tmp_path):
+    truth = _twelve_lead(400)
+    record = _write(tmp_path, "long", truth, list(STANDARD_LEADS), ["mV"] * 12)
+    dat = record.with_suffix(".dat")
+    reference = read_ecg(record)
+    dat.write_bytes(dat.read_bytes() + b"\x01\x02" * 12 * 50 + b"\x07")  # 50 extra frames and a stray byte
+    ecg = read_ecg(record)
+    assert ecg.signal.shape == (12, 400)
+    np.testing.assert_array_equal(ecg.signal, reference.signal)
+
+
+def test_fmt212_truncated(tmp_path):
+    sig = _twelve_lead(1001)[:, :3]
+    wfdb.wrsamp("pk", fs=500, units=["mV"] * 3, sig_name=["I", "II", "V1"], p_signal=sig, fmt=["212"] * 3,
+                adc_gain=[500.0] * 3, baseline=[0] * 3, write_dir=str(tmp_path))
+    record = tmp_path / "pk"
+    dat = record.with_suffix(".dat")
+    assert dat.stat().st_size == 4505  # 3003 samples x 12 bits, rounded up to whole bytes
+    assert read_ecg(record).signal.shape == (3, 1001)
+    original = dat.read_bytes()
+    _truncate(dat, 4505 // 2)  # 2252 bytes hold 1501 12-bit samples = 500 whole frames of 3
+    with pytest.raises(TruncatedSignalError, match=r"pk: signal file pk\.dat holds 500 samples per channel but "
+                                                   r"the header says 1,001 \(file truncated\?\)"):
+        read_ecg(record)
+    dat.write_bytes(original[:4504])  # half a byte short: the last sample is incomplete
+    with pytest.raises(TruncatedSignalError, match=r"holds 1,000 samples per channel but the header says 1,001"):
+        read_ecg(record)
+
+
+@pytest.mark.parametrize("fmt,bits", [("8", 8), ("16", 16), ("24", 24), ("32", 32), ("61", 16), ("80", 8),
+                                      ("160", 16), ("212", 12), ("310", None), ("311", None)])
+@pytest.mark.parametrize("n_sig,sig_len", [(1, 300), (1, 301), (1, 302), (2, 301), (3, 100)])
+def test_fixed_width_formats_exact_size_reads_and_one_byte_less_is_truncated(tmp_path, fmt, bits, n_sig, sig_len):
+    # Hand-written header and a byte pattern that decodes to valid (non-NaN) samples in every format.
+    names = ["I", "II", "V1"][:n_sig]
+    lines = [f"rec {n_sig} 500 {sig_len}"] + [f"rec.dat {fmt} 200/mV 16 0 0 0 0 {n}" for n in names]
+    (tmp_path / "rec.hea").write_text("\n".join(lines) + "\n")
+    def needed(n: int) -> int:
+        if bits is not None:
+            return -(-n * bits // 8)
+        # three 10-bit samples per 4-byte word; a partial word needs 2 bytes for 1 sample,
+        # 3 (fmt 311) or 4 (fmt 310: the 2nd sample is in the upper half-word) for 2 samples
+        return 4 * (n // 3) + {0: 0, 1: 2, 2: 4 if fmt == "310" else 3}[n % 3]
+
+    n_bytes = needed(sig_len * n_sig)
+    dat = tmp_path / "rec.dat"
+    dat.write_bytes(b"\x55" * n_bytes)
+    assert read_ecg(tmp_path / "rec", leads="all").signal.shape == (n_sig, sig_len)
+    dat.write_bytes(b"\x55" * (n_bytes - 1))
+    whole_samples = max(k for k in range(sig_len * n_sig) if needed(k) <= n_bytes - 1)
+    held = whole_samples // n_sig
+    assert held in (sig_len - 1, sig_len - 2)
+    with pytest.raises(TruncatedSignalError, match=rf"rec\.dat holds {held} samples per channel but the "
+                                                   rf"header says {sig_len} "):
+        read_ecg(tmp_path / "rec", leads="all")
+
+
+def test_byte_offset_is_taken_into_account(tmp_path):
+    record = _write(tmp_path, "off", _twelve_lead(200)[:, :2], ["I", "II"], ["mV"] * 2)
+    reference = read_ecg(record)
+    header = record.with_suffix(".hea")
+    header.write_text(header.read_text().replace("off.dat 16 ", "off.dat 16+24 "))
+    dat = record.with_suffix(".dat")
+    dat.write_bytes(b"\x00" * 24 + dat.read_bytes())
+    np.testing.assert_array_equal(read_ecg(record).signal, reference.signal)
+    _truncate(dat, dat.stat().st_size - 4)  # one frame of 2 x 16 bits short
+    with pytest.raises(TruncatedSignalError, match=r"off\.dat holds 199 samples per channel but the header says 200"):
+        read_ecg(record)
+
+
+def test_truncated_file_of_a_dropped_channel_only_fails_when_kept(tmp_path):
+    # Two signal files, as in PTB (.dat for the 12 leads, .xyz for the Frank leads).
+    _write(tmp_path, "leads", _twelve_lead(500)[:, :2], ["I", "II"], ["mV"] * 2)
+    _write(tmp_path, "frank", _twelve_lead(500, seed=1)[:, :1], ["vx"], ["mV"])
+    lines = [line for line in (tmp_path / "leads.hea").read_text().splitlines()[1:] if line.strip()]
+    lines += [line for line in (tmp_path / "frank.hea").read_text().splitlines()[1:] if line.strip()]
+    (tmp_path / "both.hea").write_text("\n".join(["both 3 500 500", *lines]) + "\n")
+    _truncate(tmp_path / "frank.dat", 100)
+    assert read_ecg(tmp_path / "both").leads == ("I", "II")
+    with pytest.raises(TruncatedSignalError, match=r"both: signal file frank\.dat holds 50 samples per channel"):
+        read_ecg(tmp_path / "both", leads="all")
+
+
+def test_truncated_ptb_xyz_file(tmp_path, ptb_record):
+    for suffix in (".hea", ".dat", ".xyz"):
+        shutil.copyfile(ptb_record.with_suffix(suffix), tmp_path / f"s0010_re{suffix}")
+    _truncate(tmp_path / "s0010_re.xyz", 3 * 2 * 10_000)
+    assert read_ecg(tmp_path / "s0010_re").signal.shape == (12, 38400)
+    with pytest.raises(TruncatedSignalError, match=r"s0010_re\.xyz holds 10,000 samples per channel but the "
+                                                   r"header says 38,400"):
+        read_ecg(tmp_path / "s0010_re", leads="all")
+
+
+def test_unknown_signal_format_and_empty_header(tmp_path):
+    record = _write(tmp_path, "fmt", _twelve_lead(100)[:, :2], ["I", "II"], ["mV"] * 2)
+    header = record.with_suffix(".hea")
+    header.write_text(header.read_text().replace("fmt.dat 16 ", "fmt.dat 999 "))
+    with pytest.raises(ECGHeaderError, match=r"fmt: corrupt WFDB header: channel 'I' has signal format '999', "
+                                             r"which WFDB does not define"):
+        read_ecg(record)
+    header.write_text("")
+    with pytest.raises(ECGHeaderError, match=r"corrupt WFDB header: fmt\.hea is empty \(0 bytes\)"):
+        read_ecg(record)
+
+
+def test_header_syntax_error_quotes_the_record_line(tmp_path):
+    (tmp_path / "JS00001.v2.hea").write_text("JS00001.v2 2 500 100\n")
+    with pytest.raises(ECGHeaderError, match=r"corrupt WFDB header \(HeaderSyntaxError: invalid syntax in record "
+                                             r"line; record line 'JS00001\.v2 2 500 100' \(WFDB record names"):
+        read_ecg(tmp_path / "JS00001.v2")
+
+
+def test_dicom_waveform_shorter_than_declared(tmp_path, dicom_ecg_path):
+    import pydicom
+
+    ds = pydicom.dcmread(dicom_ecg_path)
+    group = ds.WaveformSequence[0]
+    group.NumberOfWaveformSamples = 2 * int(group.NumberOfWaveformSamples)
+    edited = tmp_path / "long_header.dcm"
+    ds.save_as(edited)
+    with pytest.raises(TruncatedSignalError,
+                       match=r"long_header\.dcm: waveform group 0 \(RHYTHM\) holds 10,000 samples per channel but "
+                             r"NumberOfWaveformSamples says 20,000"):
+        read_ecg(edited)
+
+
+# ---------------------------------------------------------------------------------------------
+# ecg_source_problem: the path rules of read_ecg, without reading any file
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def sources(tmp_path) -> Path:
+    """A folder with one source of every kind read_ecg accepts (contents irrelevant but for WFDB)."""
+    ecg = tmp_path / "ecg"
+    ecg.mkdir()
+    _write(ecg, "P00001", _twelve_lead(100), list(STANDARD_LEADS), ["mV"] * 12)
+    # A record file name containing a dot (the header's record line has a valid WFDB name).
+    _write(ecg, "JS00001", _twelve_lead(100), list(STANDARD_LEADS), ["mV"] * 12)
+    (ecg / "JS00001.hea").rename(ecg / "JS00001.v2.hea")
+    (ecg / "orphan.dat").write_bytes(b"\x00" * 10)
+    (ecg / "scan.dcm").write_bytes(b"not parsed")
+    (ecg / "muse.xml").write_text("<RestingECG/>")
+    (ecg / "tracing.bin").write_bytes(b"\x00")
+    (ecg / "exams.hdf5").write_bytes(b"not parsed either")
+    (ecg / "folder").mkdir()
+    return ecg
+
+
+def test_ecg_source_problem_none_when_the_files_exist(sources, monkeypatch):
+    found = [
+        sources / "P00001",            # record name without extension, P00001.hea beside it
+        str(sources / "P00001"),
+        sources / "P00001.hea",
+        sources / "P00001.dat",        # signal file with its sibling header
+        sources / "JS00001.v2",        # record name with a dot
+        sources / "JS00001.v2.hea",
+        sources / "scan.dcm",
+        sources / "muse.xml",
+        sources / "tracing.bin",       # any existing file (format decided when read)
+        f"{sources / 'exams.hdf5'}::12345",
+    ]
+    # The check must not open any file: it runs for every row of a large manifest.
+    import builtins
+    import io as std_io
+
+    def no_open(*args, **kwargs):
+        raise AssertionError(f"ecg_source_problem opened a file: {args[:1]}")
+
+    monkeypatch.setattr(builtins, "open", no_open)
+    monkeypatch.setattr(std_io, "open", no_open)
+    monkeypatch.setattr(Path, "open", no_open)
+    monkeypatch.setattr(Path, "read_bytes", no_open)
+    for path in found:
+        assert ecg_source_problem(path) is None, path
+    monkeypatch.undo()
+    # ... and read_ecg finds the same files (the WFDB ones read fine).
+    for path in found[:6]:
+        assert read_ecg(path).leads == STANDARD_LEADS
+
+
+def test_ecg_source_problem_reasons_match_read_ecg(sources):
+    cases = {
+        sources / "P00002": "no such file (nor a WFDB header P00002.hea)",
+        sources / "JS00002.v2": "no such file (nor a WFDB header JS00002.v2.hea)",
+        sources / "P00002.hea": "WFDB header file not found",
+        sources / "P00002.dat": "WFDB signal file not found",
+        sources / "orphan.dat": "WFDB header orphan.hea not found next to the signal file",
+        sources / "missing.dcm": "DICOM file not found",
+        sources / "missing.xml": "no such file (nor a WFDB header missing.xml.hea)",
+        sources / "folder": "is a directory, not an ECG file or WFDB record",
+        sources / "exams.hdf5": "an HDF5 file holds many ECGs: address one as '<file>.hdf5::<exam_id>'",
+        f"{sources / 'other.hdf5'}::12345": "HDF5 file not found",
+        f"{sources / 'exams.hdf5'}::": "no exam id after '::' (expected '<file>.hdf5::<exam_id>')",
+    }
+    for path, problem in cases.items():
+        assert ecg_source_problem(path) == problem, path
+        # read_ecg fails for the same reason, with the same text after the path.
+        with pytest.raises(ECGReadError) as info:
+            read_ecg(path)
+        assert info.value.problem == problem
 
 
 # ---------------------------------------------------------------------------------------------

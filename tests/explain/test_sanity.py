@@ -89,7 +89,11 @@ def test_a_model_that_only_sees_one_lead_attributes_only_to_it(method):
     per_lead = a.per_lead()
     assert np.all(per_lead.argmax(1) == V2)
     others = np.delete(a.values, V2, axis=1)
-    assert np.all(others == 0.0), f"{method} attributes to leads the model cannot see"
+    # Gradients of unseen leads are exactly zero. Occlusion subtracts two float32 forward passes
+    # run in batches of different sizes, whose kernels may round differently (seen: 3e-8 against
+    # 2e-4 on V2 after other tests changed the thread pool), so it gets float32 round-off room.
+    tol = 1e-3 * np.abs(a.values[:, V2]).max() if method == "occlusion" else 0.0
+    assert np.abs(others).max() <= tol, f"{method} attributes to leads the model cannot see"
     assert np.all(per_lead[:, V2] > 0)
 
 

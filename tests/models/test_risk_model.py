@@ -101,5 +101,7 @@ def test_checkpoint_state_dict_leaves_out_frozen_language_model():
     slim.pop("encoders.ecg.lin.weight")
     import pytest
 
-    with pytest.raises(RuntimeError, match="encoders.ecg.lin.weight"):
+    from riskfm.errors import CheckpointError
+
+    with pytest.raises(CheckpointError, match="encoders.ecg.lin.weight"):
         other.load_checkpoint_state_dict(slim)

@@ -31,10 +31,12 @@ def write_foreign_cohort(root: Path, n: int = 60, seed: int = 0) -> Path:
         sig += rng.normal(0, 0.02, sig.shape)
         wfdb.wrsamp(pid, fs=fs, units=["mV"] * 12, sig_name=LEADS, p_signal=sig, fmt=["16"] * 12,
                     write_dir=str(root / "waveforms"))
-        vol = np.full((32, 32, 20), -900, np.int16)  # x, y, z on disk
+        vol = np.full((32, 32, 20), -1000, np.int16)  # x, y, z on disk (air)
         vol[8:24, 8:24, 4:16] = 60
         if sick:
             vol[14:18, 14:18, 8:11] = 1000  # a calcified plaque
+        # scanner noise (its own generator, so the labels drawn above stay the same)
+        vol = vol + np.random.default_rng([seed, i]).normal(0, 12, vol.shape).round().astype(np.int16)
         img = nib.Nifti1Image(vol, np.diag([2.0, 2.0, 3.0, 1.0]))
         nib.save(img, str(root / "scans" / f"{pid}.nii.gz"))
         rows.append({

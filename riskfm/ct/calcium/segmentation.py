@@ -423,15 +423,21 @@ def load_segmenter(path: str | Path, *, weights_only: bool = True) -> CalciumSeg
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"calcium model not found: {path}")
-    obj = torch.load(path, map_location="cpu", weights_only=weights_only)
-    if not isinstance(obj, dict) or "riskfm_calcium_config" not in obj:
+    from riskfm.errors import CheckpointError
+    from riskfm.train.checkpoint import load_checkpoint
+
+    obj = load_checkpoint(path, weights_only=weights_only)
+    if "riskfm_calcium_config" not in obj:
         raise ValueError(f"{path}: not a riskfm calcium segmentation model (no 'riskfm_calcium_config')")
     cfg = dict(obj["riskfm_calcium_config"])
     cfg["widths"] = tuple(cfg["widths"])
     cfg["spacing"] = None if cfg["spacing"] is None else tuple(cfg["spacing"])
     config = SegmenterConfig(**cfg)
     net = _build(config)
-    net.load_state_dict(obj["state_dict"])
+    try:
+        net.load_state_dict(obj["state_dict"])
+    except RuntimeError as exc:
+        raise CheckpointError(f"{path}: weights do not fit the {config.model} model they name: {exc}") from exc
     return CalciumSegmenter(net, config)
 
 
