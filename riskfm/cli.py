@@ -44,9 +44,15 @@ def _root(
     ctx: typer.Context,
     verbose: Annotated[bool, typer.Option(
         "--verbose", "-v", help="show tracebacks of errors and INFO logs, for any command (or RISKFM_VERBOSE=1)")] = False,
+    quiet: Annotated[bool, typer.Option(
+        "--quiet", "-q", help="no progress bars or status lines on stderr, for any command (or RISKFM_QUIET=1)")] = False,
 ) -> None:
     """Multimodal cardiovascular risk models: train, evaluate, predict, demo."""
     set_global_verbose(ctx, verbose)
+    if quiet:
+        from riskfm.progress import set_quiet
+
+        set_quiet(True)
 
 
 def _print_table(table, title: str) -> None:

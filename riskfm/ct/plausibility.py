@@ -72,7 +72,10 @@ class CTPlausibility:
     enabled : bool
         False turns every check off (:func:`check_ct_plausibility` returns ``[]``).
     air_hu : float
-        A chest CT must contain air (lungs, outside the body) below this HU ...
+        A chest CT must contain air or lung (outside the body, lungs) below this HU ... Lung
+        parenchyma sits around -850 HU, and a heart-cropped volume may hold little air below
+        -900 HU, so the bound is -500 HU: no soft tissue reaches it, while every stored-without-
+        rescale volume (air near 0) fails it.
     min_air_fraction : float
         ... in at least this share of its voxels.
     hu_min, hu_max : float
@@ -84,7 +87,7 @@ class CTPlausibility:
     """
 
     enabled: bool = True
-    air_hu: float = -900.0
+    air_hu: float = -500.0
     min_air_fraction: float = 0.001
     hu_min: float = -3100.0
     hu_max: float = 31000.0

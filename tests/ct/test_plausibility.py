@@ -123,7 +123,7 @@ def test_cta_without_rescale_is_flagged_no_air(cta):
     reasons = check_ct_plausibility(stored)
     assert _categories(reasons) == ["no air"]
     assert "stored values without rescale slope/intercept?" in reasons[0]
-    assert "below -900 HU" in reasons[0] and "values run from -40 to 4367" in reasons[0]
+    assert "below -500 HU" in reasons[0] and "values run from -40 to 4367" in reasons[0]
 
 
 def test_volume_without_air_but_not_raw_values_gets_no_rescale_hint():
@@ -135,7 +135,7 @@ def test_volume_without_air_but_not_raw_values_gets_no_rescale_hint():
 
 def test_air_fraction_limit_is_configurable():
     phantom = _phantom()
-    air = float(np.mean(phantom.array < -900.0))
+    air = float(np.mean(phantom.array < -500.0))
     assert check_ct_plausibility(phantom, CTPlausibility(min_air_fraction=air * 0.9)) == []
     reasons = check_ct_plausibility(phantom, CTPlausibility(min_air_fraction=min(1.0, air * 1.1)))
     assert _categories(reasons) == ["no air"]

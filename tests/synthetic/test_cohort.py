@@ -70,3 +70,16 @@ def test_make_cohort_is_deterministic_across_worker_counts(tmp_path):
     pd.testing.assert_frame_equal(a.manifest(), b.manifest())
     pid = a.manifest().query("ecg_path != ''")["patient_id"].iloc[0]
     assert (tmp_path / "a" / "ecg" / f"{pid}.dat").read_bytes() == (tmp_path / "b" / "ecg" / f"{pid}.dat").read_bytes()
+
+
+def test_every_synthetic_patient_passes_the_default_plausibility_checks(tiny_cohort):
+    """The embedded cohort is realistic enough that no check excludes anyone (lungs near -850 HU
+    in a heart-cropped CT once failed an air check set at -900 HU: 22 of 300 demo patients)."""
+    from riskfm.ct.spec import CTInputSpec
+    from riskfm.data.dataset import prepare_cohort
+    from riskfm.ecg.spec import ECGInputSpec
+
+    cohort = Cohort.from_manifest(tiny_cohort.manifest_path)
+    prepared = prepare_cohort(cohort, ecg_spec=ECGInputSpec(), ct_spec=CTInputSpec(shape=(8, 16, 16)), n_workers=2)
+    assert prepared.failures == [] and prepared.notes == []
+    assert len(prepared.ecg) == int(cohort.has("ecg").sum()) and len(prepared.ct_hu) == int(cohort.has("ct").sum())
