@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,17 +33,68 @@ from riskfm.train.ema import ModelEMA
 log = logging.getLogger(__name__)
 
 
+#: Strategies that run one model replica per launched process (what torchrun starts).
+_PER_PROCESS_STRATEGIES = ("ddp", "ddp_find_unused_parameters_true", "ddp_spawn", "fsdp", "deepspeed")
+
+
+def launched_world(env: Mapping[str, str] | None = None) -> tuple[int, int] | None:
+    """(processes per node, nodes) when started by torchrun with more than one process, else None."""
+    env = os.environ if env is None else env
+    world = int(env.get("WORLD_SIZE", "1") or 1)
+    if world <= 1:
+        return None
+    local = int(env.get("LOCAL_WORLD_SIZE", world) or world)
+    return local, max(1, world // local)
+
+
+def resolve_launch(cfg: TrainConfig, env: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Devices, strategy and nodes for Fabric; under torchrun the launched processes are the devices.
+
+    ``torchrun --nproc_per_node N`` with a config that says nothing about devices must be one
+    N-process DDP run, not N independent single-process runs writing one folder. So under
+    torchrun ``devices`` / ``num_nodes`` left at their defaults take the launcher's numbers and
+    ``strategy: auto`` becomes DDP; a value the config sets explicitly that disagrees with the
+    launcher is an error (ConfigError) naming both.
+    """
+    from riskfm.train.config import ConfigError
+
+    launch = {"devices": cfg.devices, "strategy": cfg.strategy, "num_nodes": cfg.num_nodes}
+    world = launched_world(env)
+    if world is None:
+        return launch
+    local, nodes = world
+    explicit = cfg.model_fields_set
+    fix = ("remove train.devices / train.num_nodes / train.strategy from the config to let torchrun decide, "
+           "or launch with matching --nproc_per_node / --nnodes")
+    if "devices" in explicit and cfg.devices not in ("auto", -1) and cfg.devices != local and not (
+            isinstance(cfg.devices, str) and len([d for d in cfg.devices.split(",") if d.strip()]) == local):
+        raise ConfigError(f"train.devices is {cfg.devices!r} but torchrun started {local} processes per node; {fix}")
+    if "num_nodes" in explicit and cfg.num_nodes != nodes:
+        raise ConfigError(f"train.num_nodes is {cfg.num_nodes} but torchrun started {nodes} node(s); {fix}")
+    if cfg.strategy != "auto" and not str(cfg.strategy).startswith(_PER_PROCESS_STRATEGIES):
+        raise ConfigError(f"train.strategy {cfg.strategy!r} runs one process, but torchrun started "
+                          f"{local * nodes}; use strategy ddp (or auto); {fix}")
+    launch["devices"] = cfg.devices if "devices" in explicit and cfg.devices not in ("auto", -1) else local
+    launch["num_nodes"] = nodes
+    launch["strategy"] = "ddp" if cfg.strategy == "auto" else cfg.strategy
+    return launch
+
+
 def make_fabric(cfg: TrainConfig) -> Fabric:
-    """A launched Fabric for this config (under torchrun it joins the process group)."""
-    strategy: Any = cfg.strategy
+    """A launched Fabric for this config (under torchrun it joins the process group as DDP)."""
+    launch = resolve_launch(cfg)
+    strategy: Any = launch["strategy"]
     if strategy in ("ddp", "ddp_find_unused_parameters_true"):
         from lightning_fabric.strategies import DDPStrategy
 
         # A batch in which no patient has a CT leaves the CT encoder without gradients.
         strategy = DDPStrategy(find_unused_parameters=True)
-    fabric = Fabric(accelerator=cfg.accelerator, devices=cfg.devices, strategy=strategy,
-                    num_nodes=cfg.num_nodes, precision=cfg.precision)
+    fabric = Fabric(accelerator=cfg.accelerator, devices=launch["devices"], strategy=strategy,
+                    num_nodes=launch["num_nodes"], precision=cfg.precision)
     fabric.launch()
+    if fabric.world_size > 1:
+        fabric.print(f"riskfm: distributed run on {fabric.world_size} processes "
+                     f"({launch['num_nodes']} node(s) x {fabric.world_size // launch['num_nodes']}), DDP")
     return fabric
 
 
