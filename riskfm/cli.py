@@ -93,52 +93,6 @@ def demo(
     typer.echo(f"report: {res['out_dir'] / 'report'}")
 
 
-def _read_yaml_or_fail(path: Path) -> None:
-    """A YAML syntax error in one line: file, line, column and what the parser expected."""
-    import yaml
-
-    from riskfm.errors import RiskfmError
-
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: config file not found" + (" (it is a folder)" if path.is_dir() else ""))
-    try:
-        yaml.safe_load(path.read_text())
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
-        problem = exc.problem or ""
-        if exc.context and exc.context_mark is not None:
-            problem = f"{exc.context} (opened at line {exc.context_mark.line + 1}): {problem}"
-        raise RiskfmError(f"{where}: not valid YAML: {problem or exc}; check the indentation, colons and "
-                          "brackets there") from exc
-    except yaml.YAMLError as exc:
-        raise RiskfmError(f"{path}: not valid YAML: {exc}") from exc
-
-
-def _check_encoders(cfg, source: Path) -> None:
-    """Encoder names, keyword names and checkpoint files of a run config, before any data is read."""
-    from riskfm.encoders import EncoderArgumentError, UnknownEncoderError, check_encoder_kwargs, list_encoders
-    from riskfm.errors import RiskfmError, did_you_mean
-
-    for m in cfg.modalities:
-        ec = cfg.encoders[m]
-        try:
-            info = check_encoder_kwargs(ec.name, ec.kwargs)
-        except UnknownEncoderError as exc:
-            raise UnknownEncoderError(
-                f"{source}: encoders.{m}.name: unknown encoder {ec.name!r}{did_you_mean(ec.name, list_encoders(m))}; "
-                f"the {m} encoders are: {', '.join(list_encoders(m))}") from exc
-        except EncoderArgumentError as exc:
-            raise EncoderArgumentError(f"{source}: encoders.{m}.kwargs: {exc}") from exc
-        except ValueError as exc:  # an input_spec mapping with unknown keys
-            raise RiskfmError(f"{source}: encoders.{m}.kwargs: {exc}") from exc
-        if info.modality != m:
-            raise RiskfmError(f"{source}: encoders.{m}.name: {ec.name!r} is a {info.modality} encoder, not a {m} "
-                              f"encoder; the {m} encoders are: {', '.join(list_encoders(m))}")
-        if ec.checkpoint and "://" not in ec.checkpoint and not Path(ec.checkpoint).expanduser().is_file():
-            raise FileNotFoundError(f"{source}: encoders.{m}.checkpoint: file not found: {ec.checkpoint}")
-
-
 @app.command()
 @handle_errors
 def train(
@@ -150,7 +104,6 @@ def train(
     verbose: bool = False,
 ) -> None:
     """Train and evaluate a model from CONFIG; works the same under `torchrun --nproc_per_node N`."""
-    from riskfm.errors import CheckpointError
     from riskfm.train.config import load_config
 
     overrides = {
@@ -159,17 +112,10 @@ def train(
         "train.epochs": epochs,
         "split.external_sites": list(external_site) if external_site else None,
     }
-    _read_yaml_or_fail(config)
     cfg = load_config(config, overrides)
-    _check_encoders(cfg, config)
     from riskfm.train.run import run_training
 
-    try:
-        res = run_training(cfg)
-    except CheckpointError as exc:
-        if cfg.train.resume and "last.ckpt" in str(exc):
-            raise CheckpointError(f"{exc}; delete it, or set train.resume: false, to start over") from exc
-        raise
+    res = run_training(cfg)
     if int(os.environ.get("RANK", "0")) == 0:
         from riskfm.evaluate.run_metrics import auroc_table
 

@@ -27,6 +27,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     ValidationError,
     create_model,
     field_validator,
@@ -179,6 +180,12 @@ class RunConfig(_Strict):
     train: TrainConfig = Field(default_factory=TrainConfig)
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
     data: DataConfig = Field(default_factory=DataConfig)
+    _source: str = PrivateAttr("<config>")  # the file it came from, for messages
+
+    @property
+    def source(self) -> str:
+        """The config file (or ``<config>`` for a mapping given in Python), for error messages."""
+        return self._source
 
     @field_validator("modalities")
     @classmethod
@@ -238,9 +245,22 @@ def parse_config(data: dict[str, Any], source: str = "<config>") -> RunConfig:
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: a config must be a mapping of keys to values, got {type(data).__name__}")
     try:
-        return RunConfig.model_validate(data)
+        cfg = RunConfig.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(_format_errors(exc, source, RunConfig)) from None
+    cfg._source = source
+    return cfg
+
+
+def _yaml_error(path: Path, exc: yaml.YAMLError) -> ConfigError:
+    """A YAML syntax error in one line: file, line, column and what the parser expected."""
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
+    problem = getattr(exc, "problem", None) or ""
+    context, context_mark = getattr(exc, "context", None), getattr(exc, "context_mark", None)
+    if context and context_mark is not None:
+        problem = f"{context} (opened at line {context_mark.line + 1}): {problem}"
+    return ConfigError(f"{where}: not valid YAML: {problem or exc}; check the indentation, colons and brackets there")
 
 
 def load_config(path: str | os.PathLike, overrides: dict[str, Any] | None = None) -> RunConfig:
@@ -251,11 +271,11 @@ def load_config(path: str | os.PathLike, overrides: dict[str, Any] | None = None
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"config not found: {path}")
+        raise FileNotFoundError(f"{path}: config file not found" + (" (it is a folder)" if path.is_dir() else ""))
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+        raise _yaml_error(path, exc) from exc
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: a config must be a mapping of keys to values")
     for key in ("manifest", "out"):

@@ -60,6 +60,32 @@ class RunResult:
     splits: dict[str, np.ndarray]
 
 
+def check_run_encoders(cfg: RunConfig) -> None:
+    """Encoder names, keyword names and checkpoint files of a run config, checked without building
+    anything; errors name the config file and key (``encoders.ecg.name: unknown encoder ...``)."""
+    from riskfm.encoders import EncoderArgumentError, UnknownEncoderError, list_encoders
+    from riskfm.errors import RiskfmError, did_you_mean
+
+    source = cfg.source
+    for m in cfg.modalities:
+        ec = cfg.encoders[m]
+        try:
+            info = check_encoder_kwargs(ec.name, ec.kwargs)
+        except UnknownEncoderError as exc:
+            raise UnknownEncoderError(
+                f"{source}: encoders.{m}.name: unknown encoder {ec.name!r}{did_you_mean(ec.name, list_encoders(m))}; "
+                f"the {m} encoders are: {', '.join(list_encoders(m))}") from exc
+        except EncoderArgumentError as exc:
+            raise EncoderArgumentError(f"{source}: encoders.{m}.kwargs: {exc}") from exc
+        except ValueError as exc:  # an input_spec mapping with unknown keys
+            raise RiskfmError(f"{source}: encoders.{m}.kwargs: {exc}") from exc
+        if info.modality != m:
+            raise RiskfmError(f"{source}: encoders.{m}.name: {ec.name!r} is a {info.modality} encoder, not a {m} "
+                              f"encoder; the {m} encoders are: {', '.join(list_encoders(m))}")
+        if ec.checkpoint and "://" not in ec.checkpoint and not Path(ec.checkpoint).expanduser().is_file():
+            raise FileNotFoundError(f"{source}: encoders.{m}.checkpoint: file not found: {ec.checkpoint}")
+
+
 def build_encoders(cfg: RunConfig, n_tabular_features: int | None = None) -> dict[str, torch.nn.Module]:
     """Create each modality's encoder from the registry (weights from local checkpoints only)."""
     encoders = {}
@@ -178,8 +204,7 @@ def run_training(cfg: RunConfig | dict) -> RunResult:
         cfg = parse_config(cfg)
     from riskfm.ecg.finetune import apply_finetune_recipes
 
-    for m in cfg.modalities:  # a typo in an encoder name or keyword fails before any file is read
-        check_encoder_kwargs(cfg.encoders[m].name, cfg.encoders[m].kwargs)
+    check_run_encoders(cfg)  # a typo in an encoder name or keyword fails before any file is read
     for note in apply_finetune_recipes(cfg):
         log.info("fine-tuning recipe: %s", note)
     out = Path(cfg.out)

@@ -24,6 +24,7 @@ from lightning_fabric import Fabric
 from torch.utils.data import DataLoader
 
 from riskfm.data.sample import collate_samples
+from riskfm.errors import CheckpointError
 from riskfm.evaluate.discrimination import roc_auc
 from riskfm.models.risk_model import RiskModel
 from riskfm.train.checkpoint import load_checkpoint, rng_state, save_atomic, set_rng_state
@@ -245,7 +246,10 @@ def fit(
     start_epoch, best, best_epoch, bad_epochs, history = 0, -math.inf, -1, 0, []
     last = ckpt_dir / "last.ckpt"
     if cfg.resume and last.is_file():
-        state = load_checkpoint(last)
+        try:
+            state = load_checkpoint(last)
+        except CheckpointError as exc:
+            raise CheckpointError(f"{exc}; delete it, or set train.resume: false, to start over") from exc
         model.load_checkpoint_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         if scheduler is not None and state.get("scheduler"):
