@@ -49,10 +49,9 @@ def _root(
 ) -> None:
     """Multimodal cardiovascular risk models: train, evaluate, predict, demo."""
     set_global_verbose(ctx, verbose)
-    if quiet:
-        from riskfm.progress import set_quiet
+    from riskfm.progress import set_quiet
 
-        set_quiet(True)
+    set_quiet(quiet)  # every invocation decides anew (tests and notebooks run several in one process)
 
 
 def _print_table(table, title: str) -> None:
@@ -63,9 +62,15 @@ def _print_table(table, title: str) -> None:
         table = table.reset_index()
     t = Table(title=title)
     for col in ("split", "target", "AUROC (95% CI)", "n", "n_pos", "oracle AUROC", "gap"):
-        t.add_column(col, justify="right" if col not in ("split", "target") else "left")
+        # fold, never cut: a CI truncated to "(0.45…" on an 80-column terminal reads as another number
+        t.add_column(col, justify="right" if col not in ("split", "target") else "left", overflow="fold")
     for _, r in table.iterrows():
-        au = "n/a" if r["auroc"] != r["auroc"] else f"{r['auroc']:.3f} ({r['ci_low']:.3f}-{r['ci_high']:.3f})"
+        if r["auroc"] != r["auroc"]:  # not estimable: say why (e.g. "1 event < 10") instead of a number
+            au = f"n/e ({r['note']})" if isinstance(r.get("note"), str) and r.get("note") else "n/a"
+        elif r["ci_low"] == r["ci_low"]:
+            au = f"{r['auroc']:.3f} ({r['ci_low']:.3f}-{r['ci_high']:.3f})"
+        else:
+            au = f"{r['auroc']:.3f}"
         orc = r.get("oracle_auroc", float("nan"))
         gap = "" if orc != orc or r["auroc"] != r["auroc"] else f"{r['auroc'] - orc:+.3f}"
         t.add_row(str(r["split"]), str(r["target"]), au, str(r["n"]), str(r["n_pos"]),

@@ -40,8 +40,8 @@ def _interactive() -> bool:
     return bool(getattr(sys.stderr, "isatty", lambda: False)())
 
 
-def progress(iterable: Iterable | None = None, *, total: int | None = None, desc: str, unit: str = "it",
-             leave: bool = False, **kwargs: Any):
+def progress(iterable: Iterable | None = None, *, total: int | None = None, desc: str = "", unit: str = "it",
+             leave: bool = False, enabled: bool = True, **kwargs: Any):
     """A ``tqdm`` bar on stderr (disabled when quiet); use as an iterable wrapper or with ``update``.
 
     Parameters
@@ -51,12 +51,14 @@ def progress(iterable: Iterable | None = None, *, total: int | None = None, desc
     desc : what is being done, e.g. ``"pretraining CORA"``; shown before the bar.
     unit : the thing counted (``"step"``, ``"CT"``, ``"patient"``).
     leave : keep the finished bar on screen.
+    enabled : False gives a bar that shows nothing (same interface), e.g. for a ``progress=False``
+        argument of a library function.
     """
     from tqdm.auto import tqdm
 
     kwargs.setdefault("mininterval", 0.5 if _interactive() else 30.0)
     return tqdm(iterable, total=total, desc=desc, unit=unit, leave=leave, file=sys.stderr,
-                disable=is_quiet(), dynamic_ncols=True, **kwargs)
+                disable=not enabled or is_quiet(), dynamic_ncols=True, **kwargs)
 
 
 def status(message: str) -> None:

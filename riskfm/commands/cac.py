@@ -1,6 +1,7 @@
 """``riskfm cac ...``: score a scan, train the segmentation model, the non-gated bucket model, the seed-000 protocols.
 
-Parse, validate, call the library; no logic lives here.
+Parse, validate, call the library; no logic lives here. Long steps report on stderr
+(:mod:`riskfm.progress`: status lines and bars, silenced by ``riskfm --quiet``).
 """
 
 from __future__ import annotations
@@ -39,8 +40,11 @@ def _load_segmenter(path: Path):
                               "train one with `riskfm cac train`") from exc
 
 
-def _overlay(hu, labels, path: Path) -> Path:
-    """PNG of the slice with the most calcium, HU in a soft-tissue window, arteries coloured."""
+def _overlay(hu, labels, path: Path, *, flagged: bool = False) -> Path:
+    """PNG of the slice with the most calcium, HU in a soft-tissue window, arteries coloured.
+
+    ``flagged``: the scan has scan-check findings; the title says so in red.
+    """
     import numpy as np
     from matplotlib.colors import ListedColormap
 
@@ -53,7 +57,10 @@ def _overlay(hu, labels, path: Path) -> Path:
         ax.imshow(np.clip(hu[z], -200, 600), cmap="gray")
         cmap = ListedColormap(["#ffd700", "#d62728", "#2ca02c", "#1f77b4"])  # LM, LAD, LCX, RCA
         ax.imshow(np.ma.masked_equal(labels[z], 0), cmap=cmap, vmin=1, vmax=4, interpolation="nearest")
-        ax.set_title(f"slice {z}: LM yellow, LAD red, LCX green, RCA blue")
+        title = f"slice {z}: LM yellow, LAD red, LCX green, RCA blue"
+        if flagged:
+            title += "\nWARNING: scan checks failed, see scan_checks.csv"
+        ax.set_title(title, color="#d62728" if flagged else "black")
         ax.axis("off")
     return save_figure(fig, path)
 
@@ -68,46 +75,40 @@ def score(
     threshold: float = 130.0,
     min_area_mm2: float = 1.0,
     slice_increment: Annotated[float | None, typer.Option(help="mm between slice centres (default: z spacing)")] = None,
+    slice_thickness: Annotated[float | None, typer.Option(
+        help="reconstructed slice thickness in mm, for the scan checks (default: DICOM SliceThickness, "
+             "else the z spacing)")] = None,
     calibration_factor: Annotated[float | None, typer.Option(help="mg HA/cm^3 per HU, for the mass score")] = None,
+    force: Annotated[bool, typer.Option(
+        "--force", help="score a scan that fails the scan checks (contrast, heart not in view, oblique, slice "
+                        "thickness); every finding is printed as a WARNING and written to scan_checks.csv")] = False,
 ) -> None:
-    """Score one scan: per-artery table (with a model) or total inside a heart ROI (without)."""
-    import numpy as np
+    """Score one scan: per-artery table (with a model) or total inside a heart ROI (without).
 
-    from riskfm.ct import read_ct
-    from riskfm.ct.calcium import score_calcium
+    The scan is checked first (docs/calcium.md, "Which scans can be scored"): contrast-enhanced
+    scans, scans without the heart in view, tilted slices and slices outside 1.5-5 mm are refused
+    unless --force is given.
+    """
+    from riskfm.ct.calcium import BUCKET_NAMES, CAC_DRS_NAMES
+    from riskfm.ct.calcium.scan import score_scan
 
     segmenter = _load_segmenter(model) if model is not None else None  # a bad model fails before the CT is read
-    vol = read_ct(path)
-    hu = vol.array
-    if roi is not None:
-        mask = read_ct(roi).array > 0.5
-        if mask.shape != hu.shape:
-            raise ValueError(f"{roi}: ROI grid {mask.shape} differs from the CT grid {hu.shape}")
-    else:
-        from riskfm.ct.calcium.roi import estimate_heart_roi
-
-        mask = estimate_heart_roi(hu, vol.spacing)
-    kwargs = dict(threshold=threshold, min_area_mm2=min_area_mm2, slice_increment=slice_increment,
-                  calibration_factor=calibration_factor)
-    if segmenter is not None:
-        labels = segmenter.predict(hu, vol.spacing, roi=mask)
-        result = score_calcium(hu, vol.spacing, labels=labels, **kwargs)
-    else:
-        result = score_calcium(hu, vol.spacing, roi=mask, **kwargs)
-        labels = np.zeros(hu.shape, np.uint8)
-        labels[(hu >= threshold) & mask] = 1  # no arteries without a model: drawn as one colour
-    out.mkdir(parents=True, exist_ok=True)
-    table = result.table()
-    table.to_csv(out / "per_artery.csv")
-    result.lesions.to_csv(out / "lesions.csv", index=False)
-    png = _overlay(hu, labels, out / "overlay.png")
-    typer.echo(table.round(1).to_string())
-    from riskfm.ct.calcium import BUCKET_NAMES, CAC_DRS_NAMES
-
+    res = score_scan(path, model=segmenter, roi=roi, threshold=threshold, min_area_mm2=min_area_mm2,
+                     slice_increment=slice_increment, slice_thickness=slice_thickness,
+                     calibration_factor=calibration_factor, force=force)
+    paths = res.write(out)
+    png = _overlay(res.volume.array, res.labels, out / "overlay.png", flagged=bool(res.findings))
+    result = res.score
+    typer.echo(result.table().round(1).to_string())
+    how = "model" if res.method == "model" else "threshold inside heart ROI (no artery split)"
     typer.echo(f"Agatston {result.agatston:.1f} (bucket {BUCKET_NAMES[result.bucket]}, "
-               f"CAC-DRS {CAC_DRS_NAMES[result.cac_drs]}); "
-               f"{'model' if model else 'threshold inside heart ROI (no artery split)'}")
-    typer.echo(f"wrote {out / 'per_artery.csv'}, {out / 'lesions.csv'}, {png}")
+               f"CAC-DRS {CAC_DRS_NAMES[result.cac_drs]}); {how}")
+    if res.forced:
+        typer.echo(f"WARNING: scored with --force despite {len(res.refusals)} failed scan check(s): "
+                   "this number is not a valid calcium score")
+    for line in res.warning_lines():
+        typer.echo(line)
+    typer.echo(f"wrote {paths['per_artery']}, {paths['lesions']}, {paths['scan_checks']}, {png}")
 
 
 @app.command()
@@ -126,12 +127,14 @@ def train(
     seed: int = 0,
 ) -> None:
     """Train the calcium segmentation model on synthetic exams and save it."""
+    from riskfm.ct.calcium.protocols import synthetic_exams
     from riskfm.ct.calcium.segmentation import train_segmenter
-    from riskfm.synthetic.calcium import make_calcium_exam
+    from riskfm.progress import status
 
-    exams = [make_calcium_exam(seed * 7919 + i) for i in range(n_exams)]
+    status(f"rendering {n_exams} synthetic training exams")
+    exams = synthetic_exams((seed * 7919 + i for i in range(n_exams)), desc="rendering exams")
     seg = train_segmenter(exams, model=model, epochs=epochs, steps_per_epoch=steps_per_epoch,
-                          encoder_checkpoint=encoder_checkpoint, roi=roi, seed=seed)
+                          encoder_checkpoint=encoder_checkpoint, roi=roi, seed=seed, progress=f"training {model}")
     seg.save(out)
     typer.echo(f"loss per epoch {[round(v, 3) for v in seg.config.history]}; wrote {out}")
 
@@ -195,17 +198,23 @@ def nongated(
     seed: int = 0,
 ) -> None:
     """Non-gated chest CT: segmentation -> 5-slice summaries -> gradient-boosted bucket trees, with kappa."""
+    from riskfm.ct.calcium.protocols import synthetic_exams
     from riskfm.ct.calcium.segmentation import train_segmenter
+    from riskfm.progress import status
     from riskfm.recipes.cac_nongated import run_nongated
-    from riskfm.synthetic.calcium import make_calcium_exam
 
     if model is not None:
         seg = _load_segmenter(model)
     else:
-        gated = [make_calcium_exam(seed * 7919 + i) for i in range(24)]
-        seg = train_segmenter(gated, epochs=epochs, steps_per_epoch=steps_per_epoch, seed=seed)
-    train = [make_calcium_exam(20_000 + seed * 7919 + i, gated=False) for i in range(n_train)]
-    test = [make_calcium_exam(30_000 + seed * 7919 + i, gated=False) for i in range(n_test)]
+        status("no --model: training a U-Net on 24 gated synthetic exams first")
+        gated = synthetic_exams((seed * 7919 + i for i in range(24)), desc="rendering gated exams")
+        seg = train_segmenter(gated, epochs=epochs, steps_per_epoch=steps_per_epoch, seed=seed,
+                              progress="training unet2d")
+    status(f"rendering {n_train} + {n_test} non-gated synthetic exams")
+    train = synthetic_exams((20_000 + seed * 7919 + i for i in range(n_train)), desc="rendering training exams",
+                            gated=False)
+    test = synthetic_exams((30_000 + seed * 7919 + i for i in range(n_test)), desc="rendering test exams",
+                           gated=False)
     res = run_nongated(out, seg, train_exams=train, test_exams=test, seed=seed)
     m = res["metrics"]
     for name in ("trees", "mask"):

@@ -1,6 +1,8 @@
 """``riskfm pretrain-ct`` and ``riskfm ct ...``: CORA pretraining, zero-shot maps and downstream tasks.
 
-Parse, validate, call the library; no logic lives here.
+Parse, validate, call the library; no logic lives here. Progress (reading the CTs, training steps
+with the loss, evaluating the test CTs, sliding windows) comes from the library on stderr;
+``riskfm --quiet`` silences it.
 """
 
 from __future__ import annotations
@@ -79,16 +81,10 @@ def pretrain_ct(
                          devices=int(devices) if devices.isdigit() else devices, strategy=strategy,
                          num_nodes=num_nodes, precision=precision, checkpoint_every=checkpoint_every, seed=seed,
                          synthesis=SynthesisConfig(patch_size=patch_size, lesion_prob=lesion_prob))
-    every = max(1, steps // 20)
-
-    def progress(step: int, loss: float) -> None:
-        if step % every == 0 or step == steps:
-            typer.echo(f"step {step}/{steps}: loss {loss:.4f}")
-
     from riskfm.errors import CheckpointError
 
-    try:
-        res = pretrain_cora(source, out, cfg, resume=resume, progress=progress)
+    try:  # the library shows the steps, the time left and the loss on stderr
+        res = pretrain_cora(source, out, cfg, resume=resume)
     except CheckpointError as exc:
         if resume and "last.ckpt" in str(exc):
             raise CheckpointError(f"{exc}; delete it, or pass --no-resume, to start over") from exc
@@ -117,10 +113,12 @@ def abnormality(
 
     from riskfm.ct import read_ct
     from riskfm.ct.pretrain import abnormality_map, load_pretrained
+    from riskfm.progress import status
 
     _check_checkpoint(checkpoint)
     net = load_pretrained(checkpoint)  # a bad checkpoint fails before the CT is read
-    prob = abnormality_map(net, read_ct(ct), overlap=overlap)
+    status(f"reading {ct}")
+    prob = abnormality_map(net, read_ct(ct), overlap=overlap, progress="abnormality map")
     # riskfm arrays are [z, y, x] with an index->LPS affine; NIfTI stores [i, j, k] -> RAS.
     lps_to_ras = np.diag([-1.0, -1.0, 1.0, 1.0])
     affine = lps_to_ras @ prob.affine @ np.array([[0, 0, 1, 0], [0, 1, 0, 0], [1, 0, 0, 0], [0, 0, 0, 1]])
@@ -165,8 +163,9 @@ def plaque(
                                       scales=scales, head_init=head_init,
                                       test_fraction=test_fraction, seed=seed)
     for target, m in res["metrics"].items():
-        typer.echo(f"{target}: AUROC {m['auroc']:.3f} ({m['auroc_ci'][0]:.3f}-{m['auroc_ci'][1]:.3f}), "
-                   f"n {m['n']}, positives {m['n_pos']}")
+        au = (f"n/e ({m['not_estimable']})" if m["auroc"] is None
+              else f"{m['auroc']:.3f} ({m['auroc_ci'][0]:.3f}-{m['auroc_ci'][1]:.3f})")
+        typer.echo(f"{target}: AUROC {au}, n {m['n']}, positives {m['n_pos']}")
     typer.echo(f"wrote {res['paths']['metrics']}")
 
 

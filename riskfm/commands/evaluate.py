@@ -29,6 +29,8 @@ def evaluate(
     n_boot: Annotated[int | None, typer.Option(help="override the spec's bootstrap resamples")] = None,
     ci: Annotated[str | None, typer.Option(help="override the spec's AUROC interval: bootstrap | delong")] = None,
     seed: Annotated[int | None, typer.Option(help="override the spec's bootstrap seed")] = None,
+    min_events: Annotated[int | None, typer.Option(
+        help="override the spec's minimum events (and non-events) below which AUROC is not estimable")] = None,
     figures: Annotated[bool, typer.Option(help="draw figures (and embed them in report.html)")] = True,
 ) -> None:
     """Metrics with CIs, calibration, risk groups, survival, decision curves, subgroups and report.html."""
@@ -36,17 +38,23 @@ def evaluate(
     from riskfm.evaluate import evaluate as run_evaluate
 
     s = EvaluationSpec.from_any(spec)
-    overrides = {k: v for k, v in {"n_boot": n_boot, "ci": ci, "seed": seed}.items() if v is not None}
+    overrides = {k: v for k, v in {"n_boot": n_boot, "ci": ci, "seed": seed, "min_events": min_events,
+                                   "min_nonevents": min_events}.items() if v is not None}
     if not figures:
         overrides["figures"] = False
     if overrides:
         s = EvaluationSpec.from_any({**s.to_dict(), **overrides})
     out_dir = out or predictions.parent
+    run_name = predictions.resolve().parent.name or predictions.stem
     metrics = run_evaluate(predictions, out_dir, spec=s, train_split=train_split, val_split=val_split,
-                           covariates=covariates, title=f"riskfm evaluation: {predictions.name}")
+                           covariates=covariates, title=f"riskfm evaluation: {run_name}")
     table = auroc_table(metrics).reset_index()
     for _, r in table.iterrows():
-        au = "n/a" if r["auroc"] != r["auroc"] else f"{r['auroc']:.3f} ({r['ci_low']:.3f}-{r['ci_high']:.3f})"
+        if r["auroc"] == r["auroc"]:
+            au = (f"{r['auroc']:.3f} ({r['ci_low']:.3f}-{r['ci_high']:.3f})" if r["ci_low"] == r["ci_low"]
+                  else f"{r['auroc']:.3f}")
+        else:
+            au = f"n/e ({r['note']})" if r["note"] else "n/a"
         typer.echo(f"{r['split']:>10}  {r['target']:<14} AUROC {au}  n={r['n']} n_pos={r['n_pos']}")
     typer.echo(f"metrics: {out_dir / 'metrics.json'}")
     if s.report:

@@ -1,6 +1,7 @@
 """``riskfm explain RUN_DIR --patients ID [--patients ID ...]``: attribution figures of chosen patients.
 
-The command only parses and validates arguments; :func:`riskfm.explain.run.explain_run` does the work.
+The command only parses and validates arguments; :func:`riskfm.explain.run.explain_run` does the work
+and reports its progress on stderr (``riskfm --quiet`` silences it). Files go to ``OUT/<target>/``.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ def explain(
     run_dir: Annotated[Path, typer.Argument(help="a finished run folder (model.pt, predictions.csv, config.yaml)")],
     patients: Annotated[list[str], typer.Option(
         "--patients", "-p", help="patient id to explain (repeatable, or comma-separated)")],
-    out: Annotated[Path | None, typer.Option(help="output folder (default: RUN_DIR/explain)")] = None,
+    out: Annotated[Path | None, typer.Option(
+        help="output folder (default: RUN_DIR/explain); the files go to its subfolder named after the target")] = None,
     target: Annotated[str | None, typer.Option(
         help="explained target, e.g. mace_30d, stenosis_lad, risk_score (default: mace_30d)")] = None,
     manifest: Annotated[Path | None, typer.Option(help="manifest of the patients (default: the run's)")] = None,

@@ -6,7 +6,9 @@
 * :class:`DensePatchSampler` - random training patches of (windowed CT, target mask) with a
   share of patches centred on target voxels (lesions are sparse);
 * :func:`fit_steps` - AdamW + cosine decay for a fixed number of steps on Lightning Fabric;
-* :func:`predict_dense` - whole-volume probability by Gaussian-blended sliding windows.
+* :func:`predict_dense` - whole-volume probability by Gaussian-blended sliding windows;
+* :class:`StepProgress` - the progress bar of a training loop (steps, time left, current loss) on
+  stderr, silenced by ``riskfm --quiet`` / ``RISKFM_QUIET=1`` (:mod:`riskfm.progress`).
 """
 
 from __future__ import annotations
@@ -24,9 +26,10 @@ from riskfm.ct.cases import LoadedCase
 from riskfm.ct.cora import CoraResUNet
 from riskfm.ct.preprocess import crop_or_pad, window_channels
 from riskfm.ct.sliding import sliding_window_predict
+from riskfm.progress import progress as progress_bar
 
-__all__ = ["HEAD_INITS", "POOLS", "SCALES", "DensePatchSampler", "FitResult", "PlaqueClassifier", "fit_steps",
-           "plaque_targets", "pool_features", "predict_dense", "volume_input"]
+__all__ = ["HEAD_INITS", "POOLS", "SCALES", "DensePatchSampler", "FitResult", "PlaqueClassifier", "StepProgress",
+           "fit_steps", "plaque_targets", "pool_features", "predict_dense", "volume_input"]
 
 PLAQUE_TARGETS: tuple[str, ...] = ("plaque_calcified", "plaque_noncalcified")
 
@@ -134,7 +137,8 @@ class PlaqueClassifier(nn.Module):
         return self
 
     @torch.no_grad()
-    def init_head_from_probe(self, x: torch.Tensor, y: np.ndarray, *, c: float = 1.0, batch_size: int = 8) -> None:
+    def init_head_from_probe(self, x: torch.Tensor, y: np.ndarray, *, c: float = 1.0, batch_size: int = 8,
+                             progress: bool = True) -> None:
         """Start the head as a linear probe of the frozen encoder (the "LP" of LP-FT).
 
         Computes the pooled features of the training volumes ``x [N, C, Z, Y, X]`` (encoder in eval
@@ -152,6 +156,8 @@ class PlaqueClassifier(nn.Module):
         y : np.ndarray, shape [N, n_labels]
             0/1 targets. A label with one class in ``y`` gets zero weights and the bias of its
             prevalence.
+        progress : bool
+            A bar over the volumes being encoded, on stderr.
         """
         from sklearn.linear_model import LogisticRegression
 
@@ -161,7 +167,12 @@ class PlaqueClassifier(nn.Module):
                              f"{self.head.out_features} labels")
         was = self.training
         self.eval()
-        feats = torch.cat([self.features(x[i:i + batch_size]) for i in range(0, len(x), batch_size)]).double()
+        parts = []
+        with progress_bar(total=len(x), enabled=progress, desc=f"linear probe on {len(x)} training CTs", unit="CT") as bar:
+            for i in range(0, len(x), batch_size):
+                parts.append(self.features(x[i:i + batch_size]))
+                bar.update(len(parts[-1]))
+        feats = torch.cat(parts).double()
         mean, var = feats.mean(dim=0), feats.var(dim=0, unbiased=False)
         self.norm.running_mean.copy_(mean)
         self.norm.running_var.copy_(var)
@@ -253,6 +264,63 @@ class DensePatchSampler:
         return torch.from_numpy(np.stack(xs)), torch.from_numpy(np.stack(ys))
 
 
+class StepProgress:
+    """Progress of a training loop on stderr: steps done, rate, time left, and the loss in the postfix.
+
+    A ``tqdm`` bar from :func:`riskfm.progress.progress` (silent under ``riskfm --quiet`` /
+    ``RISKFM_QUIET=1``), kept on screen when done so a log shows the final loss and duration.
+    The loss in the postfix is updated every ``every`` steps (and at the first and last), not at
+    every step.
+
+    Parameters
+    ----------
+    total : int
+        Steps of the whole run.
+    desc : str
+        What is being trained, e.g. ``"pretraining CORA"``.
+    initial : int
+        Steps already done (a resumed run).
+    enabled : bool
+        False gives a bar that does nothing (e.g. on ranks other than 0).
+    every : int
+        Steps between updates of the loss shown.
+
+    >>> with StepProgress(100, desc="fine-tuning") as bar:                     # doctest: +SKIP
+    ...     for step in range(1, 101):
+    ...         bar.step(step, loss)
+    """
+
+    def __init__(self, total: int, *, desc: str, initial: int = 0, enabled: bool = True, every: int = 5) -> None:
+        from riskfm.progress import progress
+
+        self.total = int(total)
+        self.every = max(1, int(every))
+        self.bar = None
+        if enabled and self.total > initial:
+            self.bar = progress(total=self.total, initial=int(initial), desc=desc, unit="step", leave=True)
+            if self.bar.disable:  # quiet: skip the postfix formatting too
+                self.bar = None
+
+    def step(self, step: int, loss: float) -> None:
+        """Record that optimizer step ``step`` (1-based) finished with ``loss``."""
+        if self.bar is None:
+            return
+        if step % self.every == 0 or step == 1 or step >= self.total:
+            self.bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
+        self.bar.update(1)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+    def __enter__(self) -> StepProgress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 @dataclass
 class FitResult:
     """``history``: one dict per step (step, loss); ``seconds``: wall time."""
@@ -278,6 +346,8 @@ def fit_steps(
     accelerator: str = "cpu",
     precision: str = "32-true",
     grad_clip: float | None = 12.0,
+    desc: str = "fine-tuning",
+    progress: bool = True,
 ) -> FitResult:
     """Train ``module`` for ``steps`` AdamW steps (cosine decay) on Lightning Fabric.
 
@@ -293,6 +363,11 @@ def fit_steps(
         Learning rate of everything not in ``encoder``.
     encoder_lr, encoder
         A separate (usually smaller) learning rate for the pretrained encoder's parameters.
+    desc : str
+        What the progress bar calls the run (default ``"fine-tuning"``).
+    progress : bool
+        Show a progress bar of the steps with the current loss on stderr (:class:`StepProgress`;
+        silent anyway under ``riskfm --quiet`` / ``RISKFM_QUIET=1``).
     """
     from lightning_fabric import Fabric
 
@@ -312,17 +387,19 @@ def fit_steps(
     rng = np.random.default_rng(seed)
     history = []
     wrapped.train()
-    for step in range(1, int(steps) + 1):
-        x, y = batches(rng)
-        x, y = fabric.to_device((x, y))
-        loss = loss_fn(wrapped(x), y)
-        optimizer.zero_grad(set_to_none=True)
-        fabric.backward(loss)
-        if grad_clip:
-            fabric.clip_gradients(wrapped, optimizer, max_norm=grad_clip)
-        optimizer.step()
-        scheduler.step()
-        history.append({"step": step, "loss": float(loss.detach())})
+    with StepProgress(int(steps), desc=desc, enabled=progress) as bar:
+        for step in range(1, int(steps) + 1):
+            x, y = batches(rng)
+            x, y = fabric.to_device((x, y))
+            loss = loss_fn(wrapped(x), y)
+            optimizer.zero_grad(set_to_none=True)
+            fabric.backward(loss)
+            if grad_clip:
+                fabric.clip_gradients(wrapped, optimizer, max_norm=grad_clip)
+            optimizer.step()
+            scheduler.step()
+            history.append({"step": step, "loss": float(loss.detach())})
+            bar.step(step, history[-1]["loss"])
     module.eval()
     return FitResult(history, time.perf_counter() - t0)
 
@@ -340,13 +417,17 @@ class DenseOutput(nn.Module):
 
 @torch.no_grad()
 def predict_dense(net: CoraResUNet, case: LoadedCase, roi: Sequence[int],
-                  windows: Sequence[tuple[float, float]], overlap: float = 0.5) -> np.ndarray:
-    """Probability ``[Z, Y, X]`` float32 over a whole case (sliding windows, Gaussian blending)."""
+                  windows: Sequence[tuple[float, float]], overlap: float = 0.5,
+                  progress: bool | str = False) -> np.ndarray:
+    """Probability ``[Z, Y, X]`` float32 over a whole case (sliding windows, Gaussian blending).
+
+    ``progress``: a bar over the windows (a string names it), as in :func:`sliding_window_predict`.
+    """
     was = net.training
     net.eval()
     try:
         prob = sliding_window_predict(window_channels(case.vol.array, windows), net.forward_dense, roi,
-                                      overlap=overlap)
+                                      overlap=overlap, progress=progress)
     finally:
         net.train(was)
     return prob[0, 0].numpy()

@@ -21,6 +21,12 @@ gives each process a disjoint share of the ``k``; resuming after a crash continu
 unseen ``k``. Checkpoints are atomic (``checkpoints/last.ckpt``, every ``checkpoint_every`` steps),
 and the final weights go to ``cora_pretrained.pt``, which
 ``create_encoder("cora-resunet", checkpoint=..., width=...)`` or :func:`load_pretrained` load.
+
+Progress
+--------
+Rank 0 shows on stderr a bar over the CTs being read (``preload``) and one over the optimizer
+steps, with the time left and the current loss; ``riskfm --quiet`` / ``RISKFM_QUIET=1``
+(:mod:`riskfm.progress`) or ``show_progress=False`` silence them.
 """
 
 from __future__ import annotations
@@ -42,11 +48,12 @@ from torch.utils.data import DataLoader, Dataset
 
 from riskfm.ct.cases import CTCase, find_cases, load_case
 from riskfm.ct.cora import CoraResUNet, cora_input_spec
-from riskfm.ct.finetune import DenseOutput
+from riskfm.ct.finetune import DenseOutput, StepProgress
 from riskfm.ct.preprocess import CORA_SPACING
 from riskfm.ct.sliding import predict_volume
 from riskfm.ct.synthesis import LesionSynthesisEngine, SynthesisConfig, candidate_voxels, vessel_candidates
 from riskfm.ct.volume import CTVolume
+from riskfm.progress import progress as progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -308,6 +315,7 @@ def pretrain_cora(
     resume: bool = True,
     preload: bool = True,
     progress: Callable[[int, float], None] | None = None,
+    show_progress: bool = True,
 ) -> PretrainResult:
     """Pretrain CORA by synthetic-lesion segmentation.
 
@@ -326,6 +334,9 @@ def pretrain_cora(
         per-worker cache.
     progress : callable, optional
         Called as ``progress(step, loss)`` after every optimizer step (rank 0).
+    show_progress : bool
+        Progress bars on stderr (rank 0): reading the CTs, then the steps with the current loss
+        (silent anyway under ``riskfm --quiet`` / ``RISKFM_QUIET=1``).
 
     Returns
     -------
@@ -341,15 +352,22 @@ def pretrain_cora(
     ckpt_dir = out / "checkpoints"
     items = find_cases(source) if isinstance(source, str | Path) else list(source)
     if preload:
-        items = [v if isinstance(v, PretrainVolume) else prepare_volume(v, cfg.spacing, cfg.patch_size)
-                 for v in items]
+        to_read = sum(not isinstance(v, PretrainVolume) for v in items)
+        with progress_bar(total=to_read, enabled=show_progress, desc=f"reading {to_read} CTs", unit="CT") as bar:
+            prepared = []
+            for v in items:
+                if not isinstance(v, PretrainVolume):
+                    v = prepare_volume(v, cfg.spacing, cfg.patch_size)
+                    bar.update(1)
+                prepared.append(v)
+        items = prepared
     volumes_info = [{"patient_id": v.patient_id, "mask_source": v.mask_source, "shape": list(v.hu.shape),
                      "n_candidates": int(len(v.candidates))} for v in items if isinstance(v, PretrainVolume)]
 
     fabric = Fabric(accelerator=cfg.accelerator, devices=cfg.devices, strategy=cfg.strategy,
                     num_nodes=cfg.num_nodes, precision=cfg.precision)
     fabric.launch()
-    fabric.seed_everything(cfg.seed)
+    fabric.seed_everything(cfg.seed, verbose=False)
     net = CoraResUNet(width=cfg.width, input_spec=cora_input_spec(cfg.spacing, cfg.patch_size))
     optimizer = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: _schedule(s, cfg))
@@ -383,23 +401,29 @@ def pretrain_cora(
 
     step = start
     wrapped.train()
-    for image, mask in loader:
-        logits = wrapped(image)
-        loss = loss_fn(logits, mask)
-        optimizer.zero_grad(set_to_none=True)
-        fabric.backward(loss)
-        if cfg.grad_clip:
-            fabric.clip_gradients(wrapped, optimizer, max_norm=cfg.grad_clip)
-        optimizer.step()
-        scheduler.step()
-        step += 1
-        value = float(fabric.all_reduce(loss.detach(), reduce_op="mean"))
-        history.append({"step": step, "loss": value, "lr": optimizer.param_groups[0]["lr"],
-                        "lesion_fraction": float(mask.mean())})
-        if progress is not None and fabric.is_global_zero:
-            progress(step, value)
-        if step % cfg.checkpoint_every == 0 and step < cfg.steps:
-            save(step)
+    bar = StepProgress(cfg.steps, desc="pretraining CORA", initial=start,
+                       enabled=show_progress and fabric.is_global_zero)
+    try:
+        for image, mask in loader:
+            logits = wrapped(image)
+            loss = loss_fn(logits, mask)
+            optimizer.zero_grad(set_to_none=True)
+            fabric.backward(loss)
+            if cfg.grad_clip:
+                fabric.clip_gradients(wrapped, optimizer, max_norm=cfg.grad_clip)
+            optimizer.step()
+            scheduler.step()
+            step += 1
+            value = float(fabric.all_reduce(loss.detach(), reduce_op="mean"))
+            history.append({"step": step, "loss": value, "lr": optimizer.param_groups[0]["lr"],
+                            "lesion_fraction": float(mask.mean())})
+            if progress is not None and fabric.is_global_zero:
+                progress(step, value)
+            bar.step(step, value)
+            if step % cfg.checkpoint_every == 0 and step < cfg.steps:
+                save(step)
+    finally:
+        bar.close()
     save(step)
     final = out / "cora_pretrained.pt"
     if fabric.is_global_zero:
@@ -439,13 +463,16 @@ def abnormality_map(
     overlap: float = 0.5,
     back_to_input_grid: bool = True,
     sw_batch_size: int = 2,
+    progress: bool | str = False,
 ) -> CTVolume:
     """Zero-shot abnormality map of a whole CT from a pretrained (not fine-tuned) CORA.
 
     The pretrained network is a deliberately over-sensitive plaque detector (CORA Fig. S3):
     its map highlights many candidate regions, real lesions among them. The CT is resampled to
     the model's spacing, windowed, segmented with Gaussian-blended sliding windows of the
-    pretraining patch size and, by default, resampled back onto the input grid.
+    pretraining patch size and, by default, resampled back onto the input grid. ``progress``
+    shows a bar over the windows on stderr (a string labels it; see
+    :func:`~riskfm.ct.sliding.sliding_window_predict`).
 
     Returns
     -------
@@ -453,4 +480,4 @@ def abnormality_map(
         float32 probability in [0, 1].
     """
     return predict_volume(model, vol, overlap=overlap, sw_batch_size=sw_batch_size,
-                          back_to_input_grid=back_to_input_grid)
+                          back_to_input_grid=back_to_input_grid, progress=progress)

@@ -6,6 +6,9 @@ windows overlap their outputs are averaged with a Gaussian weight centred on eac
 context - count least, and no seams appear. :func:`sliding_window_predict` wraps
 ``monai.inferers.sliding_window_inference``; :func:`predict_volume` adds resampling to the
 model's spacing, the HU windows, and (optionally) resampling back to the input grid.
+
+Both take ``progress``: a bar over the windows on stderr (:mod:`riskfm.progress`; silent under
+``riskfm --quiet``), worth it for a whole CT at a fine spacing (hundreds of windows).
 """
 
 from __future__ import annotations
@@ -18,7 +21,22 @@ import torch
 from riskfm.ct.preprocess import resample_to_spacing, window_channels
 from riskfm.ct.volume import CTVolume
 
-__all__ = ["predict_volume", "sliding_window_predict"]
+__all__ = ["count_windows", "predict_volume", "sliding_window_predict"]
+
+
+def count_windows(shape: Sequence[int], roi_size: Sequence[int], overlap: float = 0.5) -> int:
+    """Number of windows :func:`sliding_window_predict` runs over a volume of spatial ``shape``.
+
+    Same rule as MONAI: the volume is padded up to the window, windows step by
+    ``int(roi * (1 - overlap))`` (at least 1; a whole window where the volume is exactly one window)
+    and the last window of each axis is moved back to end at the border.
+    """
+    from monai.data.utils import dense_patch_slices
+
+    size = tuple(max(int(s), int(r)) for s, r in zip(shape, roi_size))
+    roi = tuple(int(r) for r in roi_size)
+    interval = tuple(r if r == s else max(1, int(r * (1 - overlap))) for s, r in zip(size, roi))
+    return len(dense_patch_slices(size, roi, interval))
 
 
 def sliding_window_predict(
@@ -31,6 +49,7 @@ def sliding_window_predict(
     sw_batch_size: int = 2,
     mode: str = "gaussian",
     device: str | torch.device | None = None,
+    progress: bool | str = False,
 ) -> torch.Tensor:
     """Run ``predictor`` over a volume in overlapping windows and blend the outputs.
 
@@ -52,6 +71,8 @@ def sliding_window_predict(
         Blending weights.
     device : optional
         Where the output is accumulated (default: the input's device).
+    progress : bool or str
+        Show a bar over the windows on stderr; a string is its label (default ``"sliding windows"``).
 
     Returns
     -------
@@ -70,8 +91,22 @@ def sliding_window_predict(
         raise ValueError(f"roi_size must be three positive window sizes (Z, Y, X), got {roi_size!r}")
     if not 0 <= overlap < 1:
         raise ValueError(f"overlap must be in [0, 1), got {overlap!r}")
-    out = sliding_window_inference(x, roi, sw_batch_size, predictor, overlap=overlap, mode=mode,
-                                   sigma_scale=sigma_scale, padding_mode="constant", cval=0.0, device=device)
+    if not progress:
+        out = sliding_window_inference(x, roi, sw_batch_size, predictor, overlap=overlap, mode=mode,
+                                       sigma_scale=sigma_scale, padding_mode="constant", cval=0.0, device=device)
+        return torch.as_tensor(out).float()
+    from riskfm.progress import progress as bar_of
+
+    total = count_windows(x.shape[2:], roi, overlap) * x.shape[0]
+    with bar_of(total=total, desc=progress if isinstance(progress, str) else "sliding windows", unit="window") as bar:
+
+        def counted(windows: torch.Tensor) -> torch.Tensor:
+            result = predictor(windows)
+            bar.update(int(windows.shape[0]))
+            return result
+
+        out = sliding_window_inference(x, roi, sw_batch_size, counted, overlap=overlap, mode=mode,
+                                       sigma_scale=sigma_scale, padding_mode="constant", cval=0.0, device=device)
     return torch.as_tensor(out).float()
 
 
@@ -86,6 +121,7 @@ def predict_volume(
     overlap: float = 0.5,
     sw_batch_size: int = 2,
     back_to_input_grid: bool = False,
+    progress: bool | str = False,
 ) -> CTVolume:
     """Dense probability map of a whole CT from a network with ``forward_dense`` (e.g. CORA).
 
@@ -97,7 +133,7 @@ def predict_volume(
         The CT in HU.
     spacing, windows, roi_size : optional
         Default to ``model.input_spec`` (spacing, windows, shape).
-    overlap, sw_batch_size
+    overlap, sw_batch_size, progress
         See :func:`sliding_window_predict`.
     back_to_input_grid : bool
         Resample the map (trilinear) back onto ``vol``'s grid.
@@ -117,7 +153,8 @@ def predict_volume(
     was_training = model.training
     model.eval()
     try:
-        prob = sliding_window_predict(image, model.forward_dense, roi, overlap=overlap, sw_batch_size=sw_batch_size)
+        prob = sliding_window_predict(image, model.forward_dense, roi, overlap=overlap, sw_batch_size=sw_batch_size,
+                                      progress=progress)
     finally:
         model.train(was_training)
     out = CTVolume(prob[0, 0].cpu().numpy(), resampled.spacing, resampled.affine,

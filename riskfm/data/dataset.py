@@ -178,9 +178,9 @@ def prepare_cohort(
     workers = n_workers or min(8, os.cpu_count() or 1)
     iterator = ThreadPoolExecutor(workers).map(run, jobs) if workers > 1 else map(run, jobs)
     if progress:
-        from tqdm.auto import tqdm
+        from riskfm.progress import progress as progress_bar
 
-        iterator = tqdm(iterator, total=len(jobs), desc="reading ECG/CT", leave=False)
+        iterator = progress_bar(iterator, total=len(jobs), desc=f"reading {len(jobs)} ECG/CT files", unit="file")
     for kind, pid, value, err, note in iterator:
         if note is not None:
             prepared.notes.append({"patient_id": pid, "note": note})

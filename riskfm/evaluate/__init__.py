@@ -12,7 +12,9 @@
 - ``survival``: Harrell's and Uno's C, time-dependent AUROC, integrated Brier score, hazard ratios
   and log-rank tests between risk groups, Aalen-Johansen incidence.
 - ``decision_curve``: net benefit against treat-all and treat-none.
-- ``subgroups``: any metric per subgroup with CIs, fairness gaps.
+- ``subgroups``: any metric per subgroup with CIs, fairness gaps; covariates to subgroup attributes.
+- ``guards``: the small-sample rule (``estimable``): fewer than 10 events or 10 non-events and an
+  AUROC, AUPRC or C-index is "not estimable" in every table, figure and file.
 - ``pipeline``: ``evaluate(predictions, out_dir)``: metrics.json, CSV tables, figures, report.html.
 
 Examples
@@ -46,6 +48,7 @@ from riskfm.evaluate.discrimination import (
     roc_auc,
     roc_curve_points,
 )
+from riskfm.evaluate.guards import estimable, not_estimable_text
 from riskfm.evaluate.pipeline import evaluate, read_covariates
 from riskfm.evaluate.risk_groups import (
     CumulativeIncidence,
@@ -72,14 +75,24 @@ from riskfm.evaluate.run_metrics import (
     write_metrics,
 )
 from riskfm.evaluate.spec import EvaluationSpec
-from riskfm.evaluate.subgroups import METRICS, bin_numeric, fairness_gaps, metric_estimate, subgroup_metrics
+from riskfm.evaluate.subgroups import (
+    METRICS,
+    bin_numeric,
+    fairness_gaps,
+    metric_estimate,
+    quantile_edges,
+    subgroup_attributes,
+    subgroup_metrics,
+)
 from riskfm.evaluate.survival import (
     CoxOnScore,
     SurvivalMetrics,
     aalen_johansen_by_group,
+    censor_at,
     group_contrasts,
     harrell_c,
     survival_metrics,
+    target_horizon_days,
 )
 from riskfm.evaluate.thresholds import (
     ThresholdMetrics,
@@ -114,12 +127,14 @@ __all__ = [
     "bootstrap_aurocs",
     "brier_score",
     "calibration",
+    "censor_at",
     "check_binary_scores",
     "cumulative_incidence_by_group",
     "decision_curve",
     "delong_covariance",
     "delong_test",
     "delong_variance",
+    "estimable",
     "evaluate",
     "expected_calibration_error",
     "fairness_gaps",
@@ -129,10 +144,12 @@ __all__ = [
     "incidence_threshold",
     "metric_estimate",
     "metrics_from_predictions",
+    "not_estimable_text",
     "order_groups",
     "ordered_splits",
     "ordered_targets",
     "paired_bootstrap_test",
+    "quantile_edges",
     "read_covariates",
     "read_metrics",
     "read_predictions",
@@ -141,8 +158,10 @@ __all__ = [
     "roc_auc",
     "roc_curve_points",
     "spiegelhalter_z",
+    "subgroup_attributes",
     "subgroup_metrics",
     "survival_metrics",
+    "target_horizon_days",
     "three_level_thresholds",
     "threshold_at_sensitivity",
     "threshold_at_specificity",

@@ -42,6 +42,8 @@ import numpy as np
 from scipy.special import ndtri
 from scipy.stats import norm, rankdata
 
+from riskfm.evaluate.guards import estimable
+
 CI_METHODS: tuple[str, ...] = ("bootstrap", "delong")
 
 # Upper bound on the number of elements in one block of bootstrap index matrices (int64, so
@@ -382,7 +384,8 @@ def delong_variance(y: Any, p: Any) -> tuple[float, float]:
     return float(aurocs[0]), float(cov[0, 0])
 
 
-def delong_test(y: Any, p1: Any, p2: Any) -> dict[str, float]:
+def delong_test(y: Any, p1: Any, p2: Any, *, min_events: int | None = None,
+                min_nonevents: int | None = None) -> dict[str, Any]:
     """DeLong test for the difference between two correlated AUROCs (same patients, two models).
 
     Parameters
@@ -391,6 +394,10 @@ def delong_test(y: Any, p1: Any, p2: Any) -> dict[str, float]:
         Binary labels, at least 2 of each class.
     p1, p2 : array-like, shape [n]
         Scores of model 1 and model 2 for the same patients, in the same order.
+    min_events, min_nonevents : int, optional
+        Apply the small-sample rule (``riskfm.evaluate.guards.estimable``; reports use 10 and
+        10): with fewer events or non-events nothing is computed and every value is None, with
+        ``not_estimable`` giving the reason. Not applied when both are None.
 
     Returns
     -------
@@ -409,8 +416,12 @@ def delong_test(y: Any, p1: Any, p2: Any) -> dict[str, float]:
     a2 = np.asarray(p2)
     if a1.ndim != 1 or a2.ndim != 1 or len(a1) != len(a2):
         raise ValueError(f"p1 and p2 must be 1-D of the same length, got shapes {a1.shape} and {a2.shape}")
-    check_binary_scores(y, a1, name_p="p1")
+    y_b, _ = check_binary_scores(y, a1, name_p="p1")
     check_binary_scores(y, a2, name_p="p2")
+    if min_events is not None or min_nonevents is not None:
+        reason = estimable(y_b, min_events=min_events, min_nonevents=min_nonevents)
+        if reason is not None:
+            return {"auroc1": None, "auroc2": None, "z": None, "p_value": None, "not_estimable": reason}
     aurocs, cov = delong_covariance(y, np.vstack([a1.astype(float), a2.astype(float)]))
     diff = float(aurocs[0] - aurocs[1])
     var = float(cov[0, 0] + cov[1, 1] - 2.0 * cov[0, 1])
@@ -665,13 +676,18 @@ class PairedComparison:
     p_value: float
     n_boot: int
     confidence: float = 0.95
+    not_estimable: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dictionary (NaN -> None)."""
-        return {"metric": self.metric, "value1": self.value1, "value2": self.value2,
-                "difference": self.difference, "ci": [_finite_or_none(self.low), _finite_or_none(self.high)],
-                "z": _finite_or_none(self.z), "p_value": _finite_or_none(self.p_value), "n_boot": self.n_boot,
-                "confidence": self.confidence}
+        """JSON-ready dictionary (NaN -> None; ``not_estimable`` only when set)."""
+        out = {"metric": self.metric, "value1": _finite_or_none(self.value1),
+               "value2": _finite_or_none(self.value2), "difference": _finite_or_none(self.difference),
+               "ci": [_finite_or_none(self.low), _finite_or_none(self.high)],
+               "z": _finite_or_none(self.z), "p_value": _finite_or_none(self.p_value), "n_boot": self.n_boot,
+               "confidence": self.confidence}
+        if self.not_estimable:
+            out["not_estimable"] = self.not_estimable
+        return out
 
 
 def paired_bootstrap_test(
@@ -682,6 +698,9 @@ def paired_bootstrap_test(
     n_boot: int = 500,
     seed: int | np.random.Generator | None = 0,
     confidence: float = 0.95,
+    *,
+    min_events: int | None = None,
+    min_nonevents: int | None = None,
 ) -> PairedComparison:
     """Paired stratified bootstrap comparison of two models scored on the same patients.
 
@@ -698,6 +717,10 @@ def paired_bootstrap_test(
         Metric compared.
     n_boot, seed, confidence
         Bootstrap settings.
+    min_events, min_nonevents : int, optional
+        Apply the small-sample rule (``riskfm.evaluate.guards.estimable``): with fewer events or
+        non-events every number is NaN and ``not_estimable`` gives the reason. Not applied when
+        both are None.
 
     Returns
     -------
@@ -711,6 +734,11 @@ def paired_bootstrap_test(
     boot, point = stats[metric]
     y_b, a1 = check_binary_scores(y, p1, name_p="p1")
     _, a2 = check_binary_scores(y, p2, name_p="p2")
+    if min_events is not None or min_nonevents is not None:
+        reason = estimable(y_b, min_events=min_events, min_nonevents=min_nonevents)
+        if reason is not None:
+            nan = math.nan
+            return PairedComparison(metric, nan, nan, nan, nan, nan, nan, nan, int(n_boot), confidence, reason)
     pos1, neg1 = _split_classes(y_b, a1)
     pos2, neg2 = a2[y_b], a2[~y_b]
     if int(n_boot) != n_boot or n_boot < 2:

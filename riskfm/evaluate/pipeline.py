@@ -15,6 +15,12 @@ are chosen on ``train_split`` and applied unchanged to every split; recalibratio
 on ``val_split`` and judged on every other split except ``train_split``; the training split also
 provides the censoring distribution and the Cox baseline for the survival metrics. A split that
 is missing is reported in notes, never silently replaced.
+
+Small samples: every AUROC, AUPRC and C-index goes through ``riskfm.evaluate.guards.estimable``
+(at least ``min_events`` events and ``min_nonevents`` non-events, 10 each by default); below that
+it is "not estimable" everywhere (tables, figures, fairness gaps, metrics.json), with the reason
+and the counts. Expected numerical warnings (lifelines' overflow and convergence warnings from
+Cox fits on separated risk groups) are caught and summarised once in the report.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ import pandas as pd
 from riskfm.evaluate.calibration import calibration, fit_recalibration
 from riskfm.evaluate.decision_curve import decision_curve
 from riskfm.evaluate.discrimination import average_precision
+from riskfm.evaluate.guards import estimable, not_estimable_text
 from riskfm.evaluate.risk_groups import assign_risk_groups, incidence_threshold
 from riskfm.evaluate.run_metrics import (
     metrics_from_predictions,
@@ -43,8 +50,8 @@ from riskfm.evaluate.run_metrics import (
     write_metrics,
 )
 from riskfm.evaluate.spec import EvaluationSpec
-from riskfm.evaluate.subgroups import bin_numeric, fairness_gaps, subgroup_metrics
-from riskfm.evaluate.survival import group_contrasts, survival_metrics
+from riskfm.evaluate.subgroups import fairness_gaps, subgroup_attributes, subgroup_metrics
+from riskfm.evaluate.survival import censor_at, group_contrasts, survival_metrics, target_horizon_days
 from riskfm.evaluate.thresholds import (
     three_level_thresholds,
     threshold_at_sensitivity,
@@ -52,6 +59,7 @@ from riskfm.evaluate.thresholds import (
     threshold_metrics,
     youden_threshold,
 )
+from riskfm.progress import progress, status
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +75,32 @@ def _both(y: np.ndarray) -> bool:
 def _ci(est: Any) -> list[float | None]:
     d = est.to_dict()
     return d["ci"]
+
+
+def _events(k: int) -> str:
+    return f"{k} event" + ("" if k == 1 else "s")
+
+
+def estimate_text(value: Any, low: Any, high: Any, reason: str | None = None) -> str:
+    """``0.812 [0.750, 0.860]``, or ``n/e (1 event < 10)`` when not estimable."""
+    if reason:
+        return not_estimable_text(reason)
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    if low is None or high is None or (isinstance(low, float) and math.isnan(low)):
+        return f"{value:.3f}"
+    return f"{value:.3f} [{low:.3f}, {high:.3f}]"
+
+
+# Warnings that the analyses are expected to raise on small or separated groups, with what they
+# mean; ``evaluate`` catches them and the report summarises them once.
+_EXPECTED_WARNINGS: tuple[tuple[str, str], ...] = (
+    ("Cox fits (lifelines): overflow / convergence",
+     "lifelines warns (overflow in exp, low variance, Newton-Raphson not converged) when a risk group has all "
+     "or almost all of its events before the other group's, or none: the groups are separated and the hazard "
+     "ratio has no finite maximum-likelihood estimate. Such hazard ratios are shown as 'not estimable (did "
+     "not converge: separated groups)'; the log-rank tests do not depend on the fit and are reported."),
+)
 
 
 def read_covariates(covariates: pd.DataFrame | str | os.PathLike) -> pd.DataFrame:
@@ -109,17 +143,20 @@ class _Run:
     """State of one evaluation: the data, the spec, what was written and the notes."""
 
     def __init__(self, df: pd.DataFrame, out: Path, spec: EvaluationSpec, train_split: str, val_split: str,
-                 covariates: pd.DataFrame | None, title: str) -> None:
+                 covariates: pd.DataFrame | None, title: str, source: str = "") -> None:
         self.df, self.out, self.spec = df, out, spec
         self.train_split, self.val_split = train_split, val_split
         self.cov = covariates
         self.title = title
+        self.source = source
         self.splits = ordered_splits(df["split"])
         self.targets = ordered_targets(df["target"])
         self.tables: dict[str, pd.DataFrame] = {}
         self.figures: dict[str, list[tuple[str, Path]]] = {}
         self.notes: dict[str, list[str]] = {}
         self.thresholds: dict[str, dict[str, Any]] = {}
+        self.pending: list[tuple[str, str, str, Any]] = []
+        self.warning_counts: dict[str, int] = {}
 
     # -------------------------------------------------------------------------------- helpers
     def note(self, section: str, msg: str) -> None:
@@ -130,19 +167,47 @@ class _Run:
         d = self.df[(self.df["split"] == split) & (self.df["target"] == target)]
         return d[d["y_true"].notna()] if known else d
 
+    def estimable(self, y: Any) -> str | None:
+        """The small-sample rule with this spec's minimum numbers of events and non-events."""
+        return estimable(y, self.spec)
+
     def figure(self, section: str, caption: str, name: str, make: Any) -> None:
-        if not self.spec.figures:
-            return
+        """Queue a figure; ``draw_figures`` draws them all (with one progress bar) at the end."""
+        if self.spec.figures:
+            self.pending.append((section, caption, name, make))
+
+    def draw_figures(self) -> None:
         from riskfm.plots.style import save_figure
 
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
+        for section, caption, name, make in progress(self.pending, desc="evaluate: drawing figures",
+                                                      unit="figure", delay=2.0):
+            try:
                 fig = make()
-        except ValueError as exc:
-            self.note(section, f"figure {name} skipped: {exc}")
-            return
-        self.figures.setdefault(section, []).append((caption, save_figure(fig, self.out / "figures" / name)))
+            except ValueError as exc:
+                self.note(section, f"figure {name} skipped: {exc}")
+                continue
+            self.figures.setdefault(section, []).append((caption, save_figure(fig, self.out / "figures" / name)))
+        self.pending = []
+
+    def absorb(self, caught: list[warnings.WarningMessage]) -> None:
+        """Count caught warnings: expected ones by kind, others by message (summarised in the report)."""
+        for w in caught:
+            msg, mod = str(w.message), str(getattr(w, "filename", ""))
+            if issubclass(w.category, (DeprecationWarning, PendingDeprecationWarning, FutureWarning)):
+                log.debug("evaluate: %s: %s (%s:%s)", w.category.__name__, msg, mod, w.lineno)
+                continue
+            cox = "lifelines" in mod or "Cox hazard ratio" in msg
+            key = _EXPECTED_WARNINGS[0][0] if cox else f"{w.category.__name__}: {msg.splitlines()[0][:160]}"
+            self.warning_counts[key] = self.warning_counts.get(key, 0) + 1
+
+    def warning_notes(self) -> list[str]:
+        """One line per kind of numerical warning caught, with its count and meaning."""
+        meaning = dict(_EXPECTED_WARNINGS)
+        out = []
+        for key, k in self.warning_counts.items():
+            times = f"{k} warning" + ("" if k == 1 else "s")
+            out.append(f"{key} ({times}): {meaning[key]}" if key in meaning else f"{key} ({times})")
+        return out
 
     # -------------------------------------------------------------------------------- analyses
     def agreement(self, scores: pd.DataFrame | None, metrics: dict) -> None:
@@ -175,23 +240,27 @@ class _Run:
                 cell = metrics[split][target]
                 d = self.rows(split, target)
                 y, p = d["y_true"].to_numpy(float), d["y_prob"].to_numpy(float)
-                if _both(y):
+                reason = cell.get("not_estimable")
+                if reason is None:
                     ap = average_precision(y, p, n_boot=s.n_boot, seed=s.seed, confidence=s.confidence)
                     cell["auprc"], cell["auprc_ci"] = ap.value, _ci(ap)
                     cell["auprc_chance"] = float(y.mean())
+                elif _both(y):
+                    cell["auprc"], cell["auprc_ci"] = None, [None, None]
                 rows.append({"split": split, "target": target, "n": cell["n"], "n_pos": cell["n_pos"],
                              "auroc": cell["auroc"], "auroc_low": cell["auroc_ci"][0],
                              "auroc_high": cell["auroc_ci"][1], "auprc": cell.get("auprc"),
                              "auprc_low": (cell.get("auprc_ci") or [None, None])[0],
-                             "auprc_high": (cell.get("auprc_ci") or [None, None])[1]})
-        self.tables["discrimination"] = pd.DataFrame(rows).astype({"auroc": float, "auprc": float})
-        # Internal vs external side by side: one row per target, one AUROC [CI] column per split.
+                             "auprc_high": (cell.get("auprc_ci") or [None, None])[1],
+                             "not_estimable": reason or ""})
+        self.tables["discrimination"] = pd.DataFrame(rows).astype(
+            {c: float for c in ("auroc", "auroc_low", "auroc_high", "auprc", "auprc_low", "auprc_high")})
+        # Internal vs external side by side: one row per target, one "AUROC [CI] (events / n)" per split.
         wide = {}
         for r in rows:
-            txt = ("n/a" if r["auroc"] is None else
-                   f"{r['auroc']:.3f} [{r['auroc_low']:.3f}, {r['auroc_high']:.3f}]" if r["auroc_low"] is not None
-                   else f"{r['auroc']:.3f}")
-            wide.setdefault(r["target"], {"target": r["target"]})[f"{r['split']} (n={r['n']})"] = txt
+            txt = estimate_text(r["auroc"], r["auroc_low"], r["auroc_high"], r["not_estimable"] or None)
+            counts = f"n={r['n']}" if r["not_estimable"] else f"{_events(r['n_pos'])}, n={r['n']}"
+            wide.setdefault(r["target"], {"target": r["target"]})[r["split"]] = f"{txt}; {counts}"
         self.tables["validation"] = pd.DataFrame(list(wide.values()))
 
         from riskfm.plots.forest import plot_forest
@@ -200,24 +269,29 @@ class _Run:
 
         for split in self.splits:
             d = self.df[(self.df["split"] == split) & self.df["y_true"].notna()]
-            ok = [t for t in self.targets if _both(d.loc[d["target"] == t, "y_true"].to_numpy(float))]
+            both = [t for t in self.targets if _both(d.loc[d["target"] == t, "y_true"].to_numpy(float))]
+            ok = [t for t in both if metrics[split][t].get("auroc") is not None]
             if not ok:
-                self.note("Discrimination", f"split {split!r}: no target with both classes; no ROC figure")
+                self.note("Discrimination", f"split {split!r}: no target with at least {s.min_events} events and "
+                          f"{s.min_nonevents} non-events; no ROC figure")
                 continue
+            # Targets that are not estimable stay in the legend as "n/e (reason)", without a curve.
             self.figure("Discrimination", f"ROC curves, {split} split (shaded: {100 * s.confidence:g}% "
-                        "pointwise bootstrap band; legend: AUROC with its interval)", f"roc_{_safe(split)}.png",
-                        lambda d=d, ok=ok, split=split: plot_roc(
-                            d[d["target"].isin(ok)], split=split, metrics=metrics.get(split), band=True,
-                            seed=s.seed, title=f"ROC \u2014 {split}"))
+                        "pointwise bootstrap band; legend: AUROC with its interval, or n/e with the reason)",
+                        f"roc_{_safe(split)}.png",
+                        lambda d=d, both=both, split=split: plot_roc(
+                            d[d["target"].isin(both)], split=split, metrics=metrics.get(split), band=True,
+                            seed=s.seed, title=f"ROC \u2014 {split}", confidence=s.confidence,
+                            min_events=s.min_events, min_nonevents=s.min_nonevents))
         forest = pd.DataFrame([{"attribute": target_label(r["target"]), "level": r["split"], "metric": "auroc",
-                                "n": r["n"], "n_pos": r["n_pos"], "value": r["auroc"],
-                                "low": r["auroc_low"], "high": r["auroc_high"]}
-                               for r in rows if r["auroc"] is not None]).astype(
-            {"value": float, "low": float, "high": float}) if any(r["auroc"] is not None for r in rows) else None
-        if forest is not None and len(self.splits) > 1:
-            self.figure("Discrimination", "AUROC per target and split: internal vs external validation",
+                                "n": r["n"], "n_pos": r["n_pos"], "value": r["auroc"], "low": r["auroc_low"],
+                                "high": r["auroc_high"], "not_estimable": r["not_estimable"]}
+                               for r in rows if r["n"] > 0]).astype({"value": float, "low": float, "high": float})
+        if len(forest) and forest["value"].notna().any() and len(self.splits) > 1:
+            self.figure("Discrimination", "AUROC per target and split: internal vs external validation "
+                        "(n and events on the right; n/e: not estimable, no point drawn)",
                         "validation_auroc.png",
-                        lambda: plot_forest(forest, reference=0.5, title="AUROC by split"))
+                        lambda: plot_forest(forest, reference=0.5, title="AUROC by split", confidence=s.confidence))
 
     def choose_thresholds(self, metrics: dict) -> None:
         s, rows, levels = self.spec, [], []
@@ -244,7 +318,8 @@ class _Run:
                     continue
                 tm = threshold_metrics(yy, pp, t, confidence=s.confidence, seed=s.seed)
                 metrics[split][target]["threshold"] = {"method": s.threshold, "chosen_on": chosen_on, **tm.to_dict()}
-                rows.append({"split": split, "target": target, "method": s.threshold, **tm.to_dict()})
+                rows.append({"split": split, "target": target, "method": s.threshold, "n": len(yy),
+                             "n_pos": int(yy.sum()), **tm.to_dict()})
                 if "risk_levels" in info:
                     g = assign_risk_groups(pp, info["risk_levels"])
                     for level in ("low", "intermediate", "high"):
@@ -257,13 +332,28 @@ class _Run:
                         "cuts": info["risk_levels"],
                         "n": {lv: int((g == lv).sum()) for lv in ("low", "intermediate", "high")}}
         if rows:
-            self.tables["thresholds"] = pd.DataFrame(rows).drop(columns=[c for c in pd.DataFrame(rows).columns
-                                                                        if c.endswith("_ci")])
+            t = pd.DataFrame(rows)
+            for c in [c for c in t.columns if c.endswith("_ci")]:
+                name = c[:-3]
+                ci = t.pop(c)
+                at = t.columns.get_loc(name) + 1
+                t.insert(at, f"{name}_low", [v[0] if v else None for v in ci])
+                t.insert(at + 1, f"{name}_high", [v[1] if v else None for v in ci])
+            self.tables["thresholds"] = t.astype({c: float for c in t.columns
+                                                  if c.endswith(("_low", "_high"))})
         if levels:
             self.tables["risk_levels"] = pd.DataFrame(levels)
 
+    def calibration_bins(self, n: int) -> int:
+        """Bins for n patients: the spec's number, fewer for quantile bins of a small split (>= 2)."""
+        s = self.spec
+        if s.calibration_strategy != "quantile":
+            return s.calibration_bins
+        return int(max(2, min(s.calibration_bins, n // s.calibration_min_bin_size)))
+
     def calibration(self, metrics: dict) -> None:
         s, bins, recal = self.spec, [], []
+        from riskfm.plots.calibration import plot_calibration
         from riskfm.plots.style import target_label
 
         for split in self.splits:
@@ -272,8 +362,9 @@ class _Run:
                 y, p = d["y_true"].to_numpy(float), d["y_prob"].to_numpy(float)
                 if not _both(y):
                     continue
+                n_bins = self.calibration_bins(len(y))
                 try:
-                    cal = calibration(y, p, n_bins=s.calibration_bins, strategy=s.calibration_strategy,
+                    cal = calibration(y, p, n_bins=n_bins, strategy=s.calibration_strategy,
                                       confidence=s.confidence)
                 except ValueError as exc:
                     self.note("Calibration", f"{split}/{target}: calibration skipped: {exc}")
@@ -281,13 +372,14 @@ class _Run:
                 metrics[split][target].update(cal.to_dict())
                 bins.append(cal.table.assign(split=split, target=target))
                 if split != self.train_split:
-                    self.figure("Calibration", f"Reliability diagram, {target_label(target)}, {split} "
-                                f"({s.calibration_strategy} bins, Wilson {100 * s.confidence:g}% intervals); "
-                                f"slope {cal.slope.value:.2f}, intercept {cal.intercept.value:.2f}, "
-                                f"ECE {cal.ece:.3f}",
+                    self.figure("Calibration", f"Reliability diagram, {target_label(target)}, {split}: "
+                                f"{len(cal.table)} {s.calibration_strategy} bins (patients per bin above each interval), "
+                                f"Wilson {100 * s.confidence:g}% intervals; n={len(y)}, {_events(int(y.sum()))}; "
+                                f"slope {cal.slope.value:.2f}, intercept {cal.intercept.value:.2f}, ECE {cal.ece:.3f}",
                                 f"calibration_{_safe(split)}_{_safe(target)}.png",
-                                lambda cal=cal, target=target, split=split: cal.plot(
-                                    label=target_label(target),
+                                lambda y=y, p=p, cal=cal, n_bins=n_bins, target=target, split=split: plot_calibration(
+                                    y, p, n_bins=n_bins, strategy=s.calibration_strategy, confidence=s.confidence,
+                                    stats=cal, label=target_label(target),
                                     title=f"Calibration \u2014 {target_label(target)}, {split}"))
         if bins:
             t = pd.concat(bins, ignore_index=True)
@@ -316,7 +408,8 @@ class _Run:
                         continue
                     q = np.clip(rc.transform(d["y_prob"].to_numpy(float)), 0.0, 1.0)
                     try:
-                        after = calibration(y, q, n_bins=s.calibration_bins, strategy=s.calibration_strategy)
+                        after = calibration(y, q, n_bins=self.calibration_bins(len(y)),
+                                            strategy=s.calibration_strategy)
                     except ValueError as exc:
                         self.note("Calibration", f"{split}/{target}: {method}: {exc}")
                         continue
@@ -326,6 +419,7 @@ class _Run:
                                     "calibration_slope": after.slope.value}
                     before = metrics[split][target]
                     recal.append({"split": split, "target": target, "method": method, "fitted_on": self.val_split,
+                                  "n": len(y), "n_pos": int(y.sum()),
                                   "brier_before": before.get("brier"), "brier_after": after.brier,
                                   "ece_before": before.get("ece"), "ece_after": after.ece,
                                   "slope_before": before.get("calibration_slope"), "slope_after": after.slope.value,
@@ -343,10 +437,18 @@ class _Run:
 
         rows, contrasts = [], []
         for target in [t for t in self.spec.survival_targets if t in self.targets]:
-            def fu(split: str, target: str = target) -> pd.DataFrame:
-                d = self.rows(split, target, known=False)
-                return d[d["time_to_event_days"].notna() & d["event"].notna()]
+            horizon = target_horizon_days(target, self.spec.horizon_days)
 
+            def fu(split: str, target: str = target, horizon: float | None = horizon) -> pd.DataFrame:
+                d = self.rows(split, target, known=False)
+                d = d[d["time_to_event_days"].notna() & d["event"].notna()].copy()
+                # A fixed-horizon outcome (30-day MACE) is judged on events by its horizon.
+                d["time_to_event_days"], d["event"] = censor_at(d["time_to_event_days"], d["event"], horizon)
+                return d
+
+            if horizon is not None:
+                self.note("Time to event", f"{target}: follow-up censored at its {horizon:g}-day horizon (events "
+                          "after it count as censored) for the concordance, hazard ratios and incidence curves")
             tr = fu(self.train_split)
             train = None
             if len(tr) and tr["event"].sum() > 0:
@@ -362,16 +464,26 @@ class _Run:
                     continue
                 t, e, r = (d["time_to_event_days"].to_numpy(float), d["event"].to_numpy(float),
                            d["y_prob"].to_numpy(float))
-                try:
-                    sm = survival_metrics(t, e, r, train=train if split != self.train_split else train)
-                except ValueError as exc:
-                    self.note("Time to event", f"{split}/{target}: survival metrics skipped: {exc}")
-                    sm = None
+                n_events = int(e.sum())
+                reason = self.estimable(e)  # censored patients count as non-events
+                sm = None
+                if reason is None:
+                    try:
+                        sm = survival_metrics(t, e, r, train=train)
+                    except ValueError as exc:
+                        self.note("Time to event", f"{split}/{target}: survival metrics skipped: {exc}")
                 if sm is not None:
                     metrics[split][target]["survival"] = sm.to_dict()
                     rows.append({"split": split, "target": target, "n": sm.n, "n_events": sm.n_events,
                                  "harrell_c": sm.harrell_c, "uno_c": sm.uno_c, "mean_time_auc": sm.mean_auc_t,
-                                 "integrated_brier": sm.integrated_brier})
+                                 "integrated_brier": sm.integrated_brier, "not_estimable": ""})
+                elif reason is not None:
+                    metrics[split][target]["survival"] = {
+                        "harrell_c": None, "uno_c": None, "time_auc": None, "integrated_brier": None,
+                        "n": len(t), "n_events": n_events, "not_estimable": reason}
+                    rows.append({"split": split, "target": target, "n": len(t), "n_events": n_events,
+                                 "harrell_c": math.nan, "uno_c": math.nan, "mean_time_auc": math.nan,
+                                 "integrated_brier": math.nan, "not_estimable": reason})
                 if thr is None:
                     continue
                 cuts = thr.get("risk_levels") or thr["value"]
@@ -384,11 +496,20 @@ class _Run:
                     continue
                 how = ("three levels: sensitivity/specificity cut-offs " + ", ".join(f"{x:.3f}" for x in cuts)
                        if isinstance(cuts, list) else f"{thr['method']} threshold {cuts:.3f}")
-                self.figure("Time to event", f"Kaplan\u2013Meier cumulative incidence of {target_label(target)} "
-                            f"by risk group, {split} ({how}, chosen on {thr['chosen_on']}); numbers at risk below",
+                if horizon is not None:
+                    what = (f"Kaplan\u2013Meier cumulative incidence of {target_label(target)} by risk group over its "
+                            f"{horizon:g}-day horizon (dotted line)")
+                    fig_title = f"{target_label(target)} by day {horizon:g} \u2014 {split}"
+                else:
+                    last = float(np.max(t))
+                    what = (f"Kaplan\u2013Meier cumulative incidence by risk group of the time-to-event target "
+                            f"{target_label(target)}, over follow-up (to day {last:g})")
+                    fig_title = f"Time to event: {target_label(target)} \u2014 {split}"
+                self.figure("Time to event", f"{what}, {split} ({how}, chosen on {thr['chosen_on']}); "
+                            f"n={len(t)}, {_events(n_events)}; numbers at risk below",
                             f"cumulative_incidence_{_safe(split)}_{_safe(target)}.png",
-                            lambda t=t, e=e, groups=groups, split=split, target=target: plot_cumulative_incidence(
-                                t, e, groups, title=f"{target_label(target)} \u2014 {split}"))
+                            lambda t=t, e=e, groups=groups, title=fig_title, horizon=horizon: plot_cumulative_incidence(
+                                t, e, groups, title=title, horizon_days=horizon, confidence=self.spec.confidence))
         if rows:
             self.tables["survival"] = pd.DataFrame(rows)
         if contrasts:
@@ -412,7 +533,7 @@ class _Run:
                     continue
                 dc = decision_curve(y, d["y_prob"].to_numpy(float), grid)
                 curves[target] = dc
-                tables.append(dc.table.assign(split=split, target=target))
+                tables.append(dc.table.assign(split=split, target=target, n=len(y), n_pos=int(y.sum())))
             if split == self.train_split or not curves:
                 continue
             # One figure per split and target: treat-all depends on the target's prevalence.
@@ -424,33 +545,41 @@ class _Run:
                                 {target_label(target): dc}, title=f"Decision curve \u2014 {target_label(target)}, {split}"))
         if tables:
             t = pd.concat(tables, ignore_index=True)
-            self.tables["decision_curves"] = t[["split", "target", "threshold", "net_benefit", "treat_all", "treat_none"]]
+            self.tables["decision_curves"] = t[["split", "target", "n", "n_pos", "threshold", "net_benefit", "treat_all",
+                                                "treat_none"]]
+
+    def attributes(self) -> dict[str, pd.Series]:
+        """Subgroup attributes by patient id: the covariates (``subgroup_attributes``) and the site."""
+        s = self.spec
+        attrs: dict[str, pd.Series] = {}
+        ids = self.df["patient_id"].drop_duplicates()
+        if self.cov is not None:
+            cov = self.cov[self.cov["patient_id"].isin(set(ids))]
+            if cov.empty:
+                self.note("Subgroups and fairness", "no covariate row matches a patient of the predictions")
+            else:
+                wanted = s.subgroups
+                if wanted is not None and "site" not in cov.columns and "site" in self.df.columns:
+                    wanted = [c for c in wanted if c != "site"]  # the predictions' site column, below
+                found, notes = subgroup_attributes(cov, wanted, bins=s.subgroup_bins,
+                                                   max_levels=s.max_subgroup_levels, n_quantiles=s.subgroup_quantiles)
+                for n in notes:
+                    self.note("Subgroups and fairness", n)
+                attrs.update(found)
+        elif s.subgroups:
+            self.note("Subgroups and fairness", "subgroups requested but no covariates given")
+        if "site" in self.df.columns and "site" not in attrs and (s.subgroups is None or "site" in s.subgroups):
+            site = self.df.drop_duplicates("patient_id").set_index("patient_id")["site"]
+            if site.nunique() > s.max_subgroup_levels:
+                self.note("Subgroups and fairness", f"site: {site.nunique()} sites, more than max_subgroup_levels "
+                          f"({s.max_subgroup_levels}); no site subgroups")
+            elif site.nunique() > 1:
+                attrs["site"] = site
+        return attrs
 
     def subgroups(self, metrics: dict) -> None:
         s = self.spec
-        attrs: dict[str, pd.Series] = {}
-        base = self.df[["patient_id"]].drop_duplicates()
-        if self.cov is not None:
-            cols = s.subgroups if s.subgroups is not None else [c for c in self.cov.columns if c != "patient_id"]
-            missing = [c for c in cols if c not in self.cov.columns]
-            if missing:
-                raise ValueError(f"evaluation spec: subgroups {missing} are not covariate columns "
-                                 f"(available: {[c for c in self.cov.columns if c != 'patient_id']})")
-            merged = base.merge(self.cov, on="patient_id", how="left").set_index("patient_id")
-            for c in cols:
-                x = merged[c]
-                numeric = pd.api.types.is_numeric_dtype(x) and not pd.api.types.is_bool_dtype(x)
-                if c in s.subgroup_bins:
-                    x = bin_numeric(x, s.subgroup_bins[c], name=c)
-                elif numeric and x.nunique() > 6:
-                    x = bin_numeric(x, None, name=c)  # quartiles, as for continuous attributes in the CAC paper
-                attrs[c] = pd.Series(x.to_numpy(), index=merged.index, dtype=x.dtype)
-        elif s.subgroups:
-            self.note("Subgroups and fairness", "subgroups requested but no covariates given")
-        if "site" in self.df.columns:
-            site = self.df.drop_duplicates("patient_id").set_index("patient_id")["site"]
-            if site.nunique() > 1:
-                attrs.setdefault("site", site)
+        attrs = self.attributes()
         if not attrs:
             self.note("Subgroups and fairness", "no subgroup attributes (pass covariates=, or a site column)")
             return
@@ -459,49 +588,68 @@ class _Run:
         from riskfm.plots.forest import plot_forest
         from riskfm.plots.style import target_label
 
-        for split in self.splits:
-            if split == self.train_split:
+        jobs = [(split, target) for split in self.splits if split != self.train_split for target in self.targets]
+        for split, target in progress(jobs, desc="evaluate: subgroups", unit="split/target", delay=2.0):
+            d = self.rows(split, target)
+            y = d["y_true"].to_numpy(float)
+            if not _both(y):
                 continue
-            for target in self.targets:
-                d = self.rows(split, target)
-                y = d["y_true"].to_numpy(float)
-                if not _both(y):
+            per_target = []
+            cell = metrics[split][target]
+            for name, series in attrs.items():
+                g = series.reindex(d["patient_id"].to_numpy())
+                g = pd.Series(g.to_numpy(), dtype=g.dtype)  # categorical bands keep their order
+                if g.nunique() < 2:
                     continue
-                per_target = []
-                for name, series in attrs.items():
-                    g = series.reindex(d["patient_id"]).reset_index(drop=True)
-                    if g.nunique() < 2:
-                        continue
-                    thr = self.thresholds.get(target, {}).get("value")
-                    try:
-                        t = subgroup_metrics(y, d["y_prob"].to_numpy(float), g, s.subgroup_metric, attribute=name,
-                                             n_boot=s.n_boot, seed=s.seed, confidence=s.confidence, threshold=thr)
-                    except ValueError as exc:
-                        self.note("Subgroups and fairness", f"{split}/{target}/{name}: {exc}")
-                        continue
-                    gp = fairness_gaps(t)
-                    metrics[split][target].setdefault("fairness_gaps", {})[name] = {
-                        r["level"]: {"value": r["value"], "gap": r["gap"], "kind": r["kind"]} for _, r in gp.iterrows()}
-                    per_target.append(t)
+                thr = self.thresholds.get(target, {}).get("value")
+                try:
+                    t = subgroup_metrics(y, d["y_prob"].to_numpy(float), g, s.subgroup_metric, attribute=name,
+                                         n_boot=s.n_boot, seed=s.seed, confidence=s.confidence, threshold=thr,
+                                         min_events=s.min_events, min_nonevents=s.min_nonevents)
+                except ValueError as exc:
+                    self.note("Subgroups and fairness", f"{split}/{target}/{name}: {exc}")
+                    continue
+                m = s.subgroup_metric
+                entries = {}
+                for _, r in t[t["level"] != "All"].iterrows():
+                    entry = {m: None if r["not_estimable"] else r["value"],
+                             f"{m}_ci": [None, None] if r["not_estimable"] else [r["low"], r["high"]],
+                             "n": int(r["n"]), "n_pos": int(r["n_pos"])}
+                    if r["not_estimable"]:
+                        entry["not_estimable"] = r["not_estimable"]
+                    entries[str(r["level"])] = entry
+                cell.setdefault("subgroups", {})[name] = entries
+                gp = fairness_gaps(t)
+                cell.setdefault("fairness_gaps", {})[name] = {
+                    r["level"]: {"value": r["value"], "gap": r["gap"], "kind": r["kind"]} for _, r in gp.iterrows()}
+                per_target.append(t)
+                if len(gp):
                     gaps.append(gp.assign(split=split, target=target))
-                if not per_target:
-                    continue
-                tt = pd.concat(per_target, ignore_index=True)
-                tables.append(tt.assign(split=split, target=target))
-                if target == primary:
-                    # One "All" row on top, then each attribute's levels.
-                    ft = pd.concat([tt[tt["level"] == "All"].head(1), tt[tt["level"] != "All"]], ignore_index=True)
-                    self.figure("Subgroups and fairness", f"{s.subgroup_metric.upper()} of {target_label(target)} "
-                                f"by subgroup, {split} ({100 * s.confidence:g}% stratified bootstrap intervals; "
-                                "dashed: all patients)", f"forest_{_safe(split)}_{_safe(target)}.png",
-                                lambda ft=ft, split=split, target=target: plot_forest(
-                                    ft, title=f"{target_label(target)} \u2014 {split}"))
+            if not per_target:
+                continue
+            tt = pd.concat(per_target, ignore_index=True)
+            tables.append(tt.assign(split=split, target=target))
+            if target == primary:
+                # One "All" row on top, then each attribute's levels.
+                ft = pd.concat([tt[tt["level"] == "All"].head(1), tt[tt["level"] != "All"]], ignore_index=True)
+                self.figure("Subgroups and fairness", f"{s.subgroup_metric.upper()} of {target_label(target)} "
+                            f"by subgroup, {split} ({100 * s.confidence:g}% stratified bootstrap intervals; "
+                            "dashed: all patients; n and events on the right; n/e: not estimable, no point "
+                            f"drawn: fewer than {s.min_events} events or {s.min_nonevents} non-events)",
+                            f"forest_{_safe(split)}_{_safe(target)}.png",
+                            lambda ft=ft, split=split, target=target: plot_forest(
+                                ft, title=f"{target_label(target)} \u2014 {split}", confidence=s.confidence))
         if tables:
             t = pd.concat(tables, ignore_index=True)
             self.tables["subgroups"] = t[["split", "target", *[c for c in t.columns if c not in ("split", "target")]]]
         if gaps:
             g = pd.concat(gaps, ignore_index=True)
             self.tables["fairness_gaps"] = g[["split", "target", *[c for c in g.columns if c not in ("split", "target")]]]
+        elif tables:
+            self.tables["fairness_gaps"] = pd.DataFrame(columns=["split", "target", *fairness_gaps(
+                pd.DataFrame(columns=["level", "value"])).columns])
+            self.note("Subgroups and fairness", "no fairness gaps: no attribute has two levels with an estimable "
+                      f"{s.subgroup_metric.upper()} ({s.min_events} events and {s.min_nonevents} non-events each)")
 
 
 def evaluate(
@@ -513,7 +661,7 @@ def evaluate(
     val_split: str = "val",
     covariates: pd.DataFrame | str | os.PathLike | None = None,
     scores: pd.DataFrame | None = None,
-    title: str = "riskfm evaluation",
+    title: str | None = None,
 ) -> dict[str, Any]:
     """Evaluate a predictions table: metrics.json, CSV tables, figures and report.html.
 
@@ -538,8 +686,9 @@ def evaluate(
         predicted``, e.g. ``score="agatston"``): Bland-Altman bias and limits of agreement per split
         and score, a figure each, and a report section. Their cells in ``metrics.json`` hold
         ``{"n", "bland_altman": {...}}`` under the score's name.
-    title : str
-        Heading of report.html.
+    title : str, optional
+        Heading of report.html; default ``"riskfm evaluation: <name of out_dir>"``. The line under
+        it names the run folder (and the predictions file when one was given).
 
     Returns
     -------
@@ -548,29 +697,61 @@ def evaluate(
         the foundation keys (``auroc``, ``auroc_ci``, ``n``, ``n_pos``, ``n_excluded_unknown``,
         ``prevalence``, ``ci_method``, ``confidence``) plus, where defined, ``auprc``/``auprc_ci``,
         the calibration statistics, ``threshold``, ``risk_levels``, ``recalibration``,
-        ``survival``, ``risk_group_contrasts`` and ``fairness_gaps``.
+        ``survival``, ``risk_group_contrasts``, ``subgroups`` (``{attribute: {level: {metric,
+        metric_ci, n, n_pos[, not_estimable]}}}``) and ``fairness_gaps``. A statistic that is not
+        estimable (fewer than ``min_events`` events or ``min_nonevents`` non-events) is null, with
+        ``not_estimable`` giving the reason and counts.
+
+    Raises
+    ------
+    ValueError
+        Invalid spec or scores; a covariate that is reserved, missing, or categorical with more
+        than ``max_subgroup_levels`` levels (named).
     """
     spec = EvaluationSpec.from_any(spec)
-    source = str(predictions) if not isinstance(predictions, pd.DataFrame) else "<predictions DataFrame>"
-    df = (read_predictions(predictions) if not isinstance(predictions, pd.DataFrame)
-          else validate_predictions(predictions, source=source))
-    cov = read_covariates(covariates) if covariates is not None else None
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    run = _Run(df, out, spec, train_split, val_split, cov, title)
-    metrics = metrics_from_predictions(df, ci=spec.ci, n_boot=spec.n_boot, seed=spec.seed,
-                                       confidence=spec.confidence)
-    run.discrimination(metrics)
-    run.choose_thresholds(metrics)
-    run.calibration(metrics)
-    run.survival(metrics)
-    run.decision_curves(metrics)
-    run.subgroups(metrics)
+    if title is None:
+        title = f"riskfm evaluation: {out.resolve().name}"
+    if isinstance(predictions, pd.DataFrame):
+        status(f"evaluate: checking {len(predictions)} prediction rows")
+        df = validate_predictions(predictions, source="<predictions DataFrame>")
+        source = f"run folder {out}"
+    else:
+        status(f"evaluate: reading {predictions}")
+        df = read_predictions(predictions)
+        source = f"predictions {predictions} \u2192 {out}"
+    cov = read_covariates(covariates) if covariates is not None else None
     if scores is not None:
         missing = {"patient_id", "split", "score", "reference", "predicted"} - set(scores.columns)
         if missing:
             raise ValueError(f"scores: missing column(s) {sorted(missing)}")
-    run.agreement(scores, metrics)
+    out.mkdir(parents=True, exist_ok=True)
+    run = _Run(df, out, spec, train_split, val_split, cov, title, source=source)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        status(f"evaluate: discrimination ({len(run.splits)} splits x {len(run.targets)} targets, "
+               f"{spec.ci} intervals)")
+        metrics = metrics_from_predictions(df, ci=spec.ci, n_boot=spec.n_boot, seed=spec.seed,
+                                           confidence=spec.confidence, min_events=spec.min_events,
+                                           min_nonevents=spec.min_nonevents)
+        run.discrimination(metrics)
+        status("evaluate: thresholds")
+        run.choose_thresholds(metrics)
+        status("evaluate: calibration")
+        run.calibration(metrics)
+        status("evaluate: time to event")
+        run.survival(metrics)
+        status("evaluate: decision curves")
+        run.decision_curves(metrics)
+        status("evaluate: subgroups and fairness")
+        run.subgroups(metrics)
+        run.agreement(scores, metrics)
+        if run.pending:
+            status(f"evaluate: drawing {len(run.pending)} figures")
+        run.draw_figures()
+    run.absorb(caught)
+    for line in run.warning_notes():
+        log.info("evaluate: %s", line)
     write_metrics(metrics, out / "metrics.json")
     (out / "tables").mkdir(exist_ok=True)
     for name, table in run.tables.items():
@@ -580,4 +761,5 @@ def evaluate(
         from riskfm.report.html import write_html_report
 
         write_html_report(build_sections(run, metrics), out / "report.html", title=title, subtitle=source)
+        status(f"evaluate: report {out / 'report.html'}")
     return metrics

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import pandas as pd
 
+from riskfm.evaluate.guards import not_estimable_text
 from riskfm.report.html import Section
 
 
@@ -15,19 +17,110 @@ def _cols(df: pd.DataFrame | None, cols: list[str]) -> pd.DataFrame | None:
     return df[[c for c in cols if c in df.columns]]
 
 
+def _missing(x: Any) -> bool:
+    return x is None or (isinstance(x, float) and math.isnan(x))
+
+
+def _est(value: Any, low: Any = None, high: Any = None, reason: Any = None, digits: int = 3) -> str:
+    """``0.812 [0.750, 0.860]``; ``n/e (1 event < 10)`` when not estimable; ``n/a`` when undefined."""
+    if isinstance(reason, str) and reason:
+        return not_estimable_text(reason)
+    if _missing(value):
+        return "n/a"
+    if _missing(low) or _missing(high):
+        return f"{value:.{digits}f}"
+    return f"{value:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
+
+
+def _reason(r: pd.Series) -> str | None:
+    x = r.get("not_estimable")
+    return x if isinstance(x, str) and x else None
+
+
+def discrimination_display(t: pd.DataFrame) -> pd.DataFrame:
+    """The discrimination table as shown: n, events, AUROC [CI] and AUPRC [CI] (or n/e with the reason)."""
+    return pd.DataFrame([{
+        "split": r["split"], "target": r["target"], "n": int(r["n"]), "events": int(r["n_pos"]),
+        "AUROC [CI]": _est(r["auroc"], r["auroc_low"], r["auroc_high"], _reason(r)),
+        "AUPRC [CI]": _est(r["auprc"], r["auprc_low"], r["auprc_high"], _reason(r))}
+        for _, r in t.iterrows()])
+
+
+def thresholds_display(t: pd.DataFrame) -> pd.DataFrame:
+    """Metrics at the threshold with their Wilson (F1: bootstrap) intervals."""
+    rows = []
+    for _, r in t.iterrows():
+        row = {"split": r["split"], "target": r["target"], "method": r["method"], "threshold": r["threshold"],
+               "n": int(r["n"]), "events": int(r["n_pos"]), "tp": r["tp"], "fp": r["fp"], "tn": r["tn"], "fn": r["fn"]}
+        for m in ("sensitivity", "specificity", "ppv", "npv", "f1"):
+            row[f"{m.upper() if m in ('ppv', 'npv') else m} [CI]"] = _est(r[m], r[f"{m}_low"], r[f"{m}_high"])
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def survival_display(t: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame([{
+        "split": r["split"], "target": r["target"], "n": int(r["n"]), "events": int(r["n_events"]),
+        "Harrell's C": _est(r["harrell_c"], reason=_reason(r)), "Uno's C": _est(r["uno_c"], reason=_reason(r)),
+        "mean time-dependent AUROC": _est(r["mean_time_auc"], reason=_reason(r)),
+        "integrated Brier": _est(r["integrated_brier"]) if not _reason(r) else "\u2014"}
+        for _, r in t.iterrows()])
+
+
+def contrasts_display(t: pd.DataFrame) -> pd.DataFrame:
+    """Hazard ratios: ``HR [CI]`` or ``not estimable (did not converge: separated groups)``."""
+    rows = []
+    for _, r in t.iterrows():
+        reason = _reason(r)
+        hr = (f"not estimable ({reason})" if reason else _est(r["hazard_ratio"], r["hr_low"], r["hr_high"], digits=2))
+        rows.append({"split": r["split"], "target": r["target"], "group": r["group"], "reference": r["reference"],
+                     "n": int(r["n"]), "events": int(r["n_events"]), "hazard ratio [95% CI]": hr,
+                     "Cox p": "\u2014" if reason else _p(r["cox_p"]),
+                     "log-rank p": _p(r["logrank_p"]) if not _missing(r["logrank_p"]) else "no events"})
+    return pd.DataFrame(rows)
+
+
+def _p(x: Any) -> str:
+    if _missing(x):
+        return "n/a"
+    return "< 0.001" if x < 0.001 else f"{x:.3f}"
+
+
+def subgroups_display(t: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame([{
+        "split": r["split"], "target": r["target"], "attribute": r["attribute"], "level": r["level"],
+        "n": int(r["n"]), "events": int(r["n_pos"]),
+        f"{str(r['metric']).upper()} [CI]": _est(r["value"], r["low"], r["high"], _reason(r))}
+        for _, r in t.iterrows()])
+
+
+def fairness_display(t: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame([{
+        "split": r["split"], "target": r["target"], "attribute": r["attribute"], "level": r["level"],
+        "n": int(r["n"]), "events": int(r["n_pos"]), "value": r["value"], "reference": r["reference"],
+        "gap": r["gap"], "kind": r["kind"]} for _, r in t.iterrows()])
+
+
 def build_sections(run: Any, metrics: dict) -> list[Section]:
     """Report sections in reading order; a section without content says why."""
     s = run.spec
     conf = f"{100 * s.confidence:g}%"
     t = run.tables
     sections = []
+    rule = (f"AUROC, AUPRC and C-index are reported only with at least {s.min_events} events and "
+            f"{s.min_nonevents} non-events; below that they are shown as n/e (not estimable) with the reason, "
+            "carry no interval, no point in the figures and no fairness gap. This is a floor below which an "
+            "interval is meaningless, not a sample size that makes an estimate precise (validation studies "
+            "need about 100 events and 100 non-events): read every estimate with its n and events.")
 
     summary = Section("Summary", text=(
         f"Splits: {', '.join(run.splits)}. Targets: {', '.join(run.targets)}. Thresholds are chosen on "
         f"'{run.train_split}' and applied unchanged elsewhere; recalibration is fitted on '{run.val_split}'. "
-        f"AUROC intervals: {s.ci} ({s.n_boot} resamples when bootstrap, seed {s.seed}), {conf} coverage."))
+        f"AUROC intervals: {s.ci} ({s.n_boot} resamples when bootstrap, seed {s.seed}), {conf} coverage."
+        f"\n\n{rule}"))
     if "validation" in t:
-        summary.tables.append(("AUROC [CI] per target and split (internal vs external validation)", t["validation"]))
+        summary.tables.append(("AUROC [CI]; events, n per target and split (internal vs external validation)",
+                               t["validation"]))
     sections.append(summary)
 
     disc = Section("Discrimination", text=(
@@ -35,34 +128,35 @@ def build_sections(run: Any, metrics: dict) -> list[Section]:
         "prevalence) with stratified percentile bootstrap intervals: positives and negatives are resampled "
         "separately so every resample keeps the prevalence."))
     if "discrimination" in t:
-        disc.tables.append(("AUROC and AUPRC", t["discrimination"]))
+        disc.tables.append(("AUROC and AUPRC", discrimination_display(t["discrimination"])))
     sections.append(disc)
 
     thr = Section("Thresholds", text=(
         f"Operating point: the '{s.threshold}' threshold chosen on '{run.train_split}' (incidence: the top "
         "fraction of training patients equal to the training prevalence is high risk). Sensitivity, "
-        "specificity, PPV and NPV with Wilson intervals; F1 with a stratified parametric bootstrap. Three risk "
-        f"levels: below the sensitivity-{s.sensitivity:g} cut-off is low risk, at or above the "
+        f"specificity, PPV and NPV with {conf} Wilson intervals; F1 with a stratified parametric bootstrap. "
+        f"Three risk levels: below the sensitivity-{s.sensitivity:g} cut-off is low risk, at or above the "
         f"specificity-{s.specificity:g} cut-off is high risk."))
     if "thresholds" in t:
-        thr.tables.append(("Metrics at the threshold", _cols(t["thresholds"], [
-            "split", "target", "method", "threshold", "tp", "fp", "tn", "fn", "sensitivity", "specificity",
-            "ppv", "npv", "f1"])))
+        thr.tables.append(("Metrics at the threshold [" + conf + " CI]", thresholds_display(t["thresholds"])))
     if "risk_levels" in t:
         thr.tables.append(("Three risk levels", t["risk_levels"]))
     sections.append(thr)
 
     cal = Section("Calibration", text=(
         "Calibration intercept (calibration-in-the-large: logistic regression with logit(p) as offset; ideal "
-        "0) and slope (logistic regression of y on logit(p); ideal 1), ECE over "
-        f"{s.calibration_bins} {s.calibration_strategy} bins, Brier and scaled Brier score, Spiegelhalter's z. "
+        "0) and slope (logistic regression of y on logit(p); ideal 1), ECE over up to "
+        f"{s.calibration_bins} {s.calibration_strategy} bins (quantile bins: at least "
+        f"{s.calibration_min_bin_size} patients per bin, so small splits get fewer bins), Brier and scaled "
+        "Brier score, Spiegelhalter's z. "
         f"Recalibration maps ({', '.join(s.recalibration) or 'none'}) are fitted on '{run.val_split}' and "
         "judged on the other evaluation splits."))
     rows = []
     for split, by_t in metrics.items():
         for target, c in by_t.items():
             if "brier" in c:
-                rows.append({"split": split, "target": target, "intercept": c["calibration_intercept"],
+                rows.append({"split": split, "target": target, "n": c["n"], "events": c["n_pos"],
+                             "intercept": c["calibration_intercept"],
                              "slope": c["calibration_slope"], "ece": c["ece"], "brier": c["brier"],
                              "scaled_brier": c["scaled_brier"], "spiegelhalter_z": c["spiegelhalter_z"],
                              "spiegelhalter_p": c["spiegelhalter_p"]})
@@ -78,11 +172,15 @@ def build_sections(run: Any, metrics: dict) -> list[Section]:
         "Kaplan-Meier cumulative incidence per risk group with pointwise intervals and numbers at risk; "
         "log-rank tests and Cox hazard ratios against the low-risk group; Harrell's and Uno's C-index, "
         "time-dependent (cumulative/dynamic) AUROC and the integrated Brier score (risk turned into survival "
-        "by a Cox model on logit(p) fitted on the training split)."))
+        "by a Cox model on logit(p) fitted on the training split). A target with a fixed horizon (30-day "
+        "MACE) is judged on the events by its horizon: follow-up is censored there and its figure ends there; "
+        "a time-to-event target is drawn over its whole follow-up. A hazard ratio is not estimable when a "
+        "group has no events, or when the groups are separated (the Cox fit has no finite optimum)."))
     if "survival" in t:
-        surv.tables.append(("Concordance, time-dependent AUROC, integrated Brier score", t["survival"]))
+        surv.tables.append(("Concordance, time-dependent AUROC, integrated Brier score",
+                            survival_display(t["survival"])))
     if "risk_group_contrasts" in t:
-        surv.tables.append(("Risk groups against the low-risk group", t["risk_group_contrasts"]))
+        surv.tables.append(("Risk groups against the low-risk group", contrasts_display(t["risk_group_contrasts"])))
     sections.append(surv)
 
     dca = Section("Decision curves", text=(
@@ -92,11 +190,15 @@ def build_sections(run: Any, metrics: dict) -> list[Section]:
 
     sub = Section("Subgroups and fairness", text=(
         f"{s.subgroup_metric.upper()} per subgroup with {conf} stratified bootstrap intervals. Fairness gap: "
-        "binary attribute M_g - M_~g; multi-level attribute M_Sj - median over its levels."))
+        "binary attribute M_g - M_~g; multi-level attribute M_Sj - median over its levels. Levels that are not "
+        "estimable are left out of the gaps (an attribute needs two estimable levels). Reserved manifest "
+        "columns other than site (ids, image paths, outcomes, follow-up) are never subgroups; numeric "
+        f"attributes with many values are cut into {s.subgroup_quantiles} quantile bins; categorical "
+        f"attributes may have at most {s.max_subgroup_levels} levels.\n\n{rule}"))
     if "subgroups" in t:
-        sub.tables.append(("Metric per subgroup", t["subgroups"]))
+        sub.tables.append(("Metric per subgroup", subgroups_display(t["subgroups"])))
     if "fairness_gaps" in t:
-        sub.tables.append(("Fairness gaps", t["fairness_gaps"]))
+        sub.tables.append(("Fairness gaps (estimable levels only)", fairness_display(t["fairness_gaps"])))
     sections.append(sub)
 
     if "agreement" in t or "Agreement of scores" in run.figures or "Agreement of scores" in run.notes:
@@ -115,4 +217,9 @@ def build_sections(run: Any, metrics: dict) -> list[Section]:
     extra = [k for k in run.figures if k not in {sec.title for sec in sections}]
     for k in extra:
         sections.append(Section(k, figures=run.figures[k], notes=run.notes.get(k, [])))
+    warning_lines = run.warning_notes()
+    if warning_lines:
+        sections.append(Section("Numerical warnings", text=(
+            "Warnings raised by the statistical libraries during this evaluation, counted and explained here once "
+            "instead of printed each time."), notes=warning_lines))
     return sections

@@ -14,10 +14,12 @@
                       "ci_method": "bootstrap", "confidence": 0.95}}}
 
 Rows whose ``y_true`` is unknown are excluded and counted in ``n_excluded_unknown``. When a
-split/target has a single class (or no known label) the AUROC is undefined: ``auroc`` and the
-interval are null and ``note`` says why. Splits and targets are written in a fixed order (the
-known names first, e.g. train, val, test and stenosis_rca ... mace_30d, then others sorted), so
-files from different runs diff cleanly.
+split/target has fewer than 10 events or 10 non-events (``riskfm.evaluate.guards``; a single
+class or no known label included) the AUROC is not estimable: ``auroc`` and the interval are
+null and ``not_estimable`` gives the reason with the counts, e.g. ``"1 event < 10"`` (a single
+class or no known label also keeps its ``note``). Splits and targets are written in a fixed
+order (the known names first, e.g. train, val, test and stenosis_rca ... mace_30d, then others
+sorted), so files from different runs diff cleanly.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from riskfm.evaluate.discrimination import roc_auc
+from riskfm.evaluate.guards import DEFAULT_MIN_EVENTS, DEFAULT_MIN_NONEVENTS, estimable
 
 # Mirrors the manifest contract's binary targets (riskfm.data.manifest.BINARY_TARGETS); kept here
 # so that evaluate depends on nothing but numpy / pandas / scipy.
@@ -192,7 +195,8 @@ def read_predictions(path: str | os.PathLike) -> pd.DataFrame:
 
 
 def _cell_metrics(y: np.ndarray, p: np.ndarray, ci: str | None, n_boot: int, seed: int,
-                  confidence: float) -> dict[str, Any]:
+                  confidence: float, min_events: int = DEFAULT_MIN_EVENTS,
+                  min_nonevents: int = DEFAULT_MIN_NONEVENTS) -> dict[str, Any]:
     known = ~np.isnan(y)
     y_k, p_k = y[known], p[known]
     n, n_pos = int(known.sum()), int(y_k.sum())
@@ -206,11 +210,13 @@ def _cell_metrics(y: np.ndarray, p: np.ndarray, ci: str | None, n_boot: int, see
         "ci_method": ci if ci is not None else "none",
         "confidence": float(confidence),
     }
+    reason = estimable(y_k, min_events=min_events, min_nonevents=min_nonevents)
     if n == 0:
         cell["note"] = "no rows with a known y_true: AUROC undefined"
-        return cell
-    if n_pos in (0, n):
+    elif n_pos in (0, n):
         cell["note"] = f"only one class (n_pos={n_pos} of n={n}): AUROC undefined"
+    if reason is not None:
+        cell["not_estimable"] = reason
         return cell
     est = roc_auc(y_k, p_k, ci=ci, n_boot=n_boot, seed=seed, confidence=confidence)
     cell["auroc"] = est.value
@@ -223,7 +229,8 @@ def _cell_metrics(y: np.ndarray, p: np.ndarray, ci: str | None, n_boot: int, see
 
 
 def metrics_from_predictions(
-    df: pd.DataFrame, ci: str | None = "bootstrap", n_boot: int = 500, seed: int = 0, confidence: float = 0.95
+    df: pd.DataFrame, ci: str | None = "bootstrap", n_boot: int = 500, seed: int = 0, confidence: float = 0.95,
+    *, min_events: int = DEFAULT_MIN_EVENTS, min_nonevents: int = DEFAULT_MIN_NONEVENTS,
 ) -> dict[str, dict[str, dict[str, Any]]]:
     """Build the ``metrics.json`` structure from a predictions table.
 
@@ -240,13 +247,16 @@ def metrics_from_predictions(
         change when other splits or targets are added.
     confidence : float
         Nominal interval coverage.
+    min_events, min_nonevents : int
+        The small-sample rule (``riskfm.evaluate.guards.estimable``): with fewer events or
+        non-events the AUROC and its interval are None and ``not_estimable`` says why.
 
     Returns
     -------
     dict
         ``{split: {target: {"auroc", "auroc_ci", "n", "n_pos", "n_excluded_unknown",
-        "prevalence", "ci_method", "confidence"[, "note"]}}}`` in report order; plain Python
-        types, undefined values as None.
+        "prevalence", "ci_method", "confidence"[, "not_estimable"][, "note"]}}}`` in report
+        order; plain Python types, undefined values as None.
     """
     df = validate_predictions(df, source="<predictions DataFrame>")
     out: dict[str, dict[str, dict[str, Any]]] = {}
@@ -256,7 +266,7 @@ def metrics_from_predictions(
         for target in ordered_targets(d_split["target"]):
             d = d_split[d_split["target"] == target]
             out[split][target] = _cell_metrics(d["y_true"].to_numpy(float), d["y_prob"].to_numpy(float),
-                                               ci, n_boot, seed, confidence)
+                                               ci, n_boot, seed, confidence, min_events, min_nonevents)
     return out
 
 
@@ -338,7 +348,9 @@ def auroc_table(metrics: Mapping[str, Any], oracle: Mapping[str, Any] | None = N
     -------
     pandas.DataFrame
         Index (split, target); columns ``auroc``, ``ci_low``, ``ci_high`` (float, NaN when
-        undefined), ``n``, ``n_pos`` (nullable int) and optionally ``oracle_auroc``.
+        undefined or not estimable), ``n``, ``n_pos`` (nullable int), optionally ``oracle_auroc``,
+        and ``note``: why the AUROC is missing (the cell's ``not_estimable`` reason, e.g.
+        ``"1 event < 10"``, else its ``note``), empty when it is reported.
     """
     if not isinstance(metrics, Mapping):
         raise ValueError(f"metrics must be a mapping {{split: {{target: {{...}}}}}}, got {type(metrics).__name__}")
@@ -358,9 +370,11 @@ def auroc_table(metrics: Mapping[str, Any], oracle: Mapping[str, Any] | None = N
             if oracle is not None:
                 ref = oracle.get(split, {}).get(target, {})
                 row["oracle_auroc"] = _nan_if_none(ref.get("auroc"))
+            missing = cell.get("auroc") is None
+            row["note"] = (cell.get("not_estimable") or cell.get("note") or "") if missing else ""
             rows.append(row)
             index.append((str(split), str(target)))
-    columns = ["auroc", "ci_low", "ci_high", "n", "n_pos"] + (["oracle_auroc"] if oracle is not None else [])
+    columns = ["auroc", "ci_low", "ci_high", "n", "n_pos"] + (["oracle_auroc"] if oracle is not None else []) + ["note"]
     idx = (pd.MultiIndex.from_tuples(index, names=["split", "target"]) if index
            else pd.MultiIndex.from_arrays([[], []], names=["split", "target"]))
     table = pd.DataFrame(rows, columns=columns, index=idx)

@@ -7,16 +7,23 @@ A spec is a dataclass, a dict or a YAML file with these keys (all optional)::
     seed: 0
     confidence: 0.95
     calibration_bins: 10
-    calibration_strategy: uniform     # uniform | quantile
+    calibration_strategy: quantile    # quantile (equal-count) | uniform (equal-width) bins
+    calibration_min_bin_size: 20      # fewer bins when a split is small: at least this many per bin
     threshold: incidence     # incidence | youden | sensitivity | specificity
     sensitivity: 0.9         # target of the "sensitivity" threshold and of the low-risk cut-off
     specificity: 0.9         # target of the "specificity" threshold and of the high-risk cut-off
     recalibration: [platt, temperature, isotonic]   # fitted on val_split, applied to the others
     survival_targets: [mace_30d, risk_score]        # targets with follow-up for time-to-event
     decision_thresholds: [0.01, 0.5, 0.01]          # start, stop (inclusive), step
-    subgroups: null          # covariate columns for subgroup analyses (null: all given)
+    subgroups: null          # covariate columns for subgroup analyses (null: all but reserved ones)
     subgroup_bins: {age: [50, 65]}                  # cut points of numeric attributes
+    subgroup_quantiles: 4    # other numeric attributes with more than 6 values: quantile bins
+    max_subgroup_levels: 12  # a categorical attribute with more levels is refused
     subgroup_metric: auroc
+    min_events: 10           # an AUROC / AUPRC / C-index needs at least this many events ...
+    min_nonevents: 10        # ... and this many non-events, else it is "not estimable"
+    horizon_days: {}         # target -> horizon (days) of its cumulative incidence; default from
+                             # the name (mace_30d: 30), none for time-to-event targets
     primary_target: null     # target of the forest figures (null: mace_30d, else the first)
     figures: true
     report: true
@@ -28,6 +35,8 @@ import os
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
+
+from riskfm.evaluate.guards import DEFAULT_MIN_EVENTS, DEFAULT_MIN_NONEVENTS
 
 THRESHOLD_METHODS = ("incidence", "youden", "sensitivity", "specificity")
 
@@ -41,7 +50,8 @@ class EvaluationSpec:
     seed: int = 0
     confidence: float = 0.95
     calibration_bins: int = 10
-    calibration_strategy: str = "uniform"
+    calibration_strategy: str = "quantile"
+    calibration_min_bin_size: int = 20
     threshold: str = "incidence"
     sensitivity: float = 0.9
     specificity: float = 0.9
@@ -50,7 +60,12 @@ class EvaluationSpec:
     decision_thresholds: list[float] = field(default_factory=lambda: [0.01, 0.5, 0.01])
     subgroups: list[str] | None = None
     subgroup_bins: dict[str, list[float]] = field(default_factory=dict)
+    subgroup_quantiles: int = 4
+    max_subgroup_levels: int = 12
     subgroup_metric: str = "auroc"
+    min_events: int = DEFAULT_MIN_EVENTS
+    min_nonevents: int = DEFAULT_MIN_NONEVENTS
+    horizon_days: dict[str, float] = field(default_factory=dict)
     primary_target: str | None = None
     figures: bool = True
     report: bool = True
@@ -82,6 +97,24 @@ class EvaluationSpec:
         if len(self.decision_thresholds) != 3 or not 0 < self.decision_thresholds[0] < self.decision_thresholds[1] < 1:
             raise bad("decision_thresholds", f"must be [start, stop, step] with 0 < start < stop < 1, "
                       f"got {self.decision_thresholds}")
+        for key, low in (("calibration_min_bin_size", 1), ("subgroup_quantiles", 2), ("max_subgroup_levels", 2),
+                         ("min_events", 1), ("min_nonevents", 1)):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value or value < low:
+                raise bad(key, f"must be an integer >= {low}, got {value!r}")
+            setattr(self, key, int(value))
+        if self.subgroup_quantiles > self.max_subgroup_levels:
+            raise bad("subgroup_quantiles", f"{self.subgroup_quantiles} bins exceed max_subgroup_levels "
+                      f"({self.max_subgroup_levels})")
+        for name, edges in (self.subgroup_bins or {}).items():
+            if len(edges) + 1 > self.max_subgroup_levels:
+                raise bad("subgroup_bins", f"{name}: {len(edges)} cut points give {len(edges) + 1} levels, more than "
+                          f"max_subgroup_levels ({self.max_subgroup_levels})")
+        if not isinstance(self.horizon_days, dict):
+            raise bad("horizon_days", f"must map target -> days, got {self.horizon_days!r}")
+        for name, days in self.horizon_days.items():
+            if not isinstance(days, (int, float)) or isinstance(days, bool) or not days > 0:
+                raise bad("horizon_days", f"{name}: must be a number of days > 0, got {days!r}")
         if self.subgroup_metric not in METRICS:
             raise bad("subgroup_metric", f"must be one of {sorted(METRICS)}, got {self.subgroup_metric!r}")
 

@@ -49,6 +49,39 @@ def _survival_arrays(time_days: Any, event: Any, name: str = "") -> tuple[np.nda
     return t, e.astype(bool)
 
 
+def censor_at(time_days: Any, event: Any, horizon_days: float | None) -> tuple[np.ndarray, np.ndarray]:
+    """Administrative censoring at a horizon: follow-up cut at ``horizon_days``, later events censored.
+
+    Returns ``(min(t, horizon), event and t <= horizon)`` as float arrays [n]; unchanged (as float
+    arrays) when ``horizon_days`` is None. A 30-day outcome is judged on events by day 30.
+    """
+    t = np.asarray(time_days, dtype=float)
+    e = np.asarray(event, dtype=float)
+    if horizon_days is None:
+        return t, e
+    h = float(horizon_days)
+    if not h > 0:
+        raise ValueError(f"horizon_days must be > 0, got {horizon_days!r}")
+    return np.minimum(t, h), np.where(t <= h, e, 0.0)
+
+
+def target_horizon_days(target: str, overrides: dict[str, float] | None = None) -> float | None:
+    """Horizon (days) of a target with a fixed horizon: ``overrides[target]``, else from its name.
+
+    ``mace_30d`` -> 30, ``death_1y`` -> 365, ``event_12m`` -> 365 (months as 365/12 days, rounded),
+    ``_6w`` -> 42; None for names without one (a time-to-event target such as ``risk_score``).
+    """
+    import re
+
+    if overrides and target in overrides:
+        return float(overrides[target])
+    m = re.search(r"(?:^|_)(\d+)\s*(d|day|days|w|wk|week|weeks|m|mo|month|months|y|yr|year|years)$", str(target))
+    if not m:
+        return None
+    k, unit = int(m.group(1)), m.group(2)[0]
+    return float(k * {"d": 1, "w": 7, "y": 365}.get(unit, 0) or round(k * 365 / 12))
+
+
 def _structured(t: np.ndarray, e: np.ndarray) -> np.ndarray:
     from sksurv.util import Surv
 
@@ -199,6 +232,35 @@ def survival_metrics(
                            len(t), int(e.sum()))
 
 
+SEPARATED = "did not converge: separated groups"
+
+
+def _cox_group_fit(df: pd.DataFrame) -> tuple[pd.Series | None, list[str]]:
+    """Cox fit of ``t, e ~ group`` [n]; (summary row or None when it has no finite MLE, lifelines' warnings).
+
+    With separated groups (every event in one group, or every event of one group before any of
+    the other) the partial likelihood has no maximum: lifelines either raises or stops at a huge
+    coefficient with an interval of [0, inf] and warns. Both mean "not estimable".
+    """
+    from lifelines import CoxPHFitter
+    from lifelines.exceptions import ConvergenceError
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            cph = CoxPHFitter().fit(df, duration_col="t", event_col="e")
+        except (ConvergenceError, np.linalg.LinAlgError, ValueError, ZeroDivisionError) as exc:
+            return None, [*(str(w.message) for w in caught), str(exc)]
+    messages = [str(w.message) for w in caught]
+    s = cph.summary.loc["group"]
+    values = [s["coef"], s["se(coef)"], s["exp(coef) lower 95%"], s["exp(coef) upper 95%"]]
+    diverged = any(k in m for m in messages for k in ("norm(delta)", "failed to converge", "did not converge"))
+    if (diverged or not all(math.isfinite(float(v)) for v in values) or float(s["exp(coef) lower 95%"]) <= 0
+            or abs(float(s["coef"])) > 10):
+        return None, messages
+    return s, messages
+
+
 def group_contrasts(time_days: Any, event: Any, groups: Any, reference: Any = None) -> pd.DataFrame:
     """Hazard ratio (Cox) and log-rank test of every risk group against a reference group.
 
@@ -216,10 +278,11 @@ def group_contrasts(time_days: Any, event: Any, groups: Any, reference: Any = No
     pandas.DataFrame
         One row per non-reference group: ``group``, ``reference``, ``n``, ``n_events``,
         ``hazard_ratio``, ``hr_low``, ``hr_high`` (95% Wald interval), ``cox_p``, ``logrank_p``
-        (two groups at a time). A group without events gets NaN for the Cox columns.
+        (two groups at a time) and ``not_estimable``: why the Cox columns are NaN (``"no events
+        in the 'low' group"``, or ``"did not converge: separated groups"`` when the hazard ratio
+        has no finite estimate), empty otherwise. A non-converged fit also emits one
+        ``RuntimeWarning``; lifelines' own overflow and convergence warnings are absorbed.
     """
-    from lifelines import CoxPHFitter
-    from lifelines.exceptions import ConvergenceError
     from lifelines.statistics import logrank_test
 
     t, e = _survival_arrays(time_days, event)
@@ -238,26 +301,31 @@ def group_contrasts(time_days: Any, event: Any, groups: Any, reference: Any = No
         x = (g[m] == level).astype(float)
         row = {"group": level, "reference": ref, "n": int((g == level).sum()),
                "n_events": int(e[g == level].sum()), "hazard_ratio": math.nan, "hr_low": math.nan,
-               "hr_high": math.nan, "cox_p": math.nan, "logrank_p": math.nan}
+               "hr_high": math.nan, "cox_p": math.nan, "logrank_p": math.nan, "not_estimable": ""}
         if e[m].sum() > 0:
-            lr = logrank_test(t[(g == level)], t[(g == ref)], e[(g == level)], e[(g == ref)])
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                lr = logrank_test(t[(g == level)], t[(g == ref)], e[(g == level)], e[(g == ref)])
             row["logrank_p"] = float(lr.p_value)
-        if e[g == level].sum() > 0 and e[g == ref].sum() > 0:
+        no_events = [str(lv) for lv in (level, ref) if e[g == lv].sum() == 0]
+        if no_events:
+            row["not_estimable"] = "no events in the " + " and ".join(f"{lv!r}" for lv in no_events) + " group"
+        else:
             df = pd.DataFrame({"t": t[m], "e": e[m].astype(int), "group": x})
-            try:
-                cph = CoxPHFitter().fit(df, duration_col="t", event_col="e")
-            except ConvergenceError as exc:
-                # Small or separated groups (e.g. every event in one group) have no finite MLE:
-                # report the log-rank test alone rather than stop the whole evaluation.
-                warnings.warn(f"Cox hazard ratio for group {level!r} vs {ref!r} did not converge ({exc}); "
-                              "reported as NaN", RuntimeWarning, stacklevel=2)
+            s, messages = _cox_group_fit(df)
+            if s is None:
+                # Small or separated groups have no finite MLE: report the log-rank test alone
+                # rather than a meaningless number or a stopped evaluation.
+                row["not_estimable"] = SEPARATED
+                detail = messages[-1].split(".")[0] if messages else "no finite estimate"
+                warnings.warn(f"Cox hazard ratio for group {level!r} vs {ref!r} did not converge ({detail}); "
+                              "reported as not estimable", RuntimeWarning, stacklevel=2)
             else:
-                s = cph.summary.loc["group"]
                 row.update(hazard_ratio=float(s["exp(coef)"]), hr_low=float(s["exp(coef) lower 95%"]),
                            hr_high=float(s["exp(coef) upper 95%"]), cox_p=float(s["p"]))
         rows.append(row)
     return pd.DataFrame(rows, columns=["group", "reference", "n", "n_events", "hazard_ratio", "hr_low",
-                                       "hr_high", "cox_p", "logrank_p"])
+                                       "hr_high", "cox_p", "logrank_p", "not_estimable"])
 
 
 def aalen_johansen_by_group(time_days: Any, event_code: Any, groups: Any, event_of_interest: int = 1,

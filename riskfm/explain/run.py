@@ -1,6 +1,9 @@
 """Explain a trained run: the figures ``riskfm explain RUN_DIR --patients ...`` writes.
 
-For each chosen patient (``OUT`` defaults to ``RUN_DIR/explain``)::
+Every file goes to a folder of the explained target, ``OUT/<target>/`` (``OUT`` defaults to
+``RUN_DIR/explain``; e.g. ``RUN_DIR/explain/mace_30d/ecg_paper_P00012.png``), so explaining a
+second target (``stenosis_lad``) writes beside the first instead of over it. Explaining the same
+target again replaces that target's files. For each chosen patient::
 
     ecg_paper_<pid>.png        12-lead print-out (25 mm/s, 10 mm/mV) with the ECG attribution overlaid
     ecg_median_beat_<pid>.png  the attribution in median-beat space (R peaks by neurokit2 on lead II)
@@ -18,6 +21,10 @@ and for the cohort (patients of ``cohort_splits`` in ``predictions.csv``, at mos
 
 High risk is the top fraction of patients equal to the training prevalence of the target
 (:func:`riskfm.evaluate.risk_groups.incidence_threshold` on the run's training predictions).
+
+Progress goes to stderr: a line per phase (loading the run, each modality's attributions, the
+cohort figures, the sanity checks) and bars over the records read, the patients drawn and the
+cohort; ``riskfm --quiet`` / ``RISKFM_QUIET=1`` or ``progress=False`` silence it.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -40,12 +48,37 @@ from riskfm.explain.targets import resolve_target
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ExplainRunResult", "explain_run"]
+__all__ = ["ExplainRunResult", "explain_run", "target_folder"]
+
+
+def target_folder(out: str | os.PathLike, target: str) -> Path:
+    """The folder of one target's files: ``out / <target>`` (characters unsafe in file names become ``_``)."""
+    return Path(out) / (re.sub(r"[^A-Za-z0-9_.-]+", "_", str(target)).strip("._") or "target")
+
+
+class _Progress:
+    """Status lines and bars of one explain run (nothing when ``enabled`` is False or under ``--quiet``)."""
+
+    def __init__(self, enabled: bool) -> None:
+        from riskfm.progress import is_quiet
+
+        self.enabled = enabled and not is_quiet()
+
+    def say(self, message: str) -> None:
+        if self.enabled:
+            from riskfm.progress import status
+
+            status(message)
+
+    def bar(self, iterable: Any = None, **kwargs: Any):
+        from riskfm.progress import progress
+
+        return progress(iterable, enabled=self.enabled, **kwargs)
 
 
 @dataclass
 class ExplainRunResult:
-    """Files written and the numbers behind them (also in ``summary.json``)."""
+    """Files written (in ``out_dir``, the target's folder) and the numbers behind them (also in ``summary.json``)."""
 
     out_dir: Path
     files: list[Path] = field(default_factory=list)
@@ -58,15 +91,17 @@ def _clinical_mode(model: Any) -> str | None:
     return "text" if model.input_keys["clinical"] == "clinical_text" else "tabular"
 
 
-def _dataset(model: Any, cohort: Any, tabular: Any):
+def _dataset(model: Any, cohort: Any, tabular: Any, report: _Progress | None = None):
     from riskfm.data.dataset import RiskDataset
     from riskfm.train.run import prepare_for
 
-    prepared = prepare_for(cohort, dict(model.encoders.items()))
+    report = report or _Progress(False)
+    prepared = prepare_for(cohort, dict(model.encoders.items()), progress=report.enabled)
     ds = RiskDataset(cohort, prepared, clinical=_clinical_mode(model), tabular=tabular)
     enc = model.encoders["clinical"] if "clinical" in model.encoders else None
     texts = [t for t in ds.texts if t is not None]
     if enc is not None and hasattr(enc, "precompute") and texts and getattr(enc, "freeze", False):
+        report.say(f"encoding {len(texts)} clinical texts")
         enc.precompute(texts)
     return ds, prepared
 
@@ -102,14 +137,16 @@ def explain_run(run_dir: str | os.PathLike, patients: list[str], out: str | os.P
                 target: Any = None, manifest: str | os.PathLike | None = None, ecg_method: str | None = None,
                 ct_method: str | None = None, clinical_method: str | None = None,
                 cohort_splits: tuple[str, ...] = ("test", "external"), cohort_size: int = 200,
-                n_steps: int = 50, sanity: bool = False, seed: int = 0, dpi: int = 300) -> ExplainRunResult:
+                n_steps: int = 50, sanity: bool = False, seed: int = 0, dpi: int = 300,
+                progress: bool = True) -> ExplainRunResult:
     """Write the explanation figures of ``patients`` of a trained run (see the module docstring).
 
     Parameters
     ----------
     run_dir : a finished run folder (``model.pt``, ``predictions.csv``, ``config.yaml``).
     patients : patient ids of the run's manifest.
-    out : output folder (default ``run_dir/explain``).
+    out : output folder (default ``run_dir/explain``); the files go to its subfolder named after the
+        target (:func:`target_folder`), which ``ExplainRunResult.out_dir`` gives.
     target : explained target (default ``mace_30d`` when predicted).
     manifest : patients' manifest (default: the run's ``manifest``).
     ecg_method, ct_method, clinical_method : methods (defaults: integrated_gradients, gradcam,
@@ -119,6 +156,8 @@ def explain_run(run_dir: str | os.PathLike, patients: list[str], out: str | os.P
     n_steps : Integrated Gradients steps (ECG, CT, text).
     sanity : also run the cascading randomisation and deletion / insertion checks on the first patient.
     dpi : resolution of the PNGs (300 for print; the 12-lead print-out is then 3200 x 1700 pixels).
+    progress : report each phase and bars over records, patients and cohort on stderr (silent
+        anyway under ``riskfm --quiet`` / ``RISKFM_QUIET=1``).
 
     Raises
     ------
@@ -137,14 +176,18 @@ def explain_run(run_dir: str | os.PathLike, patients: list[str], out: str | os.P
         raise FileNotFoundError(f"{run_dir} is not a finished run: no model.pt")
     if not patients:
         raise ValueError("give at least one patient id (--patients)")
+    report = _Progress(progress)
+    report.say(f"loading the model of {run_dir}")
     model, cfg, tabular, clinical_cols, types = load_run_model(run_dir, with_types=True)
+    methods = {}
     for modality, method in (("ecg", ecg_method), ("ct", ct_method), ("clinical", clinical_method)):
-        if method is not None and modality in model.encoders:  # a typo fails now, not after minutes
-            canonical_method(input_kind(model, modality), method)
+        if modality in model.encoders:  # a typo fails now, not after minutes
+            methods[modality] = canonical_method(input_kind(model, modality), method)
     manifest = Path(manifest or cfg.manifest)
-    out_dir = Path(out) if out is not None else run_dir / "explain"
-    out_dir.mkdir(parents=True, exist_ok=True)
     tgt = resolve_target(model, target)
+    out_dir = target_folder(Path(out) if out is not None else run_dir / "explain", tgt.name)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    report.say(f"explaining {tgt.name} for {len(patients)} patient{'s' * (len(patients) != 1)} -> {out_dir}")
     result = ExplainRunResult(out_dir)
     problems: list[str] = []
     summary: dict[str, Any] = {"run_dir": str(run_dir), "manifest": str(manifest), "target": tgt.name,
@@ -163,7 +206,7 @@ def explain_run(run_dir: str | os.PathLike, patients: list[str], out: str | os.P
 
     # -------------------------------------------------------------------------- chosen patients
     sub = cohort.subset(patients)
-    ds, prepared = _dataset(model, sub, tabular)
+    ds, prepared = _dataset(model, sub, tabular, report)
     for fail in prepared.failures:
         problems.append(f"{fail['patient_id']}: {fail['reason']}")
     order = [p for p in patients if p in set(ds.patient_ids)]
@@ -183,6 +226,8 @@ def explain_run(run_dir: str | os.PathLike, patients: list[str], out: str | os.P
         # A modality none of the chosen patients has is a problem to report, not a reason to stop.
         if modality not in model.encoders:
             return None
+        report.say(f"{modality} attributions ({methods[modality].replace('_', ' ')}) for {len(order)} "
+                   f"patient{'s' * (len(order) != 1)}")
         try:
             att = explain(model, batch, modality, method, tgt.name, **kw)
         except ValueError as exc:
@@ -194,7 +239,7 @@ def explain_run(run_dir: str | os.PathLike, patients: list[str], out: str | os.P
     ecg_att = attribute("ecg", ecg_method, n_steps=n_steps)
     if ecg_att is not None:
         enc, att = model.encoders["ecg"], ecg_att
-        for k, pid in enumerate(order):
+        for k, pid in enumerate(report.bar(order, desc="drawing ECG figures", unit="patient")):
             if not batch["ecg_present"][k]:
                 continue
             per_lead = att.per_lead()[k]
@@ -202,7 +247,7 @@ def explain_run(run_dir: str | os.PathLike, patients: list[str], out: str | os.P
             _ecg_figures(att, k, pid, str(df.loc[pid, "ecg_path"]), enc.input_spec, save, problems)
     att = attribute("ct", ct_method, n_steps=n_steps)
     if att is not None:
-        for k, pid in enumerate(order):
+        for k, pid in enumerate(report.bar(order, desc="drawing CT figures", unit="patient")):
             if batch["ct_present"][k] and pid in prepared.ct_hu:
                 per_patient[pid]["ct_peak_voxel"] = list(att.peak(k))
                 save(att.plot(k, hu=prepared.ct_hu[pid].astype(np.float32)), f"ct_{pid}.png")
@@ -210,14 +255,15 @@ def explain_run(run_dir: str | os.PathLike, patients: list[str], out: str | os.P
     names = tabular.feature_names if tabular is not None else None
     att = attribute("clinical", clinical_method, records=records, feature_names=names, **kw)
     if att is not None:
-        for k, pid in enumerate(order):
+        for k, pid in enumerate(report.bar(order, desc="drawing clinical figures", unit="patient")):
             if not np.isfinite(att.values[k]).any():
                 continue
             per_patient[pid]["clinical"] = {n: float(v) for n, v in zip(att.feature_names, att.values[k])
                                             if np.isfinite(v)}
             save(att.plot(k), f"clinical_{pid}.png")
+    report.say("modality Shapley values")
     mod = explain(model, batch, "modalities", None, tgt.name, seed=seed)
-    for k, pid in enumerate(order):
+    for k, pid in enumerate(report.bar(order, desc="drawing modality figures", unit="patient")):
         per_patient[pid]["modalities"] = {m: round(float(v), 8) for m, v in zip(mod.feature_names, mod.values[k])}
         save(mod.plot(k), f"modalities_{pid}.png")
 
@@ -233,17 +279,22 @@ def explain_run(run_dir: str | os.PathLike, patients: list[str], out: str | os.P
             pool = sorted(np.random.default_rng(seed).choice(pool, cohort_size, replace=False).tolist())
         summary["cohort"] = {"splits": list(cohort_splits), "n": len(pool)}
         if pool:
-            _cohort_modalities(model, cohort, tabular, pool, tgt.name, seed, save, out_dir, summary, result)
-            _cohort_median_beats(cohort, preds, pool, tgt.name, model, save, out_dir, summary, problems, result)
+            report.say(f"cohort figures: {len(pool)} patients of {'/'.join(cohort_splits)}")
+            _cohort_modalities(model, cohort, tabular, pool, tgt.name, seed, save, out_dir, summary, result,
+                               report)
+            _cohort_median_beats(cohort, preds, pool, tgt.name, model, save, out_dir, summary, problems, result,
+                                 report)
     else:
         problems.append(f"{preds_path} not found: no cohort figures")
 
     if sanity and ecg_att is not None and batch["ecg_present"][0]:
         from riskfm.explain.sanity import cascading_randomisation, deletion_insertion
 
+        report.say(f"sanity checks on {order[0]}'s ECG: cascading randomisation")
         rand = cascading_randomisation(model, batch, "ecg", ecg_method, tgt.name, patient=0, seed=seed,
-                                       n_steps=n_steps)
+                                       n_steps=n_steps, progress=report.enabled)
         save(rand.plot(), "sanity_randomisation.png")
+        report.say(f"sanity checks on {order[0]}'s ECG: deletion / insertion curves")
         curves = deletion_insertion(model, batch, ecg_att, patient=0, target=tgt.name, seed=seed)
         save(curves.plot(), "sanity_deletion_insertion.png")
         summary["sanity"] = {"randomisation": rand.to_frame().to_dict("records"), "deletion_insertion": curves.auc}
@@ -280,13 +331,15 @@ def _ecg_figures(att: Any, k: int, pid: str, path: str, spec: Any, save: Any, pr
         problems.append(f"{pid}: no median-beat figure: {exc}")
 
 
-def _cohort_modalities(model, cohort, tabular, pool, target, seed, save, out_dir, summary, result) -> None:
+def _cohort_modalities(model, cohort, tabular, pool, target, seed, save, out_dir, summary, result,
+                       report: _Progress) -> None:
     from riskfm.data.sample import collate_samples
     from riskfm.explain.attribution import ModalityAttribution
 
-    ds, _ = _dataset(model, cohort.subset(pool), tabular)
+    ds, _ = _dataset(model, cohort.subset(pool), tabular, report)
     parts = []
-    for start in range(0, len(ds), 32):
+    for start in report.bar(range(0, len(ds), 32), desc=f"modality Shapley values of {len(ds)} patients",
+                            unit="batch"):
         batch = collate_samples([ds[i] for i in range(start, min(start + 32, len(ds)))])
         parts.append(explain(model, batch, "modalities", None, target, seed=seed))
     meta = {"f_all": np.concatenate([p.meta["f_all"] for p in parts]),
@@ -301,7 +354,8 @@ def _cohort_modalities(model, cohort, tabular, pool, target, seed, save, out_dir
     summary["cohort"]["modalities"] = allm.cohort_mean().to_dict("records")
 
 
-def _cohort_median_beats(cohort, preds, pool, target, model, save, out_dir, summary, problems, result) -> None:
+def _cohort_median_beats(cohort, preds, pool, target, model, save, out_dir, summary, problems, result,
+                         report: _Progress) -> None:
     from riskfm.explain.waveforms import DISPLAY_SPEC, cohort_median_beats, compare_median_beats
 
     if "ecg" not in model.encoders:
@@ -309,7 +363,8 @@ def _cohort_median_beats(cohort, preds, pool, target, model, save, out_dir, summ
     df = cohort.df.set_index("patient_id")
     with_ecg = [p for p in pool if df.loc[p, "ecg_path"]]
     high, threshold, how = _risk_groups(preds, target, with_ecg)
-    beats, kept, failures = cohort_median_beats([df.loc[p, "ecg_path"] for p in with_ecg], DISPLAY_SPEC)
+    beats, kept, failures = cohort_median_beats([df.loc[p, "ecg_path"] for p in with_ecg], DISPLAY_SPEC,
+                                                progress=report.enabled)
     problems += [f"median beat: {f['path']}: {f['reason']}" for f in failures]
     high = high[kept]
     try:

@@ -146,11 +146,13 @@ def _spearman(a: np.ndarray, b: np.ndarray) -> float:
 
 def cascading_randomisation(model: nn.Module, batch: dict[str, Any], modality: str = "ecg",
                             method: str | None = None, target: Any = None, *, patient: int = 0,
-                            layers: Sequence[str] | None = None, seed: int = 0, **kwargs: Any) -> RandomisationResult:
+                            layers: Sequence[str] | None = None, seed: int = 0, progress: bool = True,
+                            **kwargs: Any) -> RandomisationResult:
     """Adebayo et al.'s cascading model-parameter randomisation test for one patient's map.
 
     The model is deep-copied (the caller's model is untouched). ``layers`` restricts the cascade to
     the named entries of :func:`randomisation_layers`; ``kwargs`` go to :func:`riskfm.explain.explain`.
+    ``progress``: a bar over the randomised layers on stderr (silent under ``riskfm --quiet``).
     """
     from riskfm.explain.api import explain
 
@@ -166,8 +168,13 @@ def cascading_randomisation(model: nn.Module, batch: dict[str, Any], modality: s
         cascade = [(n, m) for n, m in cascade if n in set(layers)]
     gen = torch.Generator().manual_seed(seed)
     names, s_abs, s_signed, maps = [], [], [], []
+    steps = cascade
+    if progress:
+        from riskfm.progress import progress as bar_of
+
+        steps = bar_of(cascade, total=len(cascade), desc="randomising layers", unit="layer")
     with torch.random.fork_rng(devices=[]):
-        for name, module in cascade:
+        for name, module in steps:
             _randomise(module, gen)
             for enc in work.encoders.values():  # cached text embeddings belong to the old weights
                 if hasattr(enc, "clear_cache"):

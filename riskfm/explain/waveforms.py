@@ -149,9 +149,9 @@ def median_beat_of_record(path: str | os.PathLike, spec: ECGInputSpec = DISPLAY_
 
 
 def cohort_median_beats(paths: Sequence[str | os.PathLike], spec: ECGInputSpec = DISPLAY_SPEC, *,
-                        window_s: tuple[float, float] = DEFAULT_BEAT_WINDOW_S
+                        window_s: tuple[float, float] = DEFAULT_BEAT_WINDOW_S, progress: bool = True,
                         ) -> tuple[np.ndarray, list[int], list[dict[str, str]]]:
-    """Median beats of many ECG files.
+    """Median beats of many ECG files (``progress``: a bar over the files on stderr, silent under ``--quiet``).
 
     Returns
     -------
@@ -160,6 +160,10 @@ def cohort_median_beats(paths: Sequence[str | os.PathLike], spec: ECGInputSpec =
     failures : ``{"path", "reason"}`` per record that could not be read or aligned (not silently dropped).
     """
     beats, kept, failures = [], [], []
+    if progress:
+        from riskfm.progress import progress as bar_of
+
+        paths = bar_of(paths, total=len(paths), desc=f"median beats of {len(paths)} ECGs", unit="ECG")
     for i, path in enumerate(paths):
         try:
             beats.append(median_beat_of_record(path, spec, window_s=window_s))

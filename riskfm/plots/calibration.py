@@ -12,6 +12,14 @@ from riskfm.evaluate.risk_groups import reliability_table
 from riskfm.plots.style import NEUTRAL, OKABE_ITO, SINGLE_COLUMN_IN, new_figure, publication_style
 
 
+def _estimate_text(est: Any) -> str:
+    if est is None or not np.isfinite(est.value):
+        return "not estimable"
+    if np.isfinite(est.low) and np.isfinite(est.high):
+        return f"{est.value:.2f} [{est.low:.2f}, {est.high:.2f}]"
+    return f"{est.value:.2f}"
+
+
 def plot_calibration(
     y: Any,
     p: Any,
@@ -22,8 +30,10 @@ def plot_calibration(
     label: str | None = None,
     title: str | None = None,
     size_in: tuple[float, float] = (SINGLE_COLUMN_IN, 4.4),
+    min_bin_size: int | None = None,
+    stats: Any = None,
 ) -> Figure:
-    """Reliability diagram with Wilson intervals and a histogram of the predictions.
+    """Reliability diagram with Wilson intervals, patients per bin, slope and intercept.
 
     Parameters
     ----------
@@ -32,10 +42,10 @@ def plot_calibration(
     p : array-like, shape [n]
         Predicted risk in [0, 1].
     n_bins : int
-        Number of bins of predicted risk.
+        Number of bins of predicted risk (fewer with ``min_bin_size``, or where quantiles tie).
     strategy : {"quantile", "uniform"}
-        Equal-count bins (default: every point carries the same weight of evidence) or
-        equal-width bins on [0, 1].
+        Equal-count bins (default: every point carries the same weight of evidence and no bin
+        holds one or two patients) or equal-width bins on [0, 1].
     confidence : float
         Coverage of the Wilson intervals of the observed rate per bin.
     label : str, optional
@@ -44,20 +54,40 @@ def plot_calibration(
         Title of the top panel.
     size_in : (float, float)
         Figure size in inches (PNG at 300 dpi: 1050 x 1320 px by default).
+    min_bin_size : int, optional
+        Quantile bins only: use at most ``n // min_bin_size`` bins (at least 2), so that every
+        bin has about ``min_bin_size`` patients or more.
+    stats : CalibrationResult, optional
+        ``riskfm.evaluate.calibration`` of the same data; its slope and intercept are quoted.
+        Computed here when absent.
 
     Returns
     -------
     matplotlib.figure.Figure
-        Top: observed event rate (with Wilson intervals) against mean predicted risk per bin and
-        the identity line of perfect calibration. Bottom: histogram of the predicted risks of
-        patients with and without the event, on the same risk axis.
+        Top: observed event rate (with Wilson intervals) against mean predicted risk per bin,
+        each point labelled with its number of patients, and the identity line of perfect
+        calibration; the legend, with the calibration slope and intercept, sits above the
+        data. Bottom: histogram of the predicted risks of patients with and without the event.
+        ``fig.calibration_table`` holds the bins drawn (``reliability_table``).
     """
-    table = reliability_table(y, p, n_bins=n_bins, strategy=strategy, confidence=confidence)
+    from riskfm.evaluate.calibration import calibration
+
     y_arr = np.asarray(y, dtype=float)
     p_arr = np.asarray(p, dtype=float)
+    if strategy == "quantile" and min_bin_size:
+        n_bins = int(max(2, min(n_bins, len(p_arr) // int(min_bin_size))))
+    table = reliability_table(y, p, n_bins=n_bins, strategy=strategy, confidence=confidence)
+    if stats is None:
+        try:
+            stats = calibration(y_arr, p_arr, n_bins=n_bins, strategy=strategy, confidence=confidence)
+        except ValueError:  # one class, or a logistic fit without a finite optimum
+            stats = None
+    slope = _estimate_text(stats.slope if stats is not None else None)
+    intercept = _estimate_text(stats.intercept if stats is not None else None)
     # Zoom on the range actually used: risks of a rare outcome sit far below 1.
     hi = float(max(p_arr.max(), table["observed_high"].max(), table["mean_predicted"].max()))
     lim = min(1.0, max(0.05, 1.08 * hi))
+    pct = PercentFormatter(xmax=1, decimals=0 if lim > 0.2 else 1)
 
     with publication_style():
         fig = new_figure(*size_in)
@@ -67,16 +97,25 @@ def plot_calibration(
                                   table["observed_high"] - table["observed_rate"]]), 0.0, None)
         ax.errorbar(table["mean_predicted"], table["observed_rate"], yerr=yerr, fmt="o-",
                     color=OKABE_ITO["blue"], ecolor=OKABE_ITO["blue"], elinewidth=0.7, lw=0.9, zorder=2,
-                    label=(label or "Model") + f" ({len(table)} {strategy} bins)")
+                    label=(label or "Model") + f" ({len(table)} {strategy} bins; patients per bin above each interval)")
+        # Patients per bin, written vertically just above each interval (clear of crowded points).
+        for x, top, n in zip(table["mean_predicted"], table["observed_high"], table["n"]):
+            ax.annotate(f"{int(n)}", (x, top), xytext=(0, 1.5), textcoords="offset points", fontsize=5,
+                        rotation=90, ha="center", va="bottom", color=OKABE_ITO["blue"], annotation_clip=False)
+        # Slope and intercept: a legend line without a handle.
+        ax.plot([], [], ls="none", label=f"Slope {slope}; intercept {intercept}")
         ax.set_xlim(0, lim)
         ax.set_ylim(0, lim)
         ax.set_aspect("auto")
         ax.set_ylabel(f"Observed event rate ({100 * confidence:g}% CI)")
-        # Below the diagonal's far end is where a calibrated model leaves room.
-        ax.legend(loc="lower right")
-        ax.yaxis.set_major_formatter(PercentFormatter(xmax=1, decimals=0 if lim > 0.2 else 1))
+        ax.yaxis.set_major_formatter(pct)
+        # Above the axes, never over the points.
+        handles, labels = ax.get_legend_handles_labels()
+        order = [2, 0, 1] if len(handles) == 3 else list(range(len(handles)))  # model, identity, slope
+        ax.legend([handles[i] for i in order], [labels[i] for i in order], loc="lower left",
+                  bbox_to_anchor=(0.0, 1.0), borderaxespad=0.3, handlelength=1.5, fontsize=6)
         if title:
-            ax.set_title(title)
+            fig.suptitle(title, x=0.02, ha="left", fontsize=9)
 
         bins = np.linspace(0.0, lim, 41)
         ax_hist.hist(p_arr[y_arr == 0], bins=bins, color=NEUTRAL, alpha=0.6, label="No event")
@@ -84,6 +123,7 @@ def plot_calibration(
         ax_hist.set_ylabel("Patients")
         ax_hist.yaxis.set_major_locator(MaxNLocator(nbins=3, integer=True))
         ax_hist.set_xlabel("Predicted risk")
-        ax_hist.xaxis.set_major_formatter(PercentFormatter(xmax=1, decimals=0 if lim > 0.2 else 1))
-        ax_hist.legend(loc="upper right", ncols=2)
+        ax_hist.xaxis.set_major_formatter(pct)
+        ax_hist.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), ncols=2, borderaxespad=0.2, fontsize=6)
+    fig.calibration_table = table
     return fig

@@ -10,7 +10,15 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator, PercentFormatter
 
 from riskfm.evaluate.risk_groups import cumulative_incidence_by_group
-from riskfm.plots.style import PALETTE, RISK_GROUP_COLORS, SINGLE_COLUMN_IN, new_figure, publication_style
+from riskfm.evaluate.survival import censor_at
+from riskfm.plots.style import (
+    NEUTRAL,
+    PALETTE,
+    RISK_GROUP_COLORS,
+    SINGLE_COLUMN_IN,
+    new_figure,
+    publication_style,
+)
 
 
 def format_p(p: float) -> str:
@@ -29,6 +37,7 @@ def plot_cumulative_incidence(
     legend_title: str | None = None,
     xlabel: str = "Days since index",
     size_in: tuple[float, float] = (SINGLE_COLUMN_IN, 4.0),
+    horizon_days: float | None = None,
 ) -> Figure:
     """Kaplan-Meier cumulative incidence per group with confidence bands and numbers at risk.
 
@@ -54,13 +63,21 @@ def plot_cumulative_incidence(
         Label of the time axis.
     size_in : (float, float)
         Figure size in inches (PNG at 300 dpi: 1050 x 1200 px by default).
+    horizon_days : float, optional
+        Horizon of a fixed-horizon outcome (30 for 30-day MACE): follow-up is censored there
+        (``riskfm.evaluate.survival.censor_at``), the time axis ends there and a dotted line
+        marks it. Default: the whole follow-up.
 
     Returns
     -------
     matplotlib.figure.Figure
     """
+    if horizon_days is not None:
+        time_days, event = censor_at(time_days, event, horizon_days)
     result = cumulative_incidence_by_group(time_days, event, groups, confidence=confidence)
     t_max = float(np.max(np.asarray(time_days, dtype=float)))
+    if horizon_days is not None:
+        t_max = float(horizon_days)
     if times_days is None:
         ticks = MaxNLocator(nbins=5, steps=[1, 2, 2.5, 5, 10], integer=True).tick_values(0.0, max(t_max, 1.0))
         times = [float(t) for t in ticks if 0.0 <= t <= max(t_max, 1.0)]
@@ -85,6 +102,9 @@ def plot_cumulative_incidence(
             ax.fill_between(curve["time_days"], curve["low"], curve["high"], step="post",
                             color=color, alpha=0.15, lw=0)
             y_top = max(y_top, float(np.nanmax(curve["high"])))
+        if horizon_days is not None:
+            ax.axvline(float(horizon_days), color=NEUTRAL, ls=":", lw=0.9, zorder=1,
+                       label=f"{float(horizon_days):g}-day horizon")
         ax.set_xlim(0, x_max)
         ax.set_ylim(0, min(1.0, max(0.02, 1.1 * y_top)))
         ax.set_ylabel(f"Cumulative incidence ({100 * confidence:g}% CI)")

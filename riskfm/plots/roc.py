@@ -12,6 +12,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from riskfm.evaluate.discrimination import check_binary_scores, roc_auc, roc_curve_points
+from riskfm.evaluate.guards import DEFAULT_MIN_EVENTS, DEFAULT_MIN_NONEVENTS, estimable, not_estimable_text
 from riskfm.evaluate.run_metrics import ordered_targets
 from riskfm.plots.style import (
     NEUTRAL,
@@ -110,6 +111,8 @@ def plot_roc(
     size_in: tuple[float, float] = (SINGLE_COLUMN_IN, SINGLE_COLUMN_IN),
     band: bool = False,
     band_n_boot: int = 200,
+    min_events: int = DEFAULT_MIN_EVENTS,
+    min_nonevents: int = DEFAULT_MIN_NONEVENTS,
 ) -> Figure:
     """ROC curves with AUROC and its confidence interval in the legend.
 
@@ -137,6 +140,10 @@ def plot_roc(
         (``roc_band``: stratified bootstrap, ``band_n_boot`` resamples, seeded with ``seed``).
     band_n_boot : int
         Resamples of the band.
+    min_events, min_nonevents : int
+        The small-sample rule (``riskfm.evaluate.guards``): a curve with fewer events or
+        non-events, or whose ``metrics`` cell says ``not_estimable``, is not drawn; the legend
+        lists it as ``n/e (1 event < 10)``.
 
     Returns
     -------
@@ -165,8 +172,13 @@ def plot_roc(
         ax = fig.add_subplot()
         ax.plot([0, 1], [0, 1], ls="--", lw=0.7, color=NEUTRAL, label="Chance", zorder=1)
         for i, (name, (y, p)) in enumerate(drawable.items()):
-            fpr, tpr, _ = roc_curve_points(y, p)
             cell = (metrics or {}).get(name) or {}
+            reason = cell.get("not_estimable") or estimable(y, min_events=min_events, min_nonevents=min_nonevents)
+            if reason:
+                # No curve, band or number: only the reason, with the counts, in the legend.
+                ax.plot([], [], ls="none", label=f"{target_label(name)}: {not_estimable_text(reason)}")
+                continue
+            fpr, tpr, _ = roc_curve_points(y, p)
             if cell.get("auroc") is not None:
                 value = float(cell["auroc"])
                 confidence = float(cell.get("confidence", confidence))

@@ -5,6 +5,9 @@ quartiles (computed from CT as -190..-30 HU inside the pericardium mask, or read
 Metrics MAE, RMSE, bias; gaps as in seed 000. Writes ``fairness_exams.csv`` (per exam),
 ``fairness_<model>.csv`` (per subgroup) and ``fairness_gaps.png`` (gaps of the two models side by
 side).
+
+Progress on stderr (:mod:`riskfm.progress`, silent under ``riskfm --quiet``): exams rendered, each
+training's steps with its loss, test exams scored.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from typing import Any
 import pandas as pd
 
 from riskfm.ct.calcium.epicardial import epicardial_fat_volume
-from riskfm.ct.calcium.protocols import add_subgroups, arm_name, fairness_table
+from riskfm.ct.calcium.protocols import add_subgroups, arm_name, fairness_table, synthetic_exams
 
 
 def run_fairness(out: str | Path, *, segmenters: Mapping[str, Any] | None = None,
@@ -49,24 +52,29 @@ def run_fairness(out: str | Path, *, segmenters: Mapping[str, Any] | None = None
     """
     from riskfm.ct.calcium.segmentation import train_segmenter
     from riskfm.plots.fairness import plot_fairness_gaps
-    from riskfm.synthetic.calcium import make_calcium_exam
+    from riskfm.progress import progress, status
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     if test_exams is None:
-        test_exams = [make_calcium_exam(10_000 + seed * 7919 + i) for i in range(n_test)]
+        status(f"fairness protocol: rendering {n_test} synthetic test exams")
+        test_exams = synthetic_exams((10_000 + seed * 7919 + i for i in range(n_test)), desc="rendering test exams")
     if segmenters is None:
         if train_exams is None:
-            train_exams = [make_calcium_exam(seed * 7919 + i) for i in range(n_train)]
+            status(f"fairness protocol: rendering {n_train} synthetic training exams")
+            train_exams = synthetic_exams((seed * 7919 + i for i in range(n_train)), desc="rendering training exams")
+        name3d = arm_name(model3d, encoder_checkpoint)
+        status(f"fairness protocol: training unet2d and {name3d} ({epochs} epochs x {steps_per_epoch} steps each)")
         segmenters = {
             "unet2d": train_segmenter(train_exams, model="unet2d", widths=widths, epochs=epochs,
-                                      steps_per_epoch=steps_per_epoch, seed=seed),
-            arm_name(model3d, encoder_checkpoint): train_segmenter(
+                                      steps_per_epoch=steps_per_epoch, seed=seed, progress="training unet2d"),
+            name3d: train_segmenter(
                 train_exams, model=model3d, widths=widths, epochs=epochs, steps_per_epoch=steps_per_epoch,
-                seed=seed, encoder_checkpoint=encoder_checkpoint),
+                seed=seed, encoder_checkpoint=encoder_checkpoint, progress=f"training {name3d}"),
         }
     rows = []
-    for k, ex in enumerate(test_exams):
+    for k, ex in enumerate(progress(test_exams, desc=f"scoring test exams with {len(segmenters)} models",
+                                    unit="exam")):
         row = {"exam": k, "sex": ex.meta["sex"], "age": ex.meta["age"], "reference": ex.reference.agatston,
                "eat_ml": epicardial_fat_volume(ex.hu, ex.spacing, ex.pericardium)}
         for name, seg in segmenters.items():

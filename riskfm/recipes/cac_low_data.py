@@ -4,6 +4,9 @@ Compares the 3D network on the CT foundation model (CORA's residual U-Net, "cora
 foundation-initialised when ``encoder_checkpoint`` is given, otherwise labelled "cora3d-random")
 with the slice-wise U-Net by Dice (overall and per artery), averaged over folds. Writes ``low_data_folds.csv`` (one row per model x fraction x fold),
 ``low_data_summary.csv`` (mean and SD over folds) and ``low_data_dice.png``.
+
+Progress on stderr (:mod:`riskfm.progress`, silent under ``riskfm --quiet``): a bar of the arms
+(model x fold x fraction) and, inside it, each training's steps with its loss.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from riskfm.ct.calcium.protocols import arm_name, low_data_folds
+from riskfm.ct.calcium.protocols import arm_name, low_data_folds, synthetic_exams
 from riskfm.ct.calcium.segmentation import train_segmenter
 from riskfm.evaluate.agreement import dice_scores
 
@@ -46,33 +49,42 @@ def run_low_data(out: str | Path, *, exams: Sequence[Any] | None = None, n_exams
     dict
         ``folds`` and ``summary`` DataFrames and the written ``paths``.
     """
-    from riskfm.synthetic.calcium import make_calcium_exam
+    from riskfm.progress import progress, status
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     if exams is None:
-        exams = [make_calcium_exam(seed * 7919 + i) for i in range(n_exams)]
+        status(f"low-data protocol: rendering {n_exams} synthetic exams")
+        exams = synthetic_exams((seed * 7919 + i for i in range(n_exams)), desc="rendering exams")
+    splits = low_data_folds(len(exams), n_folds=n_folds, fractions=fractions, seed=seed)
+    arms = [(split, model) for split in splits for model in models]
+    status(f"low-data protocol: {len(arms)} trainings ({len(splits)} fold x fraction cells x {len(models)} models, "
+           f"{epochs} epochs x {steps_per_epoch} steps each)")
     rows = []
-    for split in low_data_folds(len(exams), n_folds=n_folds, fractions=fractions, seed=seed):
-        for model in models:
-            t0 = time.perf_counter()
-            seg = train_segmenter([exams[i] for i in split.train], model=model, widths=widths, epochs=epochs,
-                                  steps_per_epoch=steps_per_epoch, seed=seed + split.fold,
-                                  encoder_checkpoint=encoder_checkpoint if model != "unet2d" else None)
-            train_s = time.perf_counter() - t0
-            per_exam = []
-            t1 = time.perf_counter()
-            for i in split.test:
-                pred = seg.predict(exams[i].hu, exams[i].spacing)
-                per_exam.append(dice_scores(pred, exams[i].labels, names=ARTERIES))
-            sec = (time.perf_counter() - t1) / max(len(split.test), 1)
-            d = pd.DataFrame(per_exam)
-            name = arm_name(model, encoder_checkpoint)
-            row = {"model": name, "fraction": split.fraction, "fold": split.fold, "n_train": len(split.train),
-                   "n_test": len(split.test), "train_seconds": train_s, "seconds_per_exam": sec}
-            row.update({f"dice_{k}": float(np.nanmean(d[k])) if d[k].notna().any() else np.nan
-                        for k in (*ARTERIES, "overall")})
-            rows.append(row)
+    bar = progress(total=len(arms), desc="low-data arms", unit="arm", leave=True)
+    for split, model in arms:
+        name = arm_name(model, encoder_checkpoint)
+        bar.set_postfix(model=name, fraction=split.fraction, fold=split.fold, refresh=False)
+        t0 = time.perf_counter()
+        seg = train_segmenter([exams[i] for i in split.train], model=model, widths=widths, epochs=epochs,
+                              steps_per_epoch=steps_per_epoch, seed=seed + split.fold,
+                              encoder_checkpoint=encoder_checkpoint if model != "unet2d" else None,
+                              progress=f"training {name} fold {split.fold + 1}/{n_folds} at {100 * split.fraction:.0f}%")
+        train_s = time.perf_counter() - t0
+        per_exam = []
+        t1 = time.perf_counter()
+        for i in split.test:
+            pred = seg.predict(exams[i].hu, exams[i].spacing)
+            per_exam.append(dice_scores(pred, exams[i].labels, names=ARTERIES))
+        sec = (time.perf_counter() - t1) / max(len(split.test), 1)
+        d = pd.DataFrame(per_exam)
+        row = {"model": name, "fraction": split.fraction, "fold": split.fold, "n_train": len(split.train),
+               "n_test": len(split.test), "train_seconds": train_s, "seconds_per_exam": sec}
+        row.update({f"dice_{k}": float(np.nanmean(d[k])) if d[k].notna().any() else np.nan
+                    for k in (*ARTERIES, "overall")})
+        rows.append(row)
+        bar.update(1)
+    bar.close()
     folds = pd.DataFrame(rows)
     cols = [c for c in folds.columns if c.startswith("dice_")]
     summary = folds.groupby(["model", "fraction"])[cols].agg(["mean", "std"])

@@ -10,6 +10,7 @@ trees must beat.
 
 Writes ``nongated_exams.csv`` (per test exam: reference, both predictions), ``nongated_metrics.json``
 (Cohen's kappa with CIs, weighted kappa, accuracy per method) and ``nongated_confusion.png``.
+Progress on stderr (:mod:`riskfm.progress`): a bar of the exams segmented.
 """
 
 from __future__ import annotations
@@ -30,13 +31,17 @@ from riskfm.ct.calcium.scoring import score_calcium
 __all__ = ["nongated_features", "run_nongated"]
 
 
-def nongated_features(segmenter: Any, exams: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
+def nongated_features(segmenter: Any, exams: Sequence[Any], *, desc: str = "segmenting exams"
+                      ) -> tuple[np.ndarray, np.ndarray]:
     """Exam vectors ``[N, 20]`` and mask Agatston scores ``[N]`` from a segmenter's predictions.
 
-    ``exams``: objects with ``hu`` ``[Z, Y, X]`` (HU) and ``spacing`` (z, y, x) mm.
+    ``exams``: objects with ``hu`` ``[Z, Y, X]`` (HU) and ``spacing`` (z, y, x) mm. ``desc``: the
+    progress bar's label (stderr, :mod:`riskfm.progress`).
     """
+    from riskfm.progress import progress
+
     feats, agat = [], []
-    for ex in exams:
+    for ex in progress(exams, desc=desc, unit="exam"):
         labels = segmenter.predict(ex.hu, ex.spacing)
         feats.append(exam_features(slice_summaries(ex.hu, labels, ex.spacing)))
         agat.append(score_calcium(ex.hu, ex.spacing, labels=labels).agatston)
@@ -70,11 +75,11 @@ def run_nongated(out: str | Path, segmenter: Any, *, train_exams: Sequence[Any],
         raise ValueError("run_nongated needs training and test exams")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    x_train, _ = nongated_features(segmenter, train_exams)
+    x_train, _ = nongated_features(segmenter, train_exams, desc="segmenting training exams")
     y_train = agatston_bucket(np.array([ex.reference.agatston for ex in train_exams]))
     clf = BucketClassifier(seed=seed).fit(x_train, y_train)
     t0 = time.perf_counter()
-    x_test, mask_agatston = nongated_features(segmenter, test_exams)
+    x_test, mask_agatston = nongated_features(segmenter, test_exams, desc="segmenting test exams")
     trees = clf.predict(x_test)
     seconds = (time.perf_counter() - t0) / len(test_exams)
     ref = np.array([ex.reference.agatston for ex in test_exams])

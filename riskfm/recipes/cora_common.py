@@ -1,9 +1,14 @@
-"""What CORA's three downstream recipes share: loading cases, splitting, building the network, writing JSON."""
+"""What CORA's three downstream recipes share: loading cases, splitting, building the network, writing JSON.
+
+The recipes report on stderr what they are doing (a bar over the CTs being read, the fine-tuning
+steps with the loss, the test CTs being evaluated); ``riskfm --quiet`` / ``RISKFM_QUIET=1``
+(:mod:`riskfm.progress`) silences them, and :func:`evaluate_cases` is the per-test-CT loop.
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
@@ -12,8 +17,10 @@ import numpy as np
 
 from riskfm.ct.cases import CTCase, LoadedCase, find_cases, load_case
 from riskfm.ct.cora import CoraResUNet, cora_input_spec
+from riskfm.progress import progress as progress_bar
 
-__all__ = ["DEFAULT_SPACING", "DenseTaskOptions", "build_network", "load_cases", "split_indices", "write_json"]
+__all__ = ["DEFAULT_SPACING", "DenseTaskOptions", "build_network", "evaluate_cases", "load_cases", "split_indices",
+           "write_json"]
 
 
 @dataclass(frozen=True)
@@ -71,13 +78,14 @@ def load_cases(
     require: str | None = None,
     crop_heart: bool = False,
     margin_mm: float = 10.0,
+    progress: bool = True,
 ) -> list[LoadedCase]:
     """Loaded cases from a manifest / folder / case list (already-loaded cases pass through).
 
     ``spacing``: the working grid; None takes the pretraining spacing recorded in ``checkpoint``
     (read only when something is left to load), else :data:`DEFAULT_SPACING`. ``require``: keep
     only cases that have this mask kind (raises if none do). ``crop_heart``: crop each CT to its
-    heart mask's bounding box plus ``margin_mm``.
+    heart mask's bounding box plus ``margin_mm``. ``progress``: a bar over the CTs read, on stderr.
     """
     if isinstance(source, str | Path):
         items: list = find_cases(source)
@@ -90,13 +98,10 @@ def load_cases(
 
             spacing = load_checkpoint(checkpoint).get("config", {}).get("spacing")
         spacing = spacing if spacing is not None else DEFAULT_SPACING
-    for i, c in enumerate(items):
-        if loaded[i] is None:
-            if require is not None and require not in c.masks:
-                continue
-            if crop_heart and "heart" not in c.masks:
-                continue
-            loaded[i] = load_case(c, spacing, kinds=kinds, crop_heart=crop_heart, margin_mm=margin_mm)
+    todo = [i for i, c in enumerate(items) if loaded[i] is None and (require is None or require in c.masks)
+            and (not crop_heart or "heart" in c.masks)]
+    for i in progress_bar(todo, enabled=progress and bool(todo), desc=f"reading {len(todo)} CTs", unit="CT"):
+        loaded[i] = load_case(items[i], spacing, kinds=kinds, crop_heart=crop_heart, margin_mm=margin_mm)
     out = [c for c in loaded if c is not None and (require is None or require in c.masks)]
     if not out:
         raise ValueError(f"no case has a {require!r} mask" if require else "no cases found")
@@ -143,6 +148,14 @@ def build_network(
     if new_decoder:
         net.reset_decoder()
     return net
+
+
+def evaluate_cases(indices: Iterable[int], score: Callable[[int], dict], *, desc: str = "evaluating",
+                   progress: bool = True) -> list[dict]:
+    """``[score(i) for i in indices]`` with a bar over the test CTs on stderr (``progress``)."""
+    indices = list(indices)
+    bar = progress_bar(indices, enabled=progress, desc=f"{desc} on {len(indices)} test CTs", unit="CT")
+    return [score(int(i)) for i in bar]
 
 
 def write_json(obj: Any, path: Path) -> Path:

@@ -39,6 +39,8 @@ from riskfm.ct.finetune import (
     volume_input,
 )
 from riskfm.evaluate.discrimination import roc_auc
+from riskfm.evaluate.guards import estimable
+from riskfm.progress import progress as progress_bar
 from riskfm.recipes.cora_common import build_network, load_cases, split_indices, write_json
 
 __all__ = ["run_plaque_characterisation"]
@@ -71,6 +73,9 @@ def run_plaque_characterisation(
     test_indices: Sequence[int] | None = None,
     n_boot: int = 500,
     seed: int = 0,
+    progress: bool = True,
+    min_events: int = 10,
+    min_nonevents: int = 10,
 ) -> dict:
     """Fine-tune (or train from scratch) CORA for plaque characterisation and score it.
 
@@ -114,6 +119,12 @@ def run_plaque_characterisation(
     n_boot : int
         Bootstrap resamples of the AUROC CI.
     seed : int
+    progress : bool
+        Report on stderr: bars over the CTs read, the linear probe, the fine-tuning steps (with
+        the loss) and the CTs scored (silent anyway under ``riskfm --quiet`` / ``RISKFM_QUIET=1``).
+    min_events, min_nonevents : int
+        Below these counts in the test split a label's AUROC is not reported (``auroc: null`` with
+        ``not_estimable``), the evaluation's small-sample rule (docs/evaluation.md).
 
     Returns
     -------
@@ -132,7 +143,7 @@ def run_plaque_characterisation(
         # A probe start fixes the feature standardisation; a random head standardises over the batch.
         raise ValueError(f"batch_size must be >= 2 with head_init='random' (the head standardises features "
                          f"over the batch), got {batch_size}")
-    cases = load_cases(source, spacing, kinds=("plaque",), checkpoint=checkpoint)
+    cases = load_cases(source, spacing, kinds=("plaque",), checkpoint=checkpoint, progress=progress)
     shape = tuple(int(s) for s in shape) if shape is not None else _volume_shape(cases)
     net = build_network(checkpoint, width=width, spacing=spacing or tuple(cases[0].vol.spacing), shape=shape)
     windows = net.input_spec.windows
@@ -159,18 +170,19 @@ def run_plaque_characterisation(
         return x_train[pick], y_train[pick]
 
     if head_init == "probe":
-        model.init_head_from_probe(x_train, y_train.numpy())
+        model.init_head_from_probe(x_train, y_train.numpy(), progress=progress)
     fit = fit_steps(model, loss, batches, steps, lr=lr, encoder=None if freeze_encoder else net,
-                    encoder_lr=encoder_lr, seed=seed)
+                    encoder_lr=encoder_lr, seed=seed, desc="fine-tuning CORA (plaque)", progress=progress)
     model.eval()
     # Score only the cases of the two parts: with a subsampled training set (label-efficiency runs)
     # the unused cases would cost a forward pass each for nothing.
     used = np.union1d(train_idx, test_idx)
     prob = np.full((len(cases), len(PLAQUE_TARGETS)), np.nan, dtype=np.float32)
-    with torch.no_grad():
+    with torch.no_grad(), progress_bar(total=len(used), enabled=progress, desc=f"scoring {len(used)} CTs", unit="CT") as bar:
         for k in range(0, len(used), 4):
             i = used[k:k + 4]
             prob[i] = torch.sigmoid(model(torch.from_numpy(x_all[i]))).numpy()
+            bar.update(len(i))
 
     rows, metrics = [], {}
     for split, idx in (("train", train_idx), ("test", test_idx)):
@@ -181,11 +193,12 @@ def run_plaque_characterisation(
     for j, target in enumerate(PLAQUE_TARGETS):
         y, p = y_all[test_idx, j], prob[test_idx, j]
         entry = {"n": int(len(y)), "n_pos": int(y.sum())}
-        if 0 < y.sum() < len(y):
+        reason = estimable(y, min_events=min_events, min_nonevents=min_nonevents)
+        if reason is None:
             est = roc_auc(y, p, ci="bootstrap", n_boot=n_boot, seed=seed)
             entry.update(auroc=est.value, auroc_ci=[est.low, est.high])
-        else:
-            entry.update(auroc=float("nan"), auroc_ci=[float("nan"), float("nan")])
+        else:  # the evaluation's small-sample rule (docs/evaluation.md): no number from a handful of events
+            entry.update(auroc=None, auroc_ci=[None, None], not_estimable=reason)
         metrics[target] = entry
     predictions = pd.DataFrame(rows)
     out.mkdir(parents=True, exist_ok=True)

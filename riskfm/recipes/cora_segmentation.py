@@ -8,6 +8,10 @@ segmented whole by Gaussian-blended sliding windows and scored per case by Dice,
 :func:`run_data_efficiency` repeats the fine-tuning on growing training subsets (CORA: 50-800
 labelled cases) for the pretrained network and the same network from scratch, on one fixed test
 set, and writes one table row per (model, size).
+
+Both report on stderr (bars over the CTs read, the fine-tuning steps with the loss, the test CTs
+segmented; a line per run of the data-efficiency curve) unless ``progress=False`` or
+``riskfm --quiet`` / ``RISKFM_QUIET=1``.
 """
 
 from __future__ import annotations
@@ -22,16 +26,26 @@ import pandas as pd
 from riskfm.ct.cases import CTCase, LoadedCase
 from riskfm.ct.finetune import DenseOutput, DensePatchSampler, fit_steps, predict_dense
 from riskfm.ct.seg_metrics import cl_dice, dice, mean_surface_distance
-from riskfm.recipes.cora_common import DenseTaskOptions, build_network, load_cases, split_indices, write_json
+from riskfm.progress import status
+from riskfm.recipes.cora_common import (
+    DenseTaskOptions,
+    build_network,
+    evaluate_cases,
+    load_cases,
+    split_indices,
+    write_json,
+)
 
 __all__ = ["run_artery_segmentation", "run_data_efficiency"]
 
 
-def _cases(source, checkpoint, spacing) -> list[LoadedCase]:
-    return load_cases(source, spacing, kinds=("coronary",), checkpoint=checkpoint, require="coronary")
+def _cases(source, checkpoint, spacing, progress: bool = True) -> list[LoadedCase]:
+    return load_cases(source, spacing, kinds=("coronary",), checkpoint=checkpoint, require="coronary",
+                      progress=progress)
 
 
-def _train_and_score(cases, train_idx, test_idx, checkpoint, opts: DenseTaskOptions, width=None):
+def _train_and_score(cases, train_idx, test_idx, checkpoint, opts: DenseTaskOptions, width=None,
+                     progress: bool = True):
     from monai.losses import DiceLoss
 
     net = build_network(checkpoint, width=width or opts.width, spacing=opts.spacing or tuple(cases[0].vol.spacing),
@@ -39,15 +53,15 @@ def _train_and_score(cases, train_idx, test_idx, checkpoint, opts: DenseTaskOpti
     windows = net.input_spec.windows
     sampler = DensePatchSampler([cases[i] for i in train_idx], "coronary", opts.patch, windows, foreground_prob=0.8)
     fit = fit_steps(DenseOutput(net), DiceLoss(sigmoid=True), lambda rng: sampler(rng, opts.batch_size), opts.steps,
-                    lr=opts.lr, seed=opts.seed)
-    rows = []
-    for i in test_idx:
+                    lr=opts.lr, seed=opts.seed, desc="fine-tuning CORA (segmentation)", progress=progress)
+
+    def score(i: int) -> dict:
         pred = predict_dense(net, cases[i], opts.patch, windows) >= opts.threshold
         ref = cases[i].masks["coronary"] > 0
-        rows.append({"patient_id": cases[i].case.patient_id, "dice": dice(pred, ref, empty_score=1.0),
-                     "cldice": cl_dice(pred, ref),
-                     "msd_mm": mean_surface_distance(pred, ref, cases[i].vol.spacing)})
-    return pd.DataFrame(rows), fit
+        return {"patient_id": cases[i].case.patient_id, "dice": dice(pred, ref, empty_score=1.0),
+                "cldice": cl_dice(pred, ref), "msd_mm": mean_surface_distance(pred, ref, cases[i].vol.spacing)}
+
+    return pd.DataFrame(evaluate_cases(test_idx, score, progress=progress)), fit
 
 
 def _summary(per_case: pd.DataFrame) -> dict:
@@ -61,6 +75,7 @@ def run_artery_segmentation(
     *,
     checkpoint: str | Path | None = None,
     options: DenseTaskOptions | None = None,
+    progress: bool = True,
     **overrides: Any,
 ) -> dict:
     """Fine-tune pretrained encoder + new decoder (Dice loss) for coronary segmentation.
@@ -75,6 +90,8 @@ def run_artery_segmentation(
     options : DenseTaskOptions, optional
         Training and test settings; keyword ``overrides`` (``steps=``, ``patch=``, ...) replace
         single fields.
+    progress : bool
+        Progress on stderr (see the module docstring).
 
     Returns
     -------
@@ -83,9 +100,9 @@ def run_artery_segmentation(
     """
     out = Path(out_dir)
     opts = DenseTaskOptions.resolve(options, **overrides)
-    cases = _cases(source, checkpoint, opts.spacing)
+    cases = _cases(source, checkpoint, opts.spacing, progress)
     train_idx, test_idx = split_indices(len(cases), opts.test_fraction, opts.seed)
-    per_case, fit = _train_and_score(cases, train_idx, test_idx, checkpoint, opts)
+    per_case, fit = _train_and_score(cases, train_idx, test_idx, checkpoint, opts, progress=progress)
     metrics = {**_summary(per_case), "pretrained": checkpoint is not None, "n_train": int(len(train_idx)),
                "n_test": int(len(test_idx)), "steps": opts.steps}
     out.mkdir(parents=True, exist_ok=True)
@@ -103,11 +120,12 @@ def run_data_efficiency(
     checkpoint: str | Path | None,
     train_sizes: Sequence[int] = (50, 100, 200, 400, 800),
     options: DenseTaskOptions | None = None,
+    progress: bool = True,
     **overrides: Any,
 ) -> dict:
     """Coronary segmentation at growing training-set sizes, pretrained vs from scratch.
 
-    ``options`` / ``overrides`` as in :func:`run_artery_segmentation`.
+    ``options`` / ``overrides`` / ``progress`` as in :func:`run_artery_segmentation`.
 
     Sizes larger than the training part are capped at it (and repeated sizes dropped). The
     subsets are nested (the first ``n`` of one shuffled order), so a bigger set always contains
@@ -120,7 +138,7 @@ def run_data_efficiency(
     """
     out = Path(out_dir)
     opts = DenseTaskOptions.resolve(options, **overrides)
-    cases = _cases(source, checkpoint, opts.spacing)
+    cases = _cases(source, checkpoint, opts.spacing, progress)
     train_idx, test_idx = split_indices(len(cases), opts.test_fraction, opts.seed)
     order = np.random.default_rng([opts.seed, 7]).permutation(train_idx)
     sizes = sorted({min(int(n), len(order)) for n in train_sizes if int(n) > 0})
@@ -133,9 +151,12 @@ def run_data_efficiency(
         width = load_checkpoint(checkpoint).get("config", {}).get("width")
     models = [("pretrained", checkpoint), ("scratch", None)] if checkpoint is not None else [("scratch", None)]
     rows = []
+    runs = len(sizes) * len(models)
     for n in sizes:
         for name, ckpt in models:
-            per_case, _ = _train_and_score(cases, order[:n], test_idx, ckpt, opts, width=width)
+            if progress:
+                status(f"data efficiency, run {len(rows) + 1}/{runs}: {name}, {n} training CTs")
+            per_case, _ = _train_and_score(cases, order[:n], test_idx, ckpt, opts, width=width, progress=progress)
             rows.append({"model": name, "n_train": n, **_summary(per_case)})
     table = pd.DataFrame(rows)
     out.mkdir(parents=True, exist_ok=True)

@@ -25,7 +25,14 @@ from riskfm.ct.cases import CTCase, LoadedCase
 from riskfm.ct.finetune import DenseOutput, DensePatchSampler, fit_steps, predict_dense
 from riskfm.ct.pretrain import CoraLoss
 from riskfm.ct.seg_metrics import LesionScores, lesion_detection
-from riskfm.recipes.cora_common import DenseTaskOptions, build_network, load_cases, split_indices, write_json
+from riskfm.recipes.cora_common import (
+    DenseTaskOptions,
+    build_network,
+    evaluate_cases,
+    load_cases,
+    split_indices,
+    write_json,
+)
 
 __all__ = ["run_stenosis_detection", "stenosis_target"]
 
@@ -47,6 +54,7 @@ def run_stenosis_detection(
     options: DenseTaskOptions | None = None,
     min_overlap: int = 10,
     margin_mm: float = 10.0,
+    progress: bool = True,
     **overrides: Any,
 ) -> dict:
     """Fine-tune CORA (encoder + decoder) for stenosis segmentation; lesion-level P / R / F1.
@@ -65,6 +73,9 @@ def run_stenosis_detection(
         Overlap (voxels) a true positive must exceed (CORA: 10).
     margin_mm : float
         Heart-crop margin.
+    progress : bool
+        Report on stderr: bars over the CTs read, the fine-tuning steps (with the loss) and the
+        test CTs segmented (silent anyway under ``riskfm --quiet`` / ``RISKFM_QUIET=1``).
 
     Returns
     -------
@@ -74,7 +85,7 @@ def run_stenosis_detection(
     out = Path(out_dir)
     opts = DenseTaskOptions.resolve(options, **overrides)
     cases = load_cases(source, opts.spacing, kinds=("heart", "stenosis", "plaque"), checkpoint=checkpoint,
-                       require="heart", crop_heart=True, margin_mm=margin_mm)
+                       require="heart", crop_heart=True, margin_mm=margin_mm, progress=progress)
     target = stenosis_target(cases)
     patch = opts.patch
     net = build_network(checkpoint, width=opts.width, spacing=opts.spacing or tuple(cases[0].vol.spacing), shape=patch)
@@ -82,15 +93,17 @@ def run_stenosis_detection(
     train_idx, test_idx = split_indices(len(cases), opts.test_fraction, opts.seed)
     sampler = DensePatchSampler([cases[i] for i in train_idx], target, patch, windows)
     fit = fit_steps(DenseOutput(net), CoraLoss(), lambda rng: sampler(rng, opts.batch_size), opts.steps,
-                    lr=opts.lr, seed=opts.seed)
+                    lr=opts.lr, seed=opts.seed, desc="fine-tuning CORA (stenosis)", progress=progress)
 
-    total = LesionScores(0, 0, 0, 0)
-    rows = []
-    for i in test_idx:
+    scored: list[LesionScores] = []
+
+    def score(i: int) -> dict:
         prob = predict_dense(net, cases[i], patch, windows)
-        scores = lesion_detection(prob >= opts.threshold, cases[i].masks[target] > 0, min_overlap=min_overlap)
-        total = total + scores
-        rows.append({"patient_id": cases[i].case.patient_id, **scores.to_dict()})
+        scored.append(lesion_detection(prob >= opts.threshold, cases[i].masks[target] > 0, min_overlap=min_overlap))
+        return {"patient_id": cases[i].case.patient_id, **scored[-1].to_dict()}
+
+    rows = evaluate_cases(test_idx, score, progress=progress)
+    total = sum(scored, LesionScores(0, 0, 0, 0))
     metrics = {**total.to_dict(), "target": target, "threshold": opts.threshold, "min_overlap": min_overlap,
                "pretrained": checkpoint is not None, "n_train": int(len(train_idx)),
                "n_test": int(len(test_idx)), "steps": opts.steps}

@@ -59,6 +59,8 @@ class Section:
 
 
 def _fmt(x: Any) -> str:
+    if x is None:
+        return "\u2013"
     if isinstance(x, float):
         if math.isnan(x):
             return "\u2013"
@@ -69,7 +71,11 @@ def _fmt(x: Any) -> str:
 
 
 def table_html(df: pd.DataFrame, max_rows: int = 200) -> str:
-    """HTML table of a DataFrame (floats to 3 decimals, NaN as a dash, at most ``max_rows`` rows)."""
+    """HTML table of a DataFrame (floats to 3 decimals, NaN and None as a dash, at most ``max_rows`` rows).
+
+    A dash means "not applicable"; statistics that are not estimable are given as text by the
+    caller (``n/e (reason)``), so that no number is missing without its reason.
+    """
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns)
     body = "".join("<tr>" + "".join(f"<td>{_fmt(v)}</td>" for v in row) + "</tr>"
                    for row in df.head(max_rows).itertuples(index=False))

@@ -17,7 +17,7 @@ import json
 import multiprocessing as mp
 import os
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +27,7 @@ import pandas as pd
 
 from riskfm.ecg.spec import STANDARD_LEADS
 from riskfm.ecg.wfdb_write import write_wfdb
+from riskfm.progress import progress as progress_bar
 from riskfm.synthetic.ct_render import render_ct
 from riskfm.synthetic.ecg_render import render_ecg
 from riskfm.synthetic.patients import ARTERIES, DEFAULT_SITES, STENOSIS_COLUMNS, SiteProfile, sample_patients
@@ -90,6 +91,9 @@ def _write_chunk(rows: list[dict], root: str, seed: int, sites, ct_shape, ct_spa
     return len(rows)
 
 
+_CHUNK = 8  # patients per task of the worker pool
+
+
 def make_cohort(
     n: int = 1000,
     seed: int = 0,
@@ -101,6 +105,7 @@ def make_cohort(
     ct_shape: tuple[int, int, int] = (40, 64, 64),
     ct_spacing: tuple[float, float, float] = (2.0, 1.5, 1.5),
     n_workers: int | None = None,
+    progress: bool = True,
 ) -> SyntheticCohort:
     """Generate and write a synthetic multimodal cohort.
 
@@ -115,6 +120,8 @@ def make_cohort(
         so models meet missing modalities.
     ct_shape, ct_spacing : CT grid [Z, Y, X] and spacing (z, y, x) in mm.
     n_workers : processes writing records (default: all cores).
+    progress : show a bar over the patients written on stderr (with the time left); silent anyway
+        under ``riskfm --quiet`` / ``RISKFM_QUIET=1`` (:mod:`riskfm.progress`).
 
     Returns
     -------
@@ -136,16 +143,23 @@ def make_cohort(
     rows = df.assign(_has_ecg=has_ecg, _has_ct=has_ct).to_dict("records")
     site_map = {s.name: s for s in sites}
     workers = max(1, min(n_workers or os.cpu_count() or 1, len(rows)))
-    if workers == 1:
-        _write_chunk(rows, str(root), seed, site_map, ct_shape, ct_spacing)
-    else:
-        chunks = [rows[i::workers * 4] for i in range(workers * 4)]
-        ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
-        with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
-            futures = [pool.submit(_write_chunk, c, str(root), seed, site_map, ct_shape, ct_spacing)
-                       for c in chunks if c]
-            for f in futures:
-                f.result()
+    bar = progress_bar(total=len(rows), enabled=progress, desc=f"writing {len(rows)} synthetic patients", unit="patient")
+    with bar:
+        if workers == 1:
+            for row in rows:
+                _write_chunk([row], str(root), seed, site_map, ct_shape, ct_spacing)
+                bar.update(1)
+        else:
+            # Small chunks (a few patients each) keep the bar moving; each patient's records depend
+            # only on (seed, patient index), not on the chunking.
+            n_chunks = max(workers * 4, -(-len(rows) // _CHUNK))
+            chunks = [rows[i::n_chunks] for i in range(n_chunks)]
+            ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+            with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
+                futures = [pool.submit(_write_chunk, c, str(root), seed, site_map, ct_shape, ct_spacing)
+                           for c in chunks if c]
+                for f in as_completed(futures):
+                    bar.update(f.result())
 
     manifest = df[["patient_id", "site", "ecg_path", "ct_path", *CLINICAL_COLUMNS, *TARGET_COLUMNS]]
     manifest.to_csv(root / "manifest.csv", index=False)

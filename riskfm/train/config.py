@@ -135,6 +135,8 @@ class EvaluateConfig(_Strict):
     ci: Literal["bootstrap", "delong"] = "bootstrap"
     n_boot: int = Field(500, ge=10)
     figures: bool = True
+    min_events: int = Field(10, ge=1, description="fewer events: AUROC/AUPRC/C-index not estimable (null)")
+    min_nonevents: int = Field(10, ge=1, description="fewer non-events: not estimable either")
 
 
 def _checks_model(name: str, limits: type) -> type[BaseModel]:

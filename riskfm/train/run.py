@@ -236,7 +236,7 @@ def _run_locked(cfg: RunConfig, fabric, out: Path, cohort: Cohort) -> RunResult:
         # Inferred clinical variables are shown, so a column taken by mistake is seen before a paper is.
         fabric.print(format_summary(clinical_summary(cohort.df, cohort.clinical_types)))
     # Seed before any weight is drawn: two runs of one config start from the same encoders and heads.
-    fabric.seed_everything(cfg.train.seed)
+    fabric.seed_everything(cfg.train.seed, verbose=False)
     splits = make_splits(cohort.df, external_sites=cfg.split.external_sites, test_fraction=cfg.split.test_fraction,
                          val_fraction=cfg.split.val_fraction, train_fraction=cfg.split.train_fraction,
                          seed=cfg.split.seed)
@@ -286,7 +286,8 @@ def write_run_outputs(cfg: RunConfig, out: Path, preds: pd.DataFrame, cohort: Co
     cov_cols = [c for c in ("sex", "age") if c in cohort.df.columns]
     metrics = evaluate(preds[preds["target"] != "risk_score"], out,
                        spec={"ci": cfg.evaluate.ci, "n_boot": cfg.evaluate.n_boot, "seed": cfg.split.seed,
-                             "figures": cfg.evaluate.figures, "subgroup_bins": {"age": [50, 65]}},
+                             "figures": cfg.evaluate.figures, "subgroup_bins": {"age": [50, 65]},
+                             "min_events": cfg.evaluate.min_events, "min_nonevents": cfg.evaluate.min_nonevents},
                        covariates=cohort.df[["patient_id", *cov_cols]] if cov_cols else None,
                        title=f"riskfm run: {out.name}")
     summary = clinical_summary(cohort.df, cohort.clinical_types)

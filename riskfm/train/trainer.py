@@ -236,7 +236,7 @@ def fit(
     """
     t0 = time.perf_counter()
     ckpt_dir = Path(out_dir) / "checkpoints"
-    fabric.seed_everything(cfg.seed)
+    fabric.seed_everything(cfg.seed, verbose=False)
     optimizer_cls = torch.optim.Adam if cfg.optimizer == "adam" else torch.optim.AdamW
     optimizer = optimizer_cls(_param_groups(model, cfg.lr, encoder_lr or {}, encoder_opts), lr=cfg.lr,
                               weight_decay=cfg.weight_decay)
@@ -272,9 +272,9 @@ def fit(
 
     bar = None
     if cfg.progress and fabric.is_global_zero:
-        from tqdm.auto import tqdm
+        from riskfm.progress import progress
 
-        bar = tqdm(total=cfg.epochs, initial=start_epoch, desc="training", unit="epoch", leave=False)
+        bar = progress(total=cfg.epochs, initial=start_epoch, desc="training", unit="epoch", leave=True)
     stopped = False
     epoch = start_epoch - 1
     for epoch in range(start_epoch, cfg.epochs):

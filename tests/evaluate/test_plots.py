@@ -9,6 +9,7 @@ import matplotlib as mpl
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.metrics import roc_auc_score
 
 from riskfm.evaluate import assign_risk_groups
 from riskfm.plots import (
@@ -75,10 +76,17 @@ def test_plot_roc_from_predictions_writes_png(tmp_path):
 def test_plot_roc_inputs_and_metrics_numbers():
     y = np.array([0, 0, 1, 1, 0, 1, 0, 1])
     p = np.array([0.1, 0.3, 0.7, 0.4, 0.5, 0.9, 0.2, 0.6])
-    single = plot_roc(y, p, ci=None)
-    assert single.axes[0].get_legend().get_texts()[1].get_text() == "model: 0.94"
+    # 4 events and 4 non-events: below the default floor of 10 each, so no curve and no number ...
+    small = plot_roc(y, p, ci=None)
+    assert small.axes[0].get_legend().get_texts()[1].get_text() == (
+        "model: n/e (4 events < 10, 4 non-events < 10)")
+    assert len(small.axes[0].lines) == 2  # the chance line and the legend-only entry, no curve
+    assert len(small.axes[0].lines[1].get_xdata()) == 0
+    # ... and with the floor lowered, the AUROC of sklearn.
+    single = plot_roc(y, p, ci=None, min_events=1, min_nonevents=1)
+    assert single.axes[0].get_legend().get_texts()[1].get_text() == f"model: {roc_auc_score(y, p):.2f}"
     pair = plot_roc({"a": (y, p), "b": (y, 1 - p)}, metrics={"a": {"auroc": 0.5, "auroc_ci": [0.1, 0.9]}},
-                    ci=None)
+                    ci=None, min_events=1, min_nonevents=1)
     texts = [t.get_text() for t in pair.axes[0].get_legend().get_texts()]
     assert texts[1] == "a: 0.50 [0.10\u20130.90]"  # quoted from metrics, not recomputed
     assert texts[2] == "b: 0.06"

@@ -48,18 +48,29 @@ def make_predictions(n: int = 240, seed: int = 0) -> pd.DataFrame:
 
 
 def test_metrics_auroc_matches_sklearn_per_split_and_target():
-    df = make_predictions()
+    df = make_predictions(n=600)
     metrics = metrics_from_predictions(df, n_boot=200, seed=1)
     assert list(metrics) == ["train", "val", "test"]  # report order, not alphabetical
+    kinds = set()
     for split, by_target in metrics.items():
         assert list(by_target) == list(TARGETS)
         for target, cell in by_target.items():
             rows = df[(df["split"] == split) & (df["target"] == target) & df["y_true"].notna()]
-            assert cell["auroc"] == pytest.approx(roc_auc_score(rows["y_true"], rows["y_prob"]), abs=1e-12)
-            assert cell["n"] == len(rows) and cell["n_pos"] == int(rows["y_true"].sum())
-            lo, hi = cell["auroc_ci"]
-            assert lo <= cell["auroc"] <= hi
+            n_pos = int((rows["y_true"] == 1).sum())
+            n_neg = int((rows["y_true"] == 0).sum())
+            assert cell["n"] == len(rows) and cell["n_pos"] == n_pos
             assert cell["ci_method"] == "bootstrap" and cell["confidence"] == 0.95
+            if n_pos >= 10 and n_neg >= 10:
+                kinds.add("estimable")
+                assert cell["auroc"] == pytest.approx(roc_auc_score(rows["y_true"], rows["y_prob"]), abs=1e-12)
+                lo, hi = cell["auroc_ci"]
+                assert lo <= cell["auroc"] <= hi
+                assert "not_estimable" not in cell
+            else:
+                kinds.add("not estimable")
+                assert cell["auroc"] is None and cell["auroc_ci"] == [None, None]
+                assert str(n_pos) in cell["not_estimable"] and "< 10" in cell["not_estimable"]
+    assert kinds == {"estimable", "not estimable"}  # the data exercise both branches
 
 
 def test_unknown_labels_excluded_and_counted():
@@ -79,10 +90,11 @@ def test_one_class_split_gives_null_auroc_with_note():
     df.loc[sel & df["y_true"].notna(), "y_true"] = 0.0
     df = pd.concat([df, pd.DataFrame({"patient_id": ["X1", "X2"], "split": "external", "target": "mace_30d",
                                       "y_true": [np.nan, np.nan], "y_prob": [0.2, 0.3]})], ignore_index=True)
-    metrics = metrics_from_predictions(df, n_boot=50)
+    metrics = metrics_from_predictions(df, n_boot=50, min_events=2, min_nonevents=2)
     cell = metrics["val"]["stenosis_lm"]
     assert cell["auroc"] is None and cell["auroc_ci"] == [None, None]
     assert "one class" in cell["note"] and cell["n_pos"] == 0
+    assert cell["not_estimable"] == "0 events < 2"
     empty = metrics["external"]["mace_30d"]
     assert empty["auroc"] is None and empty["n"] == 0 and empty["n_excluded_unknown"] == 2
     assert "no rows" in empty["note"]
@@ -125,12 +137,18 @@ def test_auroc_table_with_oracle():
     metrics["val"]["stenosis_lm"] = {"auroc": None, "auroc_ci": [None, None], "n": 5, "n_pos": 0, "note": "x"}
     oracle = {"test": {"mace_30d": {"auroc": 0.9}}}
     table = auroc_table(metrics, oracle=oracle)
-    assert list(table.columns) == ["auroc", "ci_low", "ci_high", "n", "n_pos", "oracle_auroc"]
+    assert list(table.columns) == ["auroc", "ci_low", "ci_high", "n", "n_pos", "oracle_auroc", "note"]
+    assert table.loc[("val", "stenosis_lm"), "note"] == "x"
     assert table.index.names == ["split", "target"] and len(table) == 15
     assert table.loc[("test", "mace_30d"), "oracle_auroc"] == 0.9
     assert math.isnan(table.loc[("train", "mace_30d"), "oracle_auroc"])
     assert math.isnan(table.loc[("val", "stenosis_lm"), "auroc"])
-    assert table.loc[("test", "stenosis_rca"), "auroc"] == metrics["test"]["stenosis_rca"]["auroc"]
+    for (split, target), row in table.iterrows():
+        cell = metrics[split][target]
+        if cell["auroc"] is None:
+            assert math.isnan(row["auroc"]) and row["note"] == (cell.get("not_estimable") or cell.get("note"))
+        else:
+            assert row["auroc"] == cell["auroc"] and row["note"] == ""
     assert "oracle_auroc" not in auroc_table(metrics).columns
 
 

@@ -306,6 +306,6 @@ def test_subgroup_metrics_and_fairness_gaps():
     ga = fairness_gaps(ta)
     assert ga["gap"].to_numpy() == pytest.approx(ta["value"].iloc[1:].to_numpy() - np.median(ta["value"].iloc[1:]))
     assert set(ga["kind"]) == {"median"}
-    row = subgroup_metrics(y[:40], p[:40], np.r_[["a"] * 35, ["b"] * 5], "auroc", n_boot=20)
-    assert row[row["level"] == "b"]["note"].iloc[0].startswith("fewer than")
+    row = subgroup_metrics(y[:40], p[:40], np.r_[["a"] * 35, ["b"] * 5], "brier", n_boot=20)
+    assert row[row["level"] == "b"]["not_estimable"].iloc[0] == "5 patients < 10"
     assert math.isnan(row[row["level"] == "b"]["value"].iloc[0])

@@ -1,4 +1,5 @@
-"""`riskfm explain RUN_DIR --patients ...` on a demo-configured run: every figure is written."""
+"""`riskfm explain RUN_DIR --patients ...` on a demo-configured run: every figure is written, in a folder
+per target (OUT/<target>/), so a second target does not overwrite the first."""
 
 import json
 
@@ -54,6 +55,7 @@ def test_explain_command_writes_every_figure(demo_run, tmp_path):
     result = CliRunner().invoke(app, ["explain", str(demo_run), "--patients", pid, "--out", str(out),
                                       "--n-steps", "8", "--cohort-size", "24", "--sanity", "--dpi", "80"])
     assert result.exit_code == 0, result.output + repr(result.exception)
+    out = out / "mace_30d"  # every file of a target in its own folder
     for name in (f"ecg_paper_{pid}.png", f"ecg_median_beat_{pid}.png", f"ct_{pid}.png", f"clinical_{pid}.png",
                  f"modalities_{pid}.png", "modalities_cohort.png", "median_beats_mace_30d.png",
                  "sanity_randomisation.png", "sanity_deletion_insertion.png"):
@@ -88,7 +90,27 @@ def test_explain_command_other_methods_and_target(demo_run, tmp_path):
                                       "--ct-method", "saliency", "--n-steps", "4", "--cohort-size", "0",
                                       "--dpi", "60"])
     assert result.exit_code == 0, result.output + repr(result.exception)
-    summary = json.loads((tmp_path / "summary.json").read_text())
+    lad = tmp_path / "stenosis_lad"
+    summary = json.loads((lad / "summary.json").read_text())
     assert (summary["target"], summary["ecg_method"], summary["ct_method"]) == ("stenosis_lad", "saliency",
                                                                                  "saliency")
-    assert (tmp_path / f"ct_{pid}.png").is_file() and not (tmp_path / "modalities_cohort.png").exists()
+    assert (lad / f"ct_{pid}.png").is_file() and not (lad / "modalities_cohort.png").exists()
+    assert not any(f.is_file() for f in tmp_path.iterdir()) and f"-> {lad}" in result.stdout
+    # A second target into the same --out writes beside the first instead of over it.
+    before = {f.name: f.stat().st_mtime_ns for f in lad.iterdir()}
+    result = CliRunner().invoke(app, ["explain", str(demo_run), "-p", pid, "--out", str(tmp_path),
+                                      "--target", "mace_30d", "--ecg-method", "saliency", "--ct-method", "saliency",
+                                      "--n-steps", "4", "--cohort-size", "0", "--dpi", "60"])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    assert json.loads((tmp_path / "mace_30d" / "summary.json").read_text())["target"] == "mace_30d"
+    assert (tmp_path / "mace_30d" / f"ct_{pid}.png").is_file()
+    assert {f.name: f.stat().st_mtime_ns for f in lad.iterdir()} == before
+    assert json.loads((lad / "summary.json").read_text())["target"] == "stenosis_lad"
+    assert not (tmp_path / "summary.json").exists()
+
+
+def test_target_folder_names():
+    from riskfm.explain.run import target_folder
+
+    assert target_folder("out", "mace_30d").as_posix() == "out/mace_30d"
+    assert target_folder("out", "stenosis/LAD x").as_posix() == "out/stenosis_LAD_x"

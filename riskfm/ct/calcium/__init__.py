@@ -1,6 +1,10 @@
 """Coronary artery calcium: scoring, categories, segmentation, the non-gated bucket model, epicardial
 fat and the building blocks of the low-data and fairness protocols (docs/calcium.md).
 
+:func:`score_calcium` is a pure function of arrays; :func:`score_scan` scores a *scan* and first
+checks that it is one the Agatston score is defined on (:func:`check_calcium_scan`: non-contrast,
+heart in view, axial, 1.5-5 mm slices), raising :class:`UnsuitableScanError` unless forced.
+
 Examples
 --------
 >>> import numpy as np
@@ -12,6 +16,8 @@ Examples
 
 from riskfm.ct.calcium.categories import BUCKET_NAMES, CAC_DRS_NAMES, agatston_bucket, cac_drs_category
 from riskfm.ct.calcium.epicardial import epicardial_fat_volume
+from riskfm.ct.calcium.scan import ScanScore, UnsuitableScanError, score_scan
+from riskfm.ct.calcium.scan_checks import Finding, ScanCheckLimits, check_calcium_scan
 from riskfm.ct.calcium.scoring import (
     ARTERY_LABELS,
     ARTERY_NAMES,
@@ -29,10 +35,16 @@ __all__ = [
     "CAC_DRS_NAMES",
     "ArteryScore",
     "CalciumScore",
+    "Finding",
+    "ScanCheckLimits",
+    "ScanScore",
+    "UnsuitableScanError",
     "agatston_bucket",
     "agatston_weight",
     "cac_drs_category",
     "calibration_factor_from_insert",
+    "check_calcium_scan",
     "epicardial_fat_volume",
     "score_calcium",
+    "score_scan",
 ]

@@ -6,22 +6,38 @@
 * :func:`add_subgroups` and :func:`fairness_table` -- MAE, RMSE and bias of predicted vs reference
   Agatston per subgroup, and the gaps: for a binary attribute ``Gap_g = M_g - M_~g``; for a
   multi-level one ``Gap_Sj = M_Sj - median(M_S1..M_Sk)``.
+* :func:`synthetic_exams` -- the protocols' synthetic exams, rendered with a progress bar.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from riskfm.ct.calcium.categories import CAC_DRS_NAMES, cac_drs_category
 
-__all__ = ["AGE_GROUPS", "FoldSplit", "add_subgroups", "arm_name", "fairness_table", "low_data_folds"]
+__all__ = ["AGE_GROUPS", "FoldSplit", "add_subgroups", "arm_name", "fairness_table", "low_data_folds",
+           "synthetic_exams"]
 
 #: Age groups of seed 000 (years): <=50, 51-65, >65.
 AGE_GROUPS: tuple[str, ...] = ("<=50", "51-65", ">65")
+
+
+def synthetic_exams(seeds: Iterable[int], *, desc: str = "rendering synthetic exams", **kwargs: Any) -> list:
+    """``[make_calcium_exam(seed, **kwargs) for seed in seeds]`` with a progress bar on stderr.
+
+    Rendering takes about 0.1-0.2 s per default exam, so a protocol's few dozen exams take seconds:
+    the bar (:mod:`riskfm.progress`, silent under ``riskfm --quiet``) shows that something happens.
+    """
+    from riskfm.progress import progress
+    from riskfm.synthetic.calcium import make_calcium_exam
+
+    seeds = [int(s) for s in seeds]
+    return [make_calcium_exam(s, **kwargs) for s in progress(seeds, desc=desc, unit="exam")]
 
 
 def arm_name(model: str, encoder_checkpoint: object | None) -> str:

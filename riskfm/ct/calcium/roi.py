@@ -10,16 +10,23 @@ where the ribs run), minus bone -- large (> 2 cm^3) 3D components above 200 HU, 
 Aortic and valve calcium stay inside, and so do rib fragments next to the lungs: only a trained
 model (or a heart mask) tells them apart.
 Pass a real heart mask (``--roi``) whenever one is available.
+
+:func:`heart_region` returns the same region together with the pieces it was built from (the
+mediastinal region before bone removal, the lungs, the bone): the scan checks of
+:mod:`riskfm.ct.calcium.scan_checks` measure the blood pool in the mediastinal region, because on a
+contrast-enhanced scan the bright blood pool is itself a large component above 200 HU and the
+bone removal takes it out of the region of interest.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from scipy import ndimage
 
-__all__ = ["estimate_heart_roi"]
+__all__ = ["HeartRegion", "estimate_heart_roi", "heart_region"]
 
 
 def _hull_mask(mask2d: np.ndarray) -> np.ndarray:
@@ -58,6 +65,25 @@ def _retrosternal(lungs2d: np.ndarray, inner2d: np.ndarray) -> np.ndarray:
     return inner2d & (xx >= x_lo) & (xx <= x_hi) & (yy <= y_mid)
 
 
+@dataclass(frozen=True)
+class HeartRegion:
+    """What :func:`heart_region` found, all bool ``[Z, Y, X]``.
+
+    Attributes
+    ----------
+    roi : the heart region of interest (:func:`estimate_heart_roi`): ``mediastinum & ~bone``.
+    mediastinum : the per-slice hull of the lungs and retrosternal space, minus the lungs and the
+        chest-wall band, before bone removal (holds the blood pool even when contrast makes it bright).
+    lungs : voxels below -400 HU inside the (per-slice hole-filled) body.
+    bone : bright components above ``bone_volume_cm3``, dilated by 3 mm.
+    """
+
+    roi: np.ndarray
+    mediastinum: np.ndarray
+    lungs: np.ndarray
+    bone: np.ndarray
+
+
 def estimate_heart_roi(hu: Any, spacing: Any, *, bone_volume_cm3: float = 2.0, wall_mm: float = 8.0) -> np.ndarray:
     """Mediastinal region of interest (bool ``[Z, Y, X]``) from a chest CT in HU.
 
@@ -78,13 +104,22 @@ def estimate_heart_roi(hu: Any, spacing: Any, *, bone_volume_cm3: float = 2.0, w
     -------
     np.ndarray of bool [Z, Y, X]
     """
+    return heart_region(hu, spacing, bone_volume_cm3=bone_volume_cm3, wall_mm=wall_mm).roi
+
+
+def heart_region(hu: Any, spacing: Any, *, bone_volume_cm3: float = 2.0, wall_mm: float = 8.0) -> HeartRegion:
+    """:func:`estimate_heart_roi` with the pieces it was built from (see :class:`HeartRegion`).
+
+    Parameters are those of :func:`estimate_heart_roi`.
+    """
     arr = np.asarray(hu, dtype=np.float32)
     if arr.ndim != 3:
         raise ValueError(f"hu must be [Z, Y, X], got shape {arr.shape}")
     sp = np.asarray(spacing, dtype=float)
     body_lab, n = ndimage.label(arr > -500)
     if n == 0:
-        return np.zeros(arr.shape, bool)
+        empty = np.zeros(arr.shape, bool)
+        return HeartRegion(empty, empty.copy(), empty.copy(), empty.copy())
     sizes = np.bincount(body_lab.ravel())[1:]
     body = body_lab == (1 + int(np.argmax(sizes)))
     filled = np.stack([ndimage.binary_fill_holes(s) for s in body])
@@ -100,8 +135,9 @@ def estimate_heart_roi(hu: Any, spacing: Any, *, bone_volume_cm3: float = 2.0, w
             bone = ndimage.binary_dilation(bone, structure=np.ones(tuple(2 * reach + 1), bool))
     # In-plane erosion of the body by the chest-wall depth (distance transform in mm per slice).
     inner = np.stack([ndimage.distance_transform_edt(s, sampling=sp[1:]) > wall_mm for s in filled])
-    roi = np.zeros(arr.shape, bool)
+    hull = np.zeros(arr.shape, bool)
     for z in range(arr.shape[0]):
         if lungs[z].any():
-            roi[z] = _hull_mask(lungs[z] | _retrosternal(lungs[z], inner[z]))
-    return roi & inner & ~lungs & ~bone
+            hull[z] = _hull_mask(lungs[z] | _retrosternal(lungs[z], inner[z]))
+    mediastinum = hull & inner & ~lungs
+    return HeartRegion(mediastinum & ~bone, mediastinum, lungs, bone)

@@ -323,7 +323,7 @@ class CalciumSegmenter:
 
     @torch.no_grad()
     def predict(self, hu: Any, spacing: Sequence[float] | None = None, *, roi: Any | None = None,
-                batch_size: int = 16, decision: str = "lesion") -> np.ndarray:
+                batch_size: int = 16, decision: str = "lesion", progress: bool | str = False) -> np.ndarray:
         """Artery calcium label map of one exam.
 
         Parameters
@@ -345,6 +345,9 @@ class CalciumSegmenter:
             summed probability over its voxels. A lesion's Agatston weight comes from its peak HU
             and its area, so a decision per voxel that trims a lesion's bright core or rim changes
             the score; deciding per lesion does not. ``"pixel"``: each voxel on its own.
+        progress : bool or str, default False
+            A bar over the slice batches (2D model) on stderr (:mod:`riskfm.progress`); a string
+            names it.
 
         Returns
         -------
@@ -366,7 +369,13 @@ class CalciumSegmenter:
         if self.config.model == "unet2d":
             x = _slices_input(arr, self.config.context)
             outs = []
-            for s in range(0, x.shape[0], batch_size):
+            starts = range(0, x.shape[0], batch_size)
+            if progress:
+                from riskfm.progress import progress as bar
+
+                starts = bar(starts, desc=progress if isinstance(progress, str) else "segmenting calcium",
+                             unit="batch")
+            for s in starts:
                 outs.append(self.net(torch.from_numpy(x[s:s + batch_size]).to(device)).cpu())
             logits = torch.cat(outs).movedim(0, 1)  # [5, Z, Y, X]
         else:
@@ -456,6 +465,7 @@ def train_segmenter(
     max_seconds: float | None = None,
     roi: str = "estimate",
     patch_size: Sequence[int] | None = (32, 64, 64),
+    progress: bool | str = True,
 ) -> CalciumSegmenter:
     """Train a calcium segmentation network on labelled exams.
 
@@ -496,6 +506,9 @@ def train_segmenter(
     patch_size : (int, int, int) or None, default (32, 64, 64)
         3D models train on crops of this size (clipped to the exam), half of them centred on
         coronary calcium; ``None`` trains on whole exams (several times slower per step).
+    progress : bool or str, default True
+        A bar of the optimiser steps with the epoch and the running loss on stderr
+        (:mod:`riskfm.progress`; silent under ``riskfm --quiet``); a string names it.
 
     Returns
     -------
@@ -517,6 +530,11 @@ def train_segmenter(
         raise ValueError(f"model must be one of {MODELS}, got {model!r}")
     if roi not in ROI_MODES:
         raise ValueError(f"roi must be one of {ROI_MODES}, got {roi!r}")
+    name = progress if isinstance(progress, str) else f"training {model}"
+    if progress:
+        from riskfm.progress import status
+
+        status(f"{name}: preparing {len(data)} exams" + (" (heart regions)" if roi == "estimate" else ""))
     rois = [_estimated_roi(hu, sp) if roi == "estimate" else None for hu, sp, _ in data]
     if model == "cora3d":  # CORA's stages are width x (1, 2, 4, 8): only the first width is free
         widths = tuple(int(widths[0]) * m for m in (1, 2, 4, 8))
@@ -545,6 +563,14 @@ def train_segmenter(
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total)
     start = time.perf_counter()
     net.train()
+    if progress:
+        from riskfm.progress import progress as progress_bar
+
+        bar = progress_bar(total=epochs * per_epoch, desc=name, unit="step", leave=True)
+    else:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=epochs * per_epoch, disable=True)
     for epoch in range(epochs):
         losses = []
         for _ in range(per_epoch):
@@ -575,9 +601,13 @@ def train_segmenter(
             opt.step()
             sched.step()
             losses.append(float(loss.detach()))
+            if not bar.disable:
+                bar.set_postfix(epoch=f"{epoch + 1}/{epochs}", loss=f"{np.mean(losses):.4f}", refresh=False)
+                bar.update(1)
         config.history.append(float(np.mean(losses)))
         log.info("calcium %s epoch %d loss %.4f", model, epoch + 1, config.history[-1])
         if max_seconds is not None and time.perf_counter() - start > max_seconds:
             break
+    bar.close()
     net.eval()
     return CalciumSegmenter(net.cpu(), config)

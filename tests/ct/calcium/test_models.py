@@ -115,7 +115,16 @@ def test_fairness_gaps_binary_and_multilevel():
     assert set(t.attribute) == {"sex", "age", "cac_drs", "eat"}
 
 
-def test_recipes_write_tables_and_figures(tmp_path):
+@pytest.fixture
+def loud(monkeypatch):
+    """Progress bars and status lines on (another test may have run ``riskfm --quiet`` in-process)."""
+    import riskfm.progress as progress
+
+    monkeypatch.delenv("RISKFM_QUIET", raising=False)
+    monkeypatch.setitem(progress._state, "quiet", False)
+
+
+def test_recipes_write_tables_and_figures(tmp_path, loud, capsys):
     from riskfm.recipes.cac_fairness import run_fairness
     from riskfm.recipes.cac_low_data import run_low_data
 
@@ -123,10 +132,15 @@ def test_recipes_write_tables_and_figures(tmp_path):
     res = run_low_data(tmp_path / "ld", exams=exams, n_folds=2, fractions=(1.0, 0.5), epochs=1,
                        steps_per_epoch=1, widths=(4, 8, 8, 8))
     assert set(res["summary"]["model"]) == {"unet2d", "cora3d-random"}
+    err = capsys.readouterr().err   # progress: the arms, each training's steps
+    assert "riskfm: low-data protocol: 8 trainings" in err and "low-data arms" in err
+    assert "training cora3d-random fold 2/2 at 50%" in err
     assert all(p.is_file() for p in res["paths"].values())
     fair = run_fairness(tmp_path / "fair", train_exams=exams[:2], test_exams=exams, epochs=1, steps_per_epoch=1,
                         widths=(4, 8, 8, 8))
     assert all(p.is_file() for p in fair["paths"].values()) and len(fair["tables"]) == 2
+    err = capsys.readouterr().err
+    assert "training unet2d" in err and "scoring test exams with 2 models" in err
 
 
 def test_cli_scores_a_nifti_with_and_without_a_model(tmp_path):
@@ -253,7 +267,7 @@ def test_patch_boxes_fit_the_exam_and_favour_coronary_calcium():
     assert 0.4 < hits < 0.75  # half the crops aim at the one coronary voxel (the rest rarely reach it)
 
 
-def test_nongated_recipe_fits_trees_on_predicted_summaries(tmp_path):
+def test_nongated_recipe_fits_trees_on_predicted_summaries(tmp_path, loud, capsys):
     from sklearn.metrics import cohen_kappa_score
 
     from riskfm.recipes.cac_nongated import run_nongated
@@ -262,6 +276,8 @@ def test_nongated_recipe_fits_trees_on_predicted_summaries(tmp_path):
     test = [make_calcium_exam(60 + i, burden=(i + 2) % 5, gated=False, **SMALL) for i in range(4)]
     seg = train_segmenter(train[:2], roi="none", widths=(4, 8), epochs=1, steps_per_epoch=1, batch_size=2)
     res = run_nongated(tmp_path, seg, train_exams=train, test_exams=test)
+    err = capsys.readouterr().err
+    assert "segmenting training exams" in err and "segmenting test exams" in err
     assert all(p.is_file() for p in res["paths"].values())
     df = pd.read_csv(res["paths"]["exams"])
     assert len(df) == 4 and df["trees_bucket"].between(0, 4).all()
