@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench lint venv clean
+.PHONY: demo test test-fast browser-deps bench lint venv clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -20,8 +20,26 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/riskfm demo --out runs/demo
 
+# `make test` runs every test and never installs system packages: the report's browser test skips
+# (naming `make browser-deps`) where Chromium is absent. `make test-fast` leaves out the tests
+# marked slow (end-to-end training runs, the browser, multi-process); docs/testing.md.
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -n 2 --dist loadgroup
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -n 2 --dist loadgroup -m "not slow"
+
+# Chromium for tests/evaluate/test_pipeline.py::test_report_figures_render_in_headless_chromium.
+# A system package: needs root and network, so it is a separate, explicit step, never part of `test`.
+browser-deps:
+	@if command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1; then \
+		echo "Chromium is already installed"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		apt-get update && apt-get install -y --no-install-recommends chromium; \
+	else \
+		echo "install Chromium with the system's package manager as root, e.g. 'sudo apt-get install chromium'" >&2; \
+		exit 1; \
+	fi
 
 bench: $(STAMP)
 	for b in benchmarks/bench_*.py; do $(BIN)/python $$b || exit 1; done

@@ -108,10 +108,10 @@ def abnormality(
     overlap: float = 0.5,
 ) -> None:
     """Zero-shot abnormality map of one CT from a pretrained CORA (no fine-tuning)."""
-    import nibabel as nib
     import numpy as np
 
     from riskfm.ct import read_ct
+    from riskfm.ct.io import write_nifti
     from riskfm.ct.pretrain import abnormality_map, load_pretrained
     from riskfm.progress import status
 
@@ -119,11 +119,7 @@ def abnormality(
     net = load_pretrained(checkpoint)  # a bad checkpoint fails before the CT is read
     status(f"reading {ct}")
     prob = abnormality_map(net, read_ct(ct), overlap=overlap, progress="abnormality map")
-    # riskfm arrays are [z, y, x] with an index->LPS affine; NIfTI stores [i, j, k] -> RAS.
-    lps_to_ras = np.diag([-1.0, -1.0, 1.0, 1.0])
-    affine = lps_to_ras @ prob.affine @ np.array([[0, 0, 1, 0], [0, 1, 0, 0], [1, 0, 0, 0], [0, 0, 0, 1]])
-    out.parent.mkdir(parents=True, exist_ok=True)
-    nib.save(nib.Nifti1Image(prob.array.transpose(2, 1, 0).astype(np.float32), affine), str(out))
+    write_nifti(out, prob.array, prob.affine, np.float32)
     typer.echo(f"max {prob.array.max():.3f}, voxels > 0.5: {int((prob.array > 0.5).sum())}; wrote {out}")
 
 

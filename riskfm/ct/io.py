@@ -35,6 +35,7 @@ __all__ = [
     "read_ct",
     "read_dicom_series",
     "read_nifti",
+    "write_nifti",
 ]
 
 #: HU given to voxels outside the scanner's field of view (PixelPaddingValue) and to padding.
@@ -955,3 +956,22 @@ def _check_finite(volume: CTVolume, path: Path) -> None:
     finite = np.isfinite(volume.array)
     if not finite.all():
         raise CTReadError(path, f"{int((~finite).sum())} of {finite.size} voxels are NaN or infinite")
+
+
+def write_nifti(path: str | Path, array: np.ndarray, affine: np.ndarray, dtype=np.float32) -> Path:
+    """Write a riskfm array ``[Z, Y, X]`` with its index->LPS ``affine`` as a NIfTI file.
+
+    The inverse of :func:`read_nifti`'s conversion: NIfTI stores ``[i, j, k] -> RAS`` mm, so the
+    axes are reversed and the first two world axes flipped; :func:`read_ct` of the file gives the
+    same array and affine back. Masks are written with an integer ``dtype`` (e.g. ``np.uint8``).
+    """
+    import nibabel as nib
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lps_to_ras = np.diag([-1.0, -1.0, 1.0, 1.0])
+    zyx_to_ijk = np.array([[0, 0, 1, 0], [0, 1, 0, 0], [1, 0, 0, 0], [0, 0, 0, 1]], dtype=float)
+    ras_affine = lps_to_ras @ np.asarray(affine, dtype=float) @ zyx_to_ijk
+    data = np.ascontiguousarray(np.asarray(array).transpose(2, 1, 0)).astype(dtype)
+    nib.save(nib.Nifti1Image(data, ras_affine), str(path))
+    return path

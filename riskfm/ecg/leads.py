@@ -17,11 +17,14 @@ signals and are deliberately *not* aliased: mapping them would give a silently w
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+from types import MappingProxyType
 
 from riskfm.ecg.spec import STANDARD_LEADS
 
 __all__ = [
     "STANDARD_LEADS",
+    "LEAD_ALIASES",
     "LIMB_LEADS",
     "PRECORDIAL_LEADS",
     "UnknownLeadError",
@@ -51,8 +54,9 @@ def _build_aliases() -> dict[str, str]:
     # "C1".."C6" is the IEC / European spelling of the chest leads V1..V6.
     for k in range(1, 7):
         aliases[f"C{k}"] = f"V{k}"
-    # SCPECG code values used by DICOM waveforms (coding scheme "SCPECG"), checked against the
-    # real 12-lead example shipped with pydicom.
+    # SCPECG code values used by DICOM waveforms (coding scheme "SCPECG", DICOM CID 3001 "ECG
+    # Leads"; the numbers are the SCP-ECG lead codes): checked against the real 12-lead example
+    # shipped with pydicom. tests/ecg/test_leads.py holds the whole table typed independently.
     scpecg = {"1": "I", "2": "II", "61": "III", "62": "aVR", "63": "aVL", "64": "aVF",
               "3": "V1", "4": "V2", "5": "V3", "6": "V4", "7": "V5", "8": "V6"}
     for code, name in scpecg.items():
@@ -61,6 +65,10 @@ def _build_aliases() -> dict[str, str]:
 
 
 _ALIASES: dict[str, str] = _build_aliases()
+
+#: The whole alias table, read-only: normalised spelling (upper case, no whitespace, prefixes such as
+#: ``Lead``/``MDC_ECG_LEAD_`` and a ``(qualifier)`` removed) -> canonical lead name.
+LEAD_ALIASES: Mapping[str, str] = MappingProxyType(_ALIASES)
 
 # Prefixes that wrap a lead name without changing its meaning: IEEE 11073 / HL7 aECG codes and the
 # DICOM code meanings ("Lead II"). Also plain "ECG" prefixes some exporters add ("ECG I").

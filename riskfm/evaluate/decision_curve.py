@@ -65,7 +65,9 @@ def decision_curve(y: Any, p: Any, thresholds: Any = None) -> DecisionCurve:
     p_arr = _as_finite_1d(p, "p")
     if len(y_arr) != len(p_arr) or len(y_arr) == 0:
         raise ValueError(f"y and p must be non-empty and of the same length, got {len(y_arr)} and {len(p_arr)}")
-    pt = np.arange(0.01, 0.51, 0.01) if thresholds is None else _as_finite_1d(thresholds, "thresholds")
+    # k / 100 is the double nearest to the decimal k%: np.arange(0.01, 0.51, 0.01) drifts (its "0.06" is
+    # 0.060000000000000005), so a predicted risk of exactly 6% would not be treated at the 6% threshold.
+    pt = np.arange(1, 51) / 100.0 if thresholds is None else _as_finite_1d(thresholds, "thresholds")
     if (pt <= 0).any() or (pt >= 1).any():
         raise ValueError("threshold probabilities must lie strictly between 0 and 1")
     n = len(y_arr)

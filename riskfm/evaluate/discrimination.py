@@ -15,7 +15,9 @@ Confidence intervals
 ``"bootstrap"``
     Stratified percentile bootstrap: each resample draws ``n_pos`` positives and ``n_neg``
     negatives with replacement, so every resample has the prevalence of the data and always
-    both classes. All resamples are computed at once with numpy (see ``_bootstrap_aurocs``).
+    both classes. All resamples are computed at once with numpy (see ``_bootstrap_aurocs``);
+    ``stratified_bootstrap_indices`` returns the patients of each resample, and the interval is
+    ``np.quantile(values, [alpha / 2, 1 - alpha / 2])`` of the resampled statistics.
 ``"delong"``
     DeLong, DeLong & Clarke-Pearson (1988): the variance of the AUROC from its structural
     components (the "placements" of each positive among the negatives and vice versa), computed
@@ -285,20 +287,74 @@ def bootstrap_aurocs(y: Any, p: Any, n_boot: int = 500, seed: int | np.random.Ge
 
 
 def _bootstrap_from_classes(pos: np.ndarray, neg: np.ndarray, n_boot: int, seed: Any) -> np.ndarray:
-    if int(n_boot) != n_boot or n_boot < 1:
-        raise ValueError(f"n_boot must be a positive integer, got {n_boot!r}")
-    n_boot = int(n_boot)
+    return _bootstrap_stat(pos, neg, n_boot, seed, _bootstrap_aurocs)
+
+
+def _check_n_boot(n_boot: Any, minimum: int = 1) -> int:
+    if int(n_boot) != n_boot or n_boot < minimum:
+        what = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+        raise ValueError(f"n_boot must be {what}, got {n_boot!r}")
+    return int(n_boot)
+
+
+def _stratified_index_blocks(n_pos: int, n_neg: int, n_boot: int, seed: Any):
+    """The stratified resamples of every bootstrap here, in blocks: yields ``(start, idx_pos, idx_neg)``.
+
+    ``idx_pos`` [b, n_pos] and ``idx_neg`` [b, n_neg] hold, for resamples ``start .. start + b - 1``,
+    the positions (within the positives, resp. the negatives, in their original order) drawn with
+    replacement. One ``numpy.random.default_rng(seed)`` makes, per block, one ``integers`` call for
+    the positives then one for the negatives; blocks only bound memory (usually there is one).
+    ``stratified_bootstrap_indices`` returns exactly these resamples as patient rows.
+    """
     rng = np.random.default_rng(seed)
-    n_pos, n_neg = len(pos), len(neg)
-    # Blocks only bound memory for very large sets; for typical sizes there is a single block.
     block = max(1, _MAX_BLOCK_ELEMENTS // (n_pos + n_neg))
-    out = np.empty(n_boot, dtype=np.float64)
     for start in range(0, n_boot, block):
         b = min(block, n_boot - start)
         idx_pos = rng.integers(0, n_pos, size=(b, n_pos))
         idx_neg = rng.integers(0, n_neg, size=(b, n_neg))
-        out[start:start + b] = _bootstrap_aurocs(pos, neg, idx_pos, idx_neg)
+        yield start, idx_pos, idx_neg
+
+
+def stratified_bootstrap_indices(y: Any, n_boot: int = 500, seed: int | np.random.Generator | None = 0) -> np.ndarray:
+    """Patient rows of the stratified bootstrap resamples behind every interval of this module.
+
+    ``roc_auc(ci="bootstrap")``, ``bootstrap_aurocs``, ``average_precision`` and
+    ``paired_bootstrap_test`` with the same ``n_boot`` and ``seed`` use exactly these resamples, so
+    ``metric(y[idx[b]], p[idx[b]])`` for each row ``b`` gives their bootstrap distribution.
+
+    Parameters
+    ----------
+    y : array-like, shape [n]
+        Binary labels (0/1 or bool), both classes present.
+    n_boot : int
+        Number of resamples.
+    seed : int, numpy Generator or None
+        Seed of ``numpy.random.default_rng``.
+
+    Returns
+    -------
+    np.ndarray of int, shape [n_boot, n]
+        Row b: the ``n_pos`` positives drawn with replacement from the positives (first ``n_pos``
+        columns), then the ``n_neg`` negatives drawn from the negatives; values index ``y``.
+    """
+    y_b, _ = check_binary_scores(y, np.zeros(np.size(y)))
+    rows_pos, rows_neg = np.flatnonzero(y_b), np.flatnonzero(~y_b)
+    if len(rows_pos) == 0 or len(rows_neg) == 0:
+        raise ValueError(f"the stratified bootstrap needs both classes; got {len(rows_pos)} positives "
+                         f"and {len(rows_neg)} negatives")
+    n_boot = _check_n_boot(n_boot)
+    out = np.empty((n_boot, len(y_b)), dtype=np.int64)
+    for start, idx_pos, idx_neg in _stratified_index_blocks(len(rows_pos), len(rows_neg), n_boot, seed):
+        out[start:start + len(idx_pos)] = np.hstack([rows_pos[idx_pos], rows_neg[idx_neg]])
     return out
+
+
+def _percentile_interval(values: np.ndarray, confidence: float) -> tuple[float, float]:
+    """Percentile bootstrap interval: the ``alpha / 2`` and ``1 - alpha / 2`` quantiles (numpy's
+    default linear interpolation) of ``values``, ``alpha = 1 - confidence``."""
+    alpha = 1.0 - confidence
+    low, high = np.quantile(values, [alpha / 2.0, 1.0 - alpha / 2.0])
+    return float(low), float(high)
 
 
 # ----------------------------------------------------------------------------------------- DeLong
@@ -485,9 +541,8 @@ def roc_auc(
         return Estimate(value, math.nan, math.nan, "none", n, n_pos, confidence)
     if ci == "bootstrap":
         aucs = _bootstrap_from_classes(pos, neg, n_boot, seed)
-        alpha = 1.0 - confidence
-        low, high = np.quantile(aucs, [alpha / 2.0, 1.0 - alpha / 2.0])
-        return Estimate(value, float(low), float(high), "bootstrap", n, n_pos, confidence,
+        low, high = _percentile_interval(aucs, confidence)
+        return Estimate(value, low, high, "bootstrap", n, n_pos, confidence,
                         se=float(aucs.std(ddof=1)) if len(aucs) > 1 else None)
     # DeLong
     if len(pos) < 2 or len(neg) < 2:
@@ -620,25 +675,17 @@ def average_precision(
     if ci is None:
         return Estimate(value, math.nan, math.nan, "none", len(p_f), len(pos), confidence)
     aps = _bootstrap_stat(pos, neg, n_boot, seed, _bootstrap_aps)
-    alpha = 1.0 - confidence
-    low, high = np.quantile(aps, [alpha / 2.0, 1.0 - alpha / 2.0])
-    return Estimate(value, float(low), float(high), "bootstrap", len(p_f), len(pos), confidence,
+    low, high = _percentile_interval(aps, confidence)
+    return Estimate(value, low, high, "bootstrap", len(p_f), len(pos), confidence,
                     se=float(aps.std(ddof=1)) if len(aps) > 1 else None)
 
 
 def _bootstrap_stat(pos: np.ndarray, neg: np.ndarray, n_boot: int, seed: Any, stat: Any) -> np.ndarray:
-    """Stratified resamples of (pos, neg) drawn exactly as for the AUROC, statistic ``stat`` of each."""
-    if int(n_boot) != n_boot or n_boot < 1:
-        raise ValueError(f"n_boot must be a positive integer, got {n_boot!r}")
-    n_boot = int(n_boot)
-    rng = np.random.default_rng(seed)
-    block = max(1, _MAX_BLOCK_ELEMENTS // (len(pos) + len(neg)))
+    """Statistic ``stat(pos, neg, idx_pos, idx_neg)`` of each stratified resample (``_stratified_index_blocks``)."""
+    n_boot = _check_n_boot(n_boot)
     out = np.empty(n_boot, dtype=np.float64)
-    for start in range(0, n_boot, block):
-        b = min(block, n_boot - start)
-        idx_pos = rng.integers(0, len(pos), size=(b, len(pos)))
-        idx_neg = rng.integers(0, len(neg), size=(b, len(neg)))
-        out[start:start + b] = stat(pos, neg, idx_pos, idx_neg)
+    for start, idx_pos, idx_neg in _stratified_index_blocks(len(pos), len(neg), n_boot, seed):
+        out[start:start + len(idx_pos)] = stat(pos, neg, idx_pos, idx_neg)
     return out
 
 
@@ -741,24 +788,18 @@ def paired_bootstrap_test(
             return PairedComparison(metric, nan, nan, nan, nan, nan, nan, nan, int(n_boot), confidence, reason)
     pos1, neg1 = _split_classes(y_b, a1)
     pos2, neg2 = a2[y_b], a2[~y_b]
-    if int(n_boot) != n_boot or n_boot < 2:
-        raise ValueError(f"n_boot must be an integer >= 2, got {n_boot!r}")
-    rng = np.random.default_rng(seed)
-    block = max(1, _MAX_BLOCK_ELEMENTS // len(a1))
-    diffs = np.empty(int(n_boot))
-    for start in range(0, int(n_boot), block):
-        b = min(block, int(n_boot) - start)
-        idx_pos = rng.integers(0, len(pos1), size=(b, len(pos1)))
-        idx_neg = rng.integers(0, len(neg1), size=(b, len(neg1)))
-        diffs[start:start + b] = boot(pos1, neg1, idx_pos, idx_neg) - boot(pos2, neg2, idx_pos, idx_neg)
+    n_boot = _check_n_boot(n_boot, minimum=2)
+    # The same resampled patients for both models: that is what makes the comparison paired.
+    diffs = np.empty(n_boot)
+    for start, idx_pos, idx_neg in _stratified_index_blocks(len(pos1), len(neg1), n_boot, seed):
+        diffs[start:start + len(idx_pos)] = boot(pos1, neg1, idx_pos, idx_neg) - boot(pos2, neg2, idx_pos, idx_neg)
     v1, v2 = point(pos1, neg1), point(pos2, neg2)
     diff = v1 - v2
-    alpha = 1.0 - confidence
-    low, high = np.quantile(diffs, [alpha / 2.0, 1.0 - alpha / 2.0])
+    low, high = _percentile_interval(diffs, confidence)
     sd = float(diffs.std(ddof=1))
     if sd <= 1e-15:
         z = 0.0 if abs(diff) < 1e-12 else math.copysign(math.inf, diff)
     else:
         z = diff / sd
-    return PairedComparison(metric, float(v1), float(v2), float(diff), float(low), float(high), float(z),
-                            float(2.0 * norm.sf(abs(z))), int(n_boot), confidence)
+    return PairedComparison(metric, float(v1), float(v2), float(diff), low, high, float(z),
+                            float(2.0 * norm.sf(abs(z))), n_boot, confidence)

@@ -200,8 +200,17 @@ def risk_bin_edges(p: Any, n_bins: int = 10, strategy: str = "quantile") -> np.n
     if strategy == "uniform":
         if p_arr.min() < 0.0 or p_arr.max() > 1.0:
             raise ValueError("uniform bins need predicted risks in [0, 1]")
-        return np.linspace(0.0, 1.0, int(n_bins) + 1)
-    edges = np.unique(np.quantile(p_arr, np.linspace(0.0, 1.0, int(n_bins) + 1)))
+        # i / n_bins is the double nearest to each edge; np.linspace's 0.30000000000000004 (10 bins) would
+        # put a predicted risk of exactly 0.3 in the bin [0.2, 0.3) instead of [0.3, 0.4).
+        return np.arange(int(n_bins) + 1) / float(n_bins)
+    # The i / n_bins quantiles with numpy's default (linear, Hyndman-Fan type 7) rule, but with the
+    # virtual index (n - 1) i / n_bins in exact integer arithmetic: from np.linspace's probabilities
+    # an edge that is an order statistic (a tied value) can come out one ulp off (n = 11, 10 bins:
+    # 0.5000000000000001 for 0.5) and move every patient tied at that value into the other bin.
+    x = np.sort(p_arr)
+    j, rem = np.divmod((len(x) - 1) * np.arange(int(n_bins) + 1), int(n_bins))
+    upper = x[np.minimum(j + 1, len(x) - 1)]
+    edges = np.unique(np.where(rem == 0, x[j], x[j] + (rem / n_bins) * (upper - x[j])))
     if len(edges) == 1:  # every prediction identical: one bin
         edges = np.array([edges[0], edges[0]])
     return edges

@@ -15,12 +15,18 @@ a log hazard).
   ``sksurv.metrics.cumulative_dynamic_auc``.
 - **Integrated Brier score** (Graf et al. 1999): IPCW Brier score of the predicted survival
   S(t | x) integrated over the evaluation times. The score is turned into S(t | x) by a Cox
-  model fitted on the training patients with ``logit(p)`` as its only covariate (Breslow
-  baseline hazard); ``sksurv.metrics.integrated_brier_score``.
-- **Risk groups**: pairwise log-rank tests and Cox hazard ratios of each group against the
-  reference group (lifelines), Kaplan-Meier cumulative incidence per group
+  model fitted on the training patients with ``logit(p)`` as its only covariate:
+  S(t | x) = exp(-H0(t) exp(b x)) with H0 the Breslow estimate, a step function read at t (not
+  interpolated between event times); ``sksurv.metrics.integrated_brier_score``.
+- **Risk groups**: pairwise log-rank tests and Cox hazard ratios (Efron ties, Newton iterations
+  run to a Newton decrement < 1e-20) of each group against the reference group, each fitted on
+  the patients of those two groups (lifelines); Kaplan-Meier cumulative incidence per group
   (``riskfm.evaluate.cumulative_incidence_by_group``) or, with competing events, Aalen-Johansen
-  cumulative incidence per group (``aalen_johansen_by_group``).
+  cumulative incidence per group (``aalen_johansen_by_group``, computed here: tied times are
+  handled exactly, not jittered).
+
+Each statistic is checked against an independent implementation in
+``tests/evaluate/test_survival_reference.py``.
 """
 
 from __future__ import annotations
@@ -80,6 +86,12 @@ def target_horizon_days(target: str, overrides: dict[str, float] | None = None) 
         return None
     k, unit = int(m.group(1)), m.group(2)[0]
     return float(k * {"d": 1, "w": 7, "y": 365}.get(unit, 0) or round(k * 365 / 12))
+
+
+# lifelines' default stop (relative change of the log-likelihood < 1e-9, R's rule, or Newton
+# decrement < 1e-7) leaves the coefficient up to ~1e-6 from the maximum. Stopping on a Newton
+# decrement below 1e-20 instead costs one or two more steps and leaves it within ~1e-12.
+_COX_FIT_OPTIONS = {"precision": 1e-20, "r_precision": 0.0}
 
 
 def _structured(t: np.ndarray, e: np.ndarray) -> np.ndarray:
@@ -165,16 +177,29 @@ class CoxOnScore:
         t, e = _survival_arrays(time_days, event, "train ")
         x = logit(_as_finite_1d(p, "p"))
         df = pd.DataFrame({"t": t, "e": e.astype(int), "x": x})
-        self.model_ = CoxPHFitter(penalizer=self.penalizer).fit(df, duration_col="t", event_col="e")
+        self.model_ = CoxPHFitter(penalizer=self.penalizer).fit(df, duration_col="t", event_col="e",
+                                                                 fit_options=dict(_COX_FIT_OPTIONS))
         self.coef_ = float(self.model_.params_["x"])
+        self.x_mean_ = float(df["x"].mean())  # lifelines centres the covariate on this mean
         return self
 
     def survival(self, p: Any, times_days: Sequence[float]) -> np.ndarray:
-        """Predicted survival S(t | p), shape [n, len(times_days)]."""
+        """Predicted survival S(t | p) = exp(-H0(t) exp(b (x - mean x))), shape [n, len(times_days)].
+
+        H0 is the Breslow estimate of the baseline cumulative hazard, a step function: H0(t) sums
+        the hazard increments of the training event times <= t (0 before the first one).
+        lifelines' ``predict_survival_function`` would interpolate H0 linearly between training
+        times instead, which borrows part of the next event's increment before it happens.
+        """
         from riskfm.evaluate.calibration import logit
 
-        x = pd.DataFrame({"x": logit(_as_finite_1d(p, "p"))})
-        return self.model_.predict_survival_function(x, times=list(times_days)).to_numpy().T
+        x = logit(_as_finite_1d(p, "p"))
+        t = np.asarray(times_days, dtype=float)
+        h0 = self.model_.baseline_cumulative_hazard_.iloc[:, 0]  # centred covariate, one row per training time
+        idx = np.searchsorted(h0.index.to_numpy(dtype=float), t, side="right") - 1
+        cum = np.where(idx >= 0, h0.to_numpy(dtype=float)[np.maximum(idx, 0)], 0.0)
+        hr = np.exp(self.coef_ * (x - self.x_mean_))
+        return np.exp(-np.outer(hr, cum))
 
 
 def survival_metrics(
@@ -248,7 +273,7 @@ def _cox_group_fit(df: pd.DataFrame) -> tuple[pd.Series | None, list[str]]:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            cph = CoxPHFitter().fit(df, duration_col="t", event_col="e")
+            cph = CoxPHFitter().fit(df, duration_col="t", event_col="e", fit_options=dict(_COX_FIT_OPTIONS))
         except (ConvergenceError, np.linalg.LinAlgError, ValueError, ZeroDivisionError) as exc:
             return None, [*(str(w.message) for w in caught), str(exc)]
     messages = [str(w.message) for w in caught]
@@ -328,14 +353,66 @@ def group_contrasts(time_days: Any, event: Any, groups: Any, reference: Any = No
                                        "hr_high", "cox_p", "logrank_p", "not_estimable"])
 
 
+def _aalen_johansen(t: np.ndarray, code: np.ndarray, event_of_interest: int,
+                    confidence: float) -> pd.DataFrame:
+    """Aalen-Johansen cumulative incidence of one event type with its pointwise band (one group).
+
+    At each distinct time t_i (events or censorings) with n_i patients at risk (time >= t_i),
+    d_i events of any type and d1_i of the event of interest (censored patients at t_i are at
+    risk for the events at t_i):
+
+        S(t_i)  = prod_{k<=i} (1 - d_k / n_k)              (Kaplan-Meier of any event)
+        F(t_j)  = sum_{i<=j} S(t_{i-1}) d1_i / n_i         (Kalbfleisch & Prentice 2002, ch. 8)
+        Var F(t_j) = sum_{i<=j} [ (F_j - F_i)^2 d_i / (n_i (n_i - d_i))
+                                  + S(t_{i-1})^2 d1_i (n_i - d1_i) / n_i^3
+                                  - 2 (F_j - F_i) S(t_{i-1}) d1_i / n_i^2 ]
+
+    (the delta-method variance in Collett, Modelling Survival Data, 3rd ed., p. 411, an approximation
+    of Dinse & Larson 1986; scikit-survival's ``var_type="Dinse_Approx"`` and the variance of
+    lifelines' ``AalenJohansenFitter``), with the band F^{exp(+-z se / (F log F))} of log(-log F),
+    inside [0, 1].
+    """
+    from scipy.stats import norm
+
+    times, inv = np.unique(t, return_inverse=True)
+    k = len(times)
+    removed = np.bincount(inv, minlength=k).astype(float)
+    d_any = np.bincount(inv, weights=(code > 0).astype(float), minlength=k)
+    d1 = np.bincount(inv, weights=(code == event_of_interest).astype(float), minlength=k)
+    at_risk = len(t) - np.r_[0.0, np.cumsum(removed)[:-1]]
+    surv = np.cumprod(1.0 - d_any / at_risk)
+    surv_before = np.r_[1.0, surv[:-1]]
+    inc = np.cumsum(surv_before * d1 / at_risk)
+    # Sum over i <= j of a_i (F_j - F_i)^2 and b_i (F_j - F_i), expanded into running sums. When
+    # every patient at risk has an event (n_i = d_i) nobody is left: F_j - F_i = 0 for all j >= i.
+    left = at_risk - d_any
+    a = np.divide(d_any, at_risk * left, out=np.zeros(k), where=left > 0)
+    b = surv_before * d1 / at_risk**2
+    var = (inc**2 * np.cumsum(a) - 2 * inc * np.cumsum(a * inc) + np.cumsum(a * inc**2)
+           + np.cumsum(surv_before**2 * d1 * (at_risk - d1) / at_risk**3)
+           - 2 * (inc * np.cumsum(b) - np.cumsum(b * inc)))
+    var = np.maximum(var, 0.0)
+    z = float(norm.ppf(0.5 + confidence / 2))
+    low, high = inc.copy(), inc.copy()
+    inner = (inc > 0) & (inc < 1) & (var > 0)
+    f = inc[inner]
+    theta = z * np.sqrt(var[inner]) / (f * np.abs(np.log(f)))
+    low[inner], high[inner] = f ** np.exp(theta), f ** np.exp(-theta)
+    out = pd.DataFrame({"time_days": times, "incidence": inc, "low": low, "high": high})
+    if k == 0 or times[0] > 0:
+        out = pd.concat([pd.DataFrame({"time_days": [0.0], "incidence": [0.0], "low": [0.0], "high": [0.0]}), out],
+                        ignore_index=True)
+    return out
+
+
 def aalen_johansen_by_group(time_days: Any, event_code: Any, groups: Any, event_of_interest: int = 1,
-                            seed: int = 0) -> dict[Any, pd.DataFrame]:
+                            seed: int = 0, confidence: float = 0.95) -> dict[Any, pd.DataFrame]:
     """Aalen-Johansen cumulative incidence of one event type per group, with competing events.
 
     Parameters
     ----------
     time_days : array-like, shape [n]
-        Follow-up in days.
+        Follow-up in days, >= 0.
     event_code : array-like of int, shape [n]
         0 = censored, ``event_of_interest`` = the event, any other positive code = a competing
         event (e.g. non-cardiac death), which ends follow-up without the event.
@@ -344,33 +421,33 @@ def aalen_johansen_by_group(time_days: Any, event_code: Any, groups: Any, event_
     event_of_interest : int
         Code of the event whose incidence is estimated.
     seed : int
-        lifelines breaks tied event times by a tiny random jitter; the seed makes it reproducible.
+        Unused; kept for callers of the former lifelines-based version, which broke tied times
+        by a random jitter (tied times are now handled exactly).
+    confidence : float
+        Coverage of the pointwise band.
 
     Returns
     -------
     dict
-        Group -> DataFrame ``time_days``, ``incidence``, ``low``, ``high`` (lifelines' 95% band),
-        groups in display order. Without competing events this equals 1 - Kaplan-Meier.
+        Group -> DataFrame ``time_days`` (0, then every distinct follow-up time of the group),
+        ``incidence`` (step function: the value holds from that time on), ``low``, ``high``
+        (pointwise band, log(-log) transform of the Dinse-Larson / Collett delta-method variance;
+        a zero-width band where the incidence is 0), groups in display order. Without competing
+        events the incidence equals 1 - Kaplan-Meier. See ``_aalen_johansen`` for the formulas.
     """
-    from lifelines import AalenJohansenFitter
-
+    del seed
     t = _as_finite_1d(time_days, "time_days")
     c = _as_finite_1d(event_code, "event_code")
     if (c < 0).any() or (c != np.round(c)).any():
         raise ValueError("event_code must hold non-negative integers (0 = censored)")
+    if (t < 0).any():
+        raise ValueError(f"time_days must be >= 0; {int((t < 0).sum())} negative values")
+    if int(event_of_interest) != event_of_interest or event_of_interest <= 0:
+        raise ValueError(f"event_of_interest must be a positive integer code, got {event_of_interest!r}")
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
     g = np.asarray(groups, dtype=object)
     if not len(t) == len(c) == len(g):
         raise ValueError("time_days, event_code and groups must have the same length")
-    out: dict[Any, pd.DataFrame] = {}
-    for level in order_groups(g.tolist()):
-        m = g == level
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # lifelines warns each time it jitters tied times
-            ajf = AalenJohansenFitter(calculate_variance=True, seed=seed).fit(
-                t[m], c[m].astype(int), event_of_interest=event_of_interest)
-        inc = ajf.cumulative_density_.iloc[:, 0]
-        band = ajf.confidence_interval_.to_numpy(dtype=float)
-        out[level] = pd.DataFrame({"time_days": inc.index.to_numpy(float), "incidence": inc.to_numpy(float),
-                                   "low": np.fmin(band[:, 0], band[:, 1]),
-                                   "high": np.fmax(band[:, 0], band[:, 1])})
-    return out
+    return {level: _aalen_johansen(t[g == level], c[g == level].astype(int), int(event_of_interest), confidence)
+            for level in order_groups(g.tolist())}

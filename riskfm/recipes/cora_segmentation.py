@@ -25,6 +25,7 @@ import pandas as pd
 
 from riskfm.ct.cases import CTCase, LoadedCase
 from riskfm.ct.finetune import DenseOutput, DensePatchSampler, fit_steps, predict_dense
+from riskfm.ct.io import write_nifti
 from riskfm.ct.seg_metrics import cl_dice, dice, mean_surface_distance
 from riskfm.progress import status
 from riskfm.recipes.cora_common import (
@@ -45,7 +46,7 @@ def _cases(source, checkpoint, spacing, progress: bool = True) -> list[LoadedCas
 
 
 def _train_and_score(cases, train_idx, test_idx, checkpoint, opts: DenseTaskOptions, width=None,
-                     progress: bool = True):
+                     progress: bool = True, mask_dir: Path | None = None):
     from monai.losses import DiceLoss
 
     net = build_network(checkpoint, width=width or opts.width, spacing=opts.spacing or tuple(cases[0].vol.spacing),
@@ -58,6 +59,10 @@ def _train_and_score(cases, train_idx, test_idx, checkpoint, opts: DenseTaskOpti
     def score(i: int) -> dict:
         pred = predict_dense(net, cases[i], opts.patch, windows) >= opts.threshold
         ref = cases[i].masks["coronary"] > 0
+        if mask_dir is not None:  # what the scores are computed from, on the working grid, for inspection
+            pid, affine = cases[i].case.patient_id, cases[i].vol.affine
+            write_nifti(mask_dir / f"{pid}_pred.nii.gz", pred, affine, np.uint8)
+            write_nifti(mask_dir / f"{pid}_ref.nii.gz", ref, affine, np.uint8)
         return {"patient_id": cases[i].case.patient_id, "dice": dice(pred, ref, empty_score=1.0),
                 "cldice": cl_dice(pred, ref), "msd_mm": mean_surface_distance(pred, ref, cases[i].vol.spacing)}
 
@@ -97,19 +102,22 @@ def run_artery_segmentation(
     -------
     dict
         ``metrics`` (means of dice, cldice, msd_mm), ``per_case`` DataFrame, ``fit``, ``paths``.
+        The predicted and reference masks of every test CT are written on the working grid as
+        ``masks/<patient>_pred.nii.gz`` and ``masks/<patient>_ref.nii.gz``.
     """
     out = Path(out_dir)
     opts = DenseTaskOptions.resolve(options, **overrides)
     cases = _cases(source, checkpoint, opts.spacing, progress)
     train_idx, test_idx = split_indices(len(cases), opts.test_fraction, opts.seed)
-    per_case, fit = _train_and_score(cases, train_idx, test_idx, checkpoint, opts, progress=progress)
+    per_case, fit = _train_and_score(cases, train_idx, test_idx, checkpoint, opts, progress=progress,
+                                     mask_dir=out / "masks")
     metrics = {**_summary(per_case), "pretrained": checkpoint is not None, "n_train": int(len(train_idx)),
                "n_test": int(len(test_idx)), "steps": opts.steps}
     out.mkdir(parents=True, exist_ok=True)
     per_case.to_csv(out / "per_case.csv", index=False)
     pd.DataFrame(fit.history).to_csv(out / "history.csv", index=False)
     paths = {"metrics": write_json(metrics, out / "metrics.json"), "per_case": out / "per_case.csv",
-             "history": out / "history.csv"}
+             "history": out / "history.csv", "masks": out / "masks"}
     return {"metrics": metrics, "per_case": per_case, "fit": fit, "paths": paths}
 
 

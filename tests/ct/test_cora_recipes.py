@@ -92,7 +92,19 @@ def test_artery_segmentation_and_data_efficiency(cohort, checkpoint, tmp_path):
 
     res = run_artery_segmentation(cohort.manifest_path, tmp_path / "seg", checkpoint=checkpoint,
                                   patch=(16, 16, 16), steps=2, test_fraction=0.2)
-    assert set(res["per_case"].columns) >= {"dice", "cldice", "msd_mm"} and len(res["per_case"]) == 2
+    per_case = res["per_case"]
+    assert set(per_case.columns) >= {"dice", "cldice", "msd_mm"} and len(per_case) == 2
+    # the scores are those of the saved masks: Dice recomputed by hand, clDice from the files
+    from riskfm.ct import read_ct
+    from riskfm.ct.seg_metrics import cl_dice
+
+    for _, row in per_case.iterrows():
+        pred = read_ct(tmp_path / "seg" / "masks" / f"{row['patient_id']}_pred.nii.gz").array > 0
+        ref = read_ct(tmp_path / "seg" / "masks" / f"{row['patient_id']}_ref.nii.gz").array > 0
+        assert ref.any()
+        both = pred.sum() + ref.sum()
+        assert row["dice"] == pytest.approx(2 * np.logical_and(pred, ref).sum() / both, abs=1e-12)
+        assert row["cldice"] == pytest.approx(cl_dice(pred, ref), abs=1e-12, nan_ok=True)
     eff = run_data_efficiency(cohort.manifest_path, tmp_path / "eff", checkpoint=checkpoint, train_sizes=(2, 50),
                               patch=(16, 16, 16), steps=1, test_fraction=0.2)
     table = eff["table"]

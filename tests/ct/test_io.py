@@ -689,3 +689,15 @@ def test_ctvolume_validates_its_input():
             CTVolume(np.zeros((2, 2, 2)), bad)
     with pytest.raises(ValueError, match="disagree"):
         CTVolume(np.zeros((2, 2, 2)), (1.0, 1.0, 1.0), affine=np.diag([2.0, 1.0, 1.0, 1.0]))
+
+
+def test_write_nifti_round_trips_array_and_affine(tmp_path):
+    from riskfm.ct.io import write_nifti
+
+    # an S/P/L grid with its origin somewhere in the patient, as read_ct returns volumes
+    affine = np.array([[0, 0, 0.7, -40.0], [0, 0.8, 0, 12.5], [2.5, 0, 0, -300.0], [0, 0, 0, 1]])
+    array = np.random.default_rng(0).integers(-1000, 1500, (6, 5, 4)).astype(np.float32)
+    vol = read_ct(write_nifti(tmp_path / "x.nii.gz", array, affine, np.int16))
+    np.testing.assert_array_equal(vol.array, array)
+    np.testing.assert_allclose(vol.affine, affine, atol=1e-5)
+    np.testing.assert_allclose(vol.spacing, (2.5, 0.8, 0.7), rtol=1e-6)

@@ -2,7 +2,7 @@
 
 import json
 
-import numpy as np
+import pandas as pd
 import pytest
 import torch
 import yaml
@@ -89,9 +89,13 @@ def test_riskfm_train_finetunes_ecgfounder_through_the_store(tmp_path, tiny_coho
     assert set(metrics["test"]) >= {"stenosis_rca", "stenosis_lm", "stenosis_lad", "stenosis_lcx"}
     report = (tmp_path / "run" / "cohort_report.txt").read_text()
     assert "patients kept" in report
-    preds = np.genfromtxt(tmp_path / "run" / "predictions.csv", delimiter=",", names=True, dtype=None,
-                          encoding=None)
-    assert len(preds) > 0
+    preds = pd.read_csv(tmp_path / "run" / "predictions.csv")
+    splits = pd.read_csv(tmp_path / "run" / "splits.csv")
+    # one probability per patient and artery, for every patient of every split, and not a constant
+    assert not preds.duplicated(["patient_id", "target"]).any()
+    assert set(preds["target"]) == {"stenosis_rca", "stenosis_lm", "stenosis_lad", "stenosis_lcx"}
+    assert preds.groupby("target")["patient_id"].nunique().eq(len(splits)).all()
+    assert preds["y_prob"].between(0, 1).all() and preds.groupby("target")["y_prob"].std().gt(0).all()
 
 
 def test_median_beat_st_map_is_relative_to_the_pr_segment():

@@ -135,3 +135,45 @@ def test_real_pydicom_waveform():
 
     ecg = read_ecg(get_testdata_file("waveform_ecg.dcm"))
     assert ecg.n_leads == 12 and ecg.fs == 1000 and ecg.duration_s == pytest.approx(10, abs=0.01)
+
+
+# SCPECG code value -> canonical lead (DICOM CID 3001), typed here, not imported from riskfm.
+SCPECG_CODE_TO_LEAD = {
+    "5.6.3-9-1": "I", "5.6.3-9-2": "II", "5.6.3-9-61": "III",
+    "5.6.3-9-62": "aVR", "5.6.3-9-63": "aVL", "5.6.3-9-64": "aVF",
+    "5.6.3-9-3": "V1", "5.6.3-9-4": "V2", "5.6.3-9-5": "V3",
+    "5.6.3-9-6": "V4", "5.6.3-9-7": "V5", "5.6.3-9-8": "V6",
+}
+
+
+def test_dicom_leads_come_from_code_values_when_meanings_are_absent(tmp_path):
+    """Without any CodeMeaning (or ChannelLabel) riskfm must name every channel from its SCPECG code value."""
+    import pydicom
+    from pydicom.data import get_testdata_file
+
+    original = get_testdata_file("waveform_ecg.dcm")
+    ds = pydicom.dcmread(original)
+    codes = []
+    for group_index, group in enumerate(ds.WaveformSequence):
+        for channel in group.ChannelDefinitionSequence:
+            source = channel.ChannelSourceSequence[0]
+            del source.CodeMeaning
+            assert "ChannelLabel" not in channel
+            if group_index == 0:
+                codes.append(str(source.CodeValue))
+    stripped = tmp_path / "codes_only.dcm"
+    ds.save_as(stripped)
+    assert "CodeMeaning" not in pydicom.dcmread(stripped).WaveformSequence[0].ChannelDefinitionSequence[0] \
+        .ChannelSourceSequence[0]
+
+    reference, ecg = read_ecg(original), read_ecg(stripped)
+    assert ecg.leads == reference.leads and len(ecg.leads) == 12
+    assert ecg.fs == reference.fs
+    np.testing.assert_array_equal(ecg.signal, reference.signal)
+    # And against the file itself, through this test's own code table: channel i of the file is
+    # the lead its code value names (raw samples in uV -> mV).
+    raw_uv = pydicom.dcmread(original).waveform_array(0)
+    assert sorted(SCPECG_CODE_TO_LEAD[c] for c in codes) == sorted(ecg.leads)
+    for i, code in enumerate(codes):
+        np.testing.assert_allclose(ecg.lead(SCPECG_CODE_TO_LEAD[code]), raw_uv[:, i] / 1000.0, rtol=1e-6,
+                                   err_msg=f"channel {i} ({code})")

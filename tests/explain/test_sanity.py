@@ -116,8 +116,10 @@ def test_cascading_randomisation_decorrelates_the_map(trained):
     assert len(res.spearman_abs) == len(res.layers) == len(res.randomised)
     # the map changes under randomisation: once the encoder is randomised it no longer ranks inputs
     # the way the trained model's map does
-    assert res.spearman_signed[-1] < 0.5
-    assert res.spearman_abs[-1] < res.spearman_abs[0] or res.spearman_abs[0] < 0.9
+    # Measured on this fixture: |rank correlation| 0.96 after the head alone, 0.47 once the whole
+    # encoder is random; signed -0.01. Bounds with margin, whatever the head alone does.
+    assert res.spearman_abs[-1] < 0.6
+    assert abs(res.spearman_signed[-1]) < 0.2
     assert not np.allclose(res.randomised[-1], res.original)
     after = model.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)  # the caller's model is untouched

@@ -48,6 +48,18 @@ def test_train_writes_outputs_and_metrics_match_predictions(trained_run):
     # each patient once per target, and in exactly one split
     assert not preds.duplicated(["patient_id", "target"]).any()
     assert preds.groupby("patient_id")["split"].nunique().max() == 1
+    assert preds.loc[preds["target"] != "risk_score", "y_prob"].between(0, 1).all()
+
+
+def test_the_model_learns_the_learnable_target(trained_run):
+    """Behaviour, not smoke: stenosis_lad is visible in the ECG (ST depression) and the CT (a plaque),
+    so two epochs already rank it; a constant or broken model would sit at 0.5."""
+    run = trained_run / "run"
+    preds = pd.read_csv(run / "predictions.csv")
+    lad = preds[(preds["target"] == "stenosis_lad") & (preds["split"] == "train")].dropna(subset=["y_true"])
+    assert roc_auc_score(lad["y_true"], lad["y_prob"]) > 0.6
+    history = pd.read_csv(run / "history.csv")
+    assert history["train_loss"].iloc[-1] < history["train_loss"].iloc[0]
     metrics = json.loads((run / "metrics.json").read_text())
     estimated = 0
     for split, by_target in metrics.items():

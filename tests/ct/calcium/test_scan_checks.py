@@ -1,7 +1,5 @@
 """Which scans can be calcium-scored: the checks of score_scan on real and synthetic scans, and progress."""
 
-import time
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -213,26 +211,36 @@ def test_cli_refuses_the_cta_and_scores_it_with_force(cta, tmp_path):
 # ------------------------------------------------------------------------------- progress
 @pytest.fixture
 def loud(monkeypatch):
-    """Progress on (another test may have run ``riskfm --quiet`` in this process)."""
+    """Progress on (another test may have run ``riskfm --quiet`` in this process).
+
+    Returns the ordered log of what happened: ``("status", message)`` for every status line and
+    ``("render", seed)`` for every synthetic exam rendered, so tests check order, not the clock.
+    """
     import riskfm.progress as progress
+    import riskfm.synthetic.calcium as synthetic_calcium
 
     monkeypatch.delenv("RISKFM_QUIET", raising=False)
     monkeypatch.setitem(progress._state, "quiet", False)
-    times = []
-    original = progress.status
+    events = []
+    original_status, original_render = progress.status, synthetic_calcium.make_calcium_exam
 
-    def timed(message):
-        times.append(time.perf_counter())
-        original(message)
+    def logged_status(message):
+        events.append(("status", message))
+        original_status(message)
 
-    monkeypatch.setattr(progress, "status", timed)
-    return times
+    def logged_render(seed, *args, **kwargs):
+        events.append(("render", seed))
+        return original_render(seed, *args, **kwargs)
+
+    monkeypatch.setattr(progress, "status", logged_status)
+    monkeypatch.setattr(synthetic_calcium, "make_calcium_exam", logged_render)
+    return events
 
 
+@pytest.mark.slow  # trains a model end to end (seconds)
 def test_cac_train_reports_progress_on_stderr_first(loud, tmp_path):
     from riskfm.cli import app
 
-    t0 = time.perf_counter()
     r = _runner().invoke(app, ["cac", "train", "--n-exams", "2", "--epochs", "2", "--steps-per-epoch", "1",
                                "--out", str(tmp_path / "m.pt")])
     assert r.exit_code == 0, r.output
@@ -241,9 +249,12 @@ def test_cac_train_reports_progress_on_stderr_first(loud, tmp_path):
     assert "rendering exams" in err and "training unet2d" in err   # the bars
     assert "epoch=2/2" in err and "loss=" in err                    # the training bar's last state stays
     assert "loss per epoch" in r.stdout and "riskfm:" not in r.stdout
-    assert loud and loud[0] - t0 < 10.0
+    # The status line comes before the first (slow) exam is rendered: the user sees at once what runs.
+    assert loud[0] == ("status", "rendering 2 synthetic training exams")
+    assert [kind for kind, _ in loud].count("render") >= 2   # the 2 training exams, after it
 
 
+@pytest.mark.slow  # trains a model end to end (seconds)
 def test_quiet_silences_cac_train(tmp_path, monkeypatch):
     import riskfm.progress as progress
     from riskfm.cli import app

@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-from scipy import ndimage
 
 from riskfm.ct.calcium import (
     agatston_bucket,
@@ -123,22 +122,86 @@ def test_categories_at_their_boundaries():
         agatston_bucket([-1])
 
 
+# --------------------------------------------------------- the 130 HU threshold, exactly
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int16])
+def test_a_voxel_at_exactly_130_hu_is_calcium(dtype):
+    """The clinical definition is HU >= 130: a lesion at exactly 130 HU counts, with weight 1."""
+    hu = phantom().astype(dtype)
+    hu[1, 10:12, 10:12] = 130             # 4 px of 1 mm^2 at exactly the threshold
+    s = score_calcium(hu, (3.0, 1.0, 1.0))
+    assert s.n_lesions == 1 and s.lesions["n_pixels"].iloc[0] == 4 and s.lesions["weight"].iloc[0] == 1
+    assert s.agatston == 4.0 and s.volume_mm3 == 12.0
+
+
+@pytest.mark.parametrize("below", [129.99, 129.0])
+def test_a_voxel_just_below_130_hu_is_not_calcium(below):
+    hu = phantom()
+    hu[1, 10:12, 10:12] = below
+    assert float(hu[1, 10, 10]) < 130.0   # still below 130 after the float32 round trip
+    s = score_calcium(hu, (3.0, 1.0, 1.0))
+    assert s.n_lesions == 0 and s.agatston == 0.0 and s.volume_mm3 == 0.0
+
+
+def test_rim_pixels_at_exactly_130_hu_add_to_the_lesion_area():
+    hu = phantom()
+    hu[1, 10:12, 10:12] = 250.0           # core: 4 px, weight 2
+    hu[1, 12, 10:12] = 130.0              # rim at the threshold: counts -> 6 px
+    hu[1, 9, 10:12] = 129.99              # rim just below: does not
+    s = score_calcium(hu, (3.0, 1.0, 1.0))
+    assert s.lesions["n_pixels"].tolist() == [6]
+    assert s.agatston == 6.0 * 2
+    # A threshold given explicitly is inclusive too.
+    hu[1, 12, 10:12] = 250.0
+    assert score_calcium(hu, (3.0, 1.0, 1.0), threshold=250.0).lesions["n_pixels"].tolist() == [6]
+
+
 # --------------------------------------------------------- independent reference on real scans
+def _components_8(mask2d):
+    """8-connected components of a 2D mask by a plain flood fill (no scipy): lists of (y, x)."""
+    todo = set(zip(*(idx.tolist() for idx in np.nonzero(mask2d))))
+    components = []
+    while todo:
+        stack = [todo.pop()]
+        component = []
+        while stack:
+            y, x = stack.pop()
+            component.append((y, x))
+            for dy in (-1, 0, 1):
+                for dx in (-1, 0, 1):
+                    if (y + dy, x + dx) in todo:
+                        todo.remove((y + dy, x + dx))
+                        stack.append((y + dy, x + dx))
+        components.append(component)
+    return components
+
+
 def reference_agatston(hu, spacing, threshold=130.0, min_area=1.0):
-    """Straightforward loop: per slice, scipy 2D labelling, every lesion in turn."""
+    """The definition written out: per slice, flood-filled 8-connected lesions, area x peak weight.
+
+    Independent of riskfm and of the scipy labelling riskfm uses.
+    """
     pixel = spacing[1] * spacing[2]
     total = 0.0
     for z in range(hu.shape[0]):
-        lab, n = ndimage.label(hu[z] >= threshold, structure=np.ones((3, 3)))
-        for k in range(1, n + 1):
-            pix = hu[z][lab == k]
-            area = pix.size * pixel
+        plane = hu[z]
+        for component in _components_8(plane >= threshold):
+            area = len(component) * pixel
             if area < min_area:
                 continue
-            peak = pix.max()
+            peak = max(float(plane[y, x]) for y, x in component)
             w = 1 if peak < 200 else 2 if peak < 300 else 3 if peak < 400 else 4
             total += area * w
     return total * spacing[0] / 3.0
+
+
+def test_reference_flood_fill_on_a_phantom():
+    hu = phantom()
+    for k in range(6):
+        hu[0, 10 + k, 10 + k] = 300.0          # diagonal: one 8-connected lesion of 6 mm^2, weight 3
+    hu[1, 5:7, 5:7] = 130.0                    # 4 mm^2 at exactly 130 HU, weight 1
+    hu[1, 20, 20] = 900.0                      # 1 px = 1 mm^2 (kept: not < 1 mm^2), weight 4
+    assert reference_agatston(hu, (3.0, 1.0, 1.0)) == 6 * 3 + 4 * 1 + 1 * 4
+    assert reference_agatston(hu, (3.0, 0.5, 0.5)) == (6 * 3 + 4 * 1) * 0.25  # the 0.25 mm^2 px is dropped
 
 
 @pytest.mark.parametrize("rel", ["ct/dicom_series", "ct/cardiac_cta/ct.nii.gz"])
@@ -150,7 +213,10 @@ def test_matches_independent_reference_on_real_scans(fixtures_dir, rel):
     if rel.endswith("nii.gz"):
         heart = read_ct(fixtures_dir / "ct/cardiac_cta/heart.nii.gz").array > 0.5
         hu = np.where(heart, hu, -1000.0).astype(np.float32)  # contrast CTA: chambers only, a hard case
+    # Both scans hold voxels at exactly 130 HU, so the comparison also pins the inclusive threshold.
+    assert np.any(hu == 130.0)
     ref = reference_agatston(hu, vol.spacing)
     got = score_calcium(hu, vol.spacing).agatston
     assert ref > 0
-    assert got == pytest.approx(ref, rel=0.01)
+    # The same lesions and weights give the same sum up to the order of the additions.
+    assert got == pytest.approx(ref, rel=1e-9)
