@@ -11,15 +11,7 @@ import pytest
 from riskfm.ct import CTVolume, read_ct
 from riskfm.ct.plausibility import CTPlausibility, check_ct_plausibility, oblique_angles_deg
 
-FIXTURES = Path(__file__).resolve().parents[2] / ".." / "shared" / "fixtures"
-CTA_NIFTI = FIXTURES / "ct" / "cardiac_cta" / "ct.nii.gz"
-HEART_NIFTI = FIXTURES / "ct" / "cardiac_cta" / "heart.nii.gz"
-DICOM_SERIES = FIXTURES / "ct" / "dicom_series"
-
-
-def _needs(path: Path) -> None:
-    if not path.exists():
-        pytest.skip(f"real CT fixture {path} is absent (shared fixtures folder not available)")
+from .test_io import CTA_NIFTI, DICOM_SERIES, HEART_NIFTI, _needs  # the real fixtures and their skip
 
 
 @pytest.fixture(scope="module")
