@@ -62,8 +62,10 @@ def _print_table(table, title: str) -> None:
         table = table.reset_index()
     t = Table(title=title)
     for col in ("split", "target", "AUROC (95% CI)", "n", "n_pos", "oracle AUROC", "gap"):
-        # fold, never cut: a CI truncated to "(0.45…" on an 80-column terminal reads as another number
-        t.add_column(col, justify="right" if col not in ("split", "target") else "left", overflow="fold")
+        # The estimate and its CI stay on one line (a CI folded or cut to "(0.45…" reads as another
+        # number); the other columns fold when the terminal is narrow, nothing is ever cut.
+        t.add_column(col, justify="right" if col not in ("split", "target") else "left",
+                     no_wrap=col == "AUROC (95% CI)", overflow="fold")
     for _, r in table.iterrows():
         if r["auroc"] != r["auroc"]:  # not estimable: say why (e.g. "1 event < 10") instead of a number
             au = f"n/e ({r['note']})" if isinstance(r.get("note"), str) and r.get("note") else "n/a"
