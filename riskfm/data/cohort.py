@@ -70,8 +70,10 @@ def _check_headers(raw: pd.DataFrame, path: Path, declared: Mapping | None) -> N
             "or list the clinical variables explicitly in data.clinical_columns")
 
 
-def _check_requested(raw: pd.DataFrame, path: Path, modalities: Sequence[str], targets: Sequence[str]) -> None:
-    """Requested targets and modalities must have their columns, with at least one filled cell."""
+def _check_requested(raw: pd.DataFrame, path: Path, modalities: Sequence[str], targets: Sequence[str],
+                     allow_empty: bool = False) -> None:
+    """Requested targets and modalities must have their columns, with at least one filled cell
+    (``allow_empty``: a modality column may be empty, e.g. scoring ECG-only patients)."""
     def empty(col: str) -> bool:
         values = raw[col]
         if values.dtype == object or pd.api.types.is_string_dtype(values):
@@ -94,7 +96,10 @@ def _check_requested(raw: pd.DataFrame, path: Path, modalities: Sequence[str], t
                 raise ManifestError(f"{path}: modality {mod!r} is requested but the manifest has no {col!r} column "
                                     f"(columns: {list(raw.columns)})")
             if empty(col):
-                raise ManifestError(f"{path}: modality {mod!r} is requested but column {col!r} is empty in every row")
+                if not allow_empty:
+                    raise ManifestError(f"{path}: modality {mod!r} is requested but column {col!r} is empty in "
+                                        "every row")
+                log.warning("%s: column %r is empty in every row: no patient has modality %r", path, col, mod)
 
 
 @dataclass
@@ -131,6 +136,7 @@ class Cohort:
         targets: Sequence[str] | None = None,
         clinical: Mapping[str, str | None] | Sequence | None = None,
         na_values: Sequence[str] = (),
+        allow_empty_modalities: bool = False,
     ) -> Cohort:
         """Load and validate a manifest (CSV/Parquet).
 
@@ -154,6 +160,9 @@ class Cohort:
             None: every non-reserved column, type inferred, after checking that no column is a
             reserved column under another spelling.
         na_values : extra cell texts that mean "not recorded" (e.g. ``"?"``, ``"unknown"``).
+        allow_empty_modalities : accept a requested modality's path column when it is empty in
+            every row (logged), for applying a trained model to patients who lack that modality;
+            the column itself must still be there (a misnamed column is an error, not an absence).
         """
         if on_missing_file not in ("exclude", "missing", "raise"):
             raise ValueError(f"on_missing_file must be 'exclude', 'missing' or 'raise', got {on_missing_file!r}")
@@ -167,7 +176,7 @@ class Cohort:
         declared = parse_clinical_spec(clinical) if not isinstance(clinical, Mapping) else dict(clinical)
         _check_headers(raw, path, declared)
         df = validate_manifest(raw, path)
-        _check_requested(raw, path, modalities if required else (), targets or ())
+        _check_requested(raw, path, modalities if required else (), targets or (), allow_empty_modalities)
         root = path.parent
         df["_row"] = np.arange(len(df)) + 2  # file line, header is line 1
         columns = clinical_columns(df)

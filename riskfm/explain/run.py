@@ -195,7 +195,7 @@ def explain_run(run_dir: str | os.PathLike, patients: list[str], out: str | os.P
 
     declared = {c: types.get(c) for c in clinical_cols} if "clinical" in cfg.modalities else None
     cohort = Cohort.from_manifest(manifest, modalities=cfg.modalities, on_missing_file="missing",
-                                  clinical=declared, na_values=cfg.data.na_values)
+                                  clinical=declared, na_values=cfg.data.na_values, allow_empty_modalities=True)
     known = set(cohort.patient_ids)
     unknown = [p for p in patients if p not in known]
     if unknown:

@@ -343,7 +343,8 @@ def predict_manifest(run_dir: str | os.PathLike, manifest: str | os.PathLike, *,
     declared = {c: types.get(c) for c in clinical_cols} if "clinical" in cfg.modalities else None
     try:
         cohort = Cohort.from_manifest(manifest, modalities=cfg.modalities, on_missing_file=on_missing_file,
-                                      clinical=declared, na_values=cfg.data.na_values)
+                                      clinical=declared, na_values=cfg.data.na_values,
+                                      allow_empty_modalities=True)
     except ManifestError as exc:
         if "data.clinical_columns lists" in str(exc):
             missing = [c for c in clinical_cols if c not in read_manifest_table(manifest).columns]

@@ -138,3 +138,11 @@ def test_wfdb_record_names_without_extension_are_found(tmp_path):
     rows = [{"patient_id": f"P{i}", "ecg_path": f"ecg/P{i:05d}", "mace_30d": i % 2} for i in range(3)]
     cohort = Cohort.from_manifest(_write(tmp_path, rows), modalities=["ecg"], targets=["mace_30d"])
     assert len(cohort) == 3 and cohort.exclusions.empty
+
+
+def test_scoring_patients_without_a_modality_needs_the_column_but_not_values(tmp_path):
+    path = _write(tmp_path, _rows(ct_path=""))
+    cohort = Cohort.from_manifest(path, modalities=["ct", "clinical"], allow_empty_modalities=True)
+    assert len(cohort) == 10 and not cohort.has("ct").any()
+    with pytest.raises(ManifestError, match="no 'ct_path' column"):
+        Cohort.from_manifest(_write(tmp_path, _rows(), "m2.csv"), modalities=["ct"], allow_empty_modalities=True)
