@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast browser-deps bench lint venv clean
+.PHONY: demo test test-fast browser-deps bench lint venv clean mutate
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -44,8 +44,40 @@ browser-deps:
 bench: $(STAMP)
 	for b in benchmarks/bench_*.py; do $(BIN)/python $$b || exit 1; done
 
+# Mutation testing (docs/testing.md "Mutation testing"), never part of `test`: mutmut mutates the
+# modules in MUTATE_PATHS (each must be listed in [tool.mutmut] only_mutate in pyproject.toml, with
+# its tests in pytest_add_cli_args_test_selection), runs their tests against every mutant, and
+# writes one report per module to benchmarks/results/mutation_<module>.txt: counts, then every
+# mutant not killed (`mutmut show <name>` prints its diff). mutants/ is mutmut's scratch copy.
+MUTATE_PATHS ?= riskfm/ecg/leads.py riskfm/data/splits.py riskfm/models/heads.py
+MUTMUT_STAMP := $(VENV)/.installed-mutation
+
+$(MUTMUT_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,mutation]'
+	touch $(MUTMUT_STAMP)
+
+mutate: $(MUTMUT_STAMP)
+	rm -rf mutants
+	set -e; patterns=; \
+	for p in $(MUTATE_PATHS); do \
+		m=$$(echo "$$p" | sed 's#/*$$##; s#\.py$$##; s#/#.#g'); patterns="$$patterns $$m.*"; \
+	done; \
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/mutmut run $$patterns
+	$(BIN)/mutmut results --all true > mutants/results.txt
+	set -e; for p in $(MUTATE_PATHS); do \
+		m=$$(echo "$$p" | sed 's#/*$$##; s#\.py$$##; s#/#.#g'); \
+		out=benchmarks/results/mutation_$$(echo "$${m#riskfm.}" | tr . _).txt; \
+		{ echo "# mutmut 3.8.1 over $$p (make mutate); docs/testing.md explains every survivor"; \
+		  echo "# counts by status:"; \
+		  grep -F "    $$m." mutants/results.txt | sed 's/.*: //' | sort | uniq -c | sed 's/^/#/'; \
+		  echo "# mutants not killed:"; \
+		  grep -F "    $$m." mutants/results.txt | grep -v ': killed$$' | sed 's/^ *//' || true; \
+		} > $$out; \
+		echo "wrote $$out"; \
+	done
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) runs .pytest_cache mutants
