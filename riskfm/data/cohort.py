@@ -173,7 +173,7 @@ class Cohort:
             raise ValueError(f"unknown modalities {sorted(unknown)}; choose from {list(MODALITIES)}")
         path = Path(path).resolve()
         raw = read_manifest_table(path, na_values=na_values)
-        declared = parse_clinical_spec(clinical) if not isinstance(clinical, Mapping) else dict(clinical)
+        declared = parse_clinical_spec(clinical)  # a mapping's types are validated too
         _check_headers(raw, path, declared)
         df = validate_manifest(raw, path)
         _check_requested(raw, path, modalities if required else (), targets or (), allow_empty_modalities)

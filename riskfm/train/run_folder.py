@@ -65,10 +65,21 @@ def _sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def files_digest(paths: list[str]) -> tuple[str, int]:
-    """SHA-256 over ``path<TAB>size`` of each named file (folders: path only), and the count.
+def _size(entry: str) -> int:
+    """Bytes behind a manifest path: the file, or a WFDB record name's ``.hea`` + ``.dat``; -1 for a folder."""
+    base = Path(entry.split("::")[0])
+    if base.is_file():
+        return base.stat().st_size
+    parts = [base.with_name(base.name + ext) for ext in (".hea", ".dat")]
+    sizes = [p.stat().st_size for p in parts if p.is_file()]
+    return sum(sizes) if sizes else -1
 
-    Sizes catch a file replaced by another; contents are not read (100,000 ECGs would take minutes).
+
+def files_digest(paths: list[str]) -> tuple[str, int]:
+    """SHA-256 over ``path<TAB>size`` of each named file (DICOM folders: path only), and the count.
+
+    Sizes catch a file replaced by another (for a WFDB record named without extension, its header
+    and signal file); contents are not read (100,000 ECGs would take minutes).
     """
     h = hashlib.sha256()
     n = 0
@@ -76,9 +87,7 @@ def files_digest(paths: list[str]) -> tuple[str, int]:
         if not p:
             continue
         n += 1
-        base = Path(p.split("::")[0])
-        size = base.stat().st_size if base.is_file() else -1
-        h.update(f"{p}\t{size}\n".encode())
+        h.update(f"{p}\t{_size(p)}\n".encode())
     return h.hexdigest(), n
 
 

@@ -114,3 +114,13 @@ def test_stale_lock_of_a_dead_process_is_reported_and_replaced(tmp_path, caplog)
         assert json.loads(lock.path.read_text())["pid"] == os.getpid()
     assert "stale lock" in caplog.text and str(dead.pid) in caplog.text
     assert not (tmp_path / LOCK).exists()
+
+
+def test_files_digest_sees_a_changed_record_named_without_extension(tmp_path):
+    from riskfm.train.run_folder import files_digest
+
+    (tmp_path / "P1.hea").write_text("P1 1 500 10\n")
+    (tmp_path / "P1.dat").write_bytes(b"\0" * 20)
+    before = files_digest([str(tmp_path / "P1")])
+    (tmp_path / "P1.dat").write_bytes(b"\0" * 10)  # the signal file replaced by a truncated copy
+    assert files_digest([str(tmp_path / "P1")]) != before
