@@ -49,7 +49,7 @@ bench: $(STAMP)
 # its tests in pytest_add_cli_args_test_selection), runs their tests against every mutant, and
 # writes one report per module to benchmarks/results/mutation_<module>.txt: counts, then every
 # mutant not killed (`mutmut show <name>` prints its diff). mutants/ is mutmut's scratch copy.
-MUTATE_PATHS ?= riskfm/ecg/leads.py riskfm/data/splits.py riskfm/models/heads.py
+MUTATE_PATHS ?= riskfm/ecg/leads.py riskfm/data/splits.py riskfm/models/heads.py riskfm/evaluate riskfm/ct/calcium/scoring.py
 MUTMUT_STAMP := $(VENV)/.installed-mutation
 
 $(MUTMUT_STAMP): $(STAMP)

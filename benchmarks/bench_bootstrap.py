@@ -42,7 +42,8 @@ def main() -> None:
 
     from sklearn.metrics import average_precision_score, roc_auc_score
 
-    from riskfm.evaluate import average_precision, bootstrap_aurocs
+    from riskfm.evaluate import average_precision
+    from riskfm.evaluate.discrimination import bootstrap_aurocs
 
     rng = np.random.default_rng(0)
     n_pos = round(args.n * args.prevalence)

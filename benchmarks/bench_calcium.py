@@ -129,7 +129,7 @@ def main() -> None:
             "cutoffs": diagnostic_at_cutoffs(ref, pred).to_dict(orient="records"),
             "loss_history": seg.config.history,
         }
-        print(f"kappa on buckets {k.value:.3f} ({k.ci_low:.3f}-{k.ci_high:.3f}) with lesion decisions, "
+        print(f"kappa on buckets {k.value:.3f} ({k.ci[0]:.3f}-{k.ci[1]:.3f}) with lesion decisions, "
               f"{k_pixel.value:.3f} per voxel (ROI ceiling {k_ceiling.value:.3f}); {per_exam:.2f} s per exam, "
               f"training {train_s:.0f} s")
 

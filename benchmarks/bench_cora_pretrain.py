@@ -78,7 +78,7 @@ def _zero_shot(cases, test_idx, checkpoint, width, spacing) -> dict:
                 x = torch.from_numpy(volume_input(cases[i], cases[i].vol.shape, net.input_spec.windows))[None]
                 scores.append(float(net.forward_dense(x).flatten().topk(20).values.mean()))
         est = roc_auc(y, np.array(scores), ci="bootstrap", n_boot=500, seed=0)
-        out[name] = {"auroc": est.value, "ci": [est.low, est.high]}
+        out[name] = {"auroc": est.value, "ci": list(est.ci) if est.ci else [None, None]}
     out.update(n=int(len(y)), n_pos=int(y.sum()))
     return out
 
@@ -124,7 +124,7 @@ def _paired(pre: dict, scr: dict, n_boot: int = 500, seed: int = 0) -> dict:
         se = math.sqrt(max(float(cov[0, 0] + cov[1, 1] - 2 * cov[0, 1]), 0.0))
         z = float(norm.ppf(0.975))
         out[t] = {"pretrained": float(aurocs[0]), "scratch": float(aurocs[1]), "difference": diff,
-                  "delong_ci": [diff - z * se, diff + z * se], "delong_p": test["p_value"],
+                  "delong_ci": [diff - z * se, diff + z * se], "delong_p": test.p_value,
                   "n": int(len(y)), "n_pos": int(y.sum())}
     # Mean-over-labels AUROC difference: resample patients (the same for both labels and arms).
     rng = np.random.default_rng(seed)
@@ -192,7 +192,8 @@ def _arm_summary(scores: dict, seed: int) -> dict:
     for t in TARGETS:
         y, p = scores[t]
         est = roc_auc(y, p, ci="bootstrap", n_boot=500, seed=seed)
-        out[t] = {"auroc": est.value, "ci": [est.low, est.high], "n": int(len(y)), "n_pos": int(y.sum())}
+        out[t] = {"auroc": est.value, "ci": list(est.ci) if est.ci else [None, None], "n": int(len(y)),
+                  "n_pos": int(y.sum())}
     out["mean_auroc"] = float(np.mean([out[t]["auroc"] for t in TARGETS]))
     return out
 
@@ -274,7 +275,8 @@ def main() -> None:
     from riskfm.ct.finetune import plaque_targets
     from riskfm.ct.pretrain import PretrainConfig, pretrain_cora
     from riskfm.ct.synthesis import SynthesisConfig
-    from riskfm.recipes.cora_common import load_cases, split_indices
+    from riskfm.data.splits import split_indices
+    from riskfm.recipes.cora_common import load_cases
     from riskfm.recipes.cora_plaque import run_plaque_characterisation
     from riskfm.synthetic import make_cohort
 

@@ -40,9 +40,34 @@ def read_table(path: Path) -> pd.DataFrame:
 
 
 def pick_one_per_patient(df: pd.DataFrame, patient_col: str, order_col: str, how: str) -> pd.DataFrame:
-    """Keep one record per patient (``how="first"``/``"last"`` by ``order_col``), or every record
-    with the record id as ``patient_id`` (``how="record"``; then splits are NOT patient-disjoint
-    unless you group by the ``subject_id`` column yourself)."""
+    """Keep one record per patient, or every record.
+
+    ``how="first"`` / ``"last"`` keeps each patient's first / last record by ``order_col``;
+    ``how="record"`` keeps every record with the record id as ``patient_id`` (then splits are NOT
+    patient-disjoint unless you group by the ``subject_id`` column yourself).
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        One row per record, with columns ``patient_col`` and ``order_col``.
+    patient_col : str
+        Column identifying the patient.
+    order_col : str
+        Column ordering a patient's records (e.g. a date).
+    how : {"first", "last", "record"}
+        Which records to keep.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The kept rows, with ``df``'s columns (``df`` itself for ``"record"``; otherwise sorted by
+        ``patient_col``, ``order_col``).
+
+    Raises
+    ------
+    ValueError
+        For any other ``how``.
+    """
     if how not in ("first", "last", "record"):
         raise ValueError(f"how must be 'first', 'last' or 'record'; got {how!r}")
     if how == "record":

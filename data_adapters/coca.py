@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from data_adapters import AdapterError
+from riskfm.arteries import ARTERY_LABELS
 
 __all__ = [
     "COCA_ARTERIES",
@@ -45,10 +46,10 @@ __all__ = [
 
 #: ROI name in the COCA XML -> riskfm artery label (1 LM, 2 LAD, 3 LCX, 4 RCA).
 COCA_ARTERIES: dict[str, int] = {
-    "Left Coronary Artery": 1,  # the left main
-    "Left Anterior Descending Artery": 2,
-    "Left Circumflex Artery": 3,
-    "Right Coronary Artery": 4,
+    "Left Coronary Artery": ARTERY_LABELS["LM"],  # the left main
+    "Left Anterior Descending Artery": ARTERY_LABELS["LAD"],
+    "Left Circumflex Artery": ARTERY_LABELS["LCX"],
+    "Right Coronary Artery": ARTERY_LABELS["RCA"],
 }
 _POINT = re.compile(r"^\s*\(\s*([-+0-9.eE]+)\s*,\s*([-+0-9.eE]+)\s*(?:,\s*[-+0-9.eE]+\s*)?\)\s*$")
 
@@ -188,7 +189,10 @@ def coca_label_volume(annotations: list[CocaAnnotation], shape: tuple[int, int, 
 
 
 def _nifti_affine(affine_zyx_lps: np.ndarray) -> np.ndarray:
-    """riskfm (z, y, x) -> LPS affine to a NIfTI (i=x, j=y, k=z) -> RAS affine."""
+    """Convert riskfm's (z, y, x) -> LPS affine to a NIfTI (i=x, j=y, k=z) -> RAS affine.
+
+    Both are 4 x 4 and map voxel indices to mm.
+    """
     perm = np.zeros((4, 4))
     perm[0, 2] = perm[1, 1] = perm[2, 0] = perm[3, 3] = 1.0  # (i, j, k) -> (z, y, x)
     return np.diag([-1.0, -1.0, 1.0, 1.0]) @ affine_zyx_lps @ perm

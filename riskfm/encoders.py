@@ -36,6 +36,8 @@ import inspect
 import os
 import reprlib
 import threading
+import types
+import typing
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -57,6 +59,7 @@ __all__ = [
     "check_encoder_kwargs",
     "create_encoder",
     "encoder_info",
+    "input_spec_from_mapping",
     "list_encoders",
     "load_checkpoint_state_dict",
     "register_encoder",
@@ -171,7 +174,7 @@ def register_encoder(
     default_kwargs: Mapping[str, Any] | None = None,
     aliases: tuple[str, ...] | list[str] = (),
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Decorator registering an encoder class (or factory function) under ``name``.
+    """Register an encoder class (or factory function) under ``name`` (a decorator).
 
     The decorated object is returned unchanged, so decorators can be stacked to register one class
     under several names with different ``default_kwargs`` (e.g. a full and a small variant).
@@ -298,7 +301,7 @@ def _resolve(name: str) -> EncoderInfo:
 
 
 def encoder_info(name: str) -> EncoderInfo:
-    """The registry entry of ``name`` (or of an alias).
+    """Return the registry entry of ``name`` (or of an alias).
 
     Raises
     ------
@@ -406,6 +409,43 @@ def load_checkpoint_state_dict(path: str | os.PathLike, *, weights_only: bool = 
     return _strip_prefixes(obj)
 
 
+def encoder_entries(path: str | os.PathLike, anchor: str, *, what: str, hint: str,
+                    weights_only: bool = True) -> dict[str, Any]:
+    """Return the state-dict entries of a checkpoint that sit where its encoder does, keys made relative.
+
+    Checkpoints wrap an encoder under different prefixes (``model.``, ``net.encoder.``, ...); the
+    encoder is located by ``anchor``, the key suffix of its first weight.
+
+    Parameters
+    ----------
+    path : str or Path
+        Checkpoint file (:func:`riskfm.encoders.load_checkpoint_state_dict`).
+    anchor : str
+        Key suffix of a weight every such encoder has, e.g. ``"blocks.0.conv.weight"``.
+    what, hint : str
+        For the error: what was looked for, and what kind of checkpoint would have it.
+    weights_only : bool, default True
+        Passed to ``torch.load``.
+
+    Returns
+    -------
+    dict of str -> torch.Tensor
+        Every entry whose key starts with the anchor's prefix, keyed by the rest of the key (so
+        ``anchor`` itself is one of the keys).
+
+    Raises
+    ------
+    CheckpointError
+        When no key ends in ``anchor``.
+    """
+    state = load_checkpoint_state_dict(path, weights_only=weights_only)
+    key = next((k for k in state if k.endswith(anchor)), None)
+    if key is None:
+        raise CheckpointError(f"{path}: no {what} found (no key ending in {anchor!r}); is this {hint}?")
+    prefix = key[: -len(anchor)]
+    return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+
+
 def _load_into(model: nn.Module, state_dict: Mapping[str, Any], *, strict: bool, source: str) -> None:
     own = model.state_dict()
     shape_errors = [
@@ -452,20 +492,102 @@ def _check_contract(model: Any, info: EncoderInfo) -> None:
         raise TypeError(f"encoder {info.name!r} breaks the encoder contract: " + "; ".join(problems))
 
 
-def _spec_from_mapping(info: EncoderInfo, values: Mapping[str, Any]) -> Any:
-    """An ``input_spec`` given as a mapping (from a YAML config) -> the modality's spec dataclass."""
+#: input_spec fields whose numbers must be positive (a rate, a length, a voxel size, a grid).
+_POSITIVE_SPEC_FIELDS: frozenset[str] = frozenset({"fs", "n_samples", "spacing", "shape", "max_length"})
+
+
+def _type_text(hint: Any) -> str:
+    """``float``, ``tuple[float, float] | None``: an annotation as a user reads it."""
+    return hint.__name__ if isinstance(hint, type) else str(hint).replace("typing.", "")
+
+
+def _fits(value: Any, hint: Any) -> bool:
+    """Whether a value read from a config (YAML scalars, lists, mappings) fits a type annotation.
+
+    Lists stand for tuples (YAML has no tuples); an int fits ``float``; a bool fits neither ``int``
+    nor ``float``. Annotations it does not know are left to the constructor (True).
+    """
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is Any:
+        return True
+    if hint is type(None):
+        return value is None
+    if origin in (typing.Union, types.UnionType):
+        return any(_fits(value, a) for a in args)
+    if hint in (int, float):
+        return isinstance(value, int if hint is int else (int, float)) and not isinstance(value, bool)
+    if hint in (str, bool):
+        return isinstance(value, hint)
+    if origin is tuple:
+        if not isinstance(value, tuple | list):
+            return False
+        if len(args) == 2 and args[1] is Ellipsis:
+            return all(_fits(v, args[0]) for v in value)
+        return len(value) == len(args) and all(_fits(v, a) for v, a in zip(value, args, strict=True))
+    if hint is dict or origin is dict:
+        return isinstance(value, Mapping)
+    return True
+
+
+def _numbers(value: Any) -> list[float]:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return [value]
+    if isinstance(value, tuple | list):
+        return [n for v in value for n in _numbers(v)]
+    return []
+
+
+def input_spec_from_mapping(modality: str, values: Mapping[str, Any], *, owner: str = "input_spec") -> Any:
+    """Build a modality's input-spec dataclass from a mapping (a YAML config, a JSON file), checked.
+
+    Parameters
+    ----------
+    modality : {"ecg", "ct"}
+        ``"ecg"`` builds an :class:`~riskfm.ecg.spec.ECGInputSpec`, ``"ct"`` a
+        :class:`~riskfm.ct.spec.CTInputSpec`.
+    values : Mapping
+        Field name -> value; lists become tuples (``bandpass_hz: [0.67, 40]``).
+    owner : str, default "input_spec"
+        What to call the mapping in messages (e.g. ``"encoder 'resnet1d': input_spec"``).
+
+    Returns
+    -------
+    ECGInputSpec or CTInputSpec
+
+    Raises
+    ------
+    EncoderArgumentError
+        ``values`` is not a mapping, names a field the spec does not have (the message lists
+        them), gives a value of the wrong type (``fs: "abc"``) or a non-positive rate, length,
+        spacing or shape.
+
+    Examples
+    --------
+    >>> input_spec_from_mapping("ecg", {"fs": 250, "n_samples": 2500}).seconds
+    10.0
+    """
     import dataclasses
 
-    if info.modality == "ecg":
+    if modality == "ecg":
         from riskfm.ecg.spec import ECGInputSpec as spec_cls
-    elif info.modality == "ct":
+    elif modality == "ct":
         from riskfm.ct.spec import CTInputSpec as spec_cls
     else:
-        raise ValueError(f"{info.name}: give input_spec as an object for {info.modality} encoders, not a mapping")
-    fields = {f.name for f in dataclasses.fields(spec_cls)}
-    unknown = sorted(set(values) - fields)
+        raise EncoderArgumentError(f"{owner}: give it as an input-spec object for {modality} encoders, not a mapping")
+    if not isinstance(values, Mapping):
+        raise EncoderArgumentError(f"{owner} must be a mapping of {spec_cls.__name__} fields "
+                                   f"(e.g. {{fs: 500, n_samples: 5000}}), got {_SHORT.repr(values)}")
+    hints = typing.get_type_hints(spec_cls)
+    fields = [f.name for f in dataclasses.fields(spec_cls)]
+    unknown = sorted(set(values) - set(fields))
     if unknown:
-        raise ValueError(f"{info.name}: unknown input_spec key(s) {unknown}; allowed: {sorted(fields)}")
+        named = ", ".join(f"{k!r}{did_you_mean(str(k), fields, n=1)}" for k in unknown)
+        raise EncoderArgumentError(f"{owner}: unknown key(s) {named}; allowed: {', '.join(fields)}")
+    for key, value in values.items():
+        if not _fits(value, hints[key]):
+            raise EncoderArgumentError(f"{owner}.{key} must be {_type_text(hints[key])}, got {_SHORT.repr(value)}")
+        if key in _POSITIVE_SPEC_FIELDS and any(n <= 0 for n in _numbers(value)):
+            raise EncoderArgumentError(f"{owner}.{key} must be positive, got {_SHORT.repr(value)}")
 
     def as_tuple(v: Any) -> Any:  # YAML lists -> the tuples the frozen spec expects
         return tuple(as_tuple(x) for x in v) if isinstance(v, list) else v
@@ -473,8 +595,24 @@ def _spec_from_mapping(info: EncoderInfo, values: Mapping[str, Any]) -> Any:
     return spec_cls(**{k: as_tuple(v) for k, v in values.items()})
 
 
+def _check_input_spec(info: EncoderInfo, spec: Any) -> Any:
+    """``input_spec`` as given to an encoder: a mapping is built into the spec, an object must be one."""
+    import dataclasses
+
+    owner = f"encoder {info.name!r}: input_spec"
+    if isinstance(spec, Mapping):
+        return input_spec_from_mapping(info.modality, spec, owner=owner)
+    if spec is not None and not dataclasses.is_dataclass(spec):
+        raise EncoderArgumentError(f"{owner} must be a mapping of its fields (e.g. {{fs: 500, n_samples: 5000}}) "
+                                   f"or an input-spec object, got {_SHORT.repr(spec)}")
+    return spec
+
+
 def _constructor_parameters(constructor: Callable[..., Any]) -> list[inspect.Parameter] | None:
-    """The keyword-passable parameters of ``constructor``; None when it takes ``**kwargs`` or hides them."""
+    """Return the keyword-passable parameters of ``constructor``.
+
+    None when it takes ``**kwargs`` or hides its signature (builtins, C extensions).
+    """
     try:
         signature = inspect.signature(constructor)
     except (TypeError, ValueError):  # builtins / C extensions without a signature
@@ -502,8 +640,8 @@ def _checked_kwargs(info: EncoderInfo, kwargs: Mapping[str, Any]) -> dict[str, A
                 f"encoder {info.name!r}: unknown keyword argument{plural} {named}; "
                 f"it accepts: {', '.join(accepted) or '(none)'}"
             )
-    if isinstance(kwargs.get("input_spec"), Mapping):
-        kwargs["input_spec"] = _spec_from_mapping(info, kwargs["input_spec"])
+    if "input_spec" in kwargs:
+        kwargs["input_spec"] = _check_input_spec(info, kwargs["input_spec"])
     return kwargs
 
 
@@ -526,7 +664,8 @@ def check_encoder_kwargs(name: str, kwargs: Mapping[str, Any] | None = None) -> 
         No encoder has that name (the message lists close matches and every name).
     EncoderArgumentError
         A keyword the constructor does not take (the message names it, a close match and the
-        keywords it accepts), or an ``input_spec`` mapping with unknown keys.
+        keywords it accepts), or an ``input_spec`` that is not a mapping / spec object, or a
+        mapping with unknown keys or values of the wrong type (``fs: "abc"``).
     """
     info = _resolve(name)
     _checked_kwargs(info, kwargs or {})
@@ -571,8 +710,11 @@ def create_encoder(
         registered names.
     EncoderArgumentError
         A ``ValueError``: a keyword the constructor does not take or a required one that is missing
-        (checked before building; these are also ``TypeError``), or the constructor rejected a
-        keyword's type or value (``encoder X: invalid keyword arguments {...}: <its message>``).
+        (checked before building; these are also ``TypeError``), an ``input_spec`` that is not a
+        mapping of its fields with values of the right types, or the constructor rejected a
+        keyword's type or value (``encoder X: invalid keyword arguments {...}: <its message>``; a
+        ``TypeError``, ``ValueError``, ``AttributeError``, ``LookupError`` or ``ArithmeticError``
+        raised while building from the caller's keywords).
     FileNotFoundError
         ``checkpoint`` does not exist.
     CheckpointError
@@ -596,6 +738,13 @@ def create_encoder(
     except (TypeError, ValueError) as exc:
         cls = _EncoderKeywordError if isinstance(exc, TypeError) else EncoderArgumentError
         raise cls(f"encoder {info.name!r}: invalid keyword arguments {_SHORT.repr(kwargs)}: {exc}") from exc
+    except (AttributeError, LookupError, ArithmeticError) as exc:
+        if not kwargs:
+            raise  # the entry's own defaults fail: a bug in riskfm, not the user's arguments
+        # A value of the wrong kind met deep inside the constructor ("'str' object has no attribute
+        # ...", an empty list indexed, a zero width divided by): still the caller's keyword values.
+        raise EncoderArgumentError(f"encoder {info.name!r}: invalid keyword arguments {_SHORT.repr(kwargs)}: "
+                                   f"{type(exc).__name__}: {exc}") from exc
     _check_contract(model, info)
     if checkpoint is not None:
         state_dict = load_checkpoint_state_dict(checkpoint, weights_only=weights_only)

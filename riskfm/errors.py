@@ -59,12 +59,12 @@ USER_ERROR_TYPES: tuple[type[BaseException], ...] = (RiskfmError, ValueError, OS
 
 
 def is_user_error(exc: BaseException) -> bool:
-    """Whether the command line should report ``exc`` as a user error (exit 2) rather than an internal one."""
+    """Return whether the command line reports ``exc`` as a user error (exit 2), not an internal one."""
     return isinstance(exc, USER_ERROR_TYPES)
 
 
 def error_message(exc: BaseException) -> str:
-    """The text the command line prints after ``error:`` for ``exc``.
+    """Return the text the command line prints after ``error:`` for ``exc``.
 
     A ``KeyError``'s ``str`` is the repr of its argument (quotes, escaped newlines); this returns the
     argument itself when it is a sentence, and ``missing key 'name'`` when it is a bare key. An
@@ -88,7 +88,7 @@ def error_message(exc: BaseException) -> str:
 
 
 def did_you_mean(word: str, options: Iterable[str], *, n: int = 3, cutoff: float = 0.5) -> str:
-    """``" (did you mean 'a' or 'b'?)"`` for the options close to ``word``, or ``""``."""
+    """Return ``" (did you mean 'a' or 'b'?)"`` for the options close to ``word``, or ``""``."""
     close = difflib.get_close_matches(str(word), sorted(set(options)), n=n, cutoff=cutoff)
     if not close:
         return ""
@@ -113,7 +113,7 @@ def checkpoint_load_error(
     kind: str = "riskfm checkpoint",
     refused_hint: str = _DEFAULT_REFUSED_HINT,
 ) -> CheckpointError:
-    """A short :class:`CheckpointError` for an exception raised by ``torch.load(path)``.
+    """Return a short :class:`CheckpointError` for an exception raised by ``torch.load(path)``.
 
     ``torch.load`` reports every failure at length (several paragraphs); this keeps one sentence:
 

@@ -30,7 +30,7 @@ def set_quiet(quiet: bool) -> None:
 
 
 def is_quiet() -> bool:
-    """True under ``--quiet``, ``RISKFM_QUIET=1``, or on a non-zero torchrun rank (rank 0 speaks for all)."""
+    """Return True under ``--quiet``, ``RISKFM_QUIET=1``, or on a torchrun rank other than 0."""
     if _state["quiet"] or os.environ.get(QUIET_ENV, "").strip().lower() in ("1", "true", "yes"):
         return True
     return int(os.environ.get("RANK", "0") or 0) != 0
@@ -42,7 +42,7 @@ def _interactive() -> bool:
 
 def progress(iterable: Iterable | None = None, *, total: int | None = None, desc: str = "", unit: str = "it",
              leave: bool = False, enabled: bool = True, **kwargs: Any):
-    """A ``tqdm`` bar on stderr (disabled when quiet); use as an iterable wrapper or with ``update``.
+    """Return a ``tqdm`` bar on stderr (disabled when quiet); use as an iterable wrapper or with ``update``.
 
     Parameters
     ----------
@@ -62,6 +62,6 @@ def progress(iterable: Iterable | None = None, *, total: int | None = None, desc
 
 
 def status(message: str) -> None:
-    """One line on stderr saying what the command is doing now (nothing when quiet)."""
+    """Print one line on stderr saying what the command is doing now (nothing when quiet)."""
     if not is_quiet():
         print(f"riskfm: {message}", file=sys.stderr, flush=True)

@@ -23,3 +23,13 @@ def tiny_cohort(tmp_path_factory):
     from riskfm.synthetic import make_cohort
 
     return make_cohort(n=80, seed=3, out_dir=tmp_path_factory.mktemp("cohort"), n_workers=1)
+
+
+@pytest.fixture(autouse=True)
+def _progress_not_quiet():
+    """Each test starts with progress output on: `riskfm --quiet ...` (CliRunner) silences the process."""
+    from riskfm.progress import set_quiet
+
+    set_quiet(False)
+    yield
+    set_quiet(False)

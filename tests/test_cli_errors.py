@@ -60,6 +60,11 @@ def files(tmp_path):
     (tmp_path / "unknown_encoder.yaml").write_text(yaml.safe_dump({**base, "encoders": {"ecg": {"name": "resnet1dd"}}}))
     (tmp_path / "bad_kwarg.yaml").write_text(yaml.safe_dump(
         {**base, "encoders": {"ecg": {"name": "resnet1d-small", "kwargs": {"widht": 3}}}}))
+    for name, ecg in {"spec_list": {"name": "resnet1d-small", "kwargs": {"input_spec": [500, 5000]}},
+                      "spec_type": {"name": "resnet1d-small", "kwargs": {"input_spec": {"fs": "fast"}}},
+                      "spec_key": {"name": "resnet1d-small", "kwargs": {"input_spec": {"fz": 500}}},
+                      "wrong_modality": {"name": "cnn3d-small"}}.items():
+        (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump({**base, "encoders": {"ecg": ecg}}))
     (tmp_path / "syntax.yaml").write_text("manifest: manifest.csv\nmodalities: [ecg\ntargets: [mace_30d]\n")
     (tmp_path / "indent.yaml").write_text("manifest: manifest.csv\ntrain:\n  epochs: 3\n   lr: 0.1\n")
     return tmp_path
@@ -82,6 +87,50 @@ def test_train_bad_encoder_keyword_names_it_and_the_accepted_ones(files):
 
 def test_train_missing_config(files):
     _assert_user_error(_invoke(["train", files / "nope.yaml"]), "nope.yaml", "not found")
+
+
+@pytest.mark.parametrize(("name", "needles"), [
+    ("spec_list", ("encoders.ecg.kwargs", "input_spec must be a mapping", "[500, 5000]")),
+    ("spec_type", ("encoders.ecg.kwargs", "input_spec.fs must be float", "'fast'")),
+    ("spec_key", ("encoders.ecg.kwargs", "'fz'", "did you mean 'fs'")),
+    ("wrong_modality", ("encoders.ecg.name", "'cnn3d-small' is a ct encoder")),
+])
+def test_train_bad_encoder_config_is_one_or_two_lines(files, name, needles):
+    result = _invoke(["train", files / f"{name}.yaml"])
+    _assert_user_error(result, f"{name}.yaml", *needles)
+    assert len(result.output.strip().splitlines()) <= 2, result.output
+    assert not (files / "run").exists()
+
+
+@pytest.mark.parametrize(("kwargs", "needle"), [
+    ({"input_spec": "abc"}, "input_spec must be a mapping"),
+    ({"input_spec": {"n_samples": -5}}, "input_spec.n_samples must be positive"),
+    ({"input_spec": {"bandpass_hz": 5}}, "input_spec.bandpass_hz must be tuple[float, float] | None"),
+])
+def test_create_encoder_bad_input_spec_is_an_encoder_argument_error(kwargs, needle):
+    from riskfm.encoders import EncoderArgumentError, create_encoder
+
+    with pytest.raises(EncoderArgumentError) as err:
+        create_encoder("resnet1d-small", **kwargs)
+    assert needle in str(err.value) and is_user_error(err.value) and "\n" not in str(err.value)
+
+
+def test_create_encoder_wraps_deep_errors_of_the_callers_values():
+    from torch import nn
+
+    from riskfm.encoders import EncoderArgumentError, _unregister, create_encoder, register_encoder
+
+    @register_encoder("test-deep-error", modality="ecg", licence="MIT", source="riskfm", description="test")
+    class Deep(nn.Module):
+        def __init__(self, widths=(4,)):
+            super().__init__()
+            self.first = widths[0]  # an IndexError on [], not a TypeError / ValueError
+
+    try:
+        with pytest.raises(EncoderArgumentError, match=r"test-deep-error.*\[\].*IndexError"):
+            create_encoder("test-deep-error", widths=[])
+    finally:
+        _unregister("test-deep-error")
 
 
 @pytest.mark.parametrize(("name", "where"), [("syntax.yaml", "syntax.yaml:"), ("indent.yaml", "indent.yaml:4:")])
@@ -254,3 +303,26 @@ def test_checkpoint_load_error_only_calls_refusals_refusals():
         checkpoint_load_error("a.pt", refused))
     assert "truncated or corrupt" in str(checkpoint_load_error("a.pt", corrupt))
     assert "truncated or corrupt" in str(checkpoint_load_error("a.pt", refused, weights_only=False))
+
+
+# --------------------------------------------------------------------------- riskfm ecg store
+@pytest.mark.parametrize(("args", "needles"), [
+    (["--encoder", "resnet1dd"], ("unknown encoder 'resnet1dd'", "resnet1d")),
+    (["--encoder", "cnn3d-small"], ("'cnn3d-small' is a ct encoder",)),
+    (["--spec", "nope.json"], ("nope.json", "not found")),
+    (["--spec", "bad.json"], ("bad.json", "not valid JSON")),
+    (["--spec", "badkey.json"], ("badkey.json", "'fz'", "did you mean 'fs'")),
+    (["--encoder", "resnet1d-small", "--shard", "5/2"], ("0 <= i < N",)),
+])
+def test_ecg_store_build_user_errors(files, args, needles):
+    (files / "bad.json").write_text("{fs: 500")
+    (files / "badkey.json").write_text('{"fz": 500}')
+    args = [a if not a.endswith(".json") else files / a for a in args]
+    result = _invoke(["ecg", "store", "build", files / "manifest.csv", "--out", files / "store", *args])
+    _assert_user_error(result, *needles)
+    assert len(result.output.strip().splitlines()) <= 2, result.output
+
+
+def test_ecg_store_info_of_a_folder_that_is_no_store(files):
+    result = _invoke(["ecg", "store", "info", files])
+    _assert_user_error(result, "not an ECG store", "riskfm ecg store build")

@@ -65,7 +65,7 @@ def _real_fixtures(run: Path, fixtures: Path) -> None:
     from riskfm.plots.style import save_figure
     from riskfm.train.run import load_run_model
 
-    model, *_ = load_run_model(run)
+    model = load_run_model(run).model
     ecg_spec = model.encoders["ecg"].input_spec
     ecg = read_ecg(fixtures / "ecg" / "ptb" / "s0010_re")
     raw, mask = prepare_ecg(ecg, replace(ecg_spec, representation="raw"))

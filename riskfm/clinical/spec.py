@@ -15,11 +15,20 @@ CORA_PROMPT = (
 class TextInputSpec:
     """A language-model encoder of the clinical record written as text.
 
-    Attributes:
-        model_path: local folder of a transformers model (config + weights + tokenizer).
-        prompt: text written before the serialised variables.
-        max_length: tokenizer truncation length in tokens.
-        pooling: "mean" (encoder models) or "last" (decoder-only models).
+    Attributes
+    ----------
+    model_path : str
+        Local folder of a transformers model (config + weights + tokenizer).
+    prompt : str
+        Text written before the serialised variables.
+    max_length : int
+        Tokenizer truncation length in tokens.
+    pooling : str
+        ``"mean"`` (encoder models) or ``"last"`` (decoder-only models).
+    licence, source : str
+        Licence and provenance of the model weights.
+    extra : dict
+        Any further settings recorded with the spec.
     """
 
     model_path: str = ""

@@ -227,12 +227,12 @@ class TabularPreprocessor:
         return out.astype(np.float32)
 
     def fit_transform(self, df: pd.DataFrame) -> np.ndarray:
-        """``fit(df)`` then ``transform(df)``."""
+        """Fit on ``df``, then return ``transform(df)`` ``[n_rows, n_features]`` float32."""
         return self.fit(df).transform(df)
 
     # ------------------------------------------------------------------ persistence
     def to_dict(self) -> dict[str, Any]:
-        """JSON-serialisable state, to be saved with the model checkpoint."""
+        """Return the JSON-serialisable state, to be saved with the model checkpoint."""
         self._check_fitted()
         return {
             "format_version": _FORMAT_VERSION,
@@ -337,7 +337,7 @@ class TabularEncoder(nn.Module):
 
     @classmethod
     def from_preprocessor(cls, preprocessor: TabularPreprocessor, **kwargs: Any) -> TabularEncoder:
-        """Encoder sized for a fitted preprocessor (``n_features`` and ``feature_names`` from it)."""
+        """Build an encoder sized for a fitted preprocessor (``n_features`` and ``feature_names`` from it)."""
         names = preprocessor.feature_names
         return cls(n_features=len(names), feature_names=names, **kwargs)
 

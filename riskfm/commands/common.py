@@ -1,7 +1,9 @@
-"""What every ``riskfm`` command shares: one error handler, ``--verbose`` and logging.
+"""What every ``riskfm`` command shares: one error handler, ``--verbose``, logging and common options.
 
-Every command function (in riskfm/cli.py and riskfm/commands/*.py) is decorated with
-:func:`handle_errors`; riskfm/cli.py's module docstring says what users see.
+Every command function (in riskfm/commands/*.py) is decorated with :func:`handle_errors`;
+riskfm/cli.py's module docstring says what users see. Options that several commands take are
+declared once here: as ``Annotated`` types (:data:`OUT_DIR`, :data:`SEED`, ...) and as
+:class:`OptionGroup` s, sets of options a command receives as one mapping.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import logging
 import os
 import sys
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -21,8 +23,8 @@ import typer
 
 from riskfm.errors import EXIT_INTERNAL_ERROR, EXIT_USER_ERROR, CheckpointError, error_message, is_user_error
 
-__all__ = ["VERBOSE_ENV", "handle_errors", "report_error", "run_model_errors", "set_global_verbose", "setup_logging",
-           "verbose_requested"]
+__all__ = ["OUT_DIR", "SEED", "VERBOSE_ENV", "OptionGroup", "check_choice", "format_auroc", "handle_errors",
+           "report_error", "run_model_errors", "set_global_verbose", "setup_logging", "verbose_requested"]
 
 #: Environment variable that turns on ``--verbose`` for every command (``1``, ``true``, ``yes``, ``on``).
 VERBOSE_ENV = "RISKFM_VERBOSE"
@@ -83,7 +85,11 @@ def set_global_verbose(ctx: Any, verbose: bool) -> None:
 
 
 def verbose_requested(flag: bool = False) -> bool:
-    """The command's ``--verbose``, or ``riskfm --verbose``, or ``RISKFM_VERBOSE=1``."""
+    """Tell whether verbose output was asked for.
+
+    True for the command's ``--verbose`` (``flag``), ``riskfm --verbose``, or ``RISKFM_VERBOSE=1``
+    (also ``true`` / ``yes`` / ``on``).
+    """
     if flag:
         return True
     ctx = _get_current_context(silent=True)
@@ -177,3 +183,128 @@ def run_model_errors(run_dir: str | os.PathLike) -> Iterator[None]:
             raise
         raise CheckpointError(f"{Path(run_dir) / 'model.pt'}: {exc}; was it written by another riskfm version? "
                               "Retrain with `riskfm train`") from exc
+
+
+def check_choice(value: str, choices: Iterable[str], option: str) -> str:
+    """``value`` if it is one of ``choices``, else a usage error (exit 2) before any work starts.
+
+    Parameters
+    ----------
+    value : str
+        What the user gave.
+    choices : sequence of str
+        The accepted values (the library's own tuple, e.g. ``segmentation.MODELS``).
+    option : str
+        The option's name for the message, e.g. ``"--model"``.
+
+    Raises
+    ------
+    typer.BadParameter
+        ``value`` is not accepted; the message lists the choices and a close match.
+    """
+    from riskfm.errors import did_you_mean
+
+    choices = tuple(choices)
+    if value not in choices:
+        raise typer.BadParameter(f"{option} must be one of {', '.join(choices)}; got {value!r}"
+                                 f"{did_you_mean(value, choices, n=1)}")
+    return value
+
+
+def format_auroc(row: Any) -> str:
+    """One AUROC as the commands print it: ``0.812 (0.701-0.903)``, or ``0.812`` without an interval.
+
+    Parameters
+    ----------
+    row : mapping or pandas.Series
+        A row of :func:`riskfm.evaluate.run_metrics.auroc_table`: ``auroc``, ``ci_low``,
+        ``ci_high`` (NaN when missing) and ``note`` (why the AUROC is not estimable).
+
+    Returns
+    -------
+    str
+        ``n/e (<note>)`` when the AUROC is not estimable (e.g. ``n/e (1 event < 10)``), ``n/a``
+        when it is missing without a reason.
+    """
+    if row["auroc"] != row["auroc"]:  # NaN: say why instead of a number
+        note = row.get("note")
+        return f"n/e ({note})" if isinstance(note, str) and note else "n/a"
+    if row["ci_low"] == row["ci_low"]:
+        return f"{row['auroc']:.3f} ({row['ci_low']:.3f}-{row['ci_high']:.3f})"
+    return f"{row['auroc']:.3f}"
+
+
+#: ``--out`` of the commands that write a folder of results.
+OUT_DIR = Annotated[Path, typer.Option(help="output folder")]
+#: ``--seed`` of every command that draws random numbers.
+SEED = Annotated[int, typer.Option(help="random seed (data, splits and initial weights)")]
+
+
+class OptionGroup:
+    """Options that several commands take, declared once; each command receives them as one dict.
+
+    A command names the group's place in its signature with a parameter (``options`` by default,
+    no default value needed: its annotation is ignored); the decorator returned by calling the
+    group puts the group's options there, with the command's own defaults, and calls the command
+    with ``options={name: value, ...}``. Compose it under :func:`handle_errors`.
+
+    Parameters
+    ----------
+    **options : tuple of (annotation, default)
+        Option name -> its typer annotation (``int`` or ``Annotated[int, typer.Option(help=...)]``)
+        and default value.
+
+    Examples
+    --------
+    >>> TRAINING = OptionGroup(epochs=(int, 10), seed=(SEED, 0))
+    >>> @TRAINING(epochs=6)                                   # this command's default: 6 epochs
+    ... def fit(out: str = "x", options: dict = None) -> dict:
+    ...     return options
+    >>> [p.name for p in inspect.signature(fit).parameters.values()]
+    ['out', 'epochs', 'seed']
+    >>> fit(out="y", epochs=2, seed=1)
+    {'epochs': 2, 'seed': 1}
+    """
+
+    def __init__(self, **options: tuple[Any, Any]) -> None:
+        self.options = dict(options)
+
+    def __call__(self, into: str = "options", **defaults: Any) -> Callable[[F], F]:
+        """Return a decorator putting the group's options in place of the command's parameter ``into``.
+
+        Parameters
+        ----------
+        into : str, default "options"
+            The parameter of the command that receives the values (a dict).
+        **defaults
+            This command's defaults of some options (the group's are used for the others).
+        """
+        unknown = sorted(set(defaults) - set(self.options))
+        if unknown:
+            raise TypeError(f"OptionGroup: no option(s) {unknown} in this group ({', '.join(self.options)})")
+        names = list(self.options)
+
+        def decorate(func: F) -> F:
+            signature = inspect.signature(func, eval_str=True)
+            if into not in signature.parameters:
+                raise TypeError(f"{func.__name__} has no parameter {into!r} to receive the options {names}")
+            params: list[inspect.Parameter] = []
+            for p in signature.parameters.values():
+                if p.name != into:
+                    params.append(p)
+                    continue
+                kind = (p.kind if p.kind is not inspect.Parameter.POSITIONAL_ONLY
+                        else inspect.Parameter.POSITIONAL_OR_KEYWORD)
+                params += [inspect.Parameter(name, kind, default=defaults.get(name, default), annotation=annotation)
+                           for name, (annotation, default) in self.options.items()]
+
+            @functools.wraps(func)
+            def wrapper(*args: Any, **kwargs: Any) -> Any:
+                kwargs[into] = {name: kwargs.pop(name) for name in names if name in kwargs}
+                return func(*args, **kwargs)
+
+            wrapper.__signature__ = signature.replace(parameters=params)  # type: ignore[attr-defined]
+            wrapper.__annotations__ = {p.name: p.annotation for p in params}
+            return wrapper  # type: ignore[return-value]
+
+        return decorate

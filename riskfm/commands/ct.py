@@ -1,8 +1,10 @@
 """``riskfm pretrain-ct`` and ``riskfm ct ...``: CORA pretraining, zero-shot maps and downstream tasks.
 
-Parse, validate, call the library; no logic lives here. Progress (reading the CTs, training steps
-with the loss, evaluating the test CTs, sliding windows) comes from the library on stderr;
-``riskfm --quiet`` silences it.
+Parse, validate, call the library; no logic lives here: ``pretrain-ct`` calls
+:func:`riskfm.ct.pretrain.pretrain_cora`, ``plaque`` / ``stenosis`` / ``segment`` their recipe
+(:mod:`riskfm.recipes`), ``abnormality`` :func:`riskfm.ct.pretrain.abnormality_map`. Progress
+(reading the CTs, training steps with the loss, evaluating the test CTs, sliding windows) comes
+from the library on stderr; ``riskfm --quiet`` silences it.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from riskfm.commands.common import handle_errors
+from riskfm.commands.common import OUT_DIR, SEED, OptionGroup, format_auroc, handle_errors
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="CORA CCTA foundation model: downstream tasks and zero-shot abnormality maps.")
@@ -47,7 +49,36 @@ SOURCE = Annotated[Path, typer.Argument(help="manifest (CSV/Parquet with ct_path
 CHECKPOINT = Annotated[Path | None, typer.Option(help="cora_pretrained.pt from `riskfm pretrain-ct` (omit: from scratch)")]
 SPACING = Annotated[str | None, typer.Option(help="working spacing z,y,x in mm (default: the checkpoint's)")]
 SCRATCH_WIDTH = Annotated[int | None, typer.Option(help="width when training from scratch (default 8)")]
+CT_FILE = Annotated[Path, typer.Argument(help="CT (NIfTI file or DICOM folder)")]
+PRETRAINED = Annotated[Path, typer.Option(help="cora_pretrained.pt")]
 DENSE_PATCH = Annotated[str, typer.Option(help="training / sliding-window patch, one number or z,y,x")]
+#: What every fine-tune of a (pretrained or scratch) CORA network takes; ``--out`` default per command.
+FINETUNE = OptionGroup(checkpoint=(CHECKPOINT, None), out=(OUT_DIR, Path("cora_task")), width=(SCRATCH_WIDTH, None),
+                       spacing=(SPACING, None), steps=(int, 300), batch_size=(int, 2), lr=(float, 1e-3),
+                       test_fraction=(float, 0.3), seed=(SEED, 0))
+#: The dense tasks (stenosis, segmentation) also take a patch size.
+DENSE = OptionGroup(**FINETUNE.options, patch=(DENSE_PATCH, "32"))
+
+
+def _task_options(options: dict) -> tuple[Path, Path | None, dict]:
+    """``(out, checkpoint, the rest)`` of :data:`FINETUNE` / :data:`DENSE` values, as the recipes take them.
+
+    --checkpoint is checked first; ``spacing`` and ``patch`` are parsed to (z, y, x).
+    """
+    rest = dict(options)
+    out, checkpoint = rest.pop("out"), rest.pop("checkpoint")
+    _check_checkpoint(checkpoint)
+    rest["spacing"] = _triple(rest["spacing"], "spacing")
+    if "patch" in rest:
+        rest["patch"] = _triple(rest["patch"], "patch", int)
+    return out, checkpoint, rest
+
+
+def _dense_options(rest: dict, threshold: float = 0.5):
+    """Build the dense tasks' :class:`~riskfm.recipes.cora_common.DenseTaskOptions` from CLI values."""
+    from riskfm.recipes.cora_common import DenseTaskOptions
+
+    return DenseTaskOptions(threshold=threshold, **rest)
 
 
 @handle_errors
@@ -102,38 +133,24 @@ def pretrain_ct(
 @app.command()
 @handle_errors
 def abnormality(
-    ct: Annotated[Path, typer.Argument(help="CT (NIfTI file or DICOM folder)")],
-    checkpoint: Annotated[Path, typer.Option(help="cora_pretrained.pt")],
+    ct: CT_FILE,
+    checkpoint: PRETRAINED,
     out: Annotated[Path, typer.Option(help="output NIfTI of the probability map")] = Path("abnormality.nii.gz"),
     overlap: float = 0.5,
 ) -> None:
     """Zero-shot abnormality map of one CT from a pretrained CORA (no fine-tuning)."""
-    import numpy as np
-
-    from riskfm.ct import read_ct
-    from riskfm.ct.io import write_nifti
-    from riskfm.ct.pretrain import abnormality_map, load_pretrained
-    from riskfm.progress import status
+    from riskfm.ct.pretrain import abnormality_map_of_file
 
     _check_checkpoint(checkpoint)
-    net = load_pretrained(checkpoint)  # a bad checkpoint fails before the CT is read
-    status(f"reading {ct}")
-    prob = abnormality_map(net, read_ct(ct), overlap=overlap, progress="abnormality map")
-    write_nifti(out, prob.array, prob.affine, np.float32)
+    prob = abnormality_map_of_file(ct, checkpoint, out, overlap=overlap)
     typer.echo(f"max {prob.array.max():.3f}, voxels > 0.5: {int((prob.array > 0.5).sum())}; wrote {out}")
 
 
 @app.command()
 @handle_errors
+@FINETUNE(out=Path("cora_plaque"), batch_size=4)
 def plaque(
     source: SOURCE,
-    checkpoint: CHECKPOINT = None,
-    out: Annotated[Path, typer.Option(help="output folder")] = Path("cora_plaque"),
-    width: SCRATCH_WIDTH = None,
-    spacing: SPACING = None,
-    steps: int = 300,
-    batch_size: int = 4,
-    lr: float = 1e-3,
     freeze_encoder: Annotated[bool, typer.Option(help="linear probe: train the head only")] = False,
     encoder_lr: Annotated[float | None, typer.Option(
         help="encoder learning rate (default: --lr / 10 with --checkpoint, --lr from scratch)")] = None,
@@ -146,56 +163,37 @@ def plaque(
     head_init: Annotated[str, typer.Option(
         help="probe: start the head as a linear probe of the frozen encoder, then fine-tune (LP-FT); "
              "random: the paper's random head")] = "probe",
-    test_fraction: float = 0.3,
-    seed: int = 0,
+    *,
+    options: dict,
 ) -> None:
     """Plaque characterisation: calcified / non-calcified present, AUROC with bootstrap CIs."""
     from riskfm.recipes.cora_plaque import run_plaque_characterisation
 
-    _check_checkpoint(checkpoint)
-    res = run_plaque_characterisation(source, out, checkpoint=checkpoint, width=width,
-                                      spacing=_triple(spacing, "spacing"), steps=steps, batch_size=batch_size,
-                                      lr=lr, encoder_lr=encoder_lr, freeze_encoder=freeze_encoder, pool=pool,
-                                      scales=scales, head_init=head_init,
-                                      test_fraction=test_fraction, seed=seed)
-    for target, m in res["metrics"].items():
-        au = (f"n/e ({m['not_estimable']})" if m["auroc"] is None
-              else f"{m['auroc']:.3f} ({m['auroc_ci'][0]:.3f}-{m['auroc_ci'][1]:.3f})")
-        typer.echo(f"{target}: AUROC {au}, n {m['n']}, positives {m['n_pos']}")
+    out, checkpoint, rest = _task_options(options)
+    res = run_plaque_characterisation(source, out, checkpoint=checkpoint, encoder_lr=encoder_lr,
+                                      freeze_encoder=freeze_encoder, pool=pool, scales=scales, head_init=head_init,
+                                      **rest)
+    from riskfm.evaluate.run_metrics import auroc_table
+
+    for (_, target), r in auroc_table({"test": res["metrics"]}).iterrows():
+        typer.echo(f"{target}: AUROC {format_auroc(r)}, n {r['n']}, positives {r['n_pos']}")
     typer.echo(f"wrote {res['paths']['metrics']}")
-
-
-def _dense_options(width, spacing, patch, steps, batch_size, lr, threshold, test_fraction, seed):
-    """The dense tasks' :class:`~riskfm.recipes.cora_common.DenseTaskOptions` from CLI values."""
-    from riskfm.recipes.cora_common import DenseTaskOptions
-
-    return DenseTaskOptions(width=width, spacing=_triple(spacing, "spacing"), patch=_triple(patch, "patch", int),
-                            steps=steps, batch_size=batch_size, lr=lr, threshold=threshold,
-                            test_fraction=test_fraction, seed=seed)
 
 
 @app.command()
 @handle_errors
+@DENSE(out=Path("cora_stenosis"))
 def stenosis(
     source: SOURCE,
-    checkpoint: CHECKPOINT = None,
-    out: Annotated[Path, typer.Option(help="output folder")] = Path("cora_stenosis"),
-    width: SCRATCH_WIDTH = None,
-    spacing: SPACING = None,
-    patch: DENSE_PATCH = "32",
-    steps: int = 300,
-    batch_size: int = 2,
-    lr: float = 1e-3,
-    threshold: float = 0.5,
-    test_fraction: float = 0.3,
-    seed: int = 0,
+    threshold: Annotated[float, typer.Option(help="probability above which a voxel is stenosis")] = 0.5,
+    *,
+    options: dict,
 ) -> None:
     """Stenosis detection: heart-cropped segmentation, lesion-level precision / recall / F1."""
     from riskfm.recipes.cora_stenosis import run_stenosis_detection
 
-    _check_checkpoint(checkpoint)
-    opts = _dense_options(width, spacing, patch, steps, batch_size, lr, threshold, test_fraction, seed)
-    res = run_stenosis_detection(source, out, checkpoint=checkpoint, options=opts)
+    out, checkpoint, rest = _task_options(options)
+    res = run_stenosis_detection(source, out, checkpoint=checkpoint, options=_dense_options(rest, threshold))
     m = res["metrics"]
     typer.echo(f"lesion level: precision {m['precision']:.3f}, recall {m['recall']:.3f}, F1 {m['f1']:.3f} "
                f"({m['detected']}/{m['n_ref']} lesions found, {m['tp_pred']}/{m['n_pred']} predictions true)")
@@ -204,27 +202,19 @@ def stenosis(
 
 @app.command()
 @handle_errors
+@DENSE(out=Path("cora_segment"))
 def segment(
     source: SOURCE,
-    checkpoint: CHECKPOINT = None,
-    out: Annotated[Path, typer.Option(help="output folder")] = Path("cora_segment"),
-    width: SCRATCH_WIDTH = None,
-    spacing: SPACING = None,
-    patch: DENSE_PATCH = "32",
-    steps: int = 300,
-    batch_size: int = 2,
-    lr: float = 1e-3,
     train_sizes: Annotated[str | None, typer.Option(
         help="data efficiency: comma-separated training-set sizes, pretrained vs scratch (e.g. 50,100,200)")] = None,
-    test_fraction: float = 0.3,
-    seed: int = 0,
+    *,
+    options: dict,
 ) -> None:
     """Coronary artery segmentation (new decoder, Dice loss): Dice, clDice, mean surface distance."""
     from riskfm.recipes.cora_segmentation import run_artery_segmentation, run_data_efficiency
 
-    _check_checkpoint(checkpoint)
-    opts = _dense_options(width, spacing, patch, steps, batch_size, lr, 0.5, test_fraction, seed)
-    kwargs = dict(checkpoint=checkpoint, options=opts)
+    out, checkpoint, rest = _task_options(options)
+    kwargs = dict(checkpoint=checkpoint, options=_dense_options(rest))
     if train_sizes:
         try:
             sizes = [int(v) for v in train_sizes.split(",") if v.strip()]

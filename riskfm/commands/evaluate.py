@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from riskfm.commands.common import handle_errors
+from riskfm.commands.common import format_auroc, handle_errors
 
 app = typer.Typer(add_completion=False, help="Evaluate a predictions file.")
 
@@ -50,12 +50,7 @@ def evaluate(
                            covariates=covariates, title=f"riskfm evaluation: {run_name}")
     table = auroc_table(metrics).reset_index()
     for _, r in table.iterrows():
-        if r["auroc"] == r["auroc"]:
-            au = (f"{r['auroc']:.3f} ({r['ci_low']:.3f}-{r['ci_high']:.3f})" if r["ci_low"] == r["ci_low"]
-                  else f"{r['auroc']:.3f}")
-        else:
-            au = f"n/e ({r['note']})" if r["note"] else "n/a"
-        typer.echo(f"{r['split']:>10}  {r['target']:<14} AUROC {au}  n={r['n']} n_pos={r['n_pos']}")
+        typer.echo(f"{r['split']:>10}  {r['target']:<14} AUROC {format_auroc(r)}  n={r['n']} n_pos={r['n_pos']}")
     typer.echo(f"metrics: {out_dir / 'metrics.json'}")
     if s.report:
         typer.echo(f"report: {out_dir / 'report.html'}")

@@ -19,6 +19,21 @@ class CTAugment:
     contrast_scale: float = 0.05
 
     def __call__(self, hu: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Return an augmented copy of a volume.
+
+        Parameters
+        ----------
+        hu : ndarray [Z, Y, X]
+            CT in HU.
+        rng : numpy.random.Generator
+            Source of the random draws.
+
+        Returns
+        -------
+        ndarray [Z, Y, X], float32
+            HU above 0 scaled by ``1 + U(-contrast_scale, contrast_scale)``, plus Gaussian noise of
+            SD ``U(0, noise_hu)`` HU.
+        """
         scale = 1.0 + rng.uniform(-self.contrast_scale, self.contrast_scale)
         out = np.where(hu > 0, hu * scale, hu)
         out = out + rng.normal(0.0, rng.uniform(0.0, self.noise_hu), size=hu.shape)

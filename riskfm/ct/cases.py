@@ -84,13 +84,33 @@ def companion_masks(ct_path: Path) -> dict[str, Path]:
 
 
 def cases_from_manifest(manifest: str | Path) -> list[CTCase]:
-    """Cases of a manifest's rows that have a ``ct_path`` (CSV or Parquet; paths relative to it)."""
-    import pandas as pd
+    """Cases of a manifest's rows that have a ``ct_path``.
+
+    Parameters
+    ----------
+    manifest : str or path
+        CSV, TSV or Parquet (:func:`riskfm.tables.read_table`: ``patient_id`` and the path columns
+        read as text); ``ct_path`` and ``<kind>_mask_path`` cells relative to its folder or
+        absolute. Masks named by the convention beside each CT are found too.
+
+    Returns
+    -------
+    list of CTCase
+        One per row with a non-empty ``ct_path``, in row order; ``meta`` holds the other columns.
+
+    Raises
+    ------
+    FileNotFoundError
+        When the manifest does not exist.
+    ValueError
+        For an unreadable manifest (:class:`riskfm.tables.TableError`), one without a ``ct_path``
+        column, or one in which no row has a CT.
+    """
+    from riskfm.tables import read_table
 
     manifest = Path(manifest)
-    if not manifest.is_file():
-        raise FileNotFoundError(f"manifest not found: {manifest}")
-    frame = pd.read_parquet(manifest) if manifest.suffix == ".parquet" else pd.read_csv(manifest)
+    text = ["ct_path", *(f"{kind}_mask_path" for kind in MASK_KINDS)]
+    frame = read_table(manifest, what="manifest", dtype=dict.fromkeys(text, str))
     if "ct_path" not in frame.columns:
         raise ValueError(f"{manifest}: no ct_path column; a CT manifest needs one (paths relative to the manifest)")
     root = manifest.parent

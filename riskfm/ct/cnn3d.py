@@ -1,12 +1,13 @@
 """A small 3D CNN over multi-window coronary CT: the from-scratch baseline for CT encoders.
 
 Registered as ``cnn3d-small``. Input ``[B, C, Z, Y, X]``: one channel per HU window of the input spec
-(CORA's four windows, each scaled to [0, 1]) on the spec's grid (default 32 x 64 x 64 voxels at
+(CORA's four windows, each scaled to [0, 1]) on the spec's grid (default 40 x 64 x 64 voxels at
 2.0 x 1.5 x 1.5 mm).
 
 Every conv block is 3x3x3 conv (stride 2) -> InstanceNorm (or BatchNorm) -> LeakyReLU; four blocks
-halve the grid four times (32 x 64 x 64 -> 2 x 4 x 4). Each block downsamples because a CT volume is
-large: full-resolution convolutions would cost ~10x more and this baseline must train on a CPU.
+halve the grid four times (40 x 64 x 64 -> 3 x 4 x 4, sizes rounded up). Each block downsamples
+because a CT volume is large: full-resolution convolutions would cost ~10x more and this baseline
+must train on a CPU.
 """
 
 from __future__ import annotations
@@ -49,6 +50,16 @@ class ConvBlock3d(nn.Module):
         self.act = nn.LeakyReLU(0.01)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Apply conv -> norm -> LeakyReLU.
+
+        Parameters
+        ----------
+        x : Tensor [B, in_ch, Z, Y, X]
+
+        Returns
+        -------
+        Tensor [B, out_ch, ceil(Z / stride), ceil(Y / stride), ceil(X / stride)]
+        """
         return self.act(self.norm(self.conv(x)))
 
 
@@ -72,7 +83,7 @@ class CNN3d(nn.Module):
         Coarse (z, y, x) grid of the average-pooling branch.
     norm : {"instance", "batch"}, default "instance"
     input_spec : CTInputSpec, optional
-        Default ``CTInputSpec()``: spacing (2.0, 1.5, 1.5) mm, shape (32, 64, 64), CORA's 4 windows.
+        Default ``CTInputSpec()``: spacing (2.0, 1.5, 1.5) mm, shape (40, 64, 64), CORA's 4 windows.
         The number of input channels is ``input_spec.in_channels``.
 
     Attributes
@@ -82,7 +93,8 @@ class CNN3d(nn.Module):
     feature_dim : int
     input_spec : CTInputSpec
     gradcam_layer : nn.Module
-        The last conv block; its output ``[B, widths[-1], Z/16, Y/16, X/16]`` is the map for Grad-CAM.
+        The last conv block; its output ``[B, widths[-1], ceil(Z/16), ceil(Y/16), ceil(X/16)]`` (four
+        blocks) is the map for Grad-CAM.
 
     Examples
     --------
@@ -147,11 +159,27 @@ class CNN3d(nn.Module):
 
     @property
     def gradcam_layer(self) -> nn.Module:
-        """The last conv block (spatial feature map for Grad-CAM)."""
+        """The last conv block (its output ``[B, widths[-1], Z', Y', X']`` is the map for Grad-CAM)."""
         return self.blocks[-1]
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """Feature map ``[B, widths[-1], Z/16, Y/16, X/16]`` before pooling."""
+        """Return the feature map before pooling.
+
+        Parameters
+        ----------
+        x : Tensor [B, C, Z, Y, X]
+            Windowed volumes per ``input_spec``.
+
+        Returns
+        -------
+        Tensor [B, widths[-1], Z', Y', X']
+            Each axis ``ceil(n / 2 ** len(widths))``: ``Z/16, Y/16, X/16`` with the default four blocks.
+
+        Raises
+        ------
+        ValueError
+            If ``x`` is not 5-D with ``input_spec.in_channels`` channels.
+        """
         if x.ndim != 5 or x.shape[1] != self.in_channels:
             raise ValueError(
                 f"CNN3d expects [B, {self.in_channels}, Z, Y, X] (one channel per HU window of the input "

@@ -54,7 +54,7 @@ _ACT = ("leakyrelu", {"inplace": False, "negative_slope": 0.01})
 def cora_input_spec(
     spacing: Sequence[float] = CORA_SPACING, shape: Sequence[int] = (64, 64, 64)
 ) -> CTInputSpec:
-    """The input spec of a CORA network: ``spacing`` (z, y, x) mm, patch ``shape``, the four windows."""
+    """Return a CORA network's input spec: ``spacing`` (z, y, x) mm, patch ``shape``, the four windows."""
     return CTInputSpec(spacing=tuple(float(s) for s in spacing), shape=tuple(int(s) for s in shape),
                        windows=CORA_WINDOWS, licence="MIT",
                        source="riskfm (CORA architecture; weights from riskfm pretrain-ct)")
@@ -187,7 +187,7 @@ class CoraResUNet(nn.Module):
             nn.init.constant_(self.head.conv.conv.bias, float(torch.logit(torch.tensor(prior))))
 
     def encoder_parameters(self) -> list[nn.Parameter]:
-        """Parameters of the four encoder stages."""
+        """Return the parameters of the four encoder stages."""
         return [p for s in self.stages for p in s.parameters()]
 
     @property
@@ -217,21 +217,55 @@ class CoraResUNet(nn.Module):
         return skips
 
     def stage_outputs(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """The four encoder stages' maps: ``[B, width * m, Z / s, Y / s, X / s]`` for ``(m, s)`` in
-        ``(1, 1), (2, 2), (4, 4), (8, 8)`` (sizes rounded up; the last is the bottleneck)."""
+        """Return the four encoder stages' feature maps.
+
+        Parameters
+        ----------
+        x : Tensor [B, C, Z, Y, X]
+            Windowed volumes per ``input_spec`` (each channel in [0, 1]).
+
+        Returns
+        -------
+        list of 4 Tensor
+            ``[B, width * m, Z' / s, Y' / s, X' / s]`` for ``(m, s)`` in ``(1, 1), (2, 2), (4, 4),
+            (8, 8)``, where ``Z'``, ``Y'``, ``X'`` are the input sizes zero-padded up to a multiple
+            of 8; the last map is the bottleneck.
+
+        Raises
+        ------
+        ValueError
+            If ``x`` is not 5-D with ``input_spec.in_channels`` channels.
+        """
         x, _ = self._check(x)
         return self._encode(x)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """Bottleneck map ``[B, 8 * width, ceil(Z/8), ceil(Y/8), ceil(X/8)]``."""
+        """Return the bottleneck map ``[B, 8 * width, ceil(Z/8), ceil(Y/8), ceil(X/8)]``.
+
+        ``x`` is ``[B, C, Z, Y, X]``, windowed volumes per ``input_spec``.
+        """
         return self.stage_outputs(x)[-1]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Pooled bottleneck features ``[B, 8 * width]`` of windowed volumes ``[B, C, Z, Y, X]``."""
+        """Encode CT volumes.
+
+        Parameters
+        ----------
+        x : Tensor [B, C, Z, Y, X]
+            Windowed volumes per ``input_spec`` (each channel in [0, 1]).
+
+        Returns
+        -------
+        Tensor [B, 8 * width]
+            Global average of the bottleneck map (``feature_dim``).
+        """
         return self.forward_features(x).mean(dim=(2, 3, 4))
 
     def dense_logits(self, x: torch.Tensor) -> torch.Tensor:
-        """Whole encoder-decoder: logits ``[B, out_channels, Z, Y, X]`` (same size as the input)."""
+        """Run the whole encoder-decoder and return logits ``[B, out_channels, Z, Y, X]`` (the input's size).
+
+        ``x`` is ``[B, C, Z, Y, X]``; padding to a multiple of 8 is cropped off again.
+        """
         x, size = self._check(x)
         skips = self._encode(x)
         y = skips[-1]
@@ -241,5 +275,5 @@ class CoraResUNet(nn.Module):
         return y[:, :, : size[0], : size[1], : size[2]]
 
     def forward_dense(self, x: torch.Tensor) -> torch.Tensor:
-        """Sigmoid output of the encoder-decoder ``[B, out_channels, Z, Y, X]`` in [0, 1]."""
+        """Return the sigmoid output of the encoder-decoder ``[B, out_channels, Z, Y, X]`` in [0, 1]."""
         return torch.sigmoid(self.dense_logits(x))

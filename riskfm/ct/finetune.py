@@ -131,6 +131,7 @@ class PlaqueClassifier(nn.Module):
         self.norm_fixed = False
 
     def train(self, mode: bool = True) -> PlaqueClassifier:
+        """Set training mode; once :attr:`norm_fixed`, the feature standardisation stays in eval mode."""
         super().train(mode)
         if self.norm_fixed:  # standardise with the stored statistics in training too
             self.norm.eval()
@@ -190,20 +191,37 @@ class PlaqueClassifier(nn.Module):
         self.train(was)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        """Pooled encoder features ``[B, feature_dim]`` of windowed volumes ``[B, C, Z, Y, X]``."""
+        """Return the pooled encoder features ``[B, feature_dim]`` of windowed volumes ``[B, C, Z, Y, X]``."""
         if self.scales == "bottleneck":
             return pool_features(self.encoder.forward_features(x), self.pool)
         return torch.cat([pool_features(f, self.pool) for f in self.encoder.stage_outputs(x)], dim=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Classify plaque in whole volumes.
+
+        Parameters
+        ----------
+        x : Tensor [B, C, Z, Y, X]
+            Windowed volumes (one channel per HU window, each in [0, 1]).
+
+        Returns
+        -------
+        Tensor [B, n_labels]
+            Logits (calcified, non-calcified plaque present).
+        """
         return self.head(self.norm(self.features(x)))
 
 
 def plaque_targets(case: LoadedCase) -> np.ndarray:
-    """``[2]`` float: calcified / non-calcified plaque present, from manifest columns or the plaque mask.
+    """Return ``[2]`` float32 0/1: calcified / non-calcified plaque present.
 
     Manifest columns ``plaque_calcified`` / ``plaque_noncalcified`` win; otherwise the plaque
-    mask (1 calcified, 2 non-calcified) decides. Raises if neither exists.
+    mask (1 calcified, 2 non-calcified) decides.
+
+    Raises
+    ------
+    ValueError
+        If the case has neither the manifest columns nor a plaque mask.
     """
     meta = case.case.meta
     if all(k in meta and meta[k] == meta[k] for k in PLAQUE_TARGETS):
@@ -216,7 +234,11 @@ def plaque_targets(case: LoadedCase) -> np.ndarray:
 
 
 def volume_input(case: LoadedCase, shape: Sequence[int], windows: Sequence[tuple[float, float]]) -> np.ndarray:
-    """Whole volume (centre crop / pad with air to ``shape``) as windowed float32 ``[C, *shape]``."""
+    """Return the whole volume (centre crop / pad with air to ``shape``) as windowed float32 ``[C, *shape]``.
+
+    ``shape`` is (Z, Y, X) in voxels of the case's grid; ``windows`` are (level, width) in HU, one
+    channel each, scaled to [0, 1].
+    """
     return window_channels(crop_or_pad(case.vol.array, shape), windows)
 
 
@@ -250,6 +272,22 @@ class DensePatchSampler:
         self.foreground = [np.argwhere(t > 0) for t in self.targets]
 
     def __call__(self, rng: np.random.Generator, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Draw one batch of patches.
+
+        Parameters
+        ----------
+        rng : numpy.random.Generator
+            Source of the case, centre and foreground draws.
+        batch_size : int
+            Number of patches ``B``.
+
+        Returns
+        -------
+        image : Tensor [B, C, *patch], float32
+            Windowed CT, each channel in [0, 1] (0 where padded).
+        target : Tensor [B, 1, *patch], float32
+            0/1 target mask.
+        """
         xs, ys = [], []
         for _ in range(batch_size):
             i = int(rng.integers(len(self.images)))
@@ -310,6 +348,7 @@ class StepProgress:
         self.bar.update(1)
 
     def close(self) -> None:
+        """Close the bar (it stays on screen); safe to call twice."""
         if self.bar is not None:
             self.bar.close()
             self.bar = None
@@ -329,6 +368,7 @@ class FitResult:
     seconds: float
 
     def losses(self) -> np.ndarray:
+        """Return the loss of every step, ``[n_steps]``."""
         return np.array([h["loss"] for h in self.history])
 
 
@@ -368,6 +408,11 @@ def fit_steps(
     progress : bool
         Show a progress bar of the steps with the current loss on stderr (:class:`StepProgress`;
         silent anyway under ``riskfm --quiet`` / ``RISKFM_QUIET=1``).
+
+    Returns
+    -------
+    FitResult
+        The loss of every step and the wall time; ``module`` is trained in place and left in eval mode.
     """
     from lightning_fabric import Fabric
 
@@ -405,13 +450,14 @@ def fit_steps(
 
 
 class DenseOutput(nn.Module):
-    """``forward = net.dense_logits`` (so Fabric wraps the call used in training)."""
+    """A module whose ``forward`` is ``net.dense_logits`` (so Fabric wraps the call used in training)."""
 
     def __init__(self, net: CoraResUNet) -> None:
         super().__init__()
         self.net = net
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Return dense logits ``[B, out_channels, Z, Y, X]`` of windowed volumes ``[B, C, Z, Y, X]``."""
         return self.net.dense_logits(x)
 
 
@@ -419,9 +465,22 @@ class DenseOutput(nn.Module):
 def predict_dense(net: CoraResUNet, case: LoadedCase, roi: Sequence[int],
                   windows: Sequence[tuple[float, float]], overlap: float = 0.5,
                   progress: bool | str = False) -> np.ndarray:
-    """Probability ``[Z, Y, X]`` float32 over a whole case (sliding windows, Gaussian blending).
+    """Return the float32 probability ``[Z, Y, X]`` over a whole case (sliding windows, Gaussian blending).
 
-    ``progress``: a bar over the windows (a string names it), as in :func:`sliding_window_predict`.
+    Parameters
+    ----------
+    net : CoraResUNet
+        Network whose first output channel is returned.
+    case : LoadedCase
+        The case; its HU volume ``[Z, Y, X]`` is windowed with ``windows``.
+    roi : sequence of 3 int
+        Window size (Z, Y, X) in voxels.
+    windows : sequence of (level, width)
+        HU windows, one input channel each.
+    overlap : float
+        Fraction of overlap between neighbouring windows.
+    progress : bool or str
+        A bar over the windows (a string names it), as in :func:`sliding_window_predict`.
     """
     was = net.training
     net.eval()

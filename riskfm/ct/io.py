@@ -508,7 +508,7 @@ def _is_stray_name(name: str) -> bool:
 
 
 def _extension(name: str) -> str:
-    """The lower-case extension of ``name``; a numeric suffix (``CT.1.2.840.5``) is none."""
+    """Return the lower-case extension of ``name``; a numeric suffix (``CT.1.2.840.5``) is none."""
     suffix = Path(name).suffix.lower()
     return suffix if re.search(r"[a-z]", suffix) else ""
 
@@ -933,7 +933,7 @@ def _padding_mask(dataset, stored: np.ndarray) -> np.ndarray | None:
 
 
 def _as_stored(value, dtype: np.dtype) -> int:
-    """A padding value as the stored integer type reads it (the header may use the other sign)."""
+    """Return a padding value as the stored integer type reads it (the header may use the other sign)."""
     if isinstance(value, bytes | bytearray):
         value = int.from_bytes(value[:2], "little", signed=np.issubdtype(dtype, np.signedinteger))
     value = int(value)

@@ -105,7 +105,7 @@ class CTPlausibility:
 
 
 def check_ct_plausibility(volume: CTVolume, limits: CTPlausibility | None = None) -> list[str]:
-    """Reasons why ``volume`` is not a plausible CT in HU on an axis-aligned grid.
+    """Return the reasons why ``volume`` is not a plausible CT in HU on an axis-aligned grid.
 
     Parameters
     ----------
@@ -177,7 +177,7 @@ def _range_reason(values, lo: float, hi: float, n_nonfinite: int, limits: CTPlau
 
 
 def _mask_reason(values: np.ndarray, lo: float, hi: float) -> str | None:
-    """A mask (<= 2 distinct values) or label map (integers 0..MAX_LABEL_VALUE), or None."""
+    """Return the reason for a mask (<= 2 distinct values) or label map (ints 0..MAX_LABEL_VALUE), or None."""
     # With at most two distinct values they are the min and the max. A real CT fails this on the
     # first voxels of a strided sample, so the full pass only runs for masks.
     sample = values[:: max(1, values.size // _SAMPLE_SIZE)]
@@ -242,7 +242,7 @@ def _oblique_reason(volume: CTVolume, limits: CTPlausibility) -> str | None:
 
 
 def oblique_angles_deg(affine: np.ndarray) -> np.ndarray:
-    """Angle in degrees between each array axis and its nearest patient (LPS) axis.
+    """Return the angle in degrees between each array axis and its nearest patient (LPS) axis.
 
     Parameters
     ----------

@@ -94,6 +94,25 @@ class CoraLoss(nn.Module):
         self.focal = FocalLoss(gamma=gamma, use_softmax=False)
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Return the Tversky + focal loss.
+
+        Parameters
+        ----------
+        logits : Tensor [B, 1, Z, Y, X]
+            Raw dense output (the sigmoid is applied inside).
+        target : Tensor [B, 1, Z, Y, X]
+            0/1 lesion mask.
+
+        Returns
+        -------
+        Tensor []
+            Scalar loss.
+
+        Raises
+        ------
+        ValueError
+            If the two shapes differ.
+        """
         if logits.shape != target.shape:
             raise ValueError(f"CoraLoss: logits {tuple(logits.shape)} and target {tuple(target.shape)} differ")
         return self.tversky(logits, target) + self.focal(logits, target)
@@ -125,7 +144,11 @@ class PretrainVolume:
 
 
 def prepare_volume(case: CTCase, spacing: Sequence[float], patch_size: Sequence[int]) -> PretrainVolume:
-    """Read, resample and find the patch-centre candidates of one case (see the module docstring)."""
+    """Read and resample one case and find its patch-centre candidates (see the module docstring).
+
+    ``spacing`` is the (z, y, x) target in mm, ``patch_size`` the engine patch (Z, Y, X) in voxels
+    (candidates keep a quarter patch from the borders where the mask allows).
+    """
     loaded = load_case(case, spacing, kinds=("heart", "coronary"))
     hu = loaded.vol.array
     coronary = loaded.masks.get("coronary")
@@ -189,6 +212,7 @@ class SynthesisPatchDataset(Dataset):
         return self.length
 
     def volume(self, index: int) -> PretrainVolume:
+        """Return volume ``index``, preparing a lazy case on first use (LRU-cached)."""
         item = self.volumes[index]
         if isinstance(item, PretrainVolume):
             return item
@@ -202,6 +226,7 @@ class SynthesisPatchDataset(Dataset):
         return vol
 
     def __getitem__(self, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return item ``k``: ``(image [C, Z, Y, X] in [0, 1], mask [1, Z, Y, X] 0/1)``, float32."""
         if not 0 <= k < self.length:
             raise IndexError(k)
         k = self.offset + int(k)
@@ -271,6 +296,7 @@ class PretrainConfig:
             raise ValueError(f"PretrainConfig.patch_size must be three sizes >= 8 voxels, got {self.patch_size}")
 
     def to_dict(self) -> dict[str, Any]:
+        """Return the settings as JSON-ready types (tuples as lists), for ``config.json`` and checkpoints."""
         out = asdict(self)
         out["synthesis"] = {k: (list(v) if isinstance(v, tuple) else v) for k, v in out["synthesis"].items()}
         return json.loads(json.dumps(out, default=list))
@@ -287,7 +313,7 @@ class PretrainResult:
     volumes: list[dict]
 
     def loss_drop(self, fraction: float = 0.2) -> tuple[float, float]:
-        """Mean loss over the first and the last ``fraction`` of the steps."""
+        """Return the mean loss over the first and the last ``fraction`` of the steps."""
         losses = np.array([h["loss"] for h in self.history])
         n = max(1, int(len(losses) * fraction))
         return float(losses[:n].mean()), float(losses[-n:].mean())
@@ -439,7 +465,7 @@ def pretrain_cora(
 
 # -------------------------------------------------------------------------- using the weights
 def load_pretrained(checkpoint: str | Path, **kwargs: Any) -> CoraResUNet:
-    """A :class:`CoraResUNet` with the width and input spec recorded in a ``cora_pretrained.pt``.
+    """Build a :class:`CoraResUNet` with the width and input spec recorded in a ``cora_pretrained.pt``.
 
     ``kwargs`` override what the checkpoint records (e.g. ``input_spec`` for another grid). Plain
     state dicts (no recorded config) need ``width`` (default 32).
@@ -465,7 +491,7 @@ def abnormality_map(
     sw_batch_size: int = 2,
     progress: bool | str = False,
 ) -> CTVolume:
-    """Zero-shot abnormality map of a whole CT from a pretrained (not fine-tuned) CORA.
+    """Return the zero-shot abnormality map of a whole CT from a pretrained (not fine-tuned) CORA.
 
     The pretrained network is a deliberately over-sensitive plaque detector (CORA Fig. S3):
     its map highlights many candidate regions, real lesions among them. The CT is resampled to
@@ -477,7 +503,51 @@ def abnormality_map(
     Returns
     -------
     CTVolume
-        float32 probability in [0, 1].
+        float32 probability in [0, 1], ``[Z, Y, X]`` on ``vol``'s grid (on the model's spacing when
+        ``back_to_input_grid=False``).
     """
     return predict_volume(model, vol, overlap=overlap, sw_batch_size=sw_batch_size,
                           back_to_input_grid=back_to_input_grid, progress=progress)
+
+
+def abnormality_map_of_file(
+    ct: str | Path,
+    checkpoint: str | Path,
+    out: str | Path | None = None,
+    *,
+    overlap: float = 0.5,
+    progress: bool | str = "abnormality map",
+) -> CTVolume:
+    """Compute the zero-shot abnormality map of a CT file with a pretrained CORA checkpoint.
+
+    What ``riskfm ct abnormality`` runs: the checkpoint is loaded first (a bad file fails before
+    the CT is read), the CT is read (NIfTI or a DICOM series folder), mapped with
+    :func:`abnormality_map` and, when ``out`` is given, written as a float32 NIfTI on the CT's grid.
+
+    Parameters
+    ----------
+    ct : str or path
+        The CT (HU).
+    checkpoint : str or path
+        A CORA pretraining checkpoint (:func:`pretrain_cora`'s ``cora_pretrained.pt``).
+    out : str or path, optional
+        Output NIfTI of the probability map.
+    overlap : float
+        Sliding-window overlap in [0, 1).
+    progress : bool or str
+        A bar over the windows on stderr (a string labels it).
+
+    Returns
+    -------
+    CTVolume
+        float32 probability in [0, 1], ``[Z, Y, X]`` on the CT's grid.
+    """
+    from riskfm.ct.io import read_ct, write_nifti
+    from riskfm.progress import status
+
+    net = load_pretrained(checkpoint)
+    status(f"reading {ct}")
+    prob = abnormality_map(net, read_ct(ct), overlap=overlap, progress=progress)
+    if out is not None:
+        write_nifti(out, prob.array, prob.affine, np.float32)
+    return prob

@@ -25,7 +25,7 @@ __all__ = ["count_windows", "predict_volume", "sliding_window_predict"]
 
 
 def count_windows(shape: Sequence[int], roi_size: Sequence[int], overlap: float = 0.5) -> int:
-    """Number of windows :func:`sliding_window_predict` runs over a volume of spatial ``shape``.
+    """Return the number of windows :func:`sliding_window_predict` runs over a volume of spatial ``shape``.
 
     Same rule as MONAI: the volume is padded up to the window, windows step by
     ``int(roi * (1 - overlap))`` (at least 1; a whole window where the volume is exactly one window)
@@ -123,7 +123,7 @@ def predict_volume(
     back_to_input_grid: bool = False,
     progress: bool | str = False,
 ) -> CTVolume:
-    """Dense probability map of a whole CT from a network with ``forward_dense`` (e.g. CORA).
+    """Return the dense probability map of a whole CT from a network with ``forward_dense`` (e.g. CORA).
 
     Parameters
     ----------

@@ -12,12 +12,19 @@ CORA_WINDOWS: tuple[tuple[float, float], ...] = ((-100.0, 140.0), (50.0, 400.0),
 class CTInputSpec:
     """Preprocessing a CT encoder was trained with.
 
-    Attributes:
-        spacing: target voxel spacing (z, y, x) in mm; volumes are resampled to it.
-        shape: target array shape (Z, Y, X) after resampling (centre crop / pad with air).
-        windows: (level, width) HU windows; each becomes one input channel clipped to
-            [level - width/2, level + width/2] and scaled to [0, 1].
-        licence / source: provenance of the weights.
+    Attributes
+    ----------
+    spacing : (float, float, float)
+        Target voxel spacing (z, y, x) in mm; volumes are resampled to it.
+    shape : (int, int, int)
+        Target array shape (Z, Y, X) in voxels after resampling (centre crop / pad with air).
+    windows : tuple of (float, float)
+        (level, width) HU windows; each becomes one input channel clipped to
+        [level - width/2, level + width/2] and scaled to [0, 1].
+    licence, source : str
+        Provenance of the weights.
+    extra : dict
+        Any further settings recorded with the spec.
     """
 
     spacing: tuple[float, float, float] = (2.0, 1.5, 1.5)
@@ -29,4 +36,5 @@ class CTInputSpec:
 
     @property
     def in_channels(self) -> int:
+        """Number of input channels ``C``: one per window."""
         return len(self.windows)

@@ -37,7 +37,7 @@ _NEGATIVE_CODES = ("R", "A", "I")
 
 
 def axis_codes(affine: np.ndarray) -> tuple[str, str, str]:
-    """Anatomical direction each array axis points to, from a riskfm (z, y, x) -> LPS affine.
+    """Return the anatomical direction each array axis points to, from a riskfm (z, y, x) -> LPS affine.
 
     Parameters
     ----------
@@ -147,7 +147,7 @@ class CTVolume:
         return axis_codes(self.affine)
 
     def index_to_lps(self, index: np.ndarray) -> np.ndarray:
-        """LPS positions in mm of voxel indices.
+        """Return the LPS positions in mm of voxel indices.
 
         Parameters
         ----------

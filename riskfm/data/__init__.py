@@ -9,10 +9,20 @@ from riskfm.data.manifest import (
     validate_manifest,
 )
 from riskfm.data.sample import ARTERIES, Sample, collate_samples
-from riskfm.data.splits import kfold_splits, make_splits, site_split, stratified_split, subsample
+from riskfm.data.splits import (
+    FoldSplit,
+    kfold_splits,
+    low_data_folds,
+    make_splits,
+    nested_subsets,
+    site_split,
+    split_indices,
+    stratified_split,
+    subsample,
+)
 
 __all__ = [
     "Cohort", "MODALITIES", "ManifestError", "validate_manifest", "RESERVED_COLUMNS", "BINARY_TARGETS",
     "STENOSIS_TARGETS", "ARTERIES", "Sample", "collate_samples", "stratified_split", "kfold_splits",
-    "site_split", "subsample", "make_splits",
+    "site_split", "subsample", "make_splits", "split_indices", "nested_subsets", "low_data_folds", "FoldSplit",
 ]

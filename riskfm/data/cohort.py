@@ -72,8 +72,10 @@ def _check_headers(raw: pd.DataFrame, path: Path, declared: Mapping | None) -> N
 
 def _check_requested(raw: pd.DataFrame, path: Path, modalities: Sequence[str], targets: Sequence[str],
                      allow_empty: bool = False) -> None:
-    """Requested targets and modalities must have their columns, with at least one filled cell
-    (``allow_empty``: a modality column may be empty, e.g. scoring ECG-only patients)."""
+    """Check that requested targets and modalities have their columns, with at least one filled cell.
+
+    ``allow_empty``: a modality column may be empty (e.g. scoring ECG-only patients).
+    """
     def empty(col: str) -> bool:
         values = raw[col]
         if values.dtype == object or pd.api.types.is_string_dtype(values):
@@ -106,15 +108,27 @@ def _check_requested(raw: pd.DataFrame, path: Path, modalities: Sequence[str], t
 class Cohort:
     """Patients of one manifest, ready for splitting and datasets.
 
-    Attributes:
-        df: one row per kept patient; ``ecg_path``/``ct_path`` are absolute (empty when absent).
-        root: the manifest's folder (relative paths are resolved against it).
-        clinical_columns: the clinical variables (every non-reserved column, or those a config lists).
-        clinical_types: column -> ``"numeric"`` (float, NaN missing) or ``"categorical"`` (text, NaN
-            missing); the columns of ``df`` are converted accordingly.
-        exclusions: one row per excluded patient with ``patient_id``, ``row`` (1-based file line),
-            ``reason``. Nothing is dropped without a row here.
-        source: the manifest file.
+    Attributes
+    ----------
+    df : DataFrame
+        One row per kept patient; ``ecg_path``/``ct_path`` are absolute (empty when absent).
+    root : Path
+        The manifest's folder (relative paths are resolved against it).
+    clinical_columns : list of str
+        The clinical variables (every non-reserved column, or those a config lists).
+    clinical_types : dict of str to str
+        Column -> ``"numeric"`` (float, NaN missing) or ``"categorical"`` (text, NaN missing); the
+        columns of ``df`` are converted accordingly.
+    exclusions : DataFrame
+        One row per excluded patient with ``patient_id``, ``row`` (1-based file line), ``reason``.
+        Nothing is dropped without a row here.
+    source : Path or None
+        The manifest file.
+    missing_files : DataFrame or None
+        Listed files that do not exist, kept as a missing modality (``patient_id``, ``row``,
+        ``reason``); None when every listed file exists.
+    notes : DataFrame
+        Patients kept with a repaired or masked input (``patient_id``, ``note``).
     """
 
     df: pd.DataFrame
@@ -241,18 +255,22 @@ class Cohort:
 
     @staticmethod
     def reason_category(reason: str) -> str:
-        """The countable part of a reason: ``"ecg_path file not found"`` of ``"ecg_path file not found: /x/P1.hea"``;
-        two parts for plausibility checks (``"ecg implausible: units"``)."""
+        """Return the countable part of an exclusion reason.
+
+        ``"ecg_path file not found"`` of ``"ecg_path file not found: /x/P1.hea"``; two parts for
+        plausibility checks (``"ecg implausible: units"``).
+        """
         parts = str(reason).split(": ")
         return ": ".join(parts[:2]) if parts[0].endswith("implausible") and len(parts) > 2 else parts[0]
 
     @classmethod
     def exclusion_counts(cls, excl: pd.DataFrame, column: str = "reason") -> dict[str, int]:
+        """Return reason category (:meth:`reason_category`) -> number of rows of ``excl[column]``."""
         # Group "ecg_path file not found: /x/P1.hea" and "... /x/P2.hea" under one reason.
         return dict(Counter(cls.reason_category(r) for r in excl[column]))
 
     def report(self) -> str:
-        """Human-readable summary: kept, excluded by reason, modality availability, label counts."""
+        """Return a human-readable summary: kept, excluded by reason, modality availability, label counts."""
         lines = [f"cohort {self.source}: {len(self.df)} patients kept, {len(self.exclusions)} excluded"]
         if len(self.exclusions):
             for reason, k in self.exclusion_counts(self.exclusions).items():
@@ -275,16 +293,17 @@ class Cohort:
 
     @property
     def patient_ids(self) -> np.ndarray:
+        """Patient ids of the kept patients, in manifest order."""
         return self.df["patient_id"].to_numpy()
 
     def subset(self, patient_ids) -> Cohort:
-        """The same cohort restricted to ``patient_ids`` (order kept from the manifest)."""
+        """Return the same cohort restricted to ``patient_ids`` (order kept from the manifest)."""
         keep = self.df["patient_id"].isin(set(patient_ids))
         return Cohort(self.df[keep].reset_index(drop=True), self.root, list(self.clinical_columns),
                       self.exclusions, self.source, self.missing_files, dict(self.clinical_types), self.notes)
 
     def has(self, modality: str) -> np.ndarray:
-        """Boolean presence per patient for ``ecg``/``ct`` (a path given) or ``clinical`` (any value)."""
+        """Return bool ``[n_patients]``: ``ecg``/``ct`` present (a path given) or ``clinical`` (any value)."""
         if modality in ("ecg", "ct"):
             return (self.df[f"{modality}_path"] != "").to_numpy()
         if modality == "clinical":

@@ -46,7 +46,7 @@ def _squash(name: str) -> str:
 
 
 def reserved_lookalikes(columns: Sequence[str], reserved: Sequence[str]) -> list[tuple[str, str]]:
-    """(column, reserved column) pairs where a non-reserved column looks like a reserved one."""
+    """Return (column, reserved column) pairs where a non-reserved column looks like a reserved one."""
     pairs = []
     exact = set(reserved)
     for col in columns:
@@ -64,7 +64,7 @@ def reserved_lookalikes(columns: Sequence[str], reserved: Sequence[str]) -> list
 
 
 def duplicated_headers(columns: Sequence[str]) -> list[tuple[str, str]]:
-    """(copy, original) pairs for headers that pandas renamed ``x.1``, ``x.2``, ... on reading."""
+    """Return (copy, original) pairs for headers that pandas renamed ``x.1``, ``x.2``, ... on reading."""
     present = set(columns)
     pairs = []
     for col in columns:
@@ -75,7 +75,7 @@ def duplicated_headers(columns: Sequence[str]) -> list[tuple[str, str]]:
 
 
 def parse_clinical_spec(spec: Any) -> dict[str, str | None] | None:
-    """``data.clinical_columns`` as ``{column: type or None}`` (None = infer); None when not given.
+    """Return ``data.clinical_columns`` as ``{column: type or None}`` (None = infer); None when not given.
 
     Accepts a list of names, a list mixing names and ``{name: type}`` mappings, or a mapping of
     name to type (``null`` to infer).
@@ -185,7 +185,7 @@ def _category_text(value: Any) -> Any:
 
 
 def clinical_summary(df: pd.DataFrame, types: Mapping[str, str]) -> pd.DataFrame:
-    """One row per clinical variable: type, missing share, and range (numeric) or levels (categorical)."""
+    """Return one row per clinical variable: type, missing share, range (numeric) or levels (categorical)."""
     rows = []
     for col, kind in types.items():
         s = df[col]
@@ -201,7 +201,7 @@ def clinical_summary(df: pd.DataFrame, types: Mapping[str, str]) -> pd.DataFrame
 
 
 def format_summary(summary: pd.DataFrame) -> str:
-    """The summary as aligned text for the console and cohort_report.txt."""
+    """Return the summary as aligned text for the console and cohort_report.txt."""
     if summary.empty:
         return "clinical variables: none"
     lines = ["clinical variables (column, type, missing, values):"]

@@ -40,14 +40,22 @@ log = logging.getLogger(__name__)
 class PreparedCohort:
     """Encoder-ready arrays of a cohort, keyed by patient id.
 
-    Attributes:
-        ecg: patient -> (float16 ``[leads, T]``, bool ``[leads]`` lead mask).
-        ct_hu: patient -> int16 ``[Z, Y, X]`` HU on the encoder grid (windows are applied per item,
-            which keeps the cache at one channel instead of four).
-        failures: one dict per unreadable or implausible file (``patient_id``, ``reason``); the
-            caller excludes those patients with ``Cohort.exclude`` so nothing is dropped silently.
-        notes: one dict per file kept with a repair (``patient_id``, ``note``), e.g. flat leads
-            masked absent; the caller records them with ``Cohort.note``.
+    Attributes
+    ----------
+    ecg_spec, ct_spec : ECGInputSpec or CTInputSpec or None
+        The specs the arrays were prepared for.
+    ecg : dict of str to (ndarray, ndarray)
+        Patient -> (float16 ``[leads, ecg_spec.input_samples]`` prepared for ``ecg_spec`` (mV unless
+        the spec normalises), bool ``[leads]`` lead mask).
+    ct_hu : dict of str to ndarray
+        Patient -> int16 ``[Z, Y, X]`` HU on the encoder grid (windows are applied per item,
+        which keeps the cache at one channel instead of four).
+    failures : list of dict
+        One dict per unreadable or implausible file (``patient_id``, ``reason``); the caller
+        excludes those patients with ``Cohort.exclude`` so nothing is dropped silently.
+    notes : list of dict
+        One dict per file kept with a repair (``patient_id``, ``note``), e.g. flat leads masked
+        absent; the caller records them with ``Cohort.note``.
     """
 
     ecg_spec: ECGInputSpec | None = None
@@ -280,6 +288,6 @@ class RiskDataset(torch.utils.data.Dataset):
         )
 
     def frame(self) -> pd.DataFrame:
-        """Patient ids, sites and labels of this dataset, in item order."""
+        """Return patient ids, sites and labels of this dataset, in item order (NaN unknown)."""
         cols = ["patient_id", "site", *STENOSIS_TARGETS, "mace_30d", "time_to_event_days", "event"]
         return self.cohort.df[cols].reset_index(drop=True)

@@ -9,12 +9,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-STENOSIS_TARGETS: tuple[str, ...] = ("stenosis_rca", "stenosis_lm", "stenosis_lad", "stenosis_lcx")
+from riskfm.arteries import STENOSIS_COLUMNS
+from riskfm.tables import read_table
+
+#: Severe-stenosis labels, one per artery in :data:`riskfm.arteries.ARTERIES` order (RCA, LM, LAD, LCX).
+STENOSIS_TARGETS: tuple[str, ...] = STENOSIS_COLUMNS
 BINARY_TARGETS: tuple[str, ...] = (*STENOSIS_TARGETS, "mace_30d")
 SURVIVAL_COLUMNS: tuple[str, ...] = ("time_to_event_days", "event")
 PATH_COLUMNS: tuple[str, ...] = ("ecg_path", "ct_path")
 ID_COLUMNS: tuple[str, ...] = ("patient_id", "site")
 RESERVED_COLUMNS: tuple[str, ...] = (*ID_COLUMNS, *PATH_COLUMNS, *BINARY_TARGETS, *SURVIVAL_COLUMNS)
+#: Columns read as text whatever they hold (an id "007" or a path must not become a number).
+TEXT_COLUMNS: tuple[str, ...] = (*ID_COLUMNS, *PATH_COLUMNS)
 
 
 class ManifestError(ValueError):
@@ -22,41 +28,46 @@ class ManifestError(ValueError):
 
 
 def read_manifest_table(path: str | os.PathLike, na_values: Sequence[str] = ()) -> pd.DataFrame:
-    """Read a CSV or Parquet manifest as strings-preserving DataFrame (patient ids stay text).
+    """Read a CSV, TSV or Parquet manifest (:func:`riskfm.tables.read_table`); ids and paths stay text.
 
-    Cells are missing when empty or one of pandas' usual spellings (``NA``, ``N/A``, ``nan``,
-    ``NULL``, ...) or one of ``na_values`` (e.g. ``"?"``, ``"unknown"``).
+    Parameters
+    ----------
+    path : str or path
+        The manifest file.
+    na_values : sequence of str
+        Cells read as missing besides empty ones and pandas' usual spellings (``NA``, ``N/A``,
+        ``nan``, ``NULL``, ...), e.g. ``"?"``, ``"unknown"``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The rows as read, ``patient_id``, ``site``, ``ecg_path`` and ``ct_path`` as text (not yet
+        validated: see :func:`validate_manifest`).
+
+    Raises
+    ------
+    FileNotFoundError
+        When the file does not exist.
+    ManifestError
+        For an unknown format or a file that cannot be parsed; the message names the file.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"manifest not found: {path}")
-    suffix = path.suffix.lower()
-    try:
-        if suffix in (".parquet", ".pq"):
-            df = pd.read_parquet(path)
-            if na_values:
-                df = df.replace(list(na_values), np.nan)
-        elif suffix in (".csv", ".txt", ".tsv"):
-            df = pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",",
-                             dtype={"patient_id": str, "site": str, "ecg_path": str, "ct_path": str},
-                             keep_default_na=True, na_values=list(na_values) or None)
-        else:
-            raise ManifestError(f"{path}: unknown manifest format {suffix!r}; use .csv, .tsv or .parquet")
-    except (pd.errors.ParserError, UnicodeDecodeError, OSError) as exc:
-        raise ManifestError(f"{path}: cannot parse manifest: {exc}") from exc
-    df.columns = [str(c).strip() for c in df.columns]
-    return df
+    return read_table(path, what="manifest", dtype=dict.fromkeys(TEXT_COLUMNS, str), na_values=na_values,
+                      error=ManifestError)
+
+
+def _raise_bad_row(df: pd.DataFrame, col: str, bad: pd.Series, path: Path, rule: str) -> None:
+    """Raise a ``ManifestError`` naming the first row of ``col`` flagged in ``bad`` (if any)."""
+    if bad.any():
+        i = int(np.flatnonzero(bad.to_numpy())[0])
+        raise ManifestError(
+            f"{path}: column {col!r} must be {rule}; row {i + 2} (patient {df['patient_id'].iloc[i]!r}) "
+            f"has {df[col].iloc[i]!r} ({int(bad.sum())} bad rows in all)"
+        )
 
 
 def _check_binary(df: pd.DataFrame, col: str, path: Path) -> None:
     vals = pd.to_numeric(df[col], errors="coerce")
-    bad = df[col].notna() & (vals.isna() | ~vals.isin([0, 1]))
-    if bad.any():
-        i = int(np.flatnonzero(bad.to_numpy())[0])
-        raise ManifestError(
-            f"{path}: column {col!r} must be 0, 1 or empty; row {i + 2} (patient {df['patient_id'].iloc[i]!r}) "
-            f"has {df[col].iloc[i]!r} ({int(bad.sum())} bad rows in all)"
-        )
+    _raise_bad_row(df, col, df[col].notna() & (vals.isna() | ~vals.isin([0, 1])), path, "0, 1 or empty")
     df[col] = vals.astype(float)
 
 
@@ -97,13 +108,7 @@ def validate_manifest(df: pd.DataFrame, path: str | os.PathLike = "<manifest>") 
     if col not in df.columns:
         df[col] = np.nan
     t = pd.to_numeric(df[col], errors="coerce")
-    bad = (df[col].notna() & t.isna()) | (t < 0)
-    if bad.any():
-        i = int(np.flatnonzero(bad.to_numpy())[0])
-        raise ManifestError(
-            f"{path}: column {col!r} must be a non-negative number of days; row {i + 2} "
-            f"(patient {df['patient_id'].iloc[i]!r}) has {df[col].iloc[i]!r}"
-        )
+    _raise_bad_row(df, col, (df[col].notna() & t.isna()) | (t < 0), path, "a non-negative number of days")
     df[col] = t.astype(float)
     return df
 
@@ -114,7 +119,10 @@ def clinical_columns(df: pd.DataFrame) -> list[str]:
 
 
 def resolve_path(value: str, root: Path) -> Path | None:
-    """A manifest path made absolute against the manifest's folder; None for an empty cell."""
+    """Return a manifest path made absolute against the manifest's folder (``root``); None for an empty cell.
+
+    ``~`` is expanded; absolute paths are returned as they are.
+    """
     if not value:
         return None
     p = Path(value).expanduser()

@@ -8,26 +8,38 @@ from typing import Any
 import numpy as np
 import torch
 
+from riskfm.arteries import ARTERIES
 from riskfm.data.manifest import STENOSIS_TARGETS
 
-ARTERIES: tuple[str, ...] = ("RCA", "LM", "LAD", "LCX")
+__all__ = ["ARTERIES", "Sample", "collate_samples"]
 
 
 @dataclass
 class Sample:
     """One patient, each modality prepared for its encoder, ``None`` where the modality is absent.
 
-    Attributes:
-        patient_id, site: identifiers.
-        index: row of the patient in its dataset (used to de-duplicate gathered DDP predictions).
-        ecg: float32 ``[leads, T]`` (the encoder's leads, rate and normalisation; mV when "none").
-        ecg_lead_mask: bool ``[leads]``, False for a lead the record lacks (its row is zeros).
-        ct: float32 ``[C, Z, Y, X]`` window channels in [0, 1] on the encoder's grid.
-        clinical: the raw clinical values (column -> value).
-        clinical_text: the clinical record written as text (for language-model encoders).
-        clinical_tabular: float32 ``[F]`` (for tabular encoders).
-        stenosis: float32 ``[4]`` severe stenosis of RCA, LM, LAD, LCX (0/1, NaN unknown).
-        mace_30d, time_to_event_days, event: outcomes (NaN unknown).
+    Attributes
+    ----------
+    patient_id, site : str
+        Identifiers.
+    index : int
+        Row of the patient in its dataset (used to de-duplicate gathered DDP predictions); -1 unset.
+    ecg : np.ndarray or None
+        float32 ``[leads, T]`` (the encoder's leads, rate and normalisation; mV when "none").
+    ecg_lead_mask : np.ndarray or None
+        bool ``[leads]``, False for a lead the record lacks (its row is zeros).
+    ct : np.ndarray or None
+        float32 ``[C, Z, Y, X]`` window channels in [0, 1] on the encoder's grid.
+    clinical : dict
+        The raw clinical values (column -> value).
+    clinical_text : str or None
+        The clinical record written as text (for language-model encoders).
+    clinical_tabular : np.ndarray or None
+        float32 ``[F]`` (for tabular encoders).
+    stenosis : np.ndarray
+        float32 ``[4]`` severe stenosis of RCA, LM, LAD, LCX (0/1, NaN unknown).
+    mace_30d, time_to_event_days, event : float
+        Outcomes (NaN unknown); ``time_to_event_days`` in days.
     """
 
     patient_id: str

@@ -1,5 +1,8 @@
-"""ECG: readers (WFDB, DICOM, GE MUSE XML, HL7 aECG, HDF5), lead names, spec-driven preprocessing,
-quality checks, the memory-mapped ECG store and the ECG foundation-model encoders.
+"""ECG: readers, lead names, preprocessing, quality checks, the ECG store and the encoders.
+
+Readers for WFDB, DICOM, GE MUSE XML, HL7 aECG and HDF5 (more with ``register_ecg_reader``),
+lead names, spec-driven preprocessing, quality checks, the memory-mapped ECG store and the ECG
+foundation-model encoders.
 
 >>> from riskfm.ecg import read_ecg, prepare_ecg, ECGInputSpec      # doctest: +SKIP
 >>> ecg = read_ecg("ptb/s0010_re")  # doctest: +SKIP
@@ -11,7 +14,7 @@ Encoders (``riskfm.encoders.create_encoder``): ``ecgfounder-12lead``, ``ecgfound
 """
 
 from riskfm.ecg import registry as _registry  # noqa: F401 - registers the foundation-model encoders
-from riskfm.ecg.io import ECGReadError, read_ecg
+from riskfm.ecg.io import ECGReadError, read_ecg, register_ecg_reader
 from riskfm.ecg.leads import UnknownLeadError, canonical_lead_name
 from riskfm.ecg.plausibility import ECGPlausibility, check_ecg_plausibility
 from riskfm.ecg.preprocess import aggregate_windows, ecg_windows, prepare_ecg
@@ -35,4 +38,5 @@ __all__ = [
     "ecg_windows",
     "prepare_ecg",
     "read_ecg",
+    "register_ecg_reader",
 ]

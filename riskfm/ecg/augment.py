@@ -25,6 +25,21 @@ class ECGAugment:
     noise_mv: float = 0.02
 
     def __call__(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Return an augmented copy of one ECG.
+
+        Parameters
+        ----------
+        x : ndarray [leads, T]
+            Prepared ECG in mV (or z-scored units when the spec normalises).
+        rng : numpy.random.Generator
+            Source of the random draws.
+
+        Returns
+        -------
+        ndarray [leads, T], float32
+            ``x * U(1 - gain, 1 + gain)`` plus Gaussian noise of SD ``U(0, noise_mv)``; all-zero
+            (absent) leads stay zero.
+        """
         present = np.any(x != 0, axis=1, keepdims=True)
         scale = 1.0 + rng.uniform(-self.gain, self.gain)
         noise = rng.normal(0.0, rng.uniform(0.0, self.noise_mv), size=x.shape).astype(np.float32)

@@ -88,9 +88,29 @@ class MedianBeatCNN(nn.Module):
 
     @property
     def gradcam_layer(self) -> nn.Module:
+        """The second convolution; its output ``[B, widths[1], ceil(L / 4)]`` is the Grad-CAM map."""
         return self.features[-2]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Encode median beats.
+
+        Parameters
+        ----------
+        x : Tensor [B, leads, L]
+            Median beats prepared per ``input_spec`` (``L = input_spec.input_samples``, R peak at
+            ``round(beat_window_s[0] * fs)``); mV with the default spec (no normalisation).
+
+        Returns
+        -------
+        Tensor [B, feature_dim]
+            ST-map read-out (``feature_dim // 2``) then convolutional read-out, or the convolutional
+            read-out alone when ``st_map=False``.
+
+        Raises
+        ------
+        ValueError
+            If ``x`` is not ``[B, leads, L]`` for the input spec.
+        """
         if x.ndim != 3 or x.shape[1] != self.in_leads or x.shape[2] != self.length:
             raise ValueError(f"median-beat-cnn expects [B, {self.in_leads}, {self.length}] median beats, "
                              f"got {tuple(x.shape)}")
@@ -100,7 +120,19 @@ class MedianBeatCNN(nn.Module):
         return torch.cat([self.st_head(self.st_levels(x)), conv], dim=1)
 
     def st_levels(self, x: torch.Tensor) -> torch.Tensor:
-        """``[B, leads, L]`` median beats -> ``[B, leads, L // bin]`` levels relative to the PR segment (input units)."""
+        """Return ST-map levels: each lead minus its PR-segment mean, averaged in ``st_bin_s`` bins.
+
+        Parameters
+        ----------
+        x : Tensor [B, leads, L]
+            Median beats (input units, mV with the default spec).
+
+        Returns
+        -------
+        Tensor [B, leads, L // st_bin]
+            Mean level per bin relative to the PR reference, in input units (``st_bin`` samples per
+            bin; trailing samples that fill no bin are dropped).
+        """
         start, stop = self.pr_slice
         z = x - x[:, :, start:stop].mean(dim=2, keepdim=True)
         n_bins = x.shape[2] // self.st_bin

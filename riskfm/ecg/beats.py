@@ -21,7 +21,7 @@ class BeatDetectionError(ValueError):
 
 
 def detect_r_peaks(x: np.ndarray, fs: float, *, min_rr_s: float = 0.3) -> np.ndarray:
-    """R-peak sample indices from all leads together.
+    """Return R-peak sample indices (sorted int ``[n]``) detected from all leads together.
 
     A Pan-Tompkins-style detector over all leads together: each lead is band-passed to the QRS band
     (5-20 Hz, which removes baseline wander, T waves and most noise), the squared slopes of every
@@ -57,10 +57,12 @@ def detect_r_peaks(x: np.ndarray, fs: float, *, min_rr_s: float = 0.3) -> np.nda
 
 def median_beat(x: np.ndarray, fs: float, *, window_s: tuple[float, float] = DEFAULT_BEAT_WINDOW_S,
                 min_beats: int = 3, peaks: np.ndarray | None = None) -> np.ndarray:
-    """Median beat per lead: float32 ``[leads, round((before + after) * fs)]``.
+    """Return the median beat per lead: float32 ``[leads, round(before * fs) + round(after * fs)]``.
 
-    Beats whose window would leave the record are skipped; fewer than ``min_beats`` complete beats
-    raise ``BeatDetectionError`` (callers exclude such records with the reason).
+    ``x`` is ``[leads, T]`` at ``fs`` Hz (mV or normalised units, kept in the output);
+    ``window_s`` is (before, after) the R peak in seconds; ``peaks`` replaces detection
+    (:func:`detect_r_peaks`). Beats whose window would leave the record are skipped; fewer than
+    ``min_beats`` complete beats raise ``BeatDetectionError`` (callers exclude such records with the reason).
     """
     x = np.asarray(x, dtype=np.float32)
     before, after = int(round(window_s[0] * fs)), int(round(window_s[1] * fs))

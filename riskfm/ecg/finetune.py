@@ -64,7 +64,7 @@ def apply_partial_unfreeze(encoder: nn.Module, k: int) -> list[str]:
 
 def layerwise_param_groups(encoder: nn.Module, lr: float, decay: float, *, weight_decay: float | None = None,
                            name: str = "encoder") -> list[dict]:
-    """Optimizer parameter groups with ``lr * decay ** (n - 1 - i)`` for layer group ``i`` of ``n``.
+    """Return optimizer parameter groups with ``lr * decay ** (n - 1 - i)`` for layer group ``i`` of ``n``.
 
     Only parameters with ``requires_grad`` are included; parameters outside every layer group
     (e.g. a kept pretrained head) get ``lr``. ``weight_decay``, when given, is set on every group.

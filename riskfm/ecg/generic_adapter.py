@@ -107,7 +107,27 @@ class GenericECGEncoder(nn.Module):
         self.feature_dim = int(feature_dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Features ``[B, feature_dim]`` of a preprocessed ``[B, leads, T]`` batch."""
+        """Encode ECGs with the wrapped module.
+
+        Parameters
+        ----------
+        x : Tensor [B, leads, T]
+            ECG preprocessed per ``input_spec`` (mV unless the spec normalises).
+
+        Returns
+        -------
+        Tensor [B, feature_dim]
+            The module's output (``output`` selecting from a mapping / object, else the first item
+            of a tuple); a 3-D output is averaged over its last axis (``pool="mean_last"``) or axis 1
+            (``"mean_middle"``).
+
+        Raises
+        ------
+        TypeError
+            If the selected output is not a tensor.
+        ValueError
+            If the features are not 2-D after pooling.
+        """
         out = self.module(x)
         if self.output is not None:
             out = out[self.output] if isinstance(out, Mapping) else getattr(out, self.output)

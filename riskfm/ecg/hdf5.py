@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from riskfm.ecg.assembly import check_samples, select_channels
+from riskfm.ecg.errors import ECGFileNotFoundError, ECGFormatError, ECGHeaderError
 from riskfm.ecg.record import ECG
 
 __all__ = ["CODE15_LEADS", "read_hdf5_ecg", "split_hdf5_address"]
@@ -28,7 +30,19 @@ _SEP = "::"
 
 
 def split_hdf5_address(path: str | os.PathLike) -> tuple[Path, str] | None:
-    """``"x.hdf5::123"`` -> ``(Path("x.hdf5"), "123")``; None when ``path`` is no HDF5 address."""
+    """``"x.hdf5::123"`` -> ``(Path("x.hdf5"), "123")``; None when ``path`` is no HDF5 address.
+
+    Parameters
+    ----------
+    path : str or path-like
+        A :func:`riskfm.ecg.io.read_ecg` path. Only the last ``::`` separates the key, and the part
+        before it must end in ``.hdf5``, ``.h5`` or ``.hdf`` (case-insensitive).
+
+    Returns
+    -------
+    tuple of (pathlib.Path, str) or None
+        The HDF5 file (``~`` expanded) and the exam id as written (possibly empty), or None.
+    """
     text = os.fspath(path)
     if _SEP not in text:
         return None
@@ -61,6 +75,14 @@ def read_hdf5_ecg(path: str | os.PathLike, exam_id: int | str, *, fs: float = 40
         Drop leading / trailing samples that are exactly zero in every lead (CODE-15% pads short
         recordings to 4096 samples).
     mode : {"standard", "all"}
+        As ``read_ecg(leads=...)``.
+
+    Returns
+    -------
+    ECG
+        float32 ``[n_leads, T]`` (leads x samples) in mV, ``fs`` in Hz, canonical lead names in
+        standard order; ``meta["source"]`` is ``"<file>::<exam_id>"`` and ``meta["format"]``
+        ``"hdf5"``.
 
     Raises
     ------
@@ -69,35 +91,33 @@ def read_hdf5_ecg(path: str | os.PathLike, exam_id: int | str, *, fs: float = 40
     """
     import h5py
 
-    from riskfm.ecg import io
-
     path = Path(path)
     source = f"{path}{_SEP}{exam_id}"
     if not path.is_file():
-        raise io.ECGFileNotFoundError(source, "HDF5 file not found")
+        raise ECGFileNotFoundError(source, "HDF5 file not found")
     try:
         handle = h5py.File(path, "r")
     except OSError as exc:
-        raise io.ECGHeaderError(source, f"not a readable HDF5 file: {exc}") from exc
+        raise ECGHeaderError(source, f"not a readable HDF5 file: {exc}") from exc
     with handle:
         for name in (tracings, ids):
             if name not in handle:
-                raise io.ECGFormatError(source, f"HDF5 file has no dataset {name!r} (has {sorted(handle)})")
+                raise ECGFormatError(source, f"HDF5 file has no dataset {name!r} (has {sorted(handle)})")
         data, id_values = handle[tracings], handle[ids][()]
         if data.ndim != 3 or data.shape[0] != id_values.shape[0] or data.shape[2] != len(leads):
-            raise io.ECGFormatError(source, f"{tracings!r} has shape {data.shape}; expected [N={id_values.shape[0]}, "
-                                            f"T, {len(leads)}]")
+            raise ECGFormatError(source, f"{tracings!r} has shape {data.shape}; expected [N={id_values.shape[0]}, "
+                                         f"T, {len(leads)}]")
         key = str(exam_id)
         matches = np.flatnonzero(np.asarray([str(v.decode() if isinstance(v, bytes) else v) for v in id_values]) == key)
         if matches.size == 0:
-            raise io.ECGFormatError(source, f"exam id {key} not in dataset {ids!r}")
+            raise ECGFormatError(source, f"exam id {key} not in dataset {ids!r}")
         raw = np.asarray(data[int(matches[0])], dtype=np.float64).T * amplitude_mv  # [leads, T]
     if trim_padding:
         nonzero = np.flatnonzero(np.any(raw != 0, axis=0))
         raw = raw[:, nonzero[0]:nonzero[-1] + 1] if nonzero.size else raw[:, :0]
-    selection = io._select_channels(list(leads), mode, source)
+    selection = select_channels(list(leads), mode, source)
     signal = raw[selection.indices].astype(np.float32)
-    io._check_samples(signal, selection.names, [leads[i] for i in selection.indices], source)
+    check_samples(signal, selection.names, [leads[i] for i in selection.indices], source)
     meta = {"source": source, "format": "hdf5", "exam_id": key, "units": ["mV"] * len(selection.indices),
             "channel_names": [leads[i] for i in selection.indices], "original_channel_names": list(leads),
             "dropped_channels": [leads[i] for i in selection.dropped], "comments": []}

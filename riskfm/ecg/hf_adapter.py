@@ -23,7 +23,7 @@ __all__ = ["HFWaveformEncoder", "hubert_ecg_input_spec"]
 
 
 def hubert_ecg_input_spec(**overrides: Any) -> ECGInputSpec:
-    """HuBERT-ECG style input: 12 leads x 5 s at 100 Hz, 0.05-47 Hz band-pass, each lead scaled to [-1, 1].
+    """Return a HuBERT-ECG style spec: 12 leads x 5 s at 100 Hz, 0.05-47 Hz band-pass, leads in [-1, 1].
 
     Check the model card of your checkpoint and override fields that differ.
     """
@@ -80,12 +80,24 @@ class HFWaveformEncoder(nn.Module):
         self.feature_dim = hidden
 
     def sequence(self, x: torch.Tensor) -> torch.Tensor:
-        """``[B, leads, T]`` -> the model's ``input_values`` ``[B, leads * T]`` (or ``[B, T]`` for "mean")."""
+        """Turn ``[B, leads, T]`` into ``input_values`` ``[B, leads * T]`` (``[B, T]`` for ``"mean"``)."""
         if x.ndim != 3:
             raise ValueError(f"hf-ecg: expected input [B, leads, T], got shape {tuple(x.shape)}")
         return x.reshape(x.shape[0], -1) if self.lead_layout == "concat" else x.mean(1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Mean of the last hidden states over frames: ``[B, feature_dim]``."""
+        """Encode ECGs.
+
+        Parameters
+        ----------
+        x : Tensor [B, leads, T]
+            ECG preprocessed per ``input_spec`` (default: 100 Hz, T = 500, each lead min-max scaled
+            to [-1, 1], so unitless).
+
+        Returns
+        -------
+        Tensor [B, feature_dim]
+            Mean of the last hidden states over frames.
+        """
         hidden = self.model(input_values=self.sequence(x)).last_hidden_state
         return hidden.mean(1)

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from riskfm.ecg.assembly import assemble_leads, millivolts_per_unit
+from riskfm.ecg.errors import ECGFormatError, ECGHeaderError, ECGUnitsError
 from riskfm.ecg.record import ECG
 
 __all__ = ["read_hl7_aecg", "is_hl7_aecg"]
@@ -25,7 +27,18 @@ _TIME_UNITS_S = {"s": 1.0, "ms": 1e-3, "us": 1e-6}
 
 
 def is_hl7_aecg(head: bytes) -> bool:
-    """True when the first bytes of a file look like an HL7 aECG document."""
+    """Tell whether the first bytes of a file look like an HL7 aECG document.
+
+    Parameters
+    ----------
+    head : bytes
+        The first bytes of the file (the reader registry passes 2 KiB); both ``AnnotatedECG`` and
+        the ``urn:hl7-org:v3`` namespace must appear.
+
+    Returns
+    -------
+    bool
+    """
     return b"AnnotatedECG" in head and b"urn:hl7-org:v3" in head
 
 
@@ -35,27 +48,34 @@ def read_hl7_aecg(path: str | os.PathLike, mode: str = "standard") -> ECG:
     Parameters
     ----------
     path : str or PathLike
+        The ``.xml`` file.
     mode : {"standard", "all"}
         As ``read_ecg(leads=...)``.
+
+    Returns
+    -------
+    ECG
+        float32 ``[n_leads, T]`` (leads x samples) in mV (``origin + scale * digits`` in the unit of
+        ``scale``, converted), ``fs`` in Hz from the time sequence's ``increment`` (rounded to
+        1e-6 Hz). In standard mode the limb leads the file lacks are derived from I and II and
+        listed in ``meta["derived_leads"]``; ``meta["format"]`` is ``"hl7_aecg"``.
 
     Raises
     ------
     ECGHeaderError, ECGFormatError, ECGUnitsError, NonFiniteSampleError
         Each message names the file and the problem.
     """
-    from riskfm.ecg import io
-
     path = Path(path)
     try:
         root = ET.parse(path).getroot()
     except ET.ParseError as exc:
-        raise io.ECGHeaderError(path, f"not well-formed XML: {exc}") from exc
+        raise ECGHeaderError(path, f"not well-formed XML: {exc}") from exc
     if root.tag != f"{_NS}AnnotatedECG":
-        raise io.ECGFormatError(path, f"root element is {root.tag}, not an HL7 v3 AnnotatedECG")
+        raise ECGFormatError(path, f"root element is {root.tag}, not an HL7 v3 AnnotatedECG")
     series = root.find(f".//{_NS}series")
     seqset = None if series is None else series.find(f"./{_NS}component/{_NS}sequenceSet")
     if seqset is None:
-        raise io.ECGFormatError(path, "no series/component/sequenceSet holding rhythm waveforms")
+        raise ECGFormatError(path, "no series/component/sequenceSet holding rhythm waveforms")
 
     fs = None
     names, rows, units = [], [], []
@@ -68,16 +88,16 @@ def read_hl7_aecg(path: str | os.PathLike, mode: str = "standard") -> ECG:
         if code.startswith("TIME_"):
             inc = value.find(f"{_NS}increment")
             if inc is None:
-                raise io.ECGHeaderError(path, f"time sequence {code} has no <increment>")
+                raise ECGHeaderError(path, f"time sequence {code} has no <increment>")
             unit = inc.get("unit", "s")
             if unit not in _TIME_UNITS_S:
-                raise io.ECGUnitsError(path, f"time increment unit {unit!r} not understood (expected s or ms)")
+                raise ECGUnitsError(path, f"time increment unit {unit!r} not understood (expected s or ms)")
             try:
                 step = float(inc.get("value", "nan")) * _TIME_UNITS_S[unit]
             except ValueError as exc:
-                raise io.ECGHeaderError(path, f"time increment {inc.get('value')!r} is not a number") from exc
+                raise ECGHeaderError(path, f"time increment {inc.get('value')!r} is not a number") from exc
             if not np.isfinite(step) or step <= 0:
-                raise io.ECGHeaderError(path, f"time increment {inc.get('value')!r} {unit} is not > 0")
+                raise ECGHeaderError(path, f"time increment {inc.get('value')!r} {unit} is not > 0")
             fs = 1.0 / step
             continue
         digits_el = value.find(f"{_NS}digits")
@@ -89,19 +109,19 @@ def read_hl7_aecg(path: str | os.PathLike, mode: str = "standard") -> ECG:
             origin = float(origin_el.get("value", "0")) if origin_el is not None else 0.0
             scale = float(scale_el.get("value", "1")) if scale_el is not None else 1.0
         except ValueError as exc:
-            raise io.ECGFormatError(path, f"lead {code}: digits/origin/scale are not numbers: {exc}") from exc
+            raise ECGFormatError(path, f"lead {code}: digits/origin/scale are not numbers: {exc}") from exc
         unit = (scale_el.get("unit") if scale_el is not None else None) or "uV"
-        factor = io.millivolts_per_unit(unit)
+        factor = millivolts_per_unit(unit)
         if factor is None:
-            raise io.ECGUnitsError(path, f"lead {code}: unit {unit!r} cannot be converted to mV")
+            raise ECGUnitsError(path, f"lead {code}: unit {unit!r} cannot be converted to mV")
         names.append(code)
         rows.append((origin + scale * digits) * factor)
         units.append(unit)
     if fs is None:
-        raise io.ECGHeaderError(path, "no TIME_ABSOLUTE / TIME_RELATIVE sequence giving the sampling interval")
+        raise ECGHeaderError(path, "no TIME_ABSOLUTE / TIME_RELATIVE sequence giving the sampling interval")
     if not rows:
-        raise io.ECGFormatError(path, "no lead sequences (MDC_ECG_LEAD_*) with <digits>")
-    signal, leads, derived, selection = io._assemble_leads(rows, names, mode, path)
+        raise ECGFormatError(path, "no lead sequences (MDC_ECG_LEAD_*) with <digits>")
+    signal, leads, derived, selection = assemble_leads(rows, names, mode, path)
     meta = {"source": str(path), "format": "hl7_aecg", "units": units, "channel_names": names,
             "original_channel_names": names, "derived_leads": derived,
             "dropped_channels": [names[i] for i in selection.dropped], "comments": []}

@@ -78,7 +78,7 @@ _QUALIFIER = re.compile(r"\s*\([^)]*\)\s*$")
 
 
 def canonical_lead_name(name: str) -> str | None:
-    """Canonical 12-lead name for a channel name as written in a file, or None if unknown.
+    """Return the canonical 12-lead name for a channel name as written in a file, or None if unknown.
 
     Matching is case-insensitive and ignores surrounding whitespace, the prefixes ``Lead``,
     ``MDC_ECG_LEAD_`` and ``ECG``, and a trailing parenthesised qualifier such as
@@ -113,7 +113,7 @@ def canonical_lead_name(name: str) -> str | None:
 
 
 def require_canonical_lead_name(name: str) -> str:
-    """Like :func:`canonical_lead_name` but raise when the name is not a standard lead.
+    """Return the canonical lead name as :func:`canonical_lead_name` does; raise for a non-standard lead.
 
     Parameters
     ----------

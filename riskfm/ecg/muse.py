@@ -28,13 +28,25 @@ from pathlib import Path
 
 import numpy as np
 
+from riskfm.ecg.assembly import assemble_leads, millivolts_per_unit, normalise_sex
+from riskfm.ecg.errors import ECGFormatError, ECGHeaderError, ECGUnitsError
 from riskfm.ecg.record import ECG
 
 __all__ = ["read_muse_xml", "is_muse_xml"]
 
 
 def is_muse_xml(head: bytes) -> bool:
-    """True when the first bytes of a file look like a MUSE export (root ``RestingECG``)."""
+    """Tell whether the first bytes of a file look like a MUSE export (root ``RestingECG``).
+
+    Parameters
+    ----------
+    head : bytes
+        The first bytes of the file (the reader registry passes 2 KiB).
+
+    Returns
+    -------
+    bool
+    """
     return b"<RestingECG" in head
 
 
@@ -63,32 +75,34 @@ def read_muse_xml(path: str | os.PathLike, mode: str = "standard", waveform: str
     Returns
     -------
     ECG
-        float32 ``[leads, T]`` in mV; limb leads the file lacks are derived from I and II.
+        float32 ``[n_leads, T]`` (leads x samples) in mV, ``fs`` in Hz (``SampleBase`` x
+        10^``SampleExponent``). In standard mode the limb leads the file lacks are derived from I
+        and II and listed in ``meta["derived_leads"]``; ``meta`` also has ``format="muse_xml"``,
+        ``waveform``, ``units``, ``channel_names``, ``dropped_channels`` and ``age`` (years) /
+        ``sex`` from ``<PatientDemographics>``.
 
     Raises
     ------
     ECGHeaderError, ECGFormatError, ECGUnitsError, NonFiniteSampleError, EmptySignalError
         Each message names the file and the problem (bad base64, sample count mismatch ...).
     """
-    from riskfm.ecg import io
-
     path = Path(path)
     try:
         root = ET.parse(path).getroot()
     except ET.ParseError as exc:
-        raise io.ECGHeaderError(path, f"not well-formed XML: {exc}") from exc
+        raise ECGHeaderError(path, f"not well-formed XML: {exc}") from exc
     if root.tag != "RestingECG":
-        raise io.ECGFormatError(path, f"root element is <{root.tag}>, not a GE MUSE <RestingECG>")
+        raise ECGFormatError(path, f"root element is <{root.tag}>, not a GE MUSE <RestingECG>")
     waves = root.findall("Waveform")
     chosen = [w for w in waves if _text(w, "WaveformType").lower() == waveform.lower()]
     if not chosen:
         kinds = [_text(w, "WaveformType") for w in waves]
-        raise io.ECGFormatError(path, f"no <Waveform> of type {waveform!r} (found {kinds or 'none'})")
+        raise ECGFormatError(path, f"no <Waveform> of type {waveform!r} (found {kinds or 'none'})")
     wave = chosen[0]
     try:
         fs = _number(_text(wave, "SampleBase")) * 10 ** int(_text(wave, "SampleExponent", "0") or 0)
     except ValueError as exc:
-        raise io.ECGHeaderError(path, f"<SampleBase>/<SampleExponent> is not a number: {exc}") from exc
+        raise ECGHeaderError(path, f"<SampleBase>/<SampleExponent> is not a number: {exc}") from exc
 
     names, rows, units = [], [], []
     for i, lead in enumerate(wave.findall("LeadData")):
@@ -96,29 +110,29 @@ def read_muse_xml(path: str | os.PathLike, mode: str = "standard", waveform: str
         try:
             raw = base64.b64decode(_text(lead, "WaveFormData"), validate=False)
         except (binascii.Error, ValueError) as exc:
-            raise io.ECGFormatError(path, f"lead {name}: <WaveFormData> is not valid base64: {exc}") from exc
+            raise ECGFormatError(path, f"lead {name}: <WaveFormData> is not valid base64: {exc}") from exc
         if len(raw) % 2:
-            raise io.ECGFormatError(path, f"lead {name}: {len(raw)} waveform bytes is not a whole number of "
-                                          "int16 samples")
+            raise ECGFormatError(path, f"lead {name}: {len(raw)} waveform bytes is not a whole number of "
+                                       "int16 samples")
         samples = np.frombuffer(raw, dtype="<i2").astype(np.float64)
         declared = _text(lead, "LeadSampleCountTotal")
         if declared and int(declared) != samples.size:
-            raise io.ECGFormatError(path, f"lead {name}: <LeadSampleCountTotal> says {declared} samples but "
-                                          f"the data hold {samples.size}")
+            raise ECGFormatError(path, f"lead {name}: <LeadSampleCountTotal> says {declared} samples but "
+                                       f"the data hold {samples.size}")
         try:
             per_bit = _number(_text(lead, "LeadAmplitudeUnitsPerBit", "1"))
         except ValueError as exc:
-            raise io.ECGHeaderError(path, f"lead {name}: <LeadAmplitudeUnitsPerBit> is not a number") from exc
+            raise ECGHeaderError(path, f"lead {name}: <LeadAmplitudeUnitsPerBit> is not a number") from exc
         unit = _text(lead, "LeadAmplitudeUnits", "MICROVOLTS")
-        factor = io.millivolts_per_unit({"MICROVOLTS": "uV", "MILLIVOLTS": "mV", "VOLTS": "V"}.get(unit.upper(), unit))
+        factor = millivolts_per_unit({"MICROVOLTS": "uV", "MILLIVOLTS": "mV", "VOLTS": "V"}.get(unit.upper(), unit))
         if factor is None:
-            raise io.ECGUnitsError(path, f"lead {name}: units {unit!r} cannot be converted to mV")
+            raise ECGUnitsError(path, f"lead {name}: units {unit!r} cannot be converted to mV")
         names.append(name)
         rows.append(samples * per_bit * factor)
         units.append(unit)
     if not rows:
-        raise io.ECGFormatError(path, f"the {waveform} waveform has no <LeadData>")
-    signal, leads, derived, selection = io._assemble_leads(rows, names, mode, path)
+        raise ECGFormatError(path, f"the {waveform} waveform has no <LeadData>")
+    signal, leads, derived, selection = assemble_leads(rows, names, mode, path)
     demo = root.find("PatientDemographics")
     meta: dict = {"source": str(path), "format": "muse_xml", "waveform": waveform, "units": units,
                   "channel_names": names, "original_channel_names": names, "derived_leads": derived,
@@ -131,5 +145,5 @@ def read_muse_xml(path: str | os.PathLike, mode: str = "standard", waveform: str
             pass
     sex = _text(demo, "Gender")
     if sex:
-        meta["sex"] = io._normalise_sex(sex)
+        meta["sex"] = normalise_sex(sex)
     return ECG(signal=signal, fs=fs, leads=tuple(leads), meta=meta)

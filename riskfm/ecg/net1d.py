@@ -53,7 +53,7 @@ ECGFOUNDER_N_LABELS = 150
 
 
 def ecgfounder_input_spec(n_leads: int = 12, **overrides: Any) -> ECGInputSpec:
-    """ECGFounder's reference preprocessing as an :class:`ECGInputSpec`.
+    """Return ECGFounder's reference preprocessing as an :class:`ECGInputSpec`.
 
     10 s at 500 Hz, leads I, II, III, aVR, aVL, aVF, V1-V6 (lead I alone for the 1-lead model),
     50 Hz notch, 0.67-40 Hz zero-phase band-pass, 0.4 s median baseline removal, then one z-score
@@ -73,7 +73,7 @@ def ecgfounder_input_spec(n_leads: int = 12, **overrides: Any) -> ECGInputSpec:
 
 
 def _same_padding(length: int, kernel: int, stride: int) -> tuple[int, int]:
-    """(left, right) zero padding so a conv of ``kernel``/``stride`` outputs ceil(length / stride)."""
+    """Return (left, right) zero padding so a conv of ``kernel``/``stride`` outputs ceil(length / stride)."""
     out = (length + stride - 1) // stride
     total = max(0, (out - 1) * stride + kernel - length)
     return total // 2, total - total // 2
@@ -83,6 +83,7 @@ class Swish(nn.Module):
     """``x * sigmoid(x)`` (SiLU)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Return ``x * sigmoid(x)``, same shape as ``x``."""
         return x * torch.sigmoid(x)
 
 
@@ -95,6 +96,7 @@ class MyConv1dPadSame(nn.Module):
         self.conv = nn.Conv1d(in_channels, out_channels, kernel_size, stride=stride, groups=groups)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Map ``[B, in_channels, T]`` to ``[B, out_channels, ceil(T / stride)]``."""
         return self.conv(F.pad(x, _same_padding(x.shape[-1], self.kernel_size, self.stride)))
 
 
@@ -111,6 +113,7 @@ class MyMaxPool1dPadSame(nn.Module):
         self.max_pool = nn.MaxPool1d(kernel_size=kernel_size)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Map ``[B, C, T]`` to ``[B, C, ceil(T / kernel_size)]`` (ceil(T / 2) for kernel 2)."""
         return self.max_pool(F.pad(x, _same_padding(x.shape[-1], self.kernel_size, 1)))
 
 
@@ -151,6 +154,7 @@ class BasicBlock(nn.Module):
         return do(x) if self.use_do else x
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Map ``[B, in_channels, T]`` to ``[B, out_channels, ceil(T / stride)]``."""
         out = x
         if not self.is_first_block:  # the stem already activated the input of the very first block
             out = self._pre(out, self.bn1, self.activation1, self.do1)
@@ -183,6 +187,7 @@ class BasicStage(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Map ``[B, in_channels, T]`` to ``[B, out_channels, ceil(T / stride)]``."""
         for block in self.block_list:
             x = block(x)
         return x
@@ -236,7 +241,13 @@ class Net1D(nn.Module):
         self.dense = nn.Linear(width, n_classes) if n_classes else None
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        """Pooled features ``[B, filter_list[-1]]`` of an input ``[B, in_channels, T]``."""
+        """Return the time-mean pooled features ``[B, filter_list[-1]]`` of an input ``[B, in_channels, T]``.
+
+        Raises
+        ------
+        ValueError
+            If ``x`` is not ``[B, in_channels, T]``.
+        """
         n_in = self.first_conv.conv.in_channels
         if x.ndim != 3 or x.shape[1] != n_in:
             raise ValueError(f"Net1D expects input [B, {n_in}, T] (leads in input_spec order); got {tuple(x.shape)}")
@@ -249,6 +260,19 @@ class Net1D(nn.Module):
         return out.mean(-1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Run the network.
+
+        Parameters
+        ----------
+        x : Tensor [B, in_channels, T]
+            Preprocessed ECG (any ``T``; ECGFounder's recipe: 500 Hz, z-scored, T = 5000).
+
+        Returns
+        -------
+        Tensor
+            Logits ``[B, n_classes]`` when the ``dense`` head exists, else pooled features
+            ``[B, filter_list[-1]]``.
+        """
         feats = self.features(x)
         return feats if self.dense is None else self.dense(feats)
 
@@ -313,11 +337,23 @@ class ECGFounderEncoder(Net1D):
         return self.stage_list[-1]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Pooled features ``[B, feature_dim]`` of ``x`` ``[B, n_leads, T]`` (preprocessed by input_spec)."""
+        """Encode ECGs.
+
+        Parameters
+        ----------
+        x : Tensor [B, n_leads, T]
+            ECG preprocessed by ``input_spec`` (default: 500 Hz, T = 5000, band-passed and z-scored
+            over the whole leads x samples array, so unitless rather than mV).
+
+        Returns
+        -------
+        Tensor [B, feature_dim]
+            Time-mean pooled features (1024 for the released widths); the pretrained head is not applied.
+        """
         return self.features(x)
 
     def pretrained_logits(self, x: torch.Tensor) -> torch.Tensor:
-        """The released head's logits ``[B, 150]`` (label order of the checkpoint).
+        """Return the released head's logits ``[B, 150]`` (checkpoint label order) for ``[B, n_leads, T]``.
 
         Raises
         ------
@@ -330,7 +366,7 @@ class ECGFounderEncoder(Net1D):
         return self.dense(self.features(x))
 
     def layer_groups(self) -> list[list[nn.Module]]:
-        """Modules from input to output: ``[stem, stage 0, ..., stage 6]`` (partial unfreezing, LLRD).
+        """Return module groups from input to output, ``[stem, stage 0, ..., stage 6]`` (LLRD, partial FT).
 
         The pretrained head is not part of any group: riskfm trains its own heads.
         """

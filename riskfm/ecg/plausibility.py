@@ -131,7 +131,7 @@ class ECGPlausibilityResult:
 
 
 def reason_category(reason: str) -> str:
-    """The stable grouping key of a reason: ``"ecg implausible: units"`` for a units exclusion."""
+    """Return the stable grouping key of a reason: ``"ecg implausible: units"`` for a units exclusion."""
     return ": ".join(reason.split(": ")[:2])
 
 
@@ -140,14 +140,22 @@ def _reason(category: str, details: str) -> str:
 
 
 def _fmt(value: float) -> str:
-    """Short human number: ``1550``, ``31.2``, ``0.1``, ``10``."""
+    """Format a short human number: ``1550``, ``31.2``, ``0.1``, ``10``."""
     return f"{value:.0f}" if abs(value) >= 100 else f"{value:.3g}"
 
 
 def robust_amplitude_mv(signal: np.ndarray) -> np.ndarray:
-    """Per-lead robust amplitude of ``[n_leads, T]`` samples: 99.5th percentile of ``|x - median(x)|``.
+    """Return the per-lead robust amplitude: 99.5th percentile of ``|x - median(x)|``.
 
-    Non-finite samples are ignored; a lead without finite samples gets 0.
+    Parameters
+    ----------
+    signal : ndarray [n_leads, T]
+        ECG samples in mV. Non-finite samples are ignored.
+
+    Returns
+    -------
+    ndarray [n_leads], float64
+        Amplitude per lead in mV (0 for a lead without finite samples).
     """
     x = np.asarray(signal, dtype=np.float64)
     out = np.zeros(x.shape[0])
@@ -159,7 +167,7 @@ def robust_amplitude_mv(signal: np.ndarray) -> np.ndarray:
 
 
 def _flat_mask(signal: np.ndarray, flat_std_mv: float) -> np.ndarray:
-    """True per lead whose finite samples have std < ``flat_std_mv`` (or fewer than 2 finite samples)."""
+    """Return bool ``[n_leads]``: True for leads with < 2 finite samples or their std < ``flat_std_mv``."""
     x = np.asarray(signal, dtype=np.float64)
     flat = np.zeros(x.shape[0], dtype=bool)
     for i, row in enumerate(x):
@@ -231,7 +239,7 @@ def check_ecg_plausibility(ecg: ECG, window_s: float | None = None,
 
 
 def drop_leads(ecg: ECG, leads: Sequence[str]) -> ECG:
-    """A new ECG without the rows of ``leads`` (the others bit-identical), noting them in ``meta``.
+    """Return a new ECG without the rows of ``leads`` (the others bit-identical), noting them in ``meta``.
 
     Parameters
     ----------

@@ -233,7 +233,7 @@ def crop_or_pad(x: np.ndarray, n_samples: int, *, pad: str = "end") -> np.ndarra
 
 
 def bandpass(x: np.ndarray, fs: float, low_hz: float, high_hz: float, *, order: int = 4) -> np.ndarray:
-    """Zero-phase Butterworth band-pass filter along time.
+    """Apply a zero-phase Butterworth band-pass filter along time.
 
     A Butterworth design of ``order`` (second-order sections, so stable at the very low corner
     frequencies ECGs need) applied forwards and backwards with :func:`scipy.signal.sosfiltfilt`:
@@ -274,7 +274,7 @@ def bandpass(x: np.ndarray, fs: float, low_hz: float, high_hz: float, *, order: 
 
 
 def notch(x: np.ndarray, fs: float, freq_hz: float, *, quality: float = 30.0) -> np.ndarray:
-    """Zero-phase IIR notch removing mains interference (50 or 60 Hz) along time.
+    """Apply a zero-phase IIR notch removing mains interference (50 or 60 Hz) along time.
 
     Parameters
     ----------
@@ -408,8 +408,9 @@ def prepare_ecg(ecg: ECG, spec: ECGInputSpec, *, crop: bool = True) -> tuple[np.
     Returns
     -------
     x : np.ndarray
-        float32 ``[len(spec.leads), spec.n_samples]``: mV when ``normalisation == "none"``,
-        z-scores otherwise. Absent leads are zero rows. No NaN.
+        float32 ``[len(spec.leads), spec.n_samples]`` (the whole resampled length when
+        ``crop=False``): mV when ``normalisation == "none"``, z-scores for the z-score methods,
+        [-1, 1] for ``"lead_minmax"``. Absent leads are zero rows. No NaN.
     lead_mask : np.ndarray
         bool ``[len(spec.leads)]``: True for leads recorded or derived from I and II.
 

@@ -74,7 +74,7 @@ class QualityReport:
         return out
 
     def as_dict(self) -> dict:
-        """Flat dict for an index table: ``quality_ok`` and ``quality_flags`` ("" when ok)."""
+        """Return a flat dict for an index table: ``quality_ok`` and ``quality_flags`` ("" when ok)."""
         return {"quality_ok": self.ok, "quality_flags": "; ".join(self.reasons)}
 
 

@@ -65,6 +65,16 @@ class BasicBlock1d(nn.Module):
             self.shortcut = nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Apply the block.
+
+        Parameters
+        ----------
+        x : Tensor [B, in_ch, T]
+
+        Returns
+        -------
+        Tensor [B, out_ch, ceil(T / stride)]
+        """
         out = self.relu1(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
         return self.relu2(out + self.shortcut(x))
@@ -188,7 +198,13 @@ class ResNet1d(nn.Module):
         return self.stages[-1]
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """Temporal feature map ``[B, widths[-1], ceil(T / 32)]`` before pooling."""
+        """Return the temporal feature map ``[B, widths[-1], ceil(T / 32)]`` of ``x`` ``[B, n_leads, T]``.
+
+        Raises
+        ------
+        ValueError
+            If ``x`` is not ``[B, n_leads, T]`` or ``T`` is below 32 samples.
+        """
         if x.ndim != 3 or x.shape[1] != self.in_leads:
             raise ValueError(
                 f"ResNet1d expects [B, {self.in_leads}, T] (leads {self.input_spec.leads}), "
@@ -209,6 +225,7 @@ class ResNet1d(nn.Module):
         Returns
         -------
         Tensor [B, feature_dim]
+            Linear read-out of the time-average and time-max of the last stage.
         """
         fmap = self.forward_features(x)
         pooled = torch.cat([fmap.mean(dim=-1), fmap.amax(dim=-1)], dim=1)

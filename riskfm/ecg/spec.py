@@ -14,21 +14,35 @@ STANDARD_LEADS: tuple[str, ...] = (
 class ECGInputSpec:
     """Preprocessing an ECG encoder was trained with.
 
-    Attributes:
-        fs: sampling rate in Hz the encoder expects.
-        n_samples: samples per window (``fs * seconds``).
-        leads: lead names in the order of the encoder's input channels.
-        bandpass_hz: (low, high) band-pass corners in Hz, or None for no filtering.
-        notch_hz: mains frequency to notch (50 or 60), or None.
-        baseline_median_s: window in seconds of a median-filter baseline to subtract, or None.
-        normalisation: "global_zscore" (one z-score over the whole leads x samples array),
-            "lead_zscore" (per lead) or "none" (keep mV).
-        representation: "raw" (the ``n_samples`` window itself) or "median_beat" (the window is
-            cut into R-aligned beats and the encoder sees their per-lead median,
-            ``[leads, round(sum(beat_window_s) * fs)]``; see ``riskfm.ecg.beats``).
-        beat_window_s: seconds before and after the R peak kept in a median beat.
-        licence: licence of the weights this spec belongs to.
-        source: where the weights come from (paper / repository), for provenance.
+    Attributes
+    ----------
+    fs : float
+        Sampling rate in Hz the encoder expects.
+    n_samples : int
+        Samples per window (``fs * seconds``).
+    leads : tuple of str
+        Lead names in the order of the encoder's input channels.
+    bandpass_hz : (float, float) or None
+        (low, high) band-pass corners in Hz, or None for no filtering.
+    notch_hz : float or None
+        Mains frequency to notch (50 or 60 Hz), or None.
+    baseline_median_s : float or None
+        Window in seconds of a median-filter baseline to subtract, or None.
+    normalisation : str
+        ``"global_zscore"`` (one z-score over the whole leads x samples array), ``"lead_zscore"``
+        (per lead) or ``"none"`` (keep mV).
+    representation : str
+        ``"raw"`` (the ``n_samples`` window itself) or ``"median_beat"`` (the window is cut into
+        R-aligned beats and the encoder sees their per-lead median,
+        ``[leads, round(before * fs) + round(after * fs)]``; see ``riskfm.ecg.beats``).
+    beat_window_s : (float, float)
+        Seconds (before, after) the R peak kept in a median beat.
+    licence : str
+        Licence of the weights this spec belongs to.
+    source : str
+        Where the weights come from (paper / repository), for provenance.
+    extra : dict
+        Any further settings recorded with the spec.
     """
 
     fs: float = 500.0
@@ -46,6 +60,7 @@ class ECGInputSpec:
 
     @property
     def seconds(self) -> float:
+        """Window length in seconds (``n_samples / fs``)."""
         return self.n_samples / self.fs
 
     @property

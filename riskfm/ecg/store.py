@@ -1,4 +1,4 @@
-"""A fast ECG store: a cohort's ECGs preprocessed once into memory-mapped float16 shards plus an index.
+r"""A fast ECG store: a cohort's ECGs preprocessed once into memory-mapped float16 shards plus an index.
 
 Reading a WFDB record and filtering it costs milliseconds; an epoch over hundreds of thousands of
 ECGs should cost only memory copies. :func:`build_ecg_store` does the parsing and preprocessing
@@ -17,20 +17,18 @@ build leaves no half shard behind and a rerun (``resume``) builds only the missi
 ``k`` belongs to machine ``k % N`` of ``N`` (``--shard i/N``), so N machines sharing a file system
 build disjoint shards of one store. Each worker process builds whole shards.
 
-Command line::
+Command line (:mod:`riskfm.commands.ecg`, over :func:`build_manifest_store` and :func:`store_summary`)::
 
-    python -m riskfm.ecg.store build manifest.csv --out ecg_store --encoder ecgfounder-12lead \\
+    riskfm ecg store build manifest.csv --out ecg_store --encoder ecgfounder-12lead \
         --workers 8 [--shard 0/4] [--shard-size 1024]
-    python -m riskfm.ecg.store info ecg_store
+    riskfm ecg store info ecg_store
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import os
-import sys
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -40,7 +38,8 @@ import pandas as pd
 
 from riskfm.ecg.spec import ECGInputSpec
 
-__all__ = ["ECGStore", "StoreError", "build_ecg_store", "manifest_ecg_paths", "spec_to_dict", "spec_from_dict"]
+__all__ = ["ECGStore", "StoreError", "build_ecg_store", "build_manifest_store", "manifest_ecg_paths", "spec_from_dict",
+           "spec_to_dict", "store_summary"]
 
 STORE_VERSION = 1
 
@@ -256,7 +255,8 @@ class ECGStore:
     Examples
     --------
     >>> store = ECGStore("ecg_store")                       # doctest: +SKIP
-    >>> x, mask = store["/data/ptbxl/records500/00000/00001_hr"]  # float16 [12, 5000], bool [12]
+    >>> x, mask = store["/data/ptbxl/records500/00000/00001_hr"]  # doctest: +SKIP
+    >>> # x: read-only float16 [12, 5000] (leads, samples); mask: bool [12]
     """
 
     def __init__(self, path: str | os.PathLike, *, require_complete: bool = True) -> None:
@@ -264,7 +264,7 @@ class ECGStore:
         meta_path = self.path / "store.json"
         if not meta_path.is_file():
             raise StoreError(f"{self.path}: not an ECG store (no store.json); build one with "
-                             "`python -m riskfm.ecg.store build`")
+                             "`riskfm ecg store build`")
         self.meta = json.loads(meta_path.read_text())
         if self.meta.get("version") != STORE_VERSION:
             raise StoreError(f"{self.path}: store version {self.meta.get('version')} is not {STORE_VERSION}")
@@ -294,6 +294,7 @@ class ECGStore:
         return key in self._where
 
     def keys(self) -> list[str]:
+        """Return the record keys (the ECG paths of the ``key`` index column), in index order."""
         return list(self._where)
 
     def check_spec(self, spec: ECGInputSpec) -> None:
@@ -312,7 +313,15 @@ class ECGStore:
         return self._arrays[k], self._masks[k]
 
     def record(self, key: str) -> dict:
-        """The index row of ``key`` as a dict (``ok``, ``reason``, ``quality_ok``, ``quality_flags``)."""
+        """Return the index row of ``key`` as a dict.
+
+        Keys: ``row``, ``key``, ``ok``, ``reason``, ``quality_ok``, ``quality_flags`` and ``shard``.
+
+        Raises
+        ------
+        KeyError
+            When the store has no record ``key``.
+        """
         if key not in self._where:
             raise KeyError(f"{self.path}: no record {key!r} in the store")
         shard, row = self._where[key]
@@ -333,42 +342,91 @@ class ECGStore:
         return state
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m riskfm.ecg.store build|info`` (see the module docstring)."""
-    parser = argparse.ArgumentParser(prog="python -m riskfm.ecg.store", description=__doc__.split("\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    b = sub.add_parser("build", help="preprocess a manifest's ECGs into a store")
-    b.add_argument("manifest")
-    b.add_argument("--out", required=True)
-    b.add_argument("--encoder", default="ecgfounder-12lead", help="registry name whose input_spec to use")
-    b.add_argument("--spec", help="JSON file with ECGInputSpec fields (overrides --encoder)")
-    b.add_argument("--workers", type=int, default=1)
-    b.add_argument("--shard", default=None, help="i/N: build this machine's share of the shards")
-    b.add_argument("--shard-size", type=int, default=1024)
-    b.add_argument("--no-resume", action="store_true")
-    b.add_argument("--no-quality", action="store_true")
-    i = sub.add_parser("info", help="summarise a store")
-    i.add_argument("store")
-    args = parser.parse_args(argv)
-    if args.command == "build":
-        if args.spec:
-            spec = spec_from_dict(json.loads(Path(args.spec).read_text()))
-        else:
-            from riskfm.encoders import create_encoder
+def _store_spec(encoder: str, spec: ECGInputSpec | dict | str | os.PathLike | None) -> ECGInputSpec:
+    """Return the input spec a store is built for.
 
-            spec = create_encoder(args.encoder).input_spec
-        summary = build_ecg_store(manifest_ecg_paths(args.manifest), args.out, spec, shard_size=args.shard_size,
-                                  n_workers=args.workers, shard=args.shard, resume=not args.no_resume,
-                                  quality=not args.no_quality, progress=True)
-        print(json.dumps(summary))
-        return 0
-    store = ECGStore(args.store, require_complete=False)
-    counts = {"records": len(store), "ok": int(store.index["ok"].astype(bool).sum()),
-              "quality_flagged": int((~store.index["quality_ok"].astype(bool)).sum()),
-              "shards_built": int(store.index["shard"].nunique()), "shards": store.meta["n_shards"]}
-    print(json.dumps(counts))
-    return 0
+    That is ``spec`` (object, mapping or JSON file) when given, else ``encoder``'s.
+    """
+    if isinstance(spec, ECGInputSpec):
+        return spec
+    from riskfm.encoders import create_encoder, encoder_info, input_spec_from_mapping
+
+    if spec is not None and not isinstance(spec, dict):
+        path = Path(spec)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: spec file not found (a JSON file of ECGInputSpec fields)")
+        try:
+            spec = json.loads(path.read_text())
+        except json.JSONDecodeError as exc:
+            raise StoreError(f"{path}: not valid JSON ({exc}); give ECGInputSpec fields, e.g. "
+                             '{"fs": 500, "n_samples": 5000}') from exc
+        return input_spec_from_mapping("ecg", spec, owner=str(path))
+    if spec is not None:
+        return input_spec_from_mapping("ecg", spec, owner="spec")
+    info = encoder_info(encoder)
+    if info.modality != "ecg":
+        raise StoreError(f"encoder {encoder!r} is a {info.modality} encoder; an ECG store needs an ECG encoder's "
+                         "input spec")
+    return create_encoder(encoder).input_spec
 
 
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+def build_manifest_store(
+    manifest: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    *,
+    encoder: str = "ecgfounder-12lead",
+    spec: ECGInputSpec | dict | str | os.PathLike | None = None,
+    **build_options,
+) -> dict:
+    """Preprocess the ECGs of a manifest into a store for one encoder (``riskfm ecg store build``).
+
+    Parameters
+    ----------
+    manifest : str or PathLike
+        A riskfm manifest with an ``ecg_path`` column (:func:`manifest_ecg_paths`).
+    out_dir : str or PathLike
+        Store folder (created).
+    encoder : str, default "ecgfounder-12lead"
+        Registry name of the ECG encoder whose ``input_spec`` the arrays follow.
+    spec : ECGInputSpec, mapping or path to a JSON file, optional
+        The input spec itself (fields of :class:`~riskfm.ecg.spec.ECGInputSpec`); overrides
+        ``encoder``.
+    **build_options
+        ``shard_size``, ``n_workers``, ``shard``, ``resume``, ``quality``, ``progress``: as in
+        :func:`build_ecg_store`.
+
+    Returns
+    -------
+    dict
+        ``{"built", "skipped", "ok", "failed"}`` as :func:`build_ecg_store`.
+
+    Raises
+    ------
+    StoreError
+        No ``ecg_path`` column, a spec file that is not JSON, a non-ECG encoder, or an existing
+        store built otherwise.
+    UnknownEncoderError, EncoderArgumentError
+        Unknown encoder name; spec fields that do not exist or have the wrong type.
+    """
+    spec = _store_spec(encoder, spec)
+    return build_ecg_store(manifest_ecg_paths(manifest), out_dir, spec, **build_options)
+
+
+def store_summary(path: str | os.PathLike) -> dict:
+    """Count the records and shards of a store folder, complete or not (``riskfm ecg store info``).
+
+    Returns
+    -------
+    dict
+        ``records`` (indexed so far), ``ok`` (read and preprocessed), ``quality_flagged``,
+        ``shards_built`` and ``shards`` (in all).
+
+    Raises
+    ------
+    StoreError
+        Not a store folder, or a store of another version.
+    """
+    store = ECGStore(path, require_complete=False)
+    return {"records": len(store), "ok": int(store.index["ok"].astype(bool).sum()),
+            "quality_flagged": int((~store.index["quality_ok"].astype(bool)).sum()),
+            "shards_built": int(store.index["shard"].nunique()), "shards": store.meta["n_shards"]}

@@ -1,27 +1,33 @@
 """Agreement between a measurement and a reference: arrays in, small result objects out.
 
-- :func:`bland_altman`: bias and 95% limits of agreement of ``predicted - reference``.
+- :func:`bland_altman`: bias (with its t interval) and 95% limits of agreement of
+  ``predicted - reference``.
 - :func:`cohen_kappa`: Cohen's kappa (unweighted, linear or quadratic) with a confidence interval.
 - :func:`ks_test`: two-sample Kolmogorov-Smirnov test of two score distributions.
 - :func:`diagnostic_at_cutoffs`: sensitivity, specificity, PPV, NPV and F1 of "score >= cut-off"
   with Wilson intervals (bootstrap for F1), at the calcium cut-offs 1, 10, 100 and 400 by default.
-- :func:`dice_scores`: Dice per label and overall on label maps.
 
-Every function checks its input and names the argument that is wrong. Values agree with
-statsmodels, scipy and scikit-learn on the same inputs (tests/ct/calcium/test_agreement.py).
+Dice and the other segmentation overlaps live in :mod:`riskfm.evaluate.segmentation`.
+
+Every function checks its input (``riskfm.evaluate._checks``) and names the argument that is
+wrong. Values agree with statsmodels, scipy and scikit-learn on the same inputs
+(tests/ct/calcium/test_agreement.py). Results follow ``riskfm.evaluate.results``: ``value``,
+``ci`` = (low, high), ``method``, ``n``, ``to_dict()``.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 from scipy import stats
-from scipy.special import ndtri
 
+from riskfm.evaluate._checks import as_finite_1d, check_confidence, check_n_boot, check_paired, z_value
+from riskfm.evaluate.results import Result, _save, bootstrap_method, make_ci, percentile_ci
 from riskfm.evaluate.risk_groups import wilson_interval
 
 __all__ = [
@@ -30,72 +36,61 @@ __all__ = [
     "Kappa",
     "bland_altman",
     "cohen_kappa",
-    "dice_scores",
     "diagnostic_at_cutoffs",
+    "kappa_value",
     "ks_test",
 ]
 
 
-def _paired(a: Any, b: Any, name_a: str, name_b: str) -> tuple[np.ndarray, np.ndarray]:
-    x = np.asarray(a, dtype=np.float64).ravel()
-    y = np.asarray(b, dtype=np.float64).ravel()
-    if x.shape != y.shape:
-        raise ValueError(f"{name_a} and {name_b} must have the same length, got {x.size} and {y.size}")
-    if x.size == 0:
-        raise ValueError(f"{name_a} and {name_b} are empty")
-    for arr, name in ((x, name_a), (y, name_b)):
-        if not np.all(np.isfinite(arr)):
-            raise ValueError(f"{name} holds NaN or infinite values (position {int(np.flatnonzero(~np.isfinite(arr))[0])})")
-    return x, y
-
-
-def _check_confidence(confidence: float) -> float:
-    if not 0.0 < confidence < 1.0:
-        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
-    return float(confidence)
-
-
 # ------------------------------------------------------------------------------- Bland-Altman
 @dataclass(frozen=True)
-class BlandAltman:
+class BlandAltman(Result):
     """Bland-Altman agreement of ``predicted - reference``.
 
     Attributes
     ----------
-    bias : float
-        Mean difference (units of the scores).
+    value : float
+        The bias: mean difference (units of the scores).
+    ci : (float, float)
+        Its interval ``bias -+ t_{n-1} * SD / sqrt(n)`` (SD with ddof 1; Bland & Altman 1986),
+        None with fewer than 2 pairs.
+    method : str
+        ``"t interval of the mean difference"``.
+    n : int
+        Pairs.
     sd : float
         Standard deviation of the differences (ddof as requested, 1 by default).
-    loa_low, loa_high : float
-        Limits of agreement ``bias -+ z * sd`` (z = 1.96 for 95%).
+    loa : (float, float)
+        Limits of agreement ``bias -+ z * sd`` (z = 1.96 for 95%); tables spell them ``loa_low``,
+        ``loa_high``.
     confidence : float
-    n : int
     mean : np.ndarray
-        Per-pair means ``(predicted + reference) / 2`` (the plot's x axis).
+        Per-pair means ``(predicted + reference) / 2`` (the plot's x axis; not in ``to_dict``).
     diff : np.ndarray
-        Per-pair differences (the plot's y axis).
+        Per-pair differences (the plot's y axis; not in ``to_dict``).
     """
 
-    bias: float
-    sd: float
-    loa_low: float
-    loa_high: float
-    confidence: float
+    value: float
+    ci: tuple[float, float] | None
+    method: str
     n: int
+    sd: float
+    loa: tuple[float, float]
+    confidence: float
     mean: np.ndarray
     diff: np.ndarray
+    _not_in_dict: ClassVar[tuple[str, ...]] = ("mean", "diff")
 
-    def to_dict(self) -> dict[str, float]:
-        d = asdict(self)
-        d.pop("mean")
-        d.pop("diff")
-        return d
+    @property
+    def bias(self) -> float:
+        """The mean difference, ``value``."""
+        return self.value
 
-    def plot(self, path: str | None = None, *, title: str = "", units: str = ""):
-        """Bland-Altman figure (see :func:`riskfm.plots.bland_altman.plot_bland_altman`)."""
+    def plot(self, path: Any = None, *, title: str = "", units: str = ""):
+        """Bland-Altman figure (:func:`riskfm.plots.bland_altman.plot_bland_altman`); saved to ``path`` when given."""
         from riskfm.plots.bland_altman import plot_bland_altman
 
-        return plot_bland_altman(self, path, title=title, units=units)
+        return _save(plot_bland_altman(self, title=title, units=units), path)
 
 
 def bland_altman(reference: Any, predicted: Any, *, confidence: float = 0.95, ddof: int = 1) -> BlandAltman:
@@ -106,51 +101,74 @@ def bland_altman(reference: Any, predicted: Any, *, confidence: float = 0.95, dd
     reference, predicted : array-like [N]
         Paired scores (e.g. reference and predicted Agatston per exam).
     confidence : float, default 0.95
-        Coverage of the limits of agreement (z = 1.96 for 0.95).
+        Coverage of the limits of agreement (z = 1.96 for 0.95) and of the bias interval.
     ddof : int, default 1
-        Delta degrees of freedom of the SD (1: sample SD as in Bland & Altman 1986; statsmodels'
-        ``mean_diff_plot`` uses 0).
+        Delta degrees of freedom of the SD of the limits (1: sample SD as in Bland & Altman 1986;
+        statsmodels' ``mean_diff_plot`` uses 0).
 
     Returns
     -------
     BlandAltman
     """
-    ref, pred = _paired(reference, predicted, "reference", "predicted")
-    z = float(ndtri(0.5 + _check_confidence(confidence) / 2.0))
+    ref, pred = check_paired(reference, predicted, "reference", "predicted")
+    z = z_value(confidence)
     if ref.size <= ddof:
         raise ValueError(f"bland_altman needs more than {ddof} pairs, got {ref.size}")
     diff = pred - ref
     bias = float(diff.mean())
     sd = float(diff.std(ddof=ddof))
-    return BlandAltman(bias, sd, bias - z * sd, bias + z * sd, confidence, int(ref.size), (pred + ref) / 2.0, diff)
+    ci = None
+    if ref.size > 1:
+        half = float(stats.t.ppf(0.5 + confidence / 2.0, ref.size - 1)) * float(diff.std(ddof=1)) / math.sqrt(ref.size)
+        ci = (bias - half, bias + half)
+    return BlandAltman(bias, ci, "t interval of the mean difference", int(ref.size), sd,
+                       (bias - z * sd, bias + z * sd), confidence, (pred + ref) / 2.0, diff)
 
 
 # ------------------------------------------------------------------------------- Cohen's kappa
 @dataclass(frozen=True)
-class Kappa:
+class Kappa(Result):
     """Cohen's kappa with its interval.
 
     Attributes
     ----------
-    value, ci_low, ci_high : float
-    se : float
-        Large-sample standard error (NaN for bootstrap intervals).
-    weights : str or None
+    value : float
+        Kappa (NaN when both raters used one single category).
+    ci : (float, float) or None
+        Interval: asymptotic Wald (clipped to [-1, 1]) or percentile bootstrap.
     method : str
-        ``"asymptotic"`` (Fleiss, Cohen and Everitt 1969) or ``"bootstrap"``.
+        ``"asymptotic"`` (Fleiss, Cohen and Everitt 1969) or ``"bootstrap (<n_boot> resamples)"``.
     n : int
+        Rated items.
+    se : float or None
+        Large-sample standard error (None for bootstrap intervals).
+    weights : str or None
+        None (unweighted), ``"linear"`` or ``"quadratic"``.
+    confidence : float
     """
 
     value: float
-    ci_low: float
-    ci_high: float
-    se: float
-    weights: str | None
+    ci: tuple[float, float] | None
     method: str
     n: int
+    se: float | None
+    weights: str | None
+    confidence: float = 0.95
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "ci", None if self.ci is None else make_ci(*self.ci))
+
+
+def _contingency(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """Category codes of two ratings over their joint categories: (codes a, codes b, k)."""
+    cats, codes = np.unique(np.concatenate([x, y]), return_inverse=True)
+    return codes[: x.size], codes[x.size:], cats.size
+
+
+def _table(ca: np.ndarray, cb: np.ndarray, k: int) -> np.ndarray:
+    table = np.zeros((k, k))
+    np.add.at(table, (ca, cb), 1.0)
+    return table
 
 
 def _kappa_from_table(table: np.ndarray, weights: str | None) -> float:
@@ -172,6 +190,19 @@ def _kappa_from_table(table: np.ndarray, weights: str | None) -> float:
     return float(1.0 - (w * p).sum() / denom)
 
 
+def _check_weights(weights: str | None) -> None:
+    if weights not in (None, "linear", "quadratic"):
+        raise ValueError(f"weights must be None, 'linear' or 'quadratic', got {weights!r}")
+
+
+def kappa_value(a: Any, b: Any, weights: str | None = None) -> float:
+    """Cohen's kappa of two ratings [N], without an interval (see :func:`cohen_kappa`)."""
+    x, y = check_paired(a, b, "a", "b")
+    _check_weights(weights)
+    ca, cb, k = _contingency(x, y)
+    return _kappa_from_table(_table(ca, cb, k), weights)
+
+
 def cohen_kappa(a: Any, b: Any, *, weights: str | None = None, confidence: float = 0.95,
                 n_boot: int = 1000, seed: int = 0) -> Kappa:
     """Cohen's kappa between two categorical ratings (e.g. calcium buckets 0-4).
@@ -191,19 +222,15 @@ def cohen_kappa(a: Any, b: Any, *, weights: str | None = None, confidence: float
     -------
     Kappa
         Unweighted: the asymptotic interval ``kappa -+ z * se`` (clipped to [-1, 1]); weighted:
-        percentile bootstrap.
+        percentile bootstrap over items (resamples where kappa is undefined are left out).
     """
-    x, y = _paired(a, b, "a", "b")
-    if weights not in (None, "linear", "quadratic"):
-        raise ValueError(f"weights must be None, 'linear' or 'quadratic', got {weights!r}")
-    conf = _check_confidence(confidence)
-    cats, codes = np.unique(np.concatenate([x, y]), return_inverse=True)
-    ca, cb = codes[: x.size], codes[x.size:]
-    k = cats.size
-    table = np.zeros((k, k))
-    np.add.at(table, (ca, cb), 1.0)
+    x, y = check_paired(a, b, "a", "b")
+    _check_weights(weights)
+    conf = check_confidence(confidence)
+    ca, cb, k = _contingency(x, y)
+    table = _table(ca, cb, k)
     kappa = _kappa_from_table(table, weights)
-    z = float(ndtri(0.5 + conf / 2.0))
+    z = z_value(conf)
     if weights is None and np.isfinite(kappa):
         n = table.sum()
         p = table / n
@@ -219,33 +246,49 @@ def cohen_kappa(a: Any, b: Any, *, weights: str | None = None, confidence: float
         # Wald interval (as statsmodels), clipped to kappa's range: near-perfect agreement on few
         # exams otherwise reports an upper limit above 1.
         low, high = max(kappa - z * se, -1.0), min(kappa + z * se, 1.0)
-        return Kappa(kappa, low, high, se, None, "asymptotic", int(x.size))
+        return Kappa(kappa, (low, high), "asymptotic", int(x.size), se, None, conf)
+    n_boot = check_n_boot(n_boot)
     rng = np.random.default_rng(seed)
     boots = []
-    for _ in range(int(n_boot)):
+    for _ in range(n_boot):
         idx = rng.integers(0, x.size, x.size)
-        t = np.zeros((k, k))
-        np.add.at(t, (ca[idx], cb[idx]), 1.0)
-        boots.append(_kappa_from_table(t, weights))
-    boots_arr = np.asarray(boots)
-    boots_arr = boots_arr[np.isfinite(boots_arr)]
-    lo, hi = ((float(np.quantile(boots_arr, (1 - conf) / 2)), float(np.quantile(boots_arr, (1 + conf) / 2)))
-              if boots_arr.size else (float("nan"), float("nan")))
-    return Kappa(kappa, lo, hi, float("nan"), weights, "bootstrap", int(x.size))
+        boots.append(_kappa_from_table(_table(ca[idx], cb[idx], k), weights))
+    return Kappa(kappa, percentile_ci(boots, conf), bootstrap_method(n_boot, ""), int(x.size), None, weights, conf)
 
 
 # ----------------------------------------------------------------------------- Kolmogorov-Smirnov
 @dataclass(frozen=True)
-class KSResult:
-    """Two-sample Kolmogorov-Smirnov test: ``statistic`` (max CDF gap), ``pvalue``, sizes."""
+class KSResult(Result):
+    """Two-sample Kolmogorov-Smirnov test.
 
-    statistic: float
-    pvalue: float
+    Attributes
+    ----------
+    value : float
+        The statistic: the largest gap between the two empirical CDFs.
+    ci : None
+        No interval.
+    method : str
+        ``"two-sample Kolmogorov-Smirnov (scipy)"``.
+    n : int
+        Both samples together.
+    p_value : float
+        Two-sided p-value (scipy's exact or asymptotic).
+    n_a, n_b : int
+        Sample sizes.
+    """
+
+    value: float
+    ci: tuple[float, float] | None
+    method: str
+    n: int
+    p_value: float
     n_a: int
     n_b: int
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    @property
+    def statistic(self) -> float:
+        """The KS statistic, ``value``."""
+        return self.value
 
 
 def ks_test(a: Any, b: Any) -> KSResult:
@@ -255,14 +298,18 @@ def ks_test(a: Any, b: Any) -> KSResult:
     ----------
     a, b : array-like of float
         Two samples (e.g. reference and predicted Agatston scores); lengths may differ.
+
+    Returns
+    -------
+    KSResult
     """
-    x = np.asarray(a, dtype=np.float64).ravel()
-    y = np.asarray(b, dtype=np.float64).ravel()
+    x, y = as_finite_1d(np.ravel(a), "a"), as_finite_1d(np.ravel(b), "b")
     for arr, name in ((x, "a"), (y, "b")):
-        if arr.size == 0 or not np.all(np.isfinite(arr)):
-            raise ValueError(f"ks_test: {name} must be a non-empty array of finite values")
+        if arr.size == 0:
+            raise ValueError(f"ks_test: {name} is empty")
     res = stats.ks_2samp(x, y)
-    return KSResult(float(res.statistic), float(res.pvalue), int(x.size), int(y.size))
+    return KSResult(float(res.statistic), None, "two-sample Kolmogorov-Smirnov (scipy)", int(x.size + y.size),
+                    float(res.pvalue), int(x.size), int(y.size))
 
 
 # --------------------------------------------------------------------- accuracy at cut-offs
@@ -277,20 +324,22 @@ def diagnostic_at_cutoffs(reference: Any, predicted: Any, cutoffs: Sequence[floa
     cutoffs : sequence of float, default (1, 10, 100, 400)
         An exam is positive at cut-off c when its score is ``>= c``.
     confidence : float, default 0.95
-        Wilson intervals for the proportions; percentile bootstrap (``n_boot`` resamples) for F1.
+        Wilson intervals for the proportions; percentile bootstrap (``n_boot`` resamples of the
+        exams) for F1.
 
     Returns
     -------
     pandas.DataFrame
         One row per cut-off: ``cutoff, tp, fp, tn, fn`` and for each of ``sensitivity,
-        specificity, ppv, npv, f1`` the value and ``<metric>_low`` / ``<metric>_high``. A metric
-        whose denominator is 0 is NaN.
+        specificity, ppv, npv, f1`` the value and ``<metric>_ci_low`` / ``<metric>_ci_high``. A
+        metric whose denominator is 0 is NaN.
     """
-    ref, pred = _paired(reference, predicted, "reference", "predicted")
-    conf = _check_confidence(confidence)
+    ref, pred = check_paired(reference, predicted, "reference", "predicted")
+    conf = check_confidence(confidence)
     rng = np.random.default_rng(seed)
-    boot_idx = rng.integers(0, ref.size, size=(int(n_boot), ref.size))
+    boot_idx = rng.integers(0, ref.size, size=(check_n_boot(n_boot), ref.size))
     rows = []
+    nan = float("nan")
     for c in cutoffs:
         r, p = ref >= c, pred >= c
         tp, fp = int(np.sum(r & p)), int(np.sum(~r & p))
@@ -299,56 +348,16 @@ def diagnostic_at_cutoffs(reference: Any, predicted: Any, cutoffs: Sequence[floa
         for name, k, n in (("sensitivity", tp, tp + fn), ("specificity", tn, tn + fp),
                            ("ppv", tp, tp + fp), ("npv", tn, tn + fn)):
             if n == 0:
-                row[name] = row[f"{name}_low"] = row[f"{name}_high"] = float("nan")
+                row[name] = row[f"{name}_ci_low"] = row[f"{name}_ci_high"] = nan
             else:
                 lo, hi = wilson_interval(k, n, conf)
-                row[name], row[f"{name}_low"], row[f"{name}_high"] = k / n, float(lo), float(hi)
+                row[name], row[f"{name}_ci_low"], row[f"{name}_ci_high"] = k / n, float(lo), float(hi)
         denom = 2 * tp + fp + fn
-        row["f1"] = 2 * tp / denom if denom else float("nan")
+        row["f1"] = 2 * tp / denom if denom else nan
         rb, pb = r[boot_idx], p[boot_idx]
         btp = np.sum(rb & pb, axis=1)
         bden = 2 * btp + np.sum(~rb & pb, axis=1) + np.sum(rb & ~pb, axis=1)
         f1b = np.divide(2.0 * btp, bden, out=np.full(bden.shape, np.nan), where=bden > 0)
-        f1b = f1b[np.isfinite(f1b)]
-        row["f1_low"], row["f1_high"] = ((float(np.quantile(f1b, (1 - conf) / 2)), float(np.quantile(f1b, (1 + conf) / 2)))
-                                         if f1b.size else (float("nan"), float("nan")))
+        row["f1_ci_low"], row["f1_ci_high"] = percentile_ci(f1b, conf) or (nan, nan)
         rows.append(row)
     return pd.DataFrame(rows)
-
-
-# ----------------------------------------------------------------------------------------- Dice
-def dice_scores(predicted: Any, reference: Any, labels: Sequence[int] = (1, 2, 3, 4),
-                names: Sequence[str] | None = None) -> dict[str, float]:
-    """Dice per label and overall (any non-zero label vs background) on two label maps.
-
-    Parameters
-    ----------
-    predicted, reference : array-like of int, same shape
-        Label maps (0 background), e.g. artery calcium labels 1 LM, 2 LAD, 3 LCX, 4 RCA.
-    labels : sequence of int
-        Labels to report.
-    names : sequence of str, optional
-        Keys for the labels (default ``str(label)``).
-
-    Returns
-    -------
-    dict
-        ``{name: dice, ..., "overall": dice}``; a label absent from both maps gives NaN (there is
-        nothing to overlap: averaging it as 1 or 0 would bias means over exams), as MONAI's
-        ``compute_dice(ignore_empty=True)`` does when the reference is empty.
-    """
-    pred = np.asarray(predicted)
-    ref = np.asarray(reference)
-    if pred.shape != ref.shape:
-        raise ValueError(f"predicted and reference label maps differ in shape: {pred.shape} vs {ref.shape}")
-    keys = [str(v) for v in labels] if names is None else list(names)
-    if len(keys) != len(labels):
-        raise ValueError("names must have one entry per label")
-
-    def dice(a: np.ndarray, b: np.ndarray) -> float:
-        total = int(a.sum()) + int(b.sum())
-        return 2.0 * int(np.sum(a & b)) / total if total else float("nan")
-
-    out = {key: dice(pred == v, ref == v) for key, v in zip(keys, labels)}
-    out["overall"] = dice(pred > 0, ref > 0)
-    return out

@@ -27,21 +27,20 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 from scipy.optimize import minimize_scalar
-from scipy.special import expit, ndtri
+from scipy.special import expit
 from scipy.stats import norm
 
-from riskfm.evaluate.discrimination import Estimate
-from riskfm.evaluate.risk_groups import _as_finite_1d, check_risks, reliability_table
+from riskfm.evaluate._checks import as_finite_1d, check_risks, z_value
+from riskfm.evaluate.results import Estimate, Result, _save
+from riskfm.evaluate.risk_groups import reliability_table
 
 _EPS = 1e-12
 RECALIBRATION_METHODS: tuple[str, ...] = ("platt", "temperature", "isotonic")
-
-
 
 
 def logit(p: Any) -> np.ndarray:
@@ -99,13 +98,14 @@ def logistic_fit(y: np.ndarray, x: np.ndarray | None, offset: np.ndarray | None 
 
 
 @dataclass
-class CalibrationResult:
-    """Calibration of predicted risks against observed outcomes (see the module docstring).
+class CalibrationResult(Result):
+    """Calibration of predicted risks against observed outcomes (a composite result).
 
     Attributes
     ----------
     intercept, slope : Estimate
-        Calibration intercept (ideal 0) and slope (ideal 1), Wald intervals.
+        Calibration intercept (ideal 0) and slope (ideal 1) with Wald intervals
+        (``method="Wald"``, ``se`` from the observed Fisher information).
     ece : float
         Expected calibration error over ``table``'s bins (risk units, 0 to 1).
     brier, scaled_brier : float
@@ -113,11 +113,19 @@ class CalibrationResult:
     spiegelhalter_z, spiegelhalter_p : float
         Spiegelhalter's z and its two-sided p-value.
     table : pandas.DataFrame
-        Reliability bins (``riskfm.evaluate.reliability_table``) with Wilson intervals.
+        Reliability bins (``riskfm.evaluate.reliability_table``): ``observed_rate`` with its
+        Wilson interval in ``ci_low``, ``ci_high``.
     n, n_pos : int
         Patients and events.
     strategy : str
         ``"uniform"`` or ``"quantile"`` bins.
+    confidence : float
+        Coverage of every interval.
+    method : str
+        ``"logistic calibration (Wald intervals)"``.
+
+    ``to_dict()`` gives ``{"intercept": {...}, "slope": {...}, "ece", "brier", ..., "bins"}`` (no
+    table); ``plot(path=None, **kwargs)`` draws the reliability diagram.
     """
 
     intercept: Estimate
@@ -132,26 +140,33 @@ class CalibrationResult:
     n_pos: int
     strategy: str
     confidence: float = 0.95
+    method: str = "logistic calibration (Wald intervals)"
     _y: np.ndarray = field(default=None, repr=False)
     _p: np.ndarray = field(default=None, repr=False)
+    _not_in_dict: ClassVar[tuple[str, ...]] = ("table",)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready summary (no table)."""
-        i, s = self.intercept.to_dict(), self.slope.to_dict()
-        return {"calibration_intercept": i["value"], "calibration_intercept_ci": i["ci"],
-                "calibration_slope": s["value"], "calibration_slope_ci": s["ci"],
-                "ece": self.ece, "ece_bins": len(self.table), "ece_strategy": self.strategy,
-                "brier": self.brier, "scaled_brier": self.scaled_brier,
-                "spiegelhalter_z": self.spiegelhalter_z, "spiegelhalter_p": self.spiegelhalter_p}
+        """JSON-ready summary (no table; ``bins``: the number of reliability bins)."""
+        return {**super().to_dict(), "bins": int(len(self.table))}
 
-    def plot(self, **kwargs: Any):
-        """Reliability diagram of these data (``riskfm.plots.plot_calibration``); returns the Figure."""
+    @property
+    def y(self) -> np.ndarray:
+        """Outcomes 0/1 [n] the result was computed on (the figure's histogram)."""
+        return self._y
+
+    @property
+    def p(self) -> np.ndarray:
+        """Predicted risks [n] the result was computed on."""
+        return self._p
+
+    def plot(self, path: Any = None, **kwargs: Any):
+        """Reliability diagram (``riskfm.plots.calibration.plot_calibration``); saved to ``path`` when given.
+
+        ``kwargs`` (``label``, ``title``, ``size_in``) go to the figure function. Returns the Figure.
+        """
         from riskfm.plots.calibration import plot_calibration
 
-        kwargs.setdefault("n_bins", int(len(self.table)) if self.strategy == "quantile" else 10)
-        kwargs.setdefault("strategy", self.strategy)
-        kwargs.setdefault("confidence", self.confidence)
-        return plot_calibration(self._y, self._p, **kwargs)
+        return _save(plot_calibration(self, **kwargs), path)
 
 
 def brier_score(y: Any, p: Any) -> float:
@@ -177,7 +192,8 @@ def spiegelhalter_z(y: Any, p: Any) -> tuple[float, float]:
     return z, float(2.0 * norm.sf(abs(z)))
 
 
-def calibration(y: Any, p: Any, n_bins: int = 10, strategy: str = "uniform", confidence: float = 0.95) -> CalibrationResult:
+def calibration(y: Any, p: Any, n_bins: int = 10, strategy: str = "uniform", confidence: float = 0.95, *,
+                min_bin_size: int | None = None) -> CalibrationResult:
     """Every calibration statistic of predicted risks ``p`` against outcomes ``y``.
 
     Parameters
@@ -192,11 +208,14 @@ def calibration(y: Any, p: Any, n_bins: int = 10, strategy: str = "uniform", con
         Equal-width bins on [0, 1] or equal-count bins.
     confidence : float
         Coverage of the intercept / slope and per-bin intervals.
+    min_bin_size : int, optional
+        Quantile bins only: use at most ``n // min_bin_size`` bins (at least 2), so that every bin
+        has about ``min_bin_size`` patients or more (small splits get fewer, larger bins).
 
     Returns
     -------
     CalibrationResult
-        With ``.intercept``, ``.slope``, ``.ece``, ``.brier``, ``.plot()``.
+        With ``.intercept``, ``.slope``, ``.ece``, ``.brier``, ``.table``, ``.plot()``.
 
     Examples
     --------
@@ -211,7 +230,9 @@ def calibration(y: Any, p: Any, n_bins: int = 10, strategy: str = "uniform", con
     n, n_pos = len(y_arr), int(y_arr.sum())
     if n_pos in (0, n):
         raise ValueError(f"calibration needs both outcomes; got {n_pos} events in {n} patients")
-    z = float(ndtri(0.5 + confidence / 2.0))
+    z = z_value(confidence)
+    if strategy == "quantile" and min_bin_size:
+        n_bins = int(max(2, min(n_bins, n // int(min_bin_size))))
     lp = logit(p_arr)
     (a,), cov_a = logistic_fit(y_arr, None, offset=lp)
     se_a = math.sqrt(cov_a[0, 0])
@@ -223,8 +244,8 @@ def calibration(y: Any, p: Any, n_bins: int = 10, strategy: str = "uniform", con
     prev = n_pos / n
     sz, sp = spiegelhalter_z(y_arr, p_arr)
     return CalibrationResult(
-        intercept=Estimate(float(a), a - z * se_a, a + z * se_a, "wald", n, n_pos, confidence, se=se_a),
-        slope=Estimate(float(b), b - z * se_b, b + z * se_b, "wald", n, n_pos, confidence, se=se_b),
+        intercept=Estimate(float(a), (a - z * se_a, a + z * se_a), "Wald", n, n_pos, confidence, se=se_a),
+        slope=Estimate(float(b), (b - z * se_b, b + z * se_b), "Wald", n, n_pos, confidence, se=se_b),
         ece=ece, brier=brier, scaled_brier=1.0 - brier / (prev * (1.0 - prev)),
         spiegelhalter_z=sz, spiegelhalter_p=sp, table=table, n=n, n_pos=n_pos, strategy=strategy,
         confidence=confidence, _y=y_arr, _p=p_arr,
@@ -254,7 +275,7 @@ class Recalibrator:
 
     def transform(self, p: Any) -> np.ndarray:
         """Recalibrated risks, shape [n], for predicted risks ``p`` [n] in [0, 1]."""
-        p_arr = _as_finite_1d(p, "p")
+        p_arr = as_finite_1d(p, "p")
         if self.method == "platt":
             return expit(self.params["a"] + self.params["b"] * logit(p_arr))
         if self.method == "temperature":

@@ -19,30 +19,40 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from riskfm.evaluate.risk_groups import _as_binary_1d, _as_finite_1d
+from riskfm.evaluate._checks import as_binary_1d, as_finite_1d, check_same_length
+from riskfm.evaluate.results import Result, _save
 
 
 @dataclass
-class DecisionCurve:
-    """Net benefit over a range of threshold probabilities.
+class DecisionCurve(Result):
+    """Net benefit over a range of threshold probabilities (a composite result: a curve).
 
     Attributes
     ----------
     table : pandas.DataFrame
-        Columns ``threshold``, ``net_benefit`` (model), ``treat_all``, ``treat_none``.
+        Columns ``threshold``, ``net_benefit`` (model), ``treat_all``, ``treat_none`` (net
+        benefit in true positives per patient).
     prevalence : float
+        Event rate of the patients.
     n : int
+        Patients.
+    method : str
+        ``"net benefit (Vickers & Elkin 2006)"``; no intervals.
+
+    ``to_dict()`` gives ``{"method", "n", "prevalence", "table": {column: [values]}}``;
+    ``plot(path=None, **kwargs)`` draws ``riskfm.plots.decision_curve.plot_decision_curve``.
     """
 
     table: pd.DataFrame
     prevalence: float
     n: int
+    method: str = "net benefit (Vickers & Elkin 2006)"
 
-    def plot(self, **kwargs: Any):
-        """Decision curve figure (``riskfm.plots.plot_decision_curve``)."""
+    def plot(self, path: Any = None, **kwargs: Any):
+        """Decision curve figure (``riskfm.plots.plot_decision_curve``); saved to ``path`` when given."""
         from riskfm.plots.decision_curve import plot_decision_curve
 
-        return plot_decision_curve(self, **kwargs)
+        return _save(plot_decision_curve(self, **kwargs), path)
 
 
 def decision_curve(y: Any, p: Any, thresholds: Any = None) -> DecisionCurve:
@@ -61,13 +71,13 @@ def decision_curve(y: Any, p: Any, thresholds: Any = None) -> DecisionCurve:
     -------
     DecisionCurve
     """
-    y_arr = _as_binary_1d(y, "y")
-    p_arr = _as_finite_1d(p, "p")
-    if len(y_arr) != len(p_arr) or len(y_arr) == 0:
-        raise ValueError(f"y and p must be non-empty and of the same length, got {len(y_arr)} and {len(p_arr)}")
+    y_arr = as_binary_1d(y, "y")
+    p_arr = as_finite_1d(p, "p")
+    if check_same_length(y=y_arr, p=p_arr) == 0:
+        raise ValueError("y and p are empty")
     # k / 100 is the double nearest to the decimal k%: np.arange(0.01, 0.51, 0.01) drifts (its "0.06" is
     # 0.060000000000000005), so a predicted risk of exactly 6% would not be treated at the 6% threshold.
-    pt = np.arange(1, 51) / 100.0 if thresholds is None else _as_finite_1d(thresholds, "thresholds")
+    pt = np.arange(1, 51) / 100.0 if thresholds is None else as_finite_1d(thresholds, "thresholds")
     if (pt <= 0).any() or (pt >= 1).any():
         raise ValueError("threshold probabilities must lie strictly between 0 and 1")
     n = len(y_arr)

@@ -41,142 +41,17 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy.special import ndtri
 from scipy.stats import norm, rankdata
 
+from riskfm.evaluate._checks import check_binary_scores, check_confidence, check_n_boot, z_value
 from riskfm.evaluate.guards import estimable
+from riskfm.evaluate.results import Estimate, Result, bootstrap_method, make_ci, percentile_ci
 
 CI_METHODS: tuple[str, ...] = ("bootstrap", "delong")
 
 # Upper bound on the number of elements in one block of bootstrap index matrices (int64, so
 # ~32 MB per matrix): resamples are processed in as few blocks as fit, usually exactly one.
 _MAX_BLOCK_ELEMENTS = 1 << 22
-
-
-@dataclass
-class Estimate:
-    """A point estimate with its confidence interval.
-
-    Attributes
-    ----------
-    value : float
-        The estimate (e.g. the AUROC, dimensionless in [0, 1]).
-    low, high : float
-        Confidence interval bounds; NaN when no interval was requested or it is undefined.
-    method : str
-        How the interval was obtained: ``"bootstrap"``, ``"delong"`` or ``"none"``.
-    n : int
-        Number of observations used (rows with a known label).
-    n_pos : int
-        Number of positives among them.
-    confidence : float
-        Nominal coverage of the interval, e.g. 0.95.
-    se : float or None
-        Standard error when the method gives one (DeLong: analytic; bootstrap: the standard
-        deviation of the resampled estimates); None otherwise.
-    """
-
-    value: float
-    low: float
-    high: float
-    method: str
-    n: int
-    n_pos: int
-    confidence: float = 0.95
-    se: float | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain-Python dictionary, JSON-ready: NaN becomes None.
-
-        Returns
-        -------
-        dict
-            Keys ``value``, ``ci`` ([low, high]), ``method``, ``n``, ``n_pos``, ``confidence``, ``se``.
-        """
-        return {
-            "value": _finite_or_none(self.value),
-            "ci": [_finite_or_none(self.low), _finite_or_none(self.high)],
-            "method": self.method,
-            "n": int(self.n),
-            "n_pos": int(self.n_pos),
-            "confidence": float(self.confidence),
-            "se": _finite_or_none(self.se),
-        }
-
-    def __str__(self) -> str:
-        if math.isnan(self.low) or math.isnan(self.high):
-            return f"{self.value:.3f}"
-        return f"{self.value:.3f} [{self.low:.3f}, {self.high:.3f}]"
-
-
-def _finite_or_none(x: float | None) -> float | None:
-    if x is None:
-        return None
-    x = float(x)
-    return x if math.isfinite(x) else None
-
-
-# ----------------------------------------------------------------------------------------- input
-
-
-def check_binary_scores(y: Any, p: Any, *, name_y: str = "y", name_p: str = "p") -> tuple[np.ndarray, np.ndarray]:
-    """Validate labels and scores and return them as 1-D arrays (bool labels, float64 scores).
-
-    Parameters
-    ----------
-    y : array-like, shape [n]
-        Binary labels: 0/1 (int or float) or bool. NaN (unknown) is refused: drop those rows first.
-    p : array-like, shape [n]
-        Finite scores (predicted risk in [0, 1], or logits).
-    name_y, name_p : str
-        Names used in error messages.
-
-    Returns
-    -------
-    y : np.ndarray of bool, shape [n]
-    p : np.ndarray of float64, shape [n]
-
-    Raises
-    ------
-    ValueError
-        If the arrays are not 1-D, differ in length, are empty, ``p`` is not finite, or ``y`` holds
-        anything other than 0 and 1. Both classes are *not* required here.
-    """
-    y_arr = np.asarray(y)
-    p_arr = np.asarray(p)
-    if y_arr.ndim != 1:
-        raise ValueError(f"{name_y} must be 1-D, got shape {y_arr.shape}")
-    if p_arr.ndim != 1:
-        raise ValueError(f"{name_p} must be 1-D, got shape {p_arr.shape}")
-    if len(y_arr) != len(p_arr):
-        raise ValueError(f"{name_y} and {name_p} must have the same length, got {len(y_arr)} and {len(p_arr)}")
-    if len(y_arr) == 0:
-        raise ValueError(f"{name_y} and {name_p} are empty")
-    try:
-        p_arr = p_arr.astype(np.float64)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{name_p} must be numeric, got dtype {p_arr.dtype}") from exc
-    bad = ~np.isfinite(p_arr)
-    if bad.any():
-        raise ValueError(
-            f"{name_p} must be finite; {int(bad.sum())} of {len(p_arr)} values are NaN or infinite "
-            f"(first at index {int(np.flatnonzero(bad)[0])})"
-        )
-    if y_arr.dtype == bool:
-        return y_arr, p_arr
-    try:
-        y_num = y_arr.astype(np.float64)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{name_y} must be binary 0/1, got dtype {y_arr.dtype}") from exc
-    if np.isnan(y_num).any():
-        raise ValueError(
-            f"{name_y} contains {int(np.isnan(y_num).sum())} NaN (unknown) labels; exclude those rows first"
-        )
-    not_binary = (y_num != 0) & (y_num != 1)
-    if not_binary.any():
-        values = np.unique(y_num[not_binary])[:5]
-        raise ValueError(f"{name_y} must be binary 0/1; found other values {values.tolist()}")
-    return y_num == 1, p_arr
 
 
 def _split_classes(y: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -186,12 +61,6 @@ def _split_classes(y: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray
             f"AUROC needs both classes; got {len(pos)} positives and {len(neg)} negatives"
         )
     return pos, neg
-
-
-def _z(confidence: float) -> float:
-    if not 0.0 < confidence < 1.0:
-        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
-    return float(ndtri(0.5 + confidence / 2.0))
 
 
 # ----------------------------------------------------------------------------------------- AUROC
@@ -290,15 +159,8 @@ def _bootstrap_from_classes(pos: np.ndarray, neg: np.ndarray, n_boot: int, seed:
     return _bootstrap_stat(pos, neg, n_boot, seed, _bootstrap_aurocs)
 
 
-def _check_n_boot(n_boot: Any, minimum: int = 1) -> int:
-    if int(n_boot) != n_boot or n_boot < minimum:
-        what = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
-        raise ValueError(f"n_boot must be {what}, got {n_boot!r}")
-    return int(n_boot)
-
-
 def _stratified_index_blocks(n_pos: int, n_neg: int, n_boot: int, seed: Any):
-    """The stratified resamples of every bootstrap here, in blocks: yields ``(start, idx_pos, idx_neg)``.
+    """Yield the stratified resamples of every bootstrap here, in blocks, as ``(start, idx_pos, idx_neg)``.
 
     ``idx_pos`` [b, n_pos] and ``idx_neg`` [b, n_neg] hold, for resamples ``start .. start + b - 1``,
     the positions (within the positives, resp. the negatives, in their original order) drawn with
@@ -342,19 +204,71 @@ def stratified_bootstrap_indices(y: Any, n_boot: int = 500, seed: int | np.rando
     if len(rows_pos) == 0 or len(rows_neg) == 0:
         raise ValueError(f"the stratified bootstrap needs both classes; got {len(rows_pos)} positives "
                          f"and {len(rows_neg)} negatives")
-    n_boot = _check_n_boot(n_boot)
+    n_boot = check_n_boot(n_boot)
     out = np.empty((n_boot, len(y_b)), dtype=np.int64)
     for start, idx_pos, idx_neg in _stratified_index_blocks(len(rows_pos), len(rows_neg), n_boot, seed):
         out[start:start + len(idx_pos)] = np.hstack([rows_pos[idx_pos], rows_neg[idx_neg]])
     return out
 
 
-def _percentile_interval(values: np.ndarray, confidence: float) -> tuple[float, float]:
-    """Percentile bootstrap interval: the ``alpha / 2`` and ``1 - alpha / 2`` quantiles (numpy's
-    default linear interpolation) of ``values``, ``alpha = 1 - confidence``."""
-    alpha = 1.0 - confidence
-    low, high = np.quantile(values, [alpha / 2.0, 1.0 - alpha / 2.0])
-    return float(low), float(high)
+# ----------------------------------------------------------------------------------------- comparison
+
+
+@dataclass(frozen=True)
+class PairedComparison(Result):
+    """Two models on the same patients: their metric, the difference with its interval, and a test.
+
+    Attributes
+    ----------
+    value : float
+        The difference ``value1 - value2`` (NaN when not estimable).
+    ci : (float, float) or None
+        Interval of the difference: percentile bootstrap (``paired_bootstrap_test``) or DeLong's
+        Wald interval (``delong_test``).
+    method : str
+        ``"paired stratified bootstrap (<n> resamples)"`` or ``"DeLong"``.
+    n : int
+        Patients.
+    metric : str
+        ``"auroc"`` or ``"auprc"``.
+    value1, value2 : float
+        The metric of model 1 and model 2 on all patients.
+    z, p_value : float
+        ``difference / sd(difference)`` and its two-sided normal p-value (DeLong: the analytic
+        standard error; bootstrap: the SD of the resampled differences, the test of Hanley &
+        McNeil as pROC's ``roc.test(method="bootstrap")``).
+    n_pos : int
+        Positives.
+    n_boot : int or None
+        Resamples (bootstrap only).
+    confidence : float
+    not_estimable : str or None
+        Why nothing was computed (small-sample rule), else None.
+    """
+
+    value: float
+    ci: tuple[float, float] | None
+    method: str
+    n: int
+    metric: str
+    value1: float
+    value2: float
+    z: float
+    p_value: float
+    n_pos: int
+    n_boot: int | None = None
+    confidence: float = 0.95
+    not_estimable: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "ci", None if self.ci is None else make_ci(*self.ci))
+
+    @classmethod
+    def missing(cls, metric: str, reason: str, method: str, n: int, n_pos: int, confidence: float,
+                n_boot: int | None = None) -> PairedComparison:
+        """Return a comparison that is not estimable: every number NaN, the reason kept."""
+        nan = math.nan
+        return cls(nan, None, method, n, metric, nan, nan, nan, nan, n_pos, n_boot, confidence, reason)
 
 
 # ----------------------------------------------------------------------------------------- DeLong
@@ -440,8 +354,8 @@ def delong_variance(y: Any, p: Any) -> tuple[float, float]:
     return float(aurocs[0]), float(cov[0, 0])
 
 
-def delong_test(y: Any, p1: Any, p2: Any, *, min_events: int | None = None,
-                min_nonevents: int | None = None) -> dict[str, Any]:
+def delong_test(y: Any, p1: Any, p2: Any, *, confidence: float = 0.95, min_events: int | None = None,
+                min_nonevents: int | None = None) -> PairedComparison:
     """DeLong test for the difference between two correlated AUROCs (same patients, two models).
 
     Parameters
@@ -450,22 +364,25 @@ def delong_test(y: Any, p1: Any, p2: Any, *, min_events: int | None = None,
         Binary labels, at least 2 of each class.
     p1, p2 : array-like, shape [n]
         Scores of model 1 and model 2 for the same patients, in the same order.
+    confidence : float
+        Coverage of the Wald interval of the difference, ``diff -+ z * se(diff)``.
     min_events, min_nonevents : int, optional
         Apply the small-sample rule (``riskfm.evaluate.guards.estimable``; reports use 10 and
-        10): with fewer events or non-events nothing is computed and every value is None, with
+        10): with fewer events or non-events nothing is computed and every number is NaN, with
         ``not_estimable`` giving the reason. Not applied when both are None.
 
     Returns
     -------
-    dict
-        ``auroc1``, ``auroc2``, ``z`` = (auroc1 - auroc2) / se(diff) and the two-sided ``p_value``.
-        When the difference has zero variance (e.g. identical rankings) ``z`` is 0 and ``p_value``
-        is 1 if the AUROCs are equal.
+    PairedComparison
+        ``value`` = AUROC1 - AUROC2 with its DeLong interval (``method="DeLong"``), ``value1``,
+        ``value2``, ``z`` = difference / se(difference) and the two-sided ``p_value``. When the
+        difference has zero variance (e.g. identical rankings) ``z`` is 0 and ``p_value`` is 1 if
+        the AUROCs are equal.
 
     Examples
     --------
     >>> y = [0, 0, 1, 1, 0, 1]
-    >>> delong_test(y, [0.1, 0.2, 0.8, 0.7, 0.3, 0.9], [0.1, 0.2, 0.8, 0.7, 0.3, 0.9])["p_value"]
+    >>> delong_test(y, [0.1, 0.2, 0.8, 0.7, 0.3, 0.9], [0.1, 0.2, 0.8, 0.7, 0.3, 0.9]).p_value
     1.0
     """
     a1 = np.asarray(p1)
@@ -474,10 +391,12 @@ def delong_test(y: Any, p1: Any, p2: Any, *, min_events: int | None = None,
         raise ValueError(f"p1 and p2 must be 1-D of the same length, got shapes {a1.shape} and {a2.shape}")
     y_b, _ = check_binary_scores(y, a1, name_p="p1")
     check_binary_scores(y, a2, name_p="p2")
+    zc = z_value(confidence)
+    n, n_pos = len(y_b), int(y_b.sum())
     if min_events is not None or min_nonevents is not None:
         reason = estimable(y_b, min_events=min_events, min_nonevents=min_nonevents)
         if reason is not None:
-            return {"auroc1": None, "auroc2": None, "z": None, "p_value": None, "not_estimable": reason}
+            return PairedComparison.missing("auroc", reason, "DeLong", n, n_pos, confidence)
     aurocs, cov = delong_covariance(y, np.vstack([a1.astype(float), a2.astype(float)]))
     diff = float(aurocs[0] - aurocs[1])
     var = float(cov[0, 0] + cov[1, 1] - 2.0 * cov[0, 1])
@@ -487,20 +406,16 @@ def delong_test(y: Any, p1: Any, p2: Any, *, min_events: int | None = None,
     else:
         z = diff / math.sqrt(var)
     p_value = float(2.0 * norm.sf(abs(z)))
-    return {"auroc1": float(aurocs[0]), "auroc2": float(aurocs[1]), "z": float(z), "p_value": p_value}
+    se = math.sqrt(max(var, 0.0))
+    return PairedComparison(diff, (max(-1.0, diff - zc * se), min(1.0, diff + zc * se)), "DeLong", n, "auroc",
+                            float(aurocs[0]), float(aurocs[1]), float(z), p_value, n_pos, None, confidence)
 
 
 # ----------------------------------------------------------------------------------------- public
 
 
-def roc_auc(
-    y: Any,
-    p: Any,
-    ci: str | None = "bootstrap",
-    n_boot: int = 500,
-    seed: int | np.random.Generator | None = 0,
-    confidence: float = 0.95,
-) -> Estimate:
+def roc_auc(y: Any, p: Any, ci: str | None = "bootstrap", n_boot: int = 500,
+            seed: int | np.random.Generator | None = 0, confidence: float = 0.95) -> Estimate:
     """AUROC with an optional confidence interval.
 
     Parameters
@@ -521,7 +436,8 @@ def roc_auc(
     Returns
     -------
     Estimate
-        ``value`` equals ``sklearn.metrics.roc_auc_score(y, p)``; ``low``/``high`` are NaN when
+        ``value`` equals ``sklearn.metrics.roc_auc_score(y, p)``; ``method`` is ``"none"``,
+        ``"stratified bootstrap (<n_boot> resamples)"`` or ``"DeLong"``; ``ci`` is None when
         ``ci`` is None, or for DeLong with fewer than 2 positives or negatives (with a warning).
 
     Examples
@@ -532,17 +448,16 @@ def roc_auc(
     """
     if ci is not None and ci not in CI_METHODS:
         raise ValueError(f"ci must be one of {CI_METHODS} or None, got {ci!r}")
-    z = _z(confidence)
+    z = z_value(confidence)
     y_b, p_f = check_binary_scores(y, p)
     pos, neg = _split_classes(y_b, p_f)
     n, n_pos = len(p_f), len(pos)
     value = _auc_from_classes(pos, neg)
     if ci is None:
-        return Estimate(value, math.nan, math.nan, "none", n, n_pos, confidence)
+        return Estimate(value, None, "none", n, n_pos, confidence)
     if ci == "bootstrap":
         aucs = _bootstrap_from_classes(pos, neg, n_boot, seed)
-        low, high = _percentile_interval(aucs, confidence)
-        return Estimate(value, low, high, "bootstrap", n, n_pos, confidence,
+        return Estimate(value, percentile_ci(aucs, confidence), bootstrap_method(len(aucs)), n, n_pos, confidence,
                         se=float(aucs.std(ddof=1)) if len(aucs) > 1 else None)
     # DeLong
     if len(pos) < 2 or len(neg) < 2:
@@ -550,11 +465,11 @@ def roc_auc(
             f"DeLong interval undefined with {len(pos)} positives and {len(neg)} negatives; CI left empty",
             RuntimeWarning, stacklevel=2,
         )
-        return Estimate(value, math.nan, math.nan, "delong", n, n_pos, confidence)
+        return Estimate(value, None, "DeLong", n, n_pos, confidence)
     v10, v01 = _placements(pos, neg)
     var = float(np.var(v10, ddof=1) / len(pos) + np.var(v01, ddof=1) / len(neg))
     se = math.sqrt(max(var, 0.0))
-    return Estimate(value, max(0.0, value - z * se), min(1.0, value + z * se), "delong", n, n_pos,
+    return Estimate(value, (max(0.0, value - z * se), min(1.0, value + z * se)), "DeLong", n, n_pos,
                     confidence, se=se)
 
 
@@ -635,14 +550,8 @@ def _bootstrap_aps(pos: np.ndarray, neg: np.ndarray, idx_pos: np.ndarray, idx_ne
     return _weighted_average_precision(y_sorted, last, w[:, order])
 
 
-def average_precision(
-    y: Any,
-    p: Any,
-    ci: str | None = "bootstrap",
-    n_boot: int = 500,
-    seed: int | np.random.Generator | None = 0,
-    confidence: float = 0.95,
-) -> Estimate:
+def average_precision(y: Any, p: Any, ci: str | None = "bootstrap", n_boot: int = 500,
+                      seed: int | np.random.Generator | None = 0, confidence: float = 0.95) -> Estimate:
     """Area under the precision-recall curve (average precision) with a bootstrap interval.
 
     ``AP = sum_k (R_k - R_{k-1}) P_k`` over the distinct score thresholds in decreasing order (the
@@ -667,74 +576,25 @@ def average_precision(
     """
     if ci not in ("bootstrap", None):
         raise ValueError(f"average_precision: ci must be 'bootstrap' or None, got {ci!r}")
-    _z(confidence)
+    check_confidence(confidence)
     y_b, p_f = check_binary_scores(y, p)
     pos, neg = _split_classes(y_b, p_f)
     order, y_sorted, last = _sorted_for_ap(pos, neg)
     value = float(_weighted_average_precision(y_sorted, last, np.ones((1, len(p_f))))[0])
     if ci is None:
-        return Estimate(value, math.nan, math.nan, "none", len(p_f), len(pos), confidence)
+        return Estimate(value, None, "none", len(p_f), len(pos), confidence)
     aps = _bootstrap_stat(pos, neg, n_boot, seed, _bootstrap_aps)
-    low, high = _percentile_interval(aps, confidence)
-    return Estimate(value, low, high, "bootstrap", len(p_f), len(pos), confidence,
-                    se=float(aps.std(ddof=1)) if len(aps) > 1 else None)
+    return Estimate(value, percentile_ci(aps, confidence), bootstrap_method(len(aps)), len(p_f), len(pos),
+                    confidence, se=float(aps.std(ddof=1)) if len(aps) > 1 else None)
 
 
 def _bootstrap_stat(pos: np.ndarray, neg: np.ndarray, n_boot: int, seed: Any, stat: Any) -> np.ndarray:
     """Statistic ``stat(pos, neg, idx_pos, idx_neg)`` of each stratified resample (``_stratified_index_blocks``)."""
-    n_boot = _check_n_boot(n_boot)
+    n_boot = check_n_boot(n_boot)
     out = np.empty(n_boot, dtype=np.float64)
     for start, idx_pos, idx_neg in _stratified_index_blocks(len(pos), len(neg), n_boot, seed):
         out[start:start + len(idx_pos)] = stat(pos, neg, idx_pos, idx_neg)
     return out
-
-
-# ----------------------------------------------------------------------------------------- comparison
-
-
-@dataclass
-class PairedComparison:
-    """Two models on the same patients: their metric, the difference and a test.
-
-    Attributes
-    ----------
-    metric : str
-        ``"auroc"`` or ``"auprc"``.
-    value1, value2 : float
-        The metric of model 1 and model 2 on all patients.
-    difference : float
-        ``value1 - value2``.
-    low, high : float
-        Percentile bootstrap interval of the difference.
-    z, p_value : float
-        ``difference / sd(bootstrap differences)`` and its two-sided normal p-value (the bootstrap
-        test of Hanley & McNeil as implemented by pROC's ``roc.test(method="bootstrap")``).
-    n_boot : int
-        Resamples used.
-    """
-
-    metric: str
-    value1: float
-    value2: float
-    difference: float
-    low: float
-    high: float
-    z: float
-    p_value: float
-    n_boot: int
-    confidence: float = 0.95
-    not_estimable: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dictionary (NaN -> None; ``not_estimable`` only when set)."""
-        out = {"metric": self.metric, "value1": _finite_or_none(self.value1),
-               "value2": _finite_or_none(self.value2), "difference": _finite_or_none(self.difference),
-               "ci": [_finite_or_none(self.low), _finite_or_none(self.high)],
-               "z": _finite_or_none(self.z), "p_value": _finite_or_none(self.p_value), "n_boot": self.n_boot,
-               "confidence": self.confidence}
-        if self.not_estimable:
-            out["not_estimable"] = self.not_estimable
-        return out
 
 
 def paired_bootstrap_test(
@@ -781,25 +641,26 @@ def paired_bootstrap_test(
     boot, point = stats[metric]
     y_b, a1 = check_binary_scores(y, p1, name_p="p1")
     _, a2 = check_binary_scores(y, p2, name_p="p2")
+    n, n_pos = len(y_b), int(y_b.sum())
     if min_events is not None or min_nonevents is not None:
         reason = estimable(y_b, min_events=min_events, min_nonevents=min_nonevents)
         if reason is not None:
-            nan = math.nan
-            return PairedComparison(metric, nan, nan, nan, nan, nan, nan, nan, int(n_boot), confidence, reason)
+            return PairedComparison.missing(metric, reason, bootstrap_method(n_boot, "paired stratified"), n, n_pos,
+                                            confidence, int(n_boot))
     pos1, neg1 = _split_classes(y_b, a1)
     pos2, neg2 = a2[y_b], a2[~y_b]
-    n_boot = _check_n_boot(n_boot, minimum=2)
+    n_boot = check_n_boot(n_boot, minimum=2)
     # The same resampled patients for both models: that is what makes the comparison paired.
     diffs = np.empty(n_boot)
     for start, idx_pos, idx_neg in _stratified_index_blocks(len(pos1), len(neg1), n_boot, seed):
         diffs[start:start + len(idx_pos)] = boot(pos1, neg1, idx_pos, idx_neg) - boot(pos2, neg2, idx_pos, idx_neg)
     v1, v2 = point(pos1, neg1), point(pos2, neg2)
     diff = v1 - v2
-    low, high = _percentile_interval(diffs, confidence)
     sd = float(diffs.std(ddof=1))
     if sd <= 1e-15:
         z = 0.0 if abs(diff) < 1e-12 else math.copysign(math.inf, diff)
     else:
         z = diff / sd
-    return PairedComparison(metric, float(v1), float(v2), float(diff), low, high, float(z),
-                            float(2.0 * norm.sf(abs(z))), n_boot, confidence)
+    return PairedComparison(float(diff), percentile_ci(diffs, confidence), bootstrap_method(n_boot, "paired stratified"),
+                            n, metric, float(v1), float(v2), float(z), float(2.0 * norm.sf(abs(z))), n_pos, n_boot,
+                            confidence)

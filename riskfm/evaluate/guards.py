@@ -1,4 +1,4 @@
-"""The small-sample rule: when is a discrimination statistic reported as a number?
+"""The small-sample rule: when a discrimination statistic is reported as a number.
 
 One rule, used by every table, figure and file of ``riskfm.evaluate`` (the run metrics, the
 discrimination and validation tables, ROC legends, subgroup tables and forest plots, fairness
@@ -111,7 +111,10 @@ def not_estimable_text(reason: str | None) -> str:
 
 
 def is_missing(x: Any) -> bool:
-    """True for None and NaN (how tables and JSON hold a value that is not reported)."""
+    """Tell whether ``x`` is None or NaN (how tables and JSON hold a value that is not reported).
+
+    Values that cannot be converted to float (e.g. strings) are not missing.
+    """
     if x is None:
         return True
     try:

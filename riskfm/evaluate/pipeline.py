@@ -2,13 +2,18 @@
 
 ``evaluate(predictions, out_dir)`` writes::
 
-    out_dir/metrics.json          {split: {target: cell}}: the foundation schema, each cell extended
+    out_dir/metrics.json          {split: {target: cell}}: every estimate an object {value, ci, method, n}
     out_dir/tables/*.csv          discrimination, thresholds, risk_levels, calibration_bins,
                                   recalibration, survival, risk_group_contrasts, decision_curves,
                                   subgroups, fairness_gaps, validation
     out_dir/figures/*.png         ROC with CI band, calibration, cumulative incidence by risk group,
                                   decision curves, forest plots (subgroups; internal vs external)
     out_dir/report.html           all of it in one file (figures embedded)
+
+Intervals are spelled as everywhere in ``riskfm.evaluate`` (``riskfm.evaluate.results``):
+``"ci": [low, high]`` in metrics.json, ``ci_low`` / ``ci_high`` (``<statistic>_ci_low`` when a
+row has several) in the CSV tables. Every number is computed here or in the modules it calls;
+the figures only draw the results (``.plot()``).
 
 Roles of the splits: thresholds (incidence, Youden, sensitivity/specificity, three risk levels)
 are chosen on ``train_split`` and applied unchanged to every split; recalibration maps are fitted
@@ -39,8 +44,12 @@ import pandas as pd
 from riskfm.evaluate.calibration import calibration, fit_recalibration
 from riskfm.evaluate.decision_curve import decision_curve
 from riskfm.evaluate.discrimination import average_precision
+from riskfm.evaluate.fairness import FAIRNESS_COLUMNS, fairness_gaps
 from riskfm.evaluate.guards import estimable, not_estimable_text
-from riskfm.evaluate.risk_groups import assign_risk_groups, incidence_threshold
+from riskfm.evaluate.horizons import censor_at, target_horizon_days
+from riskfm.evaluate.results import Estimate, bootstrap_method, make_ci
+from riskfm.evaluate.risk_groups import assign_risk_groups, cumulative_incidence_by_group, incidence_threshold
+from riskfm.evaluate.roc import roc_curves
 from riskfm.evaluate.run_metrics import (
     metrics_from_predictions,
     ordered_splits,
@@ -50,8 +59,12 @@ from riskfm.evaluate.run_metrics import (
     write_metrics,
 )
 from riskfm.evaluate.spec import EvaluationSpec
-from riskfm.evaluate.subgroups import fairness_gaps, subgroup_attributes, subgroup_metrics
-from riskfm.evaluate.survival import censor_at, group_contrasts, survival_metrics, target_horizon_days
+from riskfm.evaluate.subgroups import subgroup_attributes, subgroup_metrics
+from riskfm.evaluate.survival import (
+    SurvivalMetrics,
+    group_contrasts,
+    survival_metrics,
+)
 from riskfm.evaluate.thresholds import (
     three_level_thresholds,
     threshold_at_sensitivity,
@@ -72,9 +85,16 @@ def _both(y: np.ndarray) -> bool:
     return len(y) > 0 and 0 < int(y.sum()) < len(y)
 
 
-def _ci(est: Any) -> list[float | None]:
-    d = est.to_dict()
-    return d["ci"]
+def _contrast_records(c: pd.DataFrame) -> list[dict[str, Any]]:
+    """``group_contrasts`` rows for metrics.json: the hazard ratio as an estimate object."""
+    out = []
+    for r in c.to_dict(orient="records"):
+        ci_low, ci_high = r.pop("ci_low"), r.pop("ci_high")
+        hr = r.pop("hazard_ratio")
+        out.append({"group": r.pop("group"), "reference": r.pop("reference"), "hazard_ratio": Estimate(
+            hr, make_ci(ci_low, ci_high), "Cox (Efron ties), Wald interval", int(r["n"]), None, 0.95, None,
+            r.get("not_estimable") or None).to_dict(), **r})
+    return out
 
 
 def _events(k: int) -> str:
@@ -129,7 +149,10 @@ def read_covariates(covariates: pd.DataFrame | str | os.PathLike) -> pd.DataFram
 
 
 def _choose_threshold(spec: EvaluationSpec, y: np.ndarray, p: np.ndarray) -> float:
-    """The operating threshold of ``spec.threshold`` on labels ``y`` and risks ``p`` (training patients)."""
+    """Return the operating threshold of ``spec.threshold`` on labels ``y`` and risks ``p``.
+
+    ``y`` (0/1) and ``p`` (predicted risks) are the training patients' arrays ``[n]``.
+    """
     if spec.threshold == "incidence":
         return incidence_threshold(p, float(y.mean()))
     if spec.threshold == "youden":
@@ -168,7 +191,10 @@ class _Run:
         return d[d["y_true"].notna()] if known else d
 
     def estimable(self, y: Any) -> str | None:
-        """The small-sample rule with this spec's minimum numbers of events and non-events."""
+        """Apply the small-sample rule with this spec's minimum numbers of events and non-events.
+
+        Returns the not-estimable reason, or None when ``y`` (outcomes 0/1) is estimable.
+        """
         return estimable(y, self.spec)
 
     def figure(self, section: str, caption: str, name: str, make: Any) -> None:
@@ -225,7 +251,9 @@ class _Run:
             ba = bland_altman(g["reference"].to_numpy(float), g["predicted"].to_numpy(float),
                               confidence=self.spec.confidence)
             cell = ba.to_dict()
-            rows.append({"split": split, "score": name, **cell})
+            rows.append({"split": split, "score": name, "n": ba.n, "bias": ba.value,
+                         "ci_low": ba.ci[0] if ba.ci else math.nan, "ci_high": ba.ci[1] if ba.ci else math.nan,
+                         "sd": ba.sd, "loa_low": ba.loa[0], "loa_high": ba.loa[1], "confidence": ba.confidence})
             metrics.setdefault(str(split), {})[str(name)] = {"n": int(ba.n), "bland_altman": cell}
             self.figure("Agreement of scores", f"Bland-Altman, {name} ({split})",
                         f"bland_altman_{_safe(str(split))}_{_safe(str(name))}.png",
@@ -243,28 +271,28 @@ class _Run:
                 reason = cell.get("not_estimable")
                 if reason is None:
                     ap = average_precision(y, p, n_boot=s.n_boot, seed=s.seed, confidence=s.confidence)
-                    cell["auprc"], cell["auprc_ci"] = ap.value, _ci(ap)
+                    cell["auprc"] = ap.to_dict()
                     cell["auprc_chance"] = float(y.mean())
                 elif _both(y):
-                    cell["auprc"], cell["auprc_ci"] = None, [None, None]
-                rows.append({"split": split, "target": target, "n": cell["n"], "n_pos": cell["n_pos"],
-                             "auroc": cell["auroc"], "auroc_low": cell["auroc_ci"][0],
-                             "auroc_high": cell["auroc_ci"][1], "auprc": cell.get("auprc"),
-                             "auprc_low": (cell.get("auprc_ci") or [None, None])[0],
-                             "auprc_high": (cell.get("auprc_ci") or [None, None])[1],
-                             "not_estimable": reason or ""})
+                    cell["auprc"] = Estimate.missing(reason, bootstrap_method(s.n_boot), len(y), int(y.sum()),
+                                                     s.confidence).to_dict()
+                row = {"split": split, "target": target, "n": cell["n"], "n_pos": cell["n_pos"]}
+                for name in ("auroc", "auprc"):
+                    est = cell.get(name) or {}
+                    ci = est.get("ci") or [None, None]
+                    row.update({name: est.get("value"), f"{name}_ci_low": ci[0], f"{name}_ci_high": ci[1]})
+                rows.append({**row, "not_estimable": reason or ""})
         self.tables["discrimination"] = pd.DataFrame(rows).astype(
-            {c: float for c in ("auroc", "auroc_low", "auroc_high", "auprc", "auprc_low", "auprc_high")})
+            {c: float for c in ("auroc", "auroc_ci_low", "auroc_ci_high", "auprc", "auprc_ci_low", "auprc_ci_high")})
         # Internal vs external side by side: one row per target, one "AUROC [CI] (events / n)" per split.
         wide = {}
         for r in rows:
-            txt = estimate_text(r["auroc"], r["auroc_low"], r["auroc_high"], r["not_estimable"] or None)
+            txt = estimate_text(r["auroc"], r["auroc_ci_low"], r["auroc_ci_high"], r["not_estimable"] or None)
             counts = f"n={r['n']}" if r["not_estimable"] else f"{_events(r['n_pos'])}, n={r['n']}"
             wide.setdefault(r["target"], {"target": r["target"]})[r["split"]] = f"{txt}; {counts}"
         self.tables["validation"] = pd.DataFrame(list(wide.values()))
 
         from riskfm.plots.forest import plot_forest
-        from riskfm.plots.roc import plot_roc
         from riskfm.plots.style import target_label
 
         for split in self.splits:
@@ -279,14 +307,14 @@ class _Run:
             self.figure("Discrimination", f"ROC curves, {split} split (shaded: {100 * s.confidence:g}% "
                         "pointwise bootstrap band; legend: AUROC with its interval, or n/e with the reason)",
                         f"roc_{_safe(split)}.png",
-                        lambda d=d, both=both, split=split: plot_roc(
+                        lambda d=d, both=both, split=split: roc_curves(
                             d[d["target"].isin(both)], split=split, metrics=metrics.get(split), band=True,
-                            seed=s.seed, title=f"ROC \u2014 {split}", confidence=s.confidence,
-                            min_events=s.min_events, min_nonevents=s.min_nonevents))
+                            seed=s.seed, confidence=s.confidence, min_events=s.min_events,
+                            min_nonevents=s.min_nonevents).plot(title=f"ROC \u2014 {split}"))
         forest = pd.DataFrame([{"attribute": target_label(r["target"]), "level": r["split"], "metric": "auroc",
-                                "n": r["n"], "n_pos": r["n_pos"], "value": r["auroc"], "low": r["auroc_low"],
-                                "high": r["auroc_high"], "not_estimable": r["not_estimable"]}
-                               for r in rows if r["n"] > 0]).astype({"value": float, "low": float, "high": float})
+                                "n": r["n"], "n_pos": r["n_pos"], "value": r["auroc"], "ci_low": r["auroc_ci_low"],
+                                "ci_high": r["auroc_ci_high"], "not_estimable": r["not_estimable"]}
+                               for r in rows if r["n"] > 0]).astype({"value": float, "ci_low": float, "ci_high": float})
         if len(forest) and forest["value"].notna().any() and len(self.splits) > 1:
             self.figure("Discrimination", "AUROC per target and split: internal vs external validation "
                         "(n and events on the right; n/e: not estimable, no point drawn)",
@@ -317,9 +345,8 @@ class _Run:
                 if not _both(yy):
                     continue
                 tm = threshold_metrics(yy, pp, t, confidence=s.confidence, seed=s.seed)
-                metrics[split][target]["threshold"] = {"method": s.threshold, "chosen_on": chosen_on, **tm.to_dict()}
-                rows.append({"split": split, "target": target, "method": s.threshold, "n": len(yy),
-                             "n_pos": int(yy.sum()), **tm.to_dict()})
+                metrics[split][target]["threshold"] = {"rule": s.threshold, "chosen_on": chosen_on, **tm.to_dict()}
+                rows.append({"split": split, "target": target, "rule": s.threshold, **tm.to_row()})
                 if "risk_levels" in info:
                     g = assign_risk_groups(pp, info["risk_levels"])
                     for level in ("low", "intermediate", "high"):
@@ -333,27 +360,12 @@ class _Run:
                         "n": {lv: int((g == lv).sum()) for lv in ("low", "intermediate", "high")}}
         if rows:
             t = pd.DataFrame(rows)
-            for c in [c for c in t.columns if c.endswith("_ci")]:
-                name = c[:-3]
-                ci = t.pop(c)
-                at = t.columns.get_loc(name) + 1
-                t.insert(at, f"{name}_low", [v[0] if v else None for v in ci])
-                t.insert(at + 1, f"{name}_high", [v[1] if v else None for v in ci])
-            self.tables["thresholds"] = t.astype({c: float for c in t.columns
-                                                  if c.endswith(("_low", "_high"))})
+            self.tables["thresholds"] = t.astype({c: float for c in t.columns if c.endswith(("_ci_low", "_ci_high"))})
         if levels:
             self.tables["risk_levels"] = pd.DataFrame(levels)
 
-    def calibration_bins(self, n: int) -> int:
-        """Bins for n patients: the spec's number, fewer for quantile bins of a small split (>= 2)."""
-        s = self.spec
-        if s.calibration_strategy != "quantile":
-            return s.calibration_bins
-        return int(max(2, min(s.calibration_bins, n // s.calibration_min_bin_size)))
-
     def calibration(self, metrics: dict) -> None:
         s, bins, recal = self.spec, [], []
-        from riskfm.plots.calibration import plot_calibration
         from riskfm.plots.style import target_label
 
         for split in self.splits:
@@ -362,14 +374,13 @@ class _Run:
                 y, p = d["y_true"].to_numpy(float), d["y_prob"].to_numpy(float)
                 if not _both(y):
                     continue
-                n_bins = self.calibration_bins(len(y))
                 try:
-                    cal = calibration(y, p, n_bins=n_bins, strategy=s.calibration_strategy,
-                                      confidence=s.confidence)
+                    cal = calibration(y, p, n_bins=s.calibration_bins, strategy=s.calibration_strategy,
+                                      confidence=s.confidence, min_bin_size=s.calibration_min_bin_size)
                 except ValueError as exc:
                     self.note("Calibration", f"{split}/{target}: calibration skipped: {exc}")
                     continue
-                metrics[split][target].update(cal.to_dict())
+                metrics[split][target]["calibration"] = cal.to_dict()
                 bins.append(cal.table.assign(split=split, target=target))
                 if split != self.train_split:
                     self.figure("Calibration", f"Reliability diagram, {target_label(target)}, {split}: "
@@ -377,9 +388,8 @@ class _Run:
                                 f"Wilson {100 * s.confidence:g}% intervals; n={len(y)}, {_events(int(y.sum()))}; "
                                 f"slope {cal.slope.value:.2f}, intercept {cal.intercept.value:.2f}, ECE {cal.ece:.3f}",
                                 f"calibration_{_safe(split)}_{_safe(target)}.png",
-                                lambda y=y, p=p, cal=cal, n_bins=n_bins, target=target, split=split: plot_calibration(
-                                    y, p, n_bins=n_bins, strategy=s.calibration_strategy, confidence=s.confidence,
-                                    stats=cal, label=target_label(target),
+                                lambda cal=cal, target=target, split=split: cal.plot(
+                                    label=target_label(target),
                                     title=f"Calibration \u2014 {target_label(target)}, {split}"))
         if bins:
             t = pd.concat(bins, ignore_index=True)
@@ -408,22 +418,22 @@ class _Run:
                         continue
                     q = np.clip(rc.transform(d["y_prob"].to_numpy(float)), 0.0, 1.0)
                     try:
-                        after = calibration(y, q, n_bins=self.calibration_bins(len(y)),
-                                            strategy=s.calibration_strategy)
+                        after = calibration(y, q, n_bins=s.calibration_bins, strategy=s.calibration_strategy,
+                                            min_bin_size=s.calibration_min_bin_size)
                     except ValueError as exc:
                         self.note("Calibration", f"{split}/{target}: {method}: {exc}")
                         continue
                     cell = metrics[split][target].setdefault("recalibration", {})
                     cell[method] = {"fitted_on": self.val_split, "brier": after.brier, "ece": after.ece,
-                                    "calibration_intercept": after.intercept.value,
-                                    "calibration_slope": after.slope.value}
-                    before = metrics[split][target]
+                                    "intercept": after.intercept.to_dict(), "slope": after.slope.to_dict()}
+                    before = metrics[split][target].get("calibration") or {}
                     recal.append({"split": split, "target": target, "method": method, "fitted_on": self.val_split,
                                   "n": len(y), "n_pos": int(y.sum()),
                                   "brier_before": before.get("brier"), "brier_after": after.brier,
                                   "ece_before": before.get("ece"), "ece_after": after.ece,
-                                  "slope_before": before.get("calibration_slope"), "slope_after": after.slope.value,
-                                  "intercept_before": before.get("calibration_intercept"),
+                                  "slope_before": (before.get("slope") or {}).get("value"),
+                                  "slope_after": after.slope.value,
+                                  "intercept_before": (before.get("intercept") or {}).get("value"),
                                   "intercept_after": after.intercept.value})
         if recal:
             self.tables["recalibration"] = pd.DataFrame(recal)
@@ -432,7 +442,6 @@ class _Run:
         if not {"time_to_event_days", "event"} <= set(self.df.columns):
             self.note("Time to event", "predictions have no time_to_event_days/event columns; section skipped")
             return
-        from riskfm.plots.incidence import plot_cumulative_incidence
         from riskfm.plots.style import target_label
 
         rows, contrasts = [], []
@@ -475,12 +484,14 @@ class _Run:
                 if sm is not None:
                     metrics[split][target]["survival"] = sm.to_dict()
                     rows.append({"split": split, "target": target, "n": sm.n, "n_events": sm.n_events,
-                                 "harrell_c": sm.harrell_c, "uno_c": sm.uno_c, "mean_time_auc": sm.mean_auc_t,
-                                 "integrated_brier": sm.integrated_brier, "not_estimable": ""})
+                                 "harrell_c": sm.harrell_c.value, "uno_c": sm.uno_c.value,
+                                 "mean_time_auc": sm.mean_auc_t.value,
+                                 "integrated_brier": None if sm.integrated_brier is None else sm.integrated_brier.value,
+                                 "not_estimable": ""})
                 elif reason is not None:
                     metrics[split][target]["survival"] = {
-                        "harrell_c": None, "uno_c": None, "time_auc": None, "integrated_brier": None,
-                        "n": len(t), "n_events": n_events, "not_estimable": reason}
+                        **SurvivalMetrics.missing(reason, len(t), n_events).to_dict(), "time_auc": None,
+                        "not_estimable": reason}
                     rows.append({"split": split, "target": target, "n": len(t), "n_events": n_events,
                                  "harrell_c": math.nan, "uno_c": math.nan, "mean_time_auc": math.nan,
                                  "integrated_brier": math.nan, "not_estimable": reason})
@@ -491,7 +502,7 @@ class _Run:
                 if len(set(groups)) >= 2:
                     c = group_contrasts(t, e, groups)
                     contrasts.append(c.assign(split=split, target=target))
-                    metrics[split][target]["risk_group_contrasts"] = c.to_dict(orient="records")
+                    metrics[split][target]["risk_group_contrasts"] = _contrast_records(c)
                 if split == self.train_split:
                     continue
                 how = ("three levels: sensitivity/specificity cut-offs " + ", ".join(f"{x:.3f}" for x in cuts)
@@ -508,8 +519,8 @@ class _Run:
                 self.figure("Time to event", f"{what}, {split} ({how}, chosen on {thr['chosen_on']}); "
                             f"n={len(t)}, {_events(n_events)}; numbers at risk below",
                             f"cumulative_incidence_{_safe(split)}_{_safe(target)}.png",
-                            lambda t=t, e=e, groups=groups, title=fig_title, horizon=horizon: plot_cumulative_incidence(
-                                t, e, groups, title=title, horizon_days=horizon, confidence=self.spec.confidence))
+                            lambda t=t, e=e, groups=groups, title=fig_title, horizon=horizon: cumulative_incidence_by_group(
+                                t, e, groups, confidence=self.spec.confidence, horizon_days=horizon).plot(title=title))
         if rows:
             self.tables["survival"] = pd.DataFrame(rows)
         if contrasts:
@@ -612,17 +623,22 @@ class _Run:
                 m = s.subgroup_metric
                 entries = {}
                 for _, r in t[t["level"] != "All"].iterrows():
-                    entry = {m: None if r["not_estimable"] else r["value"],
-                             f"{m}_ci": [None, None] if r["not_estimable"] else [r["low"], r["high"]],
-                             "n": int(r["n"]), "n_pos": int(r["n_pos"])}
-                    if r["not_estimable"]:
-                        entry["not_estimable"] = r["not_estimable"]
-                    entries[str(r["level"])] = entry
+                    reason = r["not_estimable"] or None
+                    entries[str(r["level"])] = {"metric": m, **Estimate(
+                        r["value"], make_ci(r["ci_low"], r["ci_high"]), r["method"] or "none", int(r["n"]),
+                        int(r["n_pos"]), s.confidence, None, reason).to_dict()}
                 cell.setdefault("subgroups", {})[name] = entries
-                gp = fairness_gaps(t)
-                cell.setdefault("fairness_gaps", {})[name] = {
-                    r["level"]: {"value": r["value"], "gap": r["gap"], "kind": r["kind"]} for _, r in gp.iterrows()}
                 per_target.append(t)
+                frame = pd.DataFrame({"group": g, "y_true": y, "y_prob": d["y_prob"].to_numpy(float)})
+                try:
+                    fg = fairness_gaps(frame, "group", m, threshold=thr, n_resamples=s.n_boot, seed=s.seed,
+                                       confidence=s.confidence, min_events=s.min_events,
+                                       min_nonevents=s.min_nonevents, attribute=name)
+                except ValueError as exc:
+                    self.note("Subgroups and fairness", f"{split}/{target}/{name}: no fairness gaps: {exc}")
+                    continue
+                cell.setdefault("fairness_gaps", {})[name] = fg.to_dict()
+                gp = fg.estimable_rows()
                 if len(gp):
                     gaps.append(gp.assign(split=split, target=target))
             if not per_target:
@@ -646,8 +662,7 @@ class _Run:
             g = pd.concat(gaps, ignore_index=True)
             self.tables["fairness_gaps"] = g[["split", "target", *[c for c in g.columns if c not in ("split", "target")]]]
         elif tables:
-            self.tables["fairness_gaps"] = pd.DataFrame(columns=["split", "target", *fairness_gaps(
-                pd.DataFrame(columns=["level", "value"])).columns])
+            self.tables["fairness_gaps"] = pd.DataFrame(columns=["split", "target", *FAIRNESS_COLUMNS])
             self.note("Subgroups and fairness", "no fairness gaps: no attribute has two levels with an estimable "
                       f"{s.subgroup_metric.upper()} ({s.min_events} events and {s.min_nonevents} non-events each)")
 
@@ -694,13 +709,16 @@ def evaluate(
     -------
     dict
         The metrics written to ``metrics.json``: ``{split: {target: cell}}`` where each cell has
-        the foundation keys (``auroc``, ``auroc_ci``, ``n``, ``n_pos``, ``n_excluded_unknown``,
-        ``prevalence``, ``ci_method``, ``confidence``) plus, where defined, ``auprc``/``auprc_ci``,
-        the calibration statistics, ``threshold``, ``risk_levels``, ``recalibration``,
-        ``survival``, ``risk_group_contrasts``, ``subgroups`` (``{attribute: {level: {metric,
-        metric_ci, n, n_pos[, not_estimable]}}}``) and ``fairness_gaps``. A statistic that is not
-        estimable (fewer than ``min_events`` events or ``min_nonevents`` non-events) is null, with
-        ``not_estimable`` giving the reason and counts.
+        ``n``, ``n_pos``, ``n_excluded_unknown``, ``prevalence`` and ``auroc`` (an estimate object
+        ``{"value", "ci", "method", "n", ...}``, see ``riskfm.evaluate.run_metrics``) plus, where
+        defined, ``auprc``, ``calibration`` (``intercept``, ``slope``, ``ece``, ``brier``, ...),
+        ``threshold`` (``rule``, ``chosen_on``, counts and the rates as estimates),
+        ``risk_levels``, ``recalibration``, ``survival``, ``risk_group_contrasts``, ``subgroups``
+        (``{attribute: {level: {metric, value, ci, method, n, n_pos[, not_estimable]}}}``) and
+        ``fairness_gaps`` (``{attribute: FairnessGaps.to_dict()}``: max - min with its bootstrap
+        interval, and each level's gap under ``levels``). A statistic that is not estimable
+        (fewer than ``min_events`` events or ``min_nonevents`` non-events) has a null value and
+        interval, with ``not_estimable`` giving the reason and counts.
 
     Raises
     ------

@@ -38,11 +38,14 @@ def _reason(r: pd.Series) -> str | None:
 
 
 def discrimination_display(t: pd.DataFrame) -> pd.DataFrame:
-    """The discrimination table as shown: n, events, AUROC [CI] and AUPRC [CI] (or n/e with the reason)."""
+    """Format the discrimination table as shown: n, events, AUROC [CI] and AUPRC [CI].
+
+    A statistic that is not estimable is shown as ``n/e (reason)``.
+    """
     return pd.DataFrame([{
         "split": r["split"], "target": r["target"], "n": int(r["n"]), "events": int(r["n_pos"]),
-        "AUROC [CI]": _est(r["auroc"], r["auroc_low"], r["auroc_high"], _reason(r)),
-        "AUPRC [CI]": _est(r["auprc"], r["auprc_low"], r["auprc_high"], _reason(r))}
+        "AUROC [CI]": _est(r["auroc"], r["auroc_ci_low"], r["auroc_ci_high"], _reason(r)),
+        "AUPRC [CI]": _est(r["auprc"], r["auprc_ci_low"], r["auprc_ci_high"], _reason(r))}
         for _, r in t.iterrows()])
 
 
@@ -50,15 +53,31 @@ def thresholds_display(t: pd.DataFrame) -> pd.DataFrame:
     """Metrics at the threshold with their Wilson (F1: bootstrap) intervals."""
     rows = []
     for _, r in t.iterrows():
-        row = {"split": r["split"], "target": r["target"], "method": r["method"], "threshold": r["threshold"],
+        row = {"split": r["split"], "target": r["target"], "rule": r["rule"], "threshold": r["threshold"],
                "n": int(r["n"]), "events": int(r["n_pos"]), "tp": r["tp"], "fp": r["fp"], "tn": r["tn"], "fn": r["fn"]}
         for m in ("sensitivity", "specificity", "ppv", "npv", "f1"):
-            row[f"{m.upper() if m in ('ppv', 'npv') else m} [CI]"] = _est(r[m], r[f"{m}_low"], r[f"{m}_high"])
+            row[f"{m.upper() if m in ('ppv', 'npv') else m} [CI]"] = _est(r[m], r[f"{m}_ci_low"], r[f"{m}_ci_high"])
         rows.append(row)
     return pd.DataFrame(rows)
 
 
 def survival_display(t: pd.DataFrame) -> pd.DataFrame:
+    """Format the survival table as shown: concordance, time-dependent AUROC and integrated Brier.
+
+    Parameters
+    ----------
+    t : pandas.DataFrame
+        One row per split x target with columns ``split``, ``target``, ``n``, ``n_events``,
+        ``harrell_c``, ``uno_c``, ``mean_time_auc``, ``integrated_brier`` and optionally
+        ``not_estimable`` (the reason, or empty).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``split``, ``target``, ``n``, ``events``, ``Harrell's C``, ``Uno's C``, ``mean
+        time-dependent AUROC`` and ``integrated Brier``, as text with 3 decimals (``n/e (reason)``
+        when not estimable, an em dash for the Brier score then; ``n/a`` when undefined).
+    """
     return pd.DataFrame([{
         "split": r["split"], "target": r["target"], "n": int(r["n"]), "events": int(r["n_events"]),
         "Harrell's C": _est(r["harrell_c"], reason=_reason(r)), "Uno's C": _est(r["uno_c"], reason=_reason(r)),
@@ -72,7 +91,7 @@ def contrasts_display(t: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for _, r in t.iterrows():
         reason = _reason(r)
-        hr = (f"not estimable ({reason})" if reason else _est(r["hazard_ratio"], r["hr_low"], r["hr_high"], digits=2))
+        hr = (f"not estimable ({reason})" if reason else _est(r["hazard_ratio"], r["ci_low"], r["ci_high"], digits=2))
         rows.append({"split": r["split"], "target": r["target"], "group": r["group"], "reference": r["reference"],
                      "n": int(r["n"]), "events": int(r["n_events"]), "hazard ratio [95% CI]": hr,
                      "Cox p": "\u2014" if reason else _p(r["cox_p"]),
@@ -87,18 +106,44 @@ def _p(x: Any) -> str:
 
 
 def subgroups_display(t: pd.DataFrame) -> pd.DataFrame:
+    """Format the subgroup table as shown: the metric with its interval per attribute level.
+
+    Parameters
+    ----------
+    t : pandas.DataFrame
+        One row per split x target x attribute level with columns ``split``, ``target``,
+        ``attribute``, ``level``, ``n``, ``n_pos``, ``metric`` (its name), ``value``, ``ci_low``,
+        ``ci_high`` and optionally ``not_estimable`` (the reason, or empty).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``split``, ``target``, ``attribute``, ``level``, ``n``, ``events`` and ``<METRIC>
+        [CI]`` (e.g. ``AUROC [CI]``) as text ``0.812 [0.750, 0.860]``, or ``n/e (reason)``.
+    """
     return pd.DataFrame([{
         "split": r["split"], "target": r["target"], "attribute": r["attribute"], "level": r["level"],
         "n": int(r["n"]), "events": int(r["n_pos"]),
-        f"{str(r['metric']).upper()} [CI]": _est(r["value"], r["low"], r["high"], _reason(r))}
+        f"{str(r['metric']).upper()} [CI]": _est(r["value"], r["ci_low"], r["ci_high"], _reason(r))}
         for _, r in t.iterrows()])
 
 
 def fairness_display(t: pd.DataFrame) -> pd.DataFrame:
+    """Gaps with their bootstrap intervals; the level's metric and the reference it is compared with."""
     return pd.DataFrame([{
         "split": r["split"], "target": r["target"], "attribute": r["attribute"], "level": r["level"],
-        "n": int(r["n"]), "events": int(r["n_pos"]), "value": r["value"], "reference": r["reference"],
-        "gap": r["gap"], "kind": r["kind"]} for _, r in t.iterrows()])
+        "n": int(r["n"]), "events": "" if _missing(r["n_pos"]) else int(r["n_pos"]),
+        "metric": _est(r["metric_value"]) if not _missing(r["metric_value"]) else "\u2014",
+        "reference": _est(r["reference"]) if not _missing(r["reference"]) else "\u2014",
+        "gap [CI]": _est(r["gap"], r["ci_low"], r["ci_high"]), "kind": r["kind"]} for _, r in t.iterrows()])
+
+
+def _with_tables(sec: Section, t: dict[str, pd.DataFrame], *entries: tuple[str, str, Any]) -> Section:
+    """Add the run's tables ``(name, caption, display function or None)`` that exist to ``sec``; return it."""
+    for name, caption, show in entries:
+        if name in t:
+            sec.tables.append((caption, show(t[name]) if show else t[name]))
+    return sec
 
 
 def build_sections(run: Any, metrics: dict) -> list[Section]:
@@ -118,18 +163,14 @@ def build_sections(run: Any, metrics: dict) -> list[Section]:
         f"'{run.train_split}' and applied unchanged elsewhere; recalibration is fitted on '{run.val_split}'. "
         f"AUROC intervals: {s.ci} ({s.n_boot} resamples when bootstrap, seed {s.seed}), {conf} coverage."
         f"\n\n{rule}"))
-    if "validation" in t:
-        summary.tables.append(("AUROC [CI]; events, n per target and split (internal vs external validation)",
-                               t["validation"]))
-    sections.append(summary)
+    sections.append(_with_tables(summary, t, ("validation", "AUROC [CI]; events, n per target and split (internal "
+                                                             "vs external validation)", None)))
 
     disc = Section("Discrimination", text=(
         "AUROC (Mann-Whitney, ties count 1/2) and AUPRC (average precision, step-wise; chance level = "
         "prevalence) with stratified percentile bootstrap intervals: positives and negatives are resampled "
         "separately so every resample keeps the prevalence."))
-    if "discrimination" in t:
-        disc.tables.append(("AUROC and AUPRC", discrimination_display(t["discrimination"])))
-    sections.append(disc)
+    sections.append(_with_tables(disc, t, ("discrimination", "AUROC and AUPRC", discrimination_display)))
 
     thr = Section("Thresholds", text=(
         f"Operating point: the '{s.threshold}' threshold chosen on '{run.train_split}' (incidence: the top "
@@ -137,11 +178,8 @@ def build_sections(run: Any, metrics: dict) -> list[Section]:
         f"specificity, PPV and NPV with {conf} Wilson intervals; F1 with a stratified parametric bootstrap. "
         f"Three risk levels: below the sensitivity-{s.sensitivity:g} cut-off is low risk, at or above the "
         f"specificity-{s.specificity:g} cut-off is high risk."))
-    if "thresholds" in t:
-        thr.tables.append(("Metrics at the threshold [" + conf + " CI]", thresholds_display(t["thresholds"])))
-    if "risk_levels" in t:
-        thr.tables.append(("Three risk levels", t["risk_levels"]))
-    sections.append(thr)
+    sections.append(_with_tables(thr, t, ("thresholds", f"Metrics at the threshold [{conf} CI]", thresholds_display),
+                                 ("risk_levels", "Three risk levels", None)))
 
     cal = Section("Calibration", text=(
         "Calibration intercept (calibration-in-the-large: logistic regression with logit(p) as offset; ideal "
@@ -154,19 +192,17 @@ def build_sections(run: Any, metrics: dict) -> list[Section]:
     rows = []
     for split, by_t in metrics.items():
         for target, c in by_t.items():
-            if "brier" in c:
+            k = c.get("calibration")
+            if k:
                 rows.append({"split": split, "target": target, "n": c["n"], "events": c["n_pos"],
-                             "intercept": c["calibration_intercept"],
-                             "slope": c["calibration_slope"], "ece": c["ece"], "brier": c["brier"],
-                             "scaled_brier": c["scaled_brier"], "spiegelhalter_z": c["spiegelhalter_z"],
-                             "spiegelhalter_p": c["spiegelhalter_p"]})
+                             "intercept [CI]": _est(k["intercept"]["value"], *(k["intercept"]["ci"] or [None, None])),
+                             "slope [CI]": _est(k["slope"]["value"], *(k["slope"]["ci"] or [None, None])),
+                             "ece": k["ece"], "brier": k["brier"], "scaled_brier": k["scaled_brier"],
+                             "spiegelhalter_z": k["spiegelhalter_z"], "spiegelhalter_p": k["spiegelhalter_p"]})
     if rows:
         cal.tables.append(("Calibration statistics", pd.DataFrame(rows).astype(
-            {k: float for k in ("intercept", "slope", "ece", "brier", "scaled_brier", "spiegelhalter_z",
-                                "spiegelhalter_p")})))
-    if "recalibration" in t:
-        cal.tables.append(("Recalibration (fitted on validation)", t["recalibration"]))
-    sections.append(cal)
+            {k: float for k in ("ece", "brier", "scaled_brier", "spiegelhalter_z", "spiegelhalter_p")})))
+    sections.append(_with_tables(cal, t, ("recalibration", "Recalibration (fitted on validation)", None)))
 
     surv = Section("Time to event", text=(
         "Kaplan-Meier cumulative incidence per risk group with pointwise intervals and numbers at risk; "
@@ -176,12 +212,9 @@ def build_sections(run: Any, metrics: dict) -> list[Section]:
         "MACE) is judged on the events by its horizon: follow-up is censored there and its figure ends there; "
         "a time-to-event target is drawn over its whole follow-up. A hazard ratio is not estimable when a "
         "group has no events, or when the groups are separated (the Cox fit has no finite optimum)."))
-    if "survival" in t:
-        surv.tables.append(("Concordance, time-dependent AUROC, integrated Brier score",
-                            survival_display(t["survival"])))
-    if "risk_group_contrasts" in t:
-        surv.tables.append(("Risk groups against the low-risk group", contrasts_display(t["risk_group_contrasts"])))
-    sections.append(surv)
+    sections.append(_with_tables(
+        surv, t, ("survival", "Concordance, time-dependent AUROC, integrated Brier score", survival_display),
+        ("risk_group_contrasts", "Risk groups against the low-risk group", contrasts_display)))
 
     dca = Section("Decision curves", text=(
         "Net benefit = TP/n - FP/n x pt/(1 - pt) at threshold probability pt, against treating everyone "
@@ -190,24 +223,22 @@ def build_sections(run: Any, metrics: dict) -> list[Section]:
 
     sub = Section("Subgroups and fairness", text=(
         f"{s.subgroup_metric.upper()} per subgroup with {conf} stratified bootstrap intervals. Fairness gap: "
-        "binary attribute M_g - M_~g; multi-level attribute M_Sj - median over its levels. Levels that are not "
+        "binary attribute M_g - M_~g; multi-level attribute M_Sj - median over its levels; and max - min over the "
+        f"levels, each with a {conf} bootstrap interval over patients (resampled within each level and outcome, "
+        "every gap recomputed on each resample). Levels that are not "
         "estimable are left out of the gaps (an attribute needs two estimable levels). Reserved manifest "
         "columns other than site (ids, image paths, outcomes, follow-up) are never subgroups; numeric "
         f"attributes with many values are cut into {s.subgroup_quantiles} quantile bins; categorical "
         f"attributes may have at most {s.max_subgroup_levels} levels.\n\n{rule}"))
-    if "subgroups" in t:
-        sub.tables.append(("Metric per subgroup", subgroups_display(t["subgroups"])))
-    if "fairness_gaps" in t:
-        sub.tables.append(("Fairness gaps (estimable levels only)", fairness_display(t["fairness_gaps"])))
-    sections.append(sub)
+    sections.append(_with_tables(sub, t, ("subgroups", "Metric per subgroup", subgroups_display),
+                                 ("fairness_gaps", f"Fairness gaps with {conf} bootstrap intervals (estimable levels "
+                                                   "only; max - min per attribute)", fairness_display)))
 
     if "agreement" in t or "Agreement of scores" in run.figures or "Agreement of scores" in run.notes:
         agree = Section("Agreement of scores", text=(
             f"Bland-Altman: bias = mean(predicted - reference), {conf} limits of agreement = bias -+ z x SD of "
             "the differences, plotted against the pair means."))
-        if "agreement" in t:
-            agree.tables.append(("Bias and limits of agreement", t["agreement"]))
-        sections.append(agree)
+        sections.append(_with_tables(agree, t, ("agreement", "Bias and limits of agreement", None)))
 
     for sec in sections:
         sec.figures.extend(run.figures.get(sec.title, []))

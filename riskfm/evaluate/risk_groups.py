@@ -22,49 +22,20 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.special import ndtri
+
+from riskfm.evaluate._checks import (
+    as_binary_1d,
+    as_finite_1d,
+    check_confidence,
+    check_risks,
+    check_same_length,
+    z_value,
+)
+from riskfm.evaluate.results import Result, _save
 
 RISK_GROUP_ORDER: tuple[str, ...] = ("low", "intermediate", "high")
 BIN_STRATEGIES: tuple[str, ...] = ("quantile", "uniform")
 
-
-def _as_finite_1d(x: Any, name: str) -> np.ndarray:
-    arr = np.asarray(x)
-    if arr.ndim != 1:
-        raise ValueError(f"{name} must be 1-D, got shape {arr.shape}")
-    try:
-        arr = arr.astype(np.float64)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{name} must be numeric, got dtype {arr.dtype}") from exc
-    bad = ~np.isfinite(arr)
-    if bad.any():
-        raise ValueError(f"{name} must be finite; {int(bad.sum())} of {len(arr)} values are NaN or infinite")
-    return arr
-
-
-def _as_binary_1d(x: Any, name: str) -> np.ndarray:
-    arr = _as_finite_1d(x, name)
-    if not np.isin(arr, (0.0, 1.0)).all():
-        others = np.unique(arr[~np.isin(arr, (0.0, 1.0))])[:5]
-        raise ValueError(f"{name} must be binary 0/1; found other values {others.tolist()}")
-    return arr
-
-
-# ----------------------------------------------------------------------------------------- groups
-
-
-
-def check_risks(y: Any, p: Any) -> tuple[np.ndarray, np.ndarray]:
-    """Validated (binary outcomes, predicted risks in [0, 1]) of equal, non-zero length."""
-    y_arr = _as_binary_1d(y, "y")
-    p_arr = _as_finite_1d(p, "p")
-    if len(y_arr) != len(p_arr):
-        raise ValueError(f"y and p must have the same length, got {len(y_arr)} and {len(p_arr)}")
-    if len(p_arr) == 0:
-        raise ValueError("y and p are empty")
-    if p_arr.min() < 0.0 or p_arr.max() > 1.0:
-        raise ValueError(f"p must be predicted risks in [0, 1]; found range [{p_arr.min():g}, {p_arr.max():g}]")
-    return y_arr, p_arr
 
 def incidence_threshold(p_train: Any, prevalence: float) -> float:
     """Vessel-specific incidence threshold: the (1 - prevalence) quantile of predicted risk.
@@ -91,7 +62,7 @@ def incidence_threshold(p_train: Any, prevalence: float) -> float:
     >>> incidence_threshold([0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0], 0.2)  # doctest: +ELLIPSIS
     0.82...
     """
-    p = _as_finite_1d(p_train, "p_train")
+    p = as_finite_1d(p_train, "p_train")
     if len(p) == 0:
         raise ValueError("p_train is empty")
     prevalence = float(prevalence)
@@ -115,7 +86,7 @@ def assign_risk_groups(p: Any, thresholds: float | Sequence[float]) -> np.ndarra
     np.ndarray of str, shape [n]
         ``"low"`` / ``"high"``, or ``"low"`` / ``"intermediate"`` / ``"high"``.
     """
-    p_arr = _as_finite_1d(p, "p")
+    p_arr = as_finite_1d(p, "p")
     t = np.atleast_1d(np.asarray(thresholds, dtype=np.float64))
     if t.ndim != 1 or len(t) not in (1, 2):
         raise ValueError(f"thresholds must be one number or two increasing numbers, got {thresholds!r}")
@@ -160,9 +131,7 @@ def wilson_interval(k: Any, n: Any, confidence: float = 0.95) -> tuple[np.ndarra
     n_arr = np.asarray(n, dtype=np.float64)
     if np.any(n_arr < 1) or np.any(k_arr < 0) or np.any(k_arr > n_arr):
         raise ValueError("wilson_interval needs 0 <= k <= n and n >= 1")
-    if not 0.0 < confidence < 1.0:
-        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
-    z = float(ndtri(0.5 + confidence / 2.0))
+    z = z_value(confidence)
     phat = k_arr / n_arr
     denom = 1.0 + z * z / n_arr
     centre = (phat + z * z / (2.0 * n_arr)) / denom
@@ -192,7 +161,7 @@ def risk_bin_edges(p: Any, n_bins: int = 10, strategy: str = "quantile") -> np.n
     np.ndarray, shape [n_edges]
         Increasing edges; bin i is [edge i, edge i+1), the last bin closed on the right.
     """
-    p_arr = _as_finite_1d(p, "p")
+    p_arr = as_finite_1d(p, "p")
     if int(n_bins) != n_bins or n_bins < 1:
         raise ValueError(f"n_bins must be a positive integer, got {n_bins!r}")
     if strategy not in BIN_STRATEGIES:
@@ -238,7 +207,8 @@ def reliability_table(
     -------
     pandas.DataFrame
         One row per non-empty bin, columns ``bin_low``, ``bin_high`` (edges), ``n``, ``n_events``,
-        ``mean_predicted``, ``observed_rate``, ``observed_low``, ``observed_high``.
+        ``mean_predicted``, ``observed_rate`` and ``ci_low``, ``ci_high`` (the Wilson interval of the
+        observed rate).
     """
     y_arr, p_arr = check_risks(y, p)
     edges = risk_bin_edges(p_arr, n_bins, strategy)
@@ -257,8 +227,8 @@ def reliability_table(
         "n_events": events[keep].astype(int),
         "mean_predicted": sum_p[keep] / n[keep],
         "observed_rate": events[keep] / n[keep],
-        "observed_low": low,
-        "observed_high": high,
+        "ci_low": low,
+        "ci_high": high,
     })
 
 
@@ -266,30 +236,61 @@ def reliability_table(
 
 
 @dataclass
-class CumulativeIncidence:
-    """Kaplan-Meier cumulative incidence per group.
+class CumulativeIncidence(Result):
+    """Cumulative incidence per group (a composite result: one curve per group).
 
     Attributes
     ----------
     curves : dict
-        Group label -> DataFrame with columns ``time_days``, ``incidence`` (1 - S(t)), ``low``,
-        ``high`` (pointwise confidence band of the incidence), starting at time 0. Groups are in
-        display order (low, intermediate, high, then others).
+        Group label -> DataFrame with columns ``time_days``, ``incidence`` (1 - S(t) for
+        Kaplan-Meier; the Aalen-Johansen incidence with competing events), ``ci_low``,
+        ``ci_high`` (pointwise confidence band of the incidence), starting at time 0. Groups are
+        in display order (low, intermediate, high, then others).
     logrank_p : float or None
-        p-value of the log-rank test across groups; None with fewer than 2 groups or no events.
+        p-value of the log-rank test across groups; None with fewer than 2 groups, no events, or
+        competing events.
     confidence : float
         Coverage of the bands.
+    method : str
+        How the curves and bands were estimated.
+    n, n_events : int
+        Patients and events (of interest).
+    horizon_days : float or None
+        Horizon at which follow-up was censored (a fixed-horizon outcome), else None.
+
+    ``to_dict()`` gives ``{"method", "n", "n_events", "confidence", "logrank_p", "horizon_days",
+    "curves": {group: {"time_days": [...], "incidence": [...], "ci_low": [...], "ci_high": [...]}}}``;
+    ``plot(path=None, **kwargs)`` draws ``riskfm.plots.incidence.plot_cumulative_incidence``.
     """
 
     curves: dict[Any, pd.DataFrame]
     logrank_p: float | None
     confidence: float
+    method: str = "Kaplan-Meier (exponential Greenwood band)"
+    n: int = 0
+    n_events: int = 0
+    horizon_days: float | None = None
     _durations: dict[Any, np.ndarray] = field(default_factory=dict, repr=False)
+
+    def plot(self, path: Any = None, **kwargs: Any):
+        """Cumulative incidence figure with numbers at risk; saved to ``path`` when given.
+
+        ``kwargs`` go to ``riskfm.plots.incidence.plot_cumulative_incidence`` (``title``,
+        ``legend_title``, ``times_days``, ...). Returns the Figure.
+        """
+        from riskfm.plots.incidence import plot_cumulative_incidence
+
+        return _save(plot_cumulative_incidence(self, **kwargs), path)
 
     @property
     def groups(self) -> list[Any]:
         """Group labels in display order."""
         return list(self.curves)
+
+    @property
+    def max_time_days(self) -> float:
+        """The longest follow-up (days) of any patient (0 without patients)."""
+        return float(max((np.max(d) for d in self._durations.values() if len(d)), default=0.0))
 
     def at_risk(self, times_days: Sequence[float]) -> pd.DataFrame:
         """Numbers at risk (follow-up time >= t) per group at the given times.
@@ -313,7 +314,7 @@ class CumulativeIncidence:
 
 
 def cumulative_incidence_by_group(
-    time_days: Any, event: Any, groups: Any, confidence: float = 0.95
+    time_days: Any, event: Any, groups: Any, confidence: float = 0.95, *, horizon_days: float | None = None
 ) -> CumulativeIncidence:
     """Kaplan-Meier cumulative incidence 1 - S(t) per group, with the log-rank test.
 
@@ -327,6 +328,10 @@ def cumulative_incidence_by_group(
         Group label per patient (e.g. from ``assign_risk_groups``); no missing labels.
     confidence : float
         Coverage of the pointwise bands (lifelines' exponential Greenwood intervals).
+    horizon_days : float, optional
+        Horizon of a fixed-horizon outcome (30 for 30-day MACE): follow-up is censored there
+        (``riskfm.evaluate.horizons.censor_at``: later events count as censored) and the figure
+        ends there. Default: the whole follow-up.
 
     Returns
     -------
@@ -335,21 +340,23 @@ def cumulative_incidence_by_group(
     from lifelines import KaplanMeierFitter  # local: lifelines is slow to import
     from lifelines.statistics import multivariate_logrank_test
 
-    t = _as_finite_1d(time_days, "time_days")
-    e = _as_binary_1d(event, "event")
+    from riskfm.evaluate.horizons import censor_at
+
+    if horizon_days is not None:
+        time_days, event = censor_at(time_days, event, horizon_days)
+    t = as_finite_1d(time_days, "time_days")
+    e = as_binary_1d(event, "event")
     g = np.asarray(groups, dtype=object)
     if g.ndim != 1:
         raise ValueError(f"groups must be 1-D, got shape {g.shape}")
-    if not len(t) == len(e) == len(g):
-        raise ValueError(f"time_days, event and groups must have the same length, got {len(t)}, {len(e)}, {len(g)}")
+    check_same_length(time_days=t, event=e, groups=g)
     if len(t) == 0:
         raise ValueError("time_days, event and groups are empty")
     if (t < 0).any():
         raise ValueError(f"time_days must be >= 0; {int((t < 0).sum())} negative values")
     if pd.isna(g).any():
         raise ValueError(f"groups has {int(pd.isna(g).sum())} missing labels")
-    if not 0.0 < confidence < 1.0:
-        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    check_confidence(confidence)
 
     curves: dict[Any, pd.DataFrame] = {}
     durations: dict[Any, np.ndarray] = {}
@@ -363,8 +370,8 @@ def cumulative_incidence_by_group(
         curves[label] = pd.DataFrame({
             "time_days": inc.index.to_numpy(dtype=np.float64),
             "incidence": inc.to_numpy(dtype=np.float64),
-            "low": band.min(axis=1),
-            "high": band.max(axis=1),
+            "ci_low": band.min(axis=1),
+            "ci_high": band.max(axis=1),
         })
         durations[label] = t[m]
 
@@ -373,4 +380,6 @@ def cumulative_incidence_by_group(
         res = multivariate_logrank_test(t, g.astype(str), event_observed=e)
         p = float(res.p_value)
         logrank_p = p if math.isfinite(p) else None
-    return CumulativeIncidence(curves, logrank_p, confidence, durations)
+    return CumulativeIncidence(curves, logrank_p, confidence, n=len(t), n_events=int(e.sum()),
+                               horizon_days=None if horizon_days is None else float(horizon_days),
+                               _durations=durations)

@@ -7,19 +7,25 @@
 ``y_true`` is 0, 1 or empty/NaN (label unknown), ``y_prob`` the predicted risk in [0, 1];
 ``time_to_event_days`` (days, >= 0) and ``event`` (0/1) carry follow-up for survival figures.
 
-``metrics.json``::
+``metrics.json``: every estimate is an object with ``value``, ``ci`` ([low, high] or null),
+``method`` and ``n`` (``riskfm.evaluate.results``)::
 
-    {split: {target: {"auroc": 0.81, "auroc_ci": [0.76, 0.85], "n": 412, "n_pos": 57,
-                      "n_excluded_unknown": 3, "prevalence": 0.138,
-                      "ci_method": "bootstrap", "confidence": 0.95}}}
+    {split: {target: {"n": 412, "n_pos": 57, "n_excluded_unknown": 3, "prevalence": 0.138,
+                      "auroc": {"value": 0.81, "ci": [0.76, 0.85],
+                                "method": "stratified bootstrap (500 resamples)", "n": 412,
+                                "n_pos": 57, "confidence": 0.95, "se": 0.024}}}}
 
 Rows whose ``y_true`` is unknown are excluded and counted in ``n_excluded_unknown``. When a
 split/target has fewer than 10 events or 10 non-events (``riskfm.evaluate.guards``; a single
-class or no known label included) the AUROC is not estimable: ``auroc`` and the interval are
-null and ``not_estimable`` gives the reason with the counts, e.g. ``"1 event < 10"`` (a single
-class or no known label also keeps its ``note``). Splits and targets are written in a fixed
-order (the known names first, e.g. train, val, test and stenosis_rca ... mace_30d, then others
-sorted), so files from different runs diff cleanly.
+class or no known label included) the AUROC is not estimable: its ``value`` and ``ci`` are null,
+and ``not_estimable`` (in the AUROC object and in the cell) gives the reason with the counts,
+e.g. ``"1 event < 10"`` (a single class or no known label also keeps its ``note``). Splits and
+targets are written in a fixed order (the known names first, e.g. train, val, test and
+stenosis_rca ... mace_30d, then others sorted), so files from different runs diff cleanly.
+
+Files of the previous version (flat ``"auroc": 0.81, "auroc_ci": [...]``, ``"ci_method"``) are
+read by ``read_metrics`` and upgraded to this shape (``upgrade_metrics``), so older run folders
+still load.
 """
 
 from __future__ import annotations
@@ -36,6 +42,8 @@ import pandas as pd
 
 from riskfm.evaluate.discrimination import roc_auc
 from riskfm.evaluate.guards import DEFAULT_MIN_EVENTS, DEFAULT_MIN_NONEVENTS, estimable
+from riskfm.evaluate.results import Estimate, bootstrap_method, jsonable, make_ci
+from riskfm.tables import read_table
 
 # Mirrors the manifest contract's binary targets (riskfm.data.manifest.BINARY_TARGETS); kept here
 # so that evaluate depends on nothing but numpy / pandas / scipy.
@@ -173,25 +181,18 @@ def read_predictions(path: str | os.PathLike) -> pd.DataFrame:
         If the file cannot be parsed or breaks the contract; the message names the file.
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"predictions file not found: {path}")
-    suffix = path.suffix.lower()
-    try:
-        if suffix in (".parquet", ".pq"):
-            df = pd.read_parquet(path)
-        elif suffix in (".csv", ".tsv", ".txt"):
-            # Ids and names stay text: "007" must not become 7.
-            df = pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",",
-                             dtype={"patient_id": str, "split": str, "target": str, "site": str})
-        else:
-            raise PredictionsError(f"{path}: unknown predictions format {suffix!r}; use .csv, .tsv or .parquet")
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as exc:
-        raise PredictionsError(f"{path}: cannot parse predictions: {exc}") from exc
-    df.columns = [str(c).strip() for c in df.columns]
+    # Ids and names stay text: "007" must not become 7.
+    df = read_table(path, what="predictions file", dtype=dict.fromkeys(("patient_id", "split", "target", "site"), str),
+                    error=PredictionsError)
     return validate_predictions(df, source=path)
 
 
 # ----------------------------------------------------------------------------------------- metrics
+
+
+def _ci_method(ci: str | None, n_boot: int) -> str:
+    """Return the ``method`` of an AUROC interval requested as ``ci``."""
+    return {None: "none", "bootstrap": bootstrap_method(n_boot), "delong": "DeLong"}.get(ci, str(ci))
 
 
 def _cell_metrics(y: np.ndarray, p: np.ndarray, ci: str | None, n_boot: int, seed: int,
@@ -201,14 +202,10 @@ def _cell_metrics(y: np.ndarray, p: np.ndarray, ci: str | None, n_boot: int, see
     y_k, p_k = y[known], p[known]
     n, n_pos = int(known.sum()), int(y_k.sum())
     cell: dict[str, Any] = {
-        "auroc": None,
-        "auroc_ci": [None, None],
         "n": n,
         "n_pos": n_pos,
         "n_excluded_unknown": int((~known).sum()),
         "prevalence": n_pos / n if n else None,
-        "ci_method": ci if ci is not None else "none",
-        "confidence": float(confidence),
     }
     reason = estimable(y_k, min_events=min_events, min_nonevents=min_nonevents)
     if n == 0:
@@ -216,15 +213,13 @@ def _cell_metrics(y: np.ndarray, p: np.ndarray, ci: str | None, n_boot: int, see
     elif n_pos in (0, n):
         cell["note"] = f"only one class (n_pos={n_pos} of n={n}): AUROC undefined"
     if reason is not None:
+        cell["auroc"] = Estimate.missing(reason, _ci_method(ci, n_boot), n, n_pos, confidence).to_dict()
         cell["not_estimable"] = reason
         return cell
     est = roc_auc(y_k, p_k, ci=ci, n_boot=n_boot, seed=seed, confidence=confidence)
-    cell["auroc"] = est.value
-    if ci is not None:
-        if math.isnan(est.low):
-            cell["note"] = f"{ci} interval undefined with n_pos={n_pos}, n_neg={n - n_pos}"
-        else:
-            cell["auroc_ci"] = [est.low, est.high]
+    if ci is not None and est.ci is None:
+        cell["note"] = f"{ci} interval undefined with n_pos={n_pos}, n_neg={n - n_pos}"
+    cell["auroc"] = est.to_dict()
     return cell
 
 
@@ -254,9 +249,10 @@ def metrics_from_predictions(
     Returns
     -------
     dict
-        ``{split: {target: {"auroc", "auroc_ci", "n", "n_pos", "n_excluded_unknown",
-        "prevalence", "ci_method", "confidence"[, "not_estimable"][, "note"]}}}`` in report
-        order; plain Python types, undefined values as None.
+        ``{split: {target: {"n", "n_pos", "n_excluded_unknown", "prevalence", "auroc"[,
+        "not_estimable"][, "note"]}}}`` in report order, ``auroc`` an estimate object
+        (``{"value", "ci", "method", "n", "n_pos", "confidence", "se"[, "not_estimable"]}``);
+        plain Python types, undefined values as None.
     """
     df = validate_predictions(df, source="<predictions DataFrame>")
     out: dict[str, dict[str, dict[str, Any]]] = {}
@@ -274,20 +270,15 @@ def metrics_from_predictions(
 
 
 def _jsonable(x: Any, where: str = "metrics") -> Any:
+    """``results.jsonable`` that refuses what JSON cannot hold (naming where it is)."""
     if isinstance(x, Mapping):
         return {str(k): _jsonable(v, f"{where}.{k}") for k, v in x.items()}
     if isinstance(x, (list, tuple, np.ndarray)):
         return [_jsonable(v, f"{where}[{i}]") for i, v in enumerate(x)]
-    if x is None or isinstance(x, (bool, str)):
-        return x
-    if isinstance(x, np.bool_):
-        return bool(x)
-    if isinstance(x, (int, np.integer)):
-        return int(x)
-    if isinstance(x, (float, np.floating)):
-        x = float(x)
-        return x if math.isfinite(x) else None
-    raise TypeError(f"{where}: cannot write a {type(x).__name__} to JSON")
+    out = jsonable(x)
+    if out is not None and not isinstance(out, (bool, str, int, float, dict, list)):
+        raise TypeError(f"{where}: cannot write a {type(x).__name__} to JSON")
+    return out
 
 
 def write_metrics(metrics: Mapping[str, Any], path: str | os.PathLike) -> Path:
@@ -319,18 +310,116 @@ def write_metrics(metrics: Mapping[str, Any], path: str | os.PathLike) -> Path:
 
 
 def read_metrics(path: str | os.PathLike) -> dict[str, Any]:
-    """Read a ``metrics.json`` written by ``write_metrics`` (null stays None)."""
+    """Read a ``metrics.json`` (null stays None), upgrading a file of the previous version.
+
+    Parameters
+    ----------
+    path : str or path
+        The file, e.g. ``runs/x/metrics.json``.
+
+    Returns
+    -------
+    dict
+        ``{split: {target: cell}}`` in the current shape (see the module docstring): a cell
+        written by the previous version (``"auroc": 0.81, "auroc_ci": [...]``) is converted by
+        :func:`upgrade_metrics`.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"metrics file not found: {path}")
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise ValueError(f"{path}: not valid JSON: {exc}") from exc
+    return upgrade_metrics(data)
+
+
+_OLD_METHODS = {"bootstrap": "stratified bootstrap", "delong": "DeLong", "none": "none", "wald": "Wald",
+                "wilson": "Wilson", "parametric-bootstrap": "parametric bootstrap"}
+_CALIBRATION_KEYS = {"calibration_intercept": "intercept", "calibration_slope": "slope", "ece": "ece",
+                     "ece_bins": "bins", "ece_strategy": "strategy", "brier": "brier", "scaled_brier": "scaled_brier",
+                     "spiegelhalter_z": "spiegelhalter_z", "spiegelhalter_p": "spiegelhalter_p"}
+
+
+def _upgrade_pairs(d: Mapping[str, Any], n: Any = None, n_pos: Any = None, method: str = "unknown",
+                   confidence: Any = None) -> dict[str, Any]:
+    """``{"k": v, "k_ci": [lo, hi]}`` -> ``{"k": {"value": v, "ci": ..., "method", "n", ...}}``, recursively."""
+    out: dict[str, Any] = {}
+    n, n_pos = d.get("n", n), d.get("n_pos", n_pos)
+    for k, v in d.items():
+        if str(k).endswith("_ci") and str(k)[:-3] in d:
+            continue
+        if f"{k}_ci" in d and not isinstance(v, Mapping):
+            ci = d[f"{k}_ci"] or [None, None]
+            est = {"value": v, "ci": list(make_ci(*ci)) if make_ci(*ci) else None, "method": method, "n": n,
+                   "n_pos": n_pos}
+            if confidence is not None:
+                est["confidence"] = confidence
+            if v is None and d.get("not_estimable"):
+                est["not_estimable"] = d["not_estimable"]
+            out[k] = est
+        elif isinstance(v, Mapping):
+            out[k] = _upgrade_pairs(v, n, n_pos, method, confidence)
+        else:
+            out[k] = v
+    return out
+
+
+def upgrade_cell(cell: Mapping[str, Any]) -> dict[str, Any]:
+    """One ``metrics.json`` cell in the current shape; a cell already current is returned as a copy.
+
+    A cell of the previous version holds ``"auroc"`` as a number with ``"auroc_ci"``,
+    ``"ci_method"`` and ``"confidence"`` beside it (and likewise ``auprc`` / ``auprc_ci``, flat
+    calibration keys, ``<metric>_ci`` in thresholds and subgroups): every ``k`` / ``k_ci`` pair
+    becomes an estimate object ``{"value", "ci", "method", "n", "n_pos"}`` and the calibration
+    keys move under ``"calibration"``.
+    """
+    flat_auroc = "auroc" in cell and not isinstance(cell["auroc"], Mapping)
+    if not flat_auroc and not any(str(k).endswith("_ci") for k in cell):
+        return dict(cell)
+    old_method = str(cell.get("ci_method", "none"))
+    method = _OLD_METHODS.get(old_method, old_method)
+    conf = cell.get("confidence")
+    rest = {k: v for k, v in cell.items() if k not in ("ci_method", "confidence")}
+    calib = {new: rest.pop(old) for old, new in _CALIBRATION_KEYS.items() if old in rest}
+    ci_keys = {k: rest.pop(k) for k in ("calibration_intercept_ci", "calibration_slope_ci") if k in rest}
+    out = _upgrade_pairs(rest, method=method, confidence=conf)
+    if "auroc" in out and not isinstance(out["auroc"], Mapping):  # an AUROC without its interval
+        out["auroc"] = {"value": out["auroc"], "ci": None, "method": method, "n": cell.get("n"),
+                        "n_pos": cell.get("n_pos")}
+        if out["auroc"]["value"] is None and cell.get("not_estimable"):
+            out["auroc"]["not_estimable"] = cell["not_estimable"]
+    for k in ("auprc",):
+        if isinstance(out.get(k), Mapping):
+            out[k]["method"] = "stratified bootstrap"
+    if calib:
+        for name in ("intercept", "slope"):
+            if name in calib:
+                ci = ci_keys.get(f"calibration_{name}_ci") or [None, None]
+                calib[name] = {"value": calib[name], "ci": list(make_ci(*ci)) if make_ci(*ci) else None,
+                               "method": "Wald", "n": cell.get("n"), "n_pos": cell.get("n_pos")}
+        out["calibration"] = calib
+    return out
+
+
+def upgrade_metrics(metrics: Mapping[str, Any]) -> dict[str, Any]:
+    """Upgrade a whole ``{split: {target: cell}}`` structure: every cell to the current shape.
+
+    Each mapping cell goes through :func:`upgrade_cell`; anything else is kept as it is.
+    """
+    return {split: ({target: upgrade_cell(c) if isinstance(c, Mapping) else c for target, c in by_t.items()}
+                    if isinstance(by_t, Mapping) else by_t)
+            for split, by_t in metrics.items()}
 
 
 def _nan_if_none(x: Any) -> float:
     return math.nan if x is None else float(x)
+
+
+def _auroc_of(cell: Mapping[str, Any]) -> Mapping[str, Any]:
+    """Return the AUROC estimate object of a cell of either version (empty when there is none)."""
+    auroc = upgrade_cell(cell).get("auroc") if cell else None
+    return auroc if isinstance(auroc, Mapping) else {}
 
 
 def auroc_table(metrics: Mapping[str, Any], oracle: Mapping[str, Any] | None = None) -> pd.DataFrame:
@@ -339,7 +428,7 @@ def auroc_table(metrics: Mapping[str, Any], oracle: Mapping[str, Any] | None = N
     Parameters
     ----------
     metrics : mapping
-        ``metrics.json`` structure.
+        ``metrics.json`` structure (this version's or the previous one's cells).
     oracle : mapping, optional
         Metrics of the same shape from a reference model (e.g. the model trained on the true
         labels of a synthetic cohort); adds an ``oracle_auroc`` column (NaN where it has no entry).
@@ -359,9 +448,10 @@ def auroc_table(metrics: Mapping[str, Any], oracle: Mapping[str, Any] | None = N
         if not isinstance(by_target, Mapping):
             raise ValueError(f"metrics[{split!r}] must be a mapping of targets, got {type(by_target).__name__}")
         for target, cell in by_target.items():
-            ci = cell.get("auroc_ci") or [None, None]
+            auroc = _auroc_of(cell)
+            ci = auroc.get("ci") or [None, None]
             row = {
-                "auroc": _nan_if_none(cell.get("auroc")),
+                "auroc": _nan_if_none(auroc.get("value")),
                 "ci_low": _nan_if_none(ci[0]),
                 "ci_high": _nan_if_none(ci[1]),
                 "n": cell.get("n"),
@@ -369,8 +459,8 @@ def auroc_table(metrics: Mapping[str, Any], oracle: Mapping[str, Any] | None = N
             }
             if oracle is not None:
                 ref = oracle.get(split, {}).get(target, {})
-                row["oracle_auroc"] = _nan_if_none(ref.get("auroc"))
-            missing = cell.get("auroc") is None
+                row["oracle_auroc"] = _nan_if_none(_auroc_of(ref).get("value"))
+            missing = auroc.get("value") is None
             row["note"] = (cell.get("not_estimable") or cell.get("note") or "") if missing else ""
             rows.append(row)
             index.append((str(split), str(target)))

@@ -120,7 +120,7 @@ class EvaluationSpec:
 
     @classmethod
     def from_any(cls, spec: EvaluationSpec | dict | str | os.PathLike | None) -> EvaluationSpec:
-        """A spec from an instance, a dict, a YAML file path or None (defaults).
+        """Build a spec from an instance, a dict, a YAML file path or None (defaults).
 
         Raises
         ------

@@ -12,13 +12,8 @@ manifest columns other than ``site`` (ids, image paths, outcomes, follow-up) are
 subgroups, numeric attributes with many values are cut into quantile bins with readable edges,
 and a categorical attribute with more than ``max_levels`` levels is refused.
 
-Fairness gaps (following the CAC foundation-model paper's convention):
-
-- binary attribute (two levels g and ~g): ``Gap_g = M_g - M_~g``;
-- multi-level attribute (S_1 ... S_k): ``Gap_Sj = M_Sj - median(M_S1, ..., M_Sk)``.
-
-A gap of 0 means the metric is the same in that subgroup as in the others. Levels whose metric
-is not estimable take no part: they get no gap and are not in the median.
+Fairness gaps between the levels, with bootstrap intervals, are computed by
+``riskfm.evaluate.fairness.fairness_gaps``.
 """
 
 from __future__ import annotations
@@ -31,9 +26,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from riskfm.evaluate._checks import check_binary_scores, check_confidence
 from riskfm.evaluate.calibration import brier_score
-from riskfm.evaluate.discrimination import Estimate, _z, average_precision, check_binary_scores, roc_auc
+from riskfm.evaluate.discrimination import average_precision, roc_auc
 from riskfm.evaluate.guards import DEFAULT_MIN_EVENTS, DEFAULT_MIN_NONEVENTS, estimable
+from riskfm.evaluate.results import Estimate, bootstrap_method, percentile_ci
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +46,7 @@ NUMERIC_LEVELS = 6  # numeric attributes with more distinct values are cut into 
 
 
 def _bootstrap_ci(y: np.ndarray, p: np.ndarray, fn: Callable[[np.ndarray, np.ndarray], float], n_boot: int,
-                  seed: int, confidence: float) -> tuple[float, float]:
+                  seed: int, confidence: float) -> tuple[float, float] | None:
     """Stratified percentile bootstrap interval of ``fn(y, p)`` (loop: any metric)."""
     rng = np.random.default_rng(seed)
     pos, neg = np.flatnonzero(y == 1), np.flatnonzero(y == 0)
@@ -57,9 +54,7 @@ def _bootstrap_ci(y: np.ndarray, p: np.ndarray, fn: Callable[[np.ndarray, np.nda
     for b in range(n_boot):
         idx = np.r_[rng.choice(pos, len(pos)), rng.choice(neg, len(neg))]
         vals[b] = fn(y[idx], p[idx])
-    alpha = 1.0 - confidence
-    lo, hi = np.nanquantile(vals, [alpha / 2, 1 - alpha / 2])
-    return float(lo), float(hi)
+    return percentile_ci(vals, confidence)
 
 
 def _brier(y: Any, p: Any, ci: str | None = "bootstrap", n_boot: int = 500, seed: int = 0,
@@ -67,8 +62,10 @@ def _brier(y: Any, p: Any, ci: str | None = "bootstrap", n_boot: int = 500, seed
     y_b, p_f = check_binary_scores(y, p)
     y_f = y_b.astype(float)
     value = brier_score(y_f, p_f)
-    lo, hi = (math.nan, math.nan) if ci is None else _bootstrap_ci(y_f, p_f, brier_score, n_boot, seed, confidence)
-    return Estimate(value, lo, hi, "bootstrap" if ci else "none", len(y_f), int(y_f.sum()), confidence)
+    if ci is None:
+        return Estimate(value, None, "none", len(y_f), int(y_f.sum()), confidence)
+    return Estimate(value, _bootstrap_ci(y_f, p_f, brier_score, n_boot, seed, confidence), bootstrap_method(n_boot),
+                    len(y_f), int(y_f.sum()), confidence)
 
 
 def _rate(name: str) -> Callable[..., Estimate]:
@@ -242,14 +239,12 @@ def subgroup_attributes(
         cols = [c for c in available if c not in dropped]
     else:
         cols = list(columns)
-        missing = [c for c in cols if c not in covariates.columns]
-        if missing:
-            raise ValueError(f"evaluation spec: subgroups {missing} are not covariate columns "
-                             f"(available: {available})")
-        reserved = [c for c in cols if c in forbidden]
-        if reserved:
-            raise ValueError(f"evaluation spec: subgroups {reserved} are reserved columns (identifiers, image paths, "
-                             "outcomes, follow-up) and cannot be subgroups; of the reserved columns only 'site' can")
+        refusals = (([c for c in cols if c not in covariates.columns], f"are not covariate columns (available: {available})"),
+                    ([c for c in cols if c in forbidden], "are reserved columns (identifiers, image paths, outcomes, "
+                     "follow-up) and cannot be subgroups; of the reserved columns only 'site' can"))
+        for refused, why in refusals:
+            if refused:
+                raise ValueError(f"evaluation spec: subgroups {refused} {why}")
     cov = covariates.set_index(covariates["patient_id"].astype(str))
     out: dict[str, pd.Series] = {}
     for c in cols:
@@ -291,7 +286,7 @@ def subgroup_metrics(
     levels: Sequence[Any] | None = None, min_events: int = DEFAULT_MIN_EVENTS,
     min_nonevents: int = DEFAULT_MIN_NONEVENTS,
 ) -> pd.DataFrame:
-    """A metric with its interval for all patients and for each subgroup level.
+    """Compute a metric with its interval for all patients and for each subgroup level.
 
     Parameters
     ----------
@@ -320,10 +315,11 @@ def subgroup_metrics(
     -------
     pandas.DataFrame
         Columns ``attribute``, ``level`` (``"All"`` first), ``metric``, ``n``, ``n_pos``, ``value``,
-        ``low``, ``high`` (NaN when not estimable) and ``not_estimable`` (the reason, e.g.
-        ``"1 event < 10"``; empty when the value is reported).
+        ``ci_low``, ``ci_high`` (NaN when not estimable), ``method`` (how the interval was
+        obtained) and ``not_estimable`` (the reason, e.g. ``"1 event < 10"``; empty when the value
+        is reported).
     """
-    _z(confidence)
+    check_confidence(confidence)
     y_b, p_f = check_binary_scores(y, p)
     g = pd.Series(np.asarray(groups, dtype=object))
     if len(g) != len(y_b):
@@ -339,7 +335,7 @@ def subgroup_metrics(
         m = np.ones(len(g), bool) if level == "All" else (g == level).to_numpy()
         n, n_pos = int(m.sum()), int(y_b[m].sum())
         row = {"attribute": attribute, "level": str(level), "metric": metric, "n": n, "n_pos": n_pos,
-               "value": math.nan, "low": math.nan, "high": math.nan, "not_estimable": ""}
+               "value": math.nan, "ci_low": math.nan, "ci_high": math.nan, "method": "", "not_estimable": ""}
         if metric in DISCRIMINATION_METRICS:
             reason = estimable(y_b[m], min_events=min_events, min_nonevents=min_nonevents)
         elif n < min_n:
@@ -353,43 +349,7 @@ def subgroup_metrics(
         else:
             est = metric_estimate(metric, y_b[m], p_f[m], n_boot=n_boot, seed=seed, confidence=confidence,
                                   threshold=threshold)
-            row.update(value=est.value, low=est.low, high=est.high)
+            low, high = est.ci if est.ci is not None else (math.nan, math.nan)
+            row.update(value=est.value, ci_low=low, ci_high=high, method=est.method)
         rows.append(row)
     return pd.DataFrame(rows)
-
-
-def fairness_gaps(table: pd.DataFrame) -> pd.DataFrame:
-    """Fairness gaps of each subgroup from a ``subgroup_metrics`` table.
-
-    Parameters
-    ----------
-    table : pandas.DataFrame
-        Output of ``subgroup_metrics`` (one attribute; the ``All`` row is ignored).
-
-    Returns
-    -------
-    pandas.DataFrame
-        Columns ``attribute``, ``level``, ``metric``, ``n``, ``n_pos``, ``value``, ``reference`` (M of
-        the other level for a binary attribute, the median over the estimable levels otherwise),
-        ``gap`` = value - reference, ``kind`` (``"binary"`` or ``"median"``). Levels whose metric
-        is not estimable are left out, and so is an attribute with fewer than two estimable
-        levels (a gap needs something to compare with): the table may be empty.
-    """
-    columns = ["attribute", "level", "metric", "n", "n_pos", "value", "reference", "gap", "kind"]
-    t = table[table["level"] != "All"]
-    reason = t["not_estimable"] if "not_estimable" in t.columns else pd.Series("", index=t.index)
-    ok = t[t["value"].notna() & (reason.fillna("") == "")]
-    if len(ok) < 2:
-        return pd.DataFrame(columns=columns)
-    binary = len(t) == 2
-    med = float(np.median(ok["value"].astype(float)))
-    out = []
-    for _, r in ok.iterrows():
-        if binary:
-            ref, kind = float(ok[ok["level"] != r["level"]]["value"].iloc[0]), "binary"
-        else:
-            ref, kind = med, "median"
-        out.append({"attribute": r["attribute"], "level": r["level"], "metric": r["metric"],
-                    "n": int(r["n"]) if "n" in r else None, "n_pos": int(r["n_pos"]) if "n_pos" in r else None,
-                    "value": float(r["value"]), "reference": ref, "gap": float(r["value"]) - ref, "kind": kind})
-    return pd.DataFrame(out, columns=columns)

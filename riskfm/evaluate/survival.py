@@ -35,58 +35,14 @@ import math
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 
-from riskfm.evaluate.risk_groups import _as_binary_1d, _as_finite_1d, order_groups
-
-
-def _survival_arrays(time_days: Any, event: Any, name: str = "") -> tuple[np.ndarray, np.ndarray]:
-    t = _as_finite_1d(time_days, f"{name}time_days")
-    e = _as_binary_1d(event, f"{name}event")
-    if len(t) != len(e):
-        raise ValueError(f"{name}time_days and event must have the same length, got {len(t)} and {len(e)}")
-    if len(t) == 0:
-        raise ValueError(f"{name}time_days is empty")
-    if (t < 0).any():
-        raise ValueError(f"{name}time_days must be >= 0; {int((t < 0).sum())} negative values")
-    return t, e.astype(bool)
-
-
-def censor_at(time_days: Any, event: Any, horizon_days: float | None) -> tuple[np.ndarray, np.ndarray]:
-    """Administrative censoring at a horizon: follow-up cut at ``horizon_days``, later events censored.
-
-    Returns ``(min(t, horizon), event and t <= horizon)`` as float arrays [n]; unchanged (as float
-    arrays) when ``horizon_days`` is None. A 30-day outcome is judged on events by day 30.
-    """
-    t = np.asarray(time_days, dtype=float)
-    e = np.asarray(event, dtype=float)
-    if horizon_days is None:
-        return t, e
-    h = float(horizon_days)
-    if not h > 0:
-        raise ValueError(f"horizon_days must be > 0, got {horizon_days!r}")
-    return np.minimum(t, h), np.where(t <= h, e, 0.0)
-
-
-def target_horizon_days(target: str, overrides: dict[str, float] | None = None) -> float | None:
-    """Horizon (days) of a target with a fixed horizon: ``overrides[target]``, else from its name.
-
-    ``mace_30d`` -> 30, ``death_1y`` -> 365, ``event_12m`` -> 365 (months as 365/12 days, rounded),
-    ``_6w`` -> 42; None for names without one (a time-to-event target such as ``risk_score``).
-    """
-    import re
-
-    if overrides and target in overrides:
-        return float(overrides[target])
-    m = re.search(r"(?:^|_)(\d+)\s*(d|day|days|w|wk|week|weeks|m|mo|month|months|y|yr|year|years)$", str(target))
-    if not m:
-        return None
-    k, unit = int(m.group(1)), m.group(2)[0]
-    return float(k * {"d": 1, "w": 7, "y": 365}.get(unit, 0) or round(k * 365 / 12))
-
+from riskfm.evaluate._checks import as_finite_1d, check_confidence, check_same_length, check_survival
+from riskfm.evaluate.results import Estimate, Result
+from riskfm.evaluate.risk_groups import CumulativeIncidence, order_groups
 
 # lifelines' default stop (relative change of the log-likelihood < 1e-9, R's rule, or Newton
 # decrement < 1e-7) leaves the coefficient up to ~1e-6 from the maximum. Stopping on a Newton
@@ -101,52 +57,87 @@ def _structured(t: np.ndarray, e: np.ndarray) -> np.ndarray:
 
 
 @dataclass
-class SurvivalMetrics:
-    """Survival discrimination and accuracy of a risk score on one set of patients.
+class SurvivalMetrics(Result):
+    """Survival discrimination and accuracy of a risk score on one set of patients (composite).
 
     Attributes
     ----------
-    harrell_c, uno_c : float
-        Concordance indices (0.5 = chance, 1 = perfect).
+    harrell_c, uno_c : Estimate
+        Concordance indices (0.5 = chance, 1 = perfect); no interval (``ci`` None).
     times_days : np.ndarray, shape [k]
-        Evaluation times of the time-dependent AUROC.
+        Evaluation times (days) of the time-dependent AUROC.
     auc_t : np.ndarray, shape [k]
-        Cumulative/dynamic AUROC at each time; ``mean_auc_t`` their weighted mean (sksurv).
-    integrated_brier : float or None
+        Cumulative/dynamic AUROC at each time.
+    mean_auc_t : Estimate
+        Their weighted mean (sksurv).
+    integrated_brier : Estimate or None
         Integrated Brier score over ``times_days`` (0 best); None without training patients.
     n, n_events : int
+        Patients and events.
+    method : str
+        What the estimates are (no intervals are computed).
+
+    ``to_dict()``: ``{"harrell_c": {...}, "uno_c": {...}, "mean_auc_t": {...}, "integrated_brier":
+    {...} or null, "time_auc": {"times_days": [...], "auc": [...]}, "n", "n_events", "method"}``.
     """
 
-    harrell_c: float
-    uno_c: float
+    harrell_c: Estimate
+    uno_c: Estimate
     times_days: np.ndarray
     auc_t: np.ndarray
-    mean_auc_t: float
-    integrated_brier: float | None
+    mean_auc_t: Estimate
+    integrated_brier: Estimate | None
     n: int
     n_events: int
+    method: str = "Harrell's and Uno's C, cumulative/dynamic AUROC, IPCW integrated Brier (no intervals)"
+    _not_in_dict: ClassVar[tuple[str, ...]] = ("times_days", "auc_t")
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dictionary."""
-        return {"harrell_c": self.harrell_c, "uno_c": self.uno_c,
-                "time_auc": {"times_days": self.times_days.tolist(), "auc": self.auc_t.tolist(),
-                             "mean": self.mean_auc_t},
-                "integrated_brier": self.integrated_brier, "n": self.n, "n_events": self.n_events}
+        """JSON-ready dictionary (estimates nested, the time-dependent AUROC as two lists)."""
+        return {**super().to_dict(), "time_auc": {"times_days": self.times_days.tolist(), "auc": self.auc_t.tolist()}}
+
+    @classmethod
+    def missing(cls, reason: str, n: int, n_events: int) -> SurvivalMetrics:
+        """Not estimable (e.g. fewer than 10 events): every estimate NaN with the reason."""
+        def e() -> Estimate:
+            return Estimate.missing(reason, "none", n, n_events)
+
+        return cls(e(), e(), np.zeros(0), np.zeros(0), e(), e(), n, n_events)
 
 
 def harrell_c(time_days: Any, event: Any, risk: Any) -> float:
     """Harrell's concordance index of ``risk`` (larger = earlier event); see the module docstring."""
     from sksurv.metrics import concordance_index_censored
 
-    t, e = _survival_arrays(time_days, event)
-    r = _as_finite_1d(risk, "risk")
+    t, e = check_survival(time_days, event)
+    r = as_finite_1d(risk, "risk")
     if e.sum() == 0:
         raise ValueError("Harrell's C needs at least one event")
     return float(concordance_index_censored(e, t, r)[0])
 
 
 def default_eval_times(time_days: np.ndarray, event: np.ndarray, n_times: int = 10) -> np.ndarray:
-    """Evaluation times: ``n_times`` quantiles (10th to 80th percentile) of the event times."""
+    """Return evaluation times: ``n_times`` quantiles (10th to 80th percentile) of the event times.
+
+    Parameters
+    ----------
+    time_days : np.ndarray [n]
+        Follow-up time per patient in days.
+    event : np.ndarray of bool [n]
+        True where the follow-up ended in an event.
+    n_times : int, default 10
+        Quantiles taken between the 10th and the 80th percentile.
+
+    Returns
+    -------
+    np.ndarray
+        Sorted distinct times in days, each below the longest follow-up (at most ``n_times``).
+
+    Raises
+    ------
+    ValueError
+        When there are no events.
+    """
     ev = np.sort(time_days[event])
     if len(ev) == 0:
         raise ValueError("no events: no evaluation times")
@@ -174,8 +165,8 @@ class CoxOnScore:
 
         from riskfm.evaluate.calibration import logit
 
-        t, e = _survival_arrays(time_days, event, "train ")
-        x = logit(_as_finite_1d(p, "p"))
+        t, e = check_survival(time_days, event, "train ")
+        x = logit(as_finite_1d(p, "p"))
         df = pd.DataFrame({"t": t, "e": e.astype(int), "x": x})
         self.model_ = CoxPHFitter(penalizer=self.penalizer).fit(df, duration_col="t", event_col="e",
                                                                  fit_options=dict(_COX_FIT_OPTIONS))
@@ -193,7 +184,7 @@ class CoxOnScore:
         """
         from riskfm.evaluate.calibration import logit
 
-        x = logit(_as_finite_1d(p, "p"))
+        x = logit(as_finite_1d(p, "p"))
         t = np.asarray(times_days, dtype=float)
         h0 = self.model_.baseline_cumulative_hazard_.iloc[:, 0]  # centred covariate, one row per training time
         idx = np.searchsorted(h0.index.to_numpy(dtype=float), t, side="right") - 1
@@ -226,16 +217,16 @@ def survival_metrics(
     """
     from sksurv.metrics import concordance_index_ipcw, cumulative_dynamic_auc, integrated_brier_score
 
-    t, e = _survival_arrays(time_days, event)
-    r = _as_finite_1d(risk, "risk")
+    t, e = check_survival(time_days, event)
+    r = as_finite_1d(risk, "risk")
     if len(r) != len(t):
         raise ValueError(f"risk has {len(r)} values for {len(t)} patients")
     if e.sum() == 0:
         raise ValueError("survival metrics need at least one event")
     y_test = _structured(t, e)
     if train is not None:
-        t_tr, e_tr = _survival_arrays(train[0], train[1], "train ")
-        p_tr = _as_finite_1d(train[2], "train p")
+        t_tr, e_tr = check_survival(train[0], train[1], "train ")
+        p_tr = as_finite_1d(train[2], "train p")
     else:
         t_tr, e_tr, p_tr = t, e, None
     y_train = _structured(t_tr, e_tr)
@@ -253,8 +244,13 @@ def survival_metrics(
     if p_tr is not None and len(times) >= 2 and e_tr.sum() > 0:
         cox = CoxOnScore().fit(t_tr, e_tr, p_tr)
         ibs = float(integrated_brier_score(y_train, y_test, cox.survival(r, times), times))
-    return SurvivalMetrics(harrell, uno, times, np.asarray(auc_t, float), float(mean_auc), ibs,
-                           len(t), int(e.sum()))
+    n, n_events = len(t), int(e.sum())
+
+    def est(value: float) -> Estimate:
+        return Estimate(value, None, "none", n, n_events)
+
+    return SurvivalMetrics(est(harrell), est(uno), times, np.asarray(auc_t, float), est(float(mean_auc)),
+                           None if ibs is None else est(ibs), n, n_events)
 
 
 SEPARATED = "did not converge: separated groups"
@@ -302,7 +298,7 @@ def group_contrasts(time_days: Any, event: Any, groups: Any, reference: Any = No
     -------
     pandas.DataFrame
         One row per non-reference group: ``group``, ``reference``, ``n``, ``n_events``,
-        ``hazard_ratio``, ``hr_low``, ``hr_high`` (95% Wald interval), ``cox_p``, ``logrank_p``
+        ``hazard_ratio``, ``ci_low``, ``ci_high`` (its 95% Wald interval), ``cox_p``, ``logrank_p``
         (two groups at a time) and ``not_estimable``: why the Cox columns are NaN (``"no events
         in the 'low' group"``, or ``"did not converge: separated groups"`` when the hazard ratio
         has no finite estimate), empty otherwise. A non-converged fit also emits one
@@ -310,7 +306,7 @@ def group_contrasts(time_days: Any, event: Any, groups: Any, reference: Any = No
     """
     from lifelines.statistics import logrank_test
 
-    t, e = _survival_arrays(time_days, event)
+    t, e = check_survival(time_days, event)
     g = np.asarray(groups, dtype=object)
     if len(g) != len(t):
         raise ValueError(f"groups has {len(g)} labels for {len(t)} patients")
@@ -325,8 +321,8 @@ def group_contrasts(time_days: Any, event: Any, groups: Any, reference: Any = No
         m = (g == level) | (g == ref)
         x = (g[m] == level).astype(float)
         row = {"group": level, "reference": ref, "n": int((g == level).sum()),
-               "n_events": int(e[g == level].sum()), "hazard_ratio": math.nan, "hr_low": math.nan,
-               "hr_high": math.nan, "cox_p": math.nan, "logrank_p": math.nan, "not_estimable": ""}
+               "n_events": int(e[g == level].sum()), "hazard_ratio": math.nan, "ci_low": math.nan,
+               "ci_high": math.nan, "cox_p": math.nan, "logrank_p": math.nan, "not_estimable": ""}
         if e[m].sum() > 0:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)
@@ -346,11 +342,11 @@ def group_contrasts(time_days: Any, event: Any, groups: Any, reference: Any = No
                 warnings.warn(f"Cox hazard ratio for group {level!r} vs {ref!r} did not converge ({detail}); "
                               "reported as not estimable", RuntimeWarning, stacklevel=2)
             else:
-                row.update(hazard_ratio=float(s["exp(coef)"]), hr_low=float(s["exp(coef) lower 95%"]),
-                           hr_high=float(s["exp(coef) upper 95%"]), cox_p=float(s["p"]))
+                row.update(hazard_ratio=float(s["exp(coef)"]), ci_low=float(s["exp(coef) lower 95%"]),
+                           ci_high=float(s["exp(coef) upper 95%"]), cox_p=float(s["p"]))
         rows.append(row)
-    return pd.DataFrame(rows, columns=["group", "reference", "n", "n_events", "hazard_ratio", "hr_low",
-                                       "hr_high", "cox_p", "logrank_p", "not_estimable"])
+    return pd.DataFrame(rows, columns=["group", "reference", "n", "n_events", "hazard_ratio", "ci_low",
+                                       "ci_high", "cox_p", "logrank_p", "not_estimable"])
 
 
 def _aalen_johansen(t: np.ndarray, code: np.ndarray, event_of_interest: int,
@@ -398,15 +394,15 @@ def _aalen_johansen(t: np.ndarray, code: np.ndarray, event_of_interest: int,
     f = inc[inner]
     theta = z * np.sqrt(var[inner]) / (f * np.abs(np.log(f)))
     low[inner], high[inner] = f ** np.exp(theta), f ** np.exp(-theta)
-    out = pd.DataFrame({"time_days": times, "incidence": inc, "low": low, "high": high})
+    out = pd.DataFrame({"time_days": times, "incidence": inc, "ci_low": low, "ci_high": high})
     if k == 0 or times[0] > 0:
-        out = pd.concat([pd.DataFrame({"time_days": [0.0], "incidence": [0.0], "low": [0.0], "high": [0.0]}), out],
-                        ignore_index=True)
+        out = pd.concat([pd.DataFrame({"time_days": [0.0], "incidence": [0.0], "ci_low": [0.0], "ci_high": [0.0]}),
+                         out], ignore_index=True)
     return out
 
 
 def aalen_johansen_by_group(time_days: Any, event_code: Any, groups: Any, event_of_interest: int = 1,
-                            seed: int = 0, confidence: float = 0.95) -> dict[Any, pd.DataFrame]:
+                            seed: int = 0, confidence: float = 0.95) -> CumulativeIncidence:
     """Aalen-Johansen cumulative incidence of one event type per group, with competing events.
 
     Parameters
@@ -428,26 +424,29 @@ def aalen_johansen_by_group(time_days: Any, event_code: Any, groups: Any, event_
 
     Returns
     -------
-    dict
-        Group -> DataFrame ``time_days`` (0, then every distinct follow-up time of the group),
-        ``incidence`` (step function: the value holds from that time on), ``low``, ``high``
-        (pointwise band, log(-log) transform of the Dinse-Larson / Collett delta-method variance;
-        a zero-width band where the incidence is 0), groups in display order. Without competing
-        events the incidence equals 1 - Kaplan-Meier. See ``_aalen_johansen`` for the formulas.
+    CumulativeIncidence
+        ``curves``: group -> DataFrame ``time_days`` (0, then every distinct follow-up time of the
+        group), ``incidence`` (step function: the value holds from that time on), ``ci_low``,
+        ``ci_high`` (pointwise band, log(-log) transform of the Dinse-Larson / Collett
+        delta-method variance; a zero-width band where the incidence is 0), groups in display
+        order; no log-rank test (``logrank_p`` None). Without competing events the incidence
+        equals 1 - Kaplan-Meier. See ``_aalen_johansen`` for the formulas.
     """
     del seed
-    t = _as_finite_1d(time_days, "time_days")
-    c = _as_finite_1d(event_code, "event_code")
+    t = as_finite_1d(time_days, "time_days")
+    c = as_finite_1d(event_code, "event_code")
     if (c < 0).any() or (c != np.round(c)).any():
         raise ValueError("event_code must hold non-negative integers (0 = censored)")
     if (t < 0).any():
         raise ValueError(f"time_days must be >= 0; {int((t < 0).sum())} negative values")
     if int(event_of_interest) != event_of_interest or event_of_interest <= 0:
         raise ValueError(f"event_of_interest must be a positive integer code, got {event_of_interest!r}")
-    if not 0.0 < confidence < 1.0:
-        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    check_confidence(confidence)
     g = np.asarray(groups, dtype=object)
-    if not len(t) == len(c) == len(g):
-        raise ValueError("time_days, event_code and groups must have the same length")
-    return {level: _aalen_johansen(t[g == level], c[g == level].astype(int), int(event_of_interest), confidence)
-            for level in order_groups(g.tolist())}
+    check_same_length(time_days=t, event_code=c, groups=g)
+    levels = order_groups(g.tolist())
+    curves = {level: _aalen_johansen(t[g == level], c[g == level].astype(int), int(event_of_interest), confidence)
+              for level in levels}
+    return CumulativeIncidence(curves, None, confidence, method="Aalen-Johansen (Dinse-Larson / Collett band)",
+                               n=len(t), n_events=int((c == event_of_interest).sum()),
+                               _durations={level: t[g == level] for level in levels})

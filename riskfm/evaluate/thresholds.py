@@ -28,28 +28,40 @@ from typing import Any
 
 import numpy as np
 
-from riskfm.evaluate.discrimination import Estimate, _split_classes, check_binary_scores
+from riskfm.evaluate._checks import check_binary_scores, check_confidence
+from riskfm.evaluate.discrimination import _split_classes
+from riskfm.evaluate.results import Estimate, Result, bootstrap_method, percentile_ci
 from riskfm.evaluate.risk_groups import wilson_interval
 
 
-@dataclass
-class ThresholdMetrics:
-    """Confusion counts and derived metrics at one threshold.
+@dataclass(frozen=True)
+class ThresholdMetrics(Result):
+    """Confusion counts and derived metrics at one threshold (a composite result).
 
     Attributes
     ----------
     threshold : float
         Positive when ``p >= threshold``.
+    n, n_pos : int
+        Patients and positives.
     tp, fp, tn, fn : int
         Confusion counts.
     sensitivity, specificity, ppv, npv : Estimate
-        Proportions with Wilson intervals (``method="wilson"``). PPV (NPV) is NaN when nobody
-        is called positive (negative).
+        Proportions with Wilson intervals (``method="Wilson"``). PPV (NPV) has a NaN value and no
+        interval when nobody is called positive (negative).
     f1 : Estimate
-        F1 score with a stratified parametric-bootstrap interval.
+        F1 score with a stratified parametric-bootstrap interval
+        (``method="parametric bootstrap (<n_boot> resamples)"``).
+    method : str
+        How the intervals were obtained.
+
+    ``to_dict()`` nests each metric as ``{"value", "ci", "method", "n", ...}``; ``to_row()`` gives
+    the table columns ``sensitivity``, ``sensitivity_ci_low``, ``sensitivity_ci_high``, ...
     """
 
     threshold: float
+    n: int
+    n_pos: int
     tp: int
     fp: int
     tn: int
@@ -59,23 +71,14 @@ class ThresholdMetrics:
     ppv: Estimate
     npv: Estimate
     f1: Estimate
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dictionary: counts and ``{metric: value, metric_ci: [lo, hi]}``."""
-        out: dict[str, Any] = {"threshold": float(self.threshold), "tp": self.tp, "fp": self.fp,
-                               "tn": self.tn, "fn": self.fn}
-        for name in ("sensitivity", "specificity", "ppv", "npv", "f1"):
-            d = getattr(self, name).to_dict()
-            out[name] = d["value"]
-            out[f"{name}_ci"] = d["ci"]
-        return out
+    method: str = "Wilson (F1: parametric bootstrap)"
 
 
 def _proportion(k: int, n: int, confidence: float, n_total: int, n_pos: int) -> Estimate:
     if n == 0:
-        return Estimate(math.nan, math.nan, math.nan, "wilson", n_total, n_pos, confidence)
+        return Estimate(math.nan, None, "Wilson", n_total, n_pos, confidence)
     low, high = wilson_interval(k, n, confidence)
-    return Estimate(k / n, float(low), float(high), "wilson", n_total, n_pos, confidence)
+    return Estimate(k / n, (float(low), float(high)), "Wilson", n_total, n_pos, confidence)
 
 
 def threshold_metrics(
@@ -100,6 +103,7 @@ def threshold_metrics(
     -------
     ThresholdMetrics
     """
+    check_confidence(confidence)
     y_b, p_f = check_binary_scores(y, p)
     pos, neg = _split_classes(y_b, p_f)
     threshold = float(threshold)
@@ -115,16 +119,14 @@ def threshold_metrics(
     fp_b = rng.binomial(n_neg, fp / n_neg, size=n_boot)
     denom = 2 * tp_b + fp_b + (n_pos - tp_b)
     f1_b = np.where(denom > 0, 2 * tp_b / np.maximum(denom, 1), np.nan)
-    alpha = 1.0 - confidence
-    lo, hi = (np.nanquantile(f1_b, [alpha / 2, 1 - alpha / 2]) if np.isfinite(f1_b).any()
-              else (math.nan, math.nan))
     return ThresholdMetrics(
-        threshold, tp, fp, tn, fn,
+        threshold, n, n_pos, tp, fp, tn, fn,
         sensitivity=_proportion(tp, n_pos, confidence, n, n_pos),
         specificity=_proportion(tn, n_neg, confidence, n, n_pos),
         ppv=_proportion(tp, tp + fp, confidence, n, n_pos),
         npv=_proportion(tn, tn + fn, confidence, n, n_pos),
-        f1=Estimate(f1, float(lo), float(hi), "parametric-bootstrap", n, n_pos, confidence),
+        f1=Estimate(f1, percentile_ci(f1_b, confidence), bootstrap_method(n_boot, "parametric"), n, n_pos,
+                    confidence),
     )
 
 
@@ -136,6 +138,15 @@ def _operating_points(y: Any, p: Any) -> tuple[np.ndarray, np.ndarray, np.ndarra
     sens = 1.0 - np.searchsorted(np.sort(pos), thr, side="left") / len(pos)
     spec = np.searchsorted(np.sort(neg), thr, side="left") / len(neg)
     return thr, sens, spec
+
+
+def _reaching(y: Any, p: Any, name: str, target: float) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct thresholds (decreasing) and the positions of those whose ``name`` reaches ``target``."""
+    if not 0.0 < target <= 1.0:
+        raise ValueError(f"{name} must be in (0, 1], got {target}")
+    thr, sens, spec = _operating_points(y, p)
+    rate = sens if name == "sensitivity" else spec
+    return thr, np.flatnonzero(rate >= target - 1e-12)
 
 
 def youden_threshold(y: Any, p: Any) -> float:
@@ -172,10 +183,7 @@ def threshold_at_sensitivity(y: Any, p: Any, sensitivity: float) -> float:
     float
         One of the observed scores.
     """
-    if not 0.0 < sensitivity <= 1.0:
-        raise ValueError(f"sensitivity must be in (0, 1], got {sensitivity}")
-    thr, sens, _ = _operating_points(y, p)
-    ok = np.flatnonzero(sens >= sensitivity - 1e-12)
+    thr, ok = _reaching(y, p, "sensitivity", sensitivity)
     return float(thr[ok[0]])  # thresholds decrease, so the first that qualifies is the highest
 
 
@@ -184,8 +192,10 @@ def threshold_at_specificity(y: Any, p: Any, specificity: float) -> float:
 
     Parameters
     ----------
-    y, p : array-like, shape [n]
-        Labels and scores.
+    y : array-like, shape [n]
+        Binary labels of the patients the threshold is chosen on, both classes present.
+    p : array-like, shape [n]
+        Their scores (positive when ``p >= threshold``).
     specificity : float
         Target in (0, 1]. Specificity 1 may need a threshold above every score: then the
         smallest float above the maximum score is returned (nobody positive).
@@ -194,10 +204,7 @@ def threshold_at_specificity(y: Any, p: Any, specificity: float) -> float:
     -------
     float
     """
-    if not 0.0 < specificity <= 1.0:
-        raise ValueError(f"specificity must be in (0, 1], got {specificity}")
-    thr, _, spec = _operating_points(y, p)
-    ok = np.flatnonzero(spec >= specificity - 1e-12)
+    thr, ok = _reaching(y, p, "specificity", specificity)
     if len(ok) == 0:
         return float(np.nextafter(thr[0], np.inf))
     return float(thr[ok[-1]])

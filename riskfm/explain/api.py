@@ -57,7 +57,10 @@ METHODS: dict[str, tuple[str, ...]] = {
 
 
 def input_kind(model: nn.Module, modality: str) -> str:
-    """``ecg``, ``ct``, ``clinical_text``, ``clinical_tabular`` or ``modalities``: what is being explained."""
+    """Return the kind of input explained.
+
+    One of ``ecg``, ``ct``, ``clinical_text``, ``clinical_tabular`` or ``modalities``.
+    """
     if modality in ("modalities", "modality"):
         return "modalities"
     if modality not in model.encoders:
@@ -68,7 +71,7 @@ def input_kind(model: nn.Module, modality: str) -> str:
 
 
 def canonical_method(kind: str, method: str | None) -> str:
-    """The canonical name of ``method`` for an input kind (aliases such as ``ig``, ``grad-cam`` accepted)."""
+    """Return the canonical name of ``method`` for an input kind (aliases like ``ig``, ``grad-cam`` work)."""
     allowed = METHODS[kind]
     if method is None:
         return allowed[0]

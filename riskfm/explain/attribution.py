@@ -35,7 +35,8 @@ class Attribution:
     ----------
     modality : ``"ecg"``, ``"ct"``, ``"clinical"`` or ``"modalities"``.
     method : canonical method name (``integrated_gradients``, ``gradcam``, ...).
-    target : explained target (``"mace_30d"``, ``"stenosis_lad"``, ...). output : ``"logit"`` or ``"probability"``.
+    target : explained target (``"mace_30d"``, ``"stenosis_lad"``, ...).
+    output : ``"logit"`` or ``"probability"``.
     values : float array, first axis the patients (see the subclass for the other axes).
     patient_ids : one per row of ``values``.
     inputs : what was explained (the encoder inputs ``[B, ...]``, or the clinical texts / rows).
@@ -54,14 +55,22 @@ class Attribution:
     meta: dict[str, Any] = field(default_factory=dict)
 
     def to_numpy(self) -> np.ndarray:
-        """The attribution values (a view, not a copy)."""
+        """Return the attribution values (the array itself, not a copy)."""
         return self.values
 
     def __len__(self) -> int:
         return len(self.patient_ids)
 
     def index(self, patient: int | str) -> int:
-        """Row of ``patient`` (a position or a patient id)."""
+        """Return the row of ``patient`` (a position or a patient id).
+
+        Raises
+        ------
+        IndexError
+            If a position is out of range.
+        KeyError
+            If a patient id is not in :attr:`patient_ids`.
+        """
         if isinstance(patient, (int, np.integer)):
             if not -len(self) <= patient < len(self):
                 raise IndexError(f"patient {patient} out of range for {len(self)} patients")
@@ -71,7 +80,7 @@ class Attribution:
         return self.patient_ids.index(str(patient))
 
     def save(self, path: str | os.PathLike) -> Path:
-        """Write ``values``, ``patient_ids`` and ``feature_names`` to a compressed ``.npz``."""
+        """Write ``values``, ``patient_ids``, ``feature_names`` to a compressed ``.npz``; return its path."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         np.savez_compressed(path, values=self.values, patient_ids=np.asarray(self.patient_ids),
@@ -80,6 +89,7 @@ class Attribution:
         return path
 
     def plot(self, patient: int | str = 0, **kwargs: Any):  # pragma: no cover - overridden
+        """Draw one patient's attribution (each subclass implements it; the base class raises)."""
         raise NotImplementedError
 
 
@@ -102,22 +112,30 @@ class ECGAttribution(Attribution):
 
     @property
     def leads(self) -> list[str]:
+        """Lead names, one per row of a patient's ``[leads, T]`` map."""
         return list(self.feature_names or [])
 
     def per_lead(self, absolute: bool = True) -> np.ndarray:
-        """``[B, leads]``: each lead's total attribution over time (of magnitudes when ``absolute``)."""
+        """Return ``[B, leads]``: each lead's attribution summed over time (magnitudes when ``absolute``)."""
         v = np.abs(self.values) if absolute else self.values
         return v.sum(axis=2)
 
     def per_time(self, absolute: bool = True) -> np.ndarray:
-        """``[B, T]``: the attribution at each sample summed over leads."""
+        """Return ``[B, T]``: each sample's attribution summed over leads (magnitudes when ``absolute``)."""
         v = np.abs(self.values) if absolute else self.values
         return v.sum(axis=1)
 
     def to_median_beat(self, patient: int | str = 0, *, peaks: np.ndarray | None = None):
-        """This patient's map in median-beat space (:class:`riskfm.explain.beat_space.BeatSpaceAttribution`).
+        """Move one patient's map into median-beat space.
 
-        Raw records are aligned on neurokit2's lead II R peaks; a median-beat input already is.
+        Raw records are aligned on neurokit2's lead II R peaks (or ``peaks``, sample indices of the
+        record); a median-beat input already is.
+
+        Returns
+        -------
+        riskfm.explain.beat_space.BeatSpaceAttribution
+            Median beat and mean attribution, each ``[leads, W]``, with ``time_s`` ``[W]`` in seconds
+            from R.
         """
         from riskfm.explain.beat_space import BeatSpaceAttribution, to_median_beat
 
@@ -131,11 +149,12 @@ class ECGAttribution(Attribution):
 
     def plot(self, patient: int | str = 0, *, signal: np.ndarray | None = None, kind: str | None = None,
              **kwargs: Any):
-        """The 12-lead paper figure with the attribution overlaid (``kind="paper"``, raw inputs) or the
-        median-beat figure (``kind="median_beat"``, the default for median-beat inputs).
+        """Draw one patient's attribution over the ECG.
 
-        ``signal`` ``[leads, T]`` replaces the drawn trace (e.g. the record in mV when the model read
-        z-scores); the attribution must be aligned with it.
+        ``kind="paper"`` (the default for raw inputs) draws the 12-lead paper figure with the
+        attribution overlaid; ``kind="median_beat"`` (the default for median-beat inputs) the
+        median-beat figure. ``signal`` ``[leads, T]`` replaces the drawn trace (e.g. the record in mV
+        when the model read z-scores); the attribution must be aligned with it.
         """
         i = self.index(patient)
         kind = kind or ("median_beat" if self.representation == "median_beat" else "paper")
@@ -169,17 +188,21 @@ class CTAttribution(Attribution):
     windows: tuple[tuple[float, float], ...] = ()
 
     def voxel_map(self, patient: int | str = 0) -> np.ndarray:
-        """``[Z, Y, X]``: the attribution per voxel (summed over channels; Grad-CAM's shared map as is)."""
+        """Return ``[Z, Y, X]``: the attribution per voxel (channels summed; Grad-CAM's shared map as is)."""
         v = self.values[self.index(patient)]
         return v[0] if self.meta.get("shared_over_channels") else v.sum(axis=0)
 
     def peak(self, patient: int | str = 0) -> tuple[int, int, int]:
-        """(z, y, x) voxel of the largest attribution."""
+        """Return the (z, y, x) voxel index of the largest attribution."""
         m = self.voxel_map(patient)
         return tuple(int(i) for i in np.unravel_index(int(np.nanargmax(m)), m.shape))  # type: ignore[return-value]
 
     def background(self, patient: int | str = 0, window: tuple[float, float] | None = None) -> tuple[np.ndarray, str]:
-        """A display image ``[Z, Y, X]`` in [0, 1] from the input channel whose window is closest to ``window``."""
+        """Return a display image ``[Z, Y, X]`` in [0, 1] and its label.
+
+        The image is the input channel whose (level, width) HU window is closest to ``window``
+        (default the angiographic window (350, 700)); the label reads ``"W<width>/L<level>"``.
+        """
         x = np.asarray(self.inputs[self.index(patient)])
         if not self.windows:
             return x[0], "channel 0"
@@ -190,7 +213,7 @@ class CTAttribution(Attribution):
 
     def plot(self, patient: int | str = 0, *, hu: np.ndarray | None = None, window: tuple[float, float] | None = None,
              **kwargs: Any):
-        """Axial, coronal and sagittal slices through the peak and a MIP, the map over the CT.
+        """Draw axial, coronal and sagittal slices through the peak and a MIP, the map over the CT.
 
         ``hu`` ``[Z, Y, X]`` (on the encoder grid) draws the CT in HU with ``window`` (level, width);
         otherwise the input channel closest to ``window`` is shown.
@@ -213,13 +236,13 @@ class ClinicalAttribution(Attribution):
     """Per-variable attribution ``values`` ``[B, V]`` (NaN where a patient's record lacks the variable)."""
 
     def to_frame(self) -> pd.DataFrame:
-        """Long table: patient_id, variable, attribution."""
+        """Return a long table: patient_id, variable, attribution (finite values only)."""
         rows = [(pid, name, float(v)) for pid, row in zip(self.patient_ids, self.values)
                 for name, v in zip(self.feature_names or [], row) if np.isfinite(v)]
         return pd.DataFrame(rows, columns=["patient_id", "variable", "attribution"])
 
     def plot(self, patient: int | str = 0, *, include_text_rows: bool = True, **kwargs: Any):
-        """Horizontal bars of the variables' attributions, largest magnitude first."""
+        """Draw horizontal bars of the variables' attributions, largest magnitude first."""
         from riskfm.explain.clinical import PROMPT_ROW, SPECIAL_ROW
         from riskfm.plots.attribution_bars import plot_variable_attributions
 
@@ -240,7 +263,7 @@ class ModalityAttribution(Attribution):
     """Shapley values ``[B, M]`` per modality; ``meta`` has ``f_all`` and ``f_none`` ``[B]``."""
 
     def cohort_mean(self, confidence: float = 0.95) -> pd.DataFrame:
-        """Per modality: mean Shapley value with a t-interval, mean |value|, patients with the modality."""
+        """Return per modality: mean Shapley value with a t-interval, mean |value|, patients with it."""
         rows = []
         available = np.asarray(self.meta.get("available", np.ones_like(self.values, dtype=bool)))
         for j, m in enumerate(self.feature_names or []):
@@ -255,7 +278,7 @@ class ModalityAttribution(Attribution):
         return pd.DataFrame(rows)
 
     def to_frame(self) -> pd.DataFrame:
-        """Wide table: patient_id, one column per modality, f_all, f_none."""
+        """Return a wide table: patient_id, one column per modality, f_all, f_none."""
         df = pd.DataFrame(self.values, columns=self.feature_names)
         df.insert(0, "patient_id", self.patient_ids)
         df["f_all"] = self.meta.get("f_all")
@@ -263,7 +286,7 @@ class ModalityAttribution(Attribution):
         return df
 
     def plot(self, patient: int | str | None = 0, **kwargs: Any):
-        """One patient's contributions (``patient``) or the cohort means (``patient=None``)."""
+        """Draw one patient's contributions (``patient``) or the cohort means (``patient=None``)."""
         from riskfm.plots.attribution_bars import plot_modality_cohort, plot_modality_contributions
 
         if patient is None:

@@ -23,7 +23,11 @@ __all__ = ["BeatSpaceAttribution", "lead_ii_r_peaks", "paste_beats", "to_median_
 
 
 def lead_ii_r_peaks(signal: np.ndarray, fs: float, leads: Sequence[str], *, lead: str = "II") -> np.ndarray:
-    """R-peak sample indices of ``lead`` (default II) found by neurokit2 (cleaning + its own detector).
+    """Return R-peak sample indices (int ``[n]``) of ``lead`` (default II) found by neurokit2.
+
+    neurokit2 cleans the lead, then runs its own detector.
+
+    ``signal`` is ``[leads, T]`` at ``fs`` Hz, rows named by ``leads``.
 
     Raises
     ------

@@ -1,5 +1,7 @@
-"""Clinical-variable attributions: token attributions of the text encoder rolled up to variables, and
-feature ablation per variable for the tabular encoder.
+"""Clinical-variable attributions for the text and the tabular clinical encoders.
+
+Token attributions of the text encoder are rolled up to variables; the tabular encoder gets
+feature ablation per variable.
 
 Text (``text-lm``): Captum ``LayerIntegratedGradients`` on the language model's token-embedding layer,
 from a baseline text in which every non-special token is the pad token (the tokens' positions and the
@@ -50,7 +52,7 @@ def _parse_spans(text: str) -> list[tuple[str, int, int]]:
 
 
 def variable_spans(text: str, record: Mapping[str, Any] | None = None) -> list[tuple[str, int, int]]:
-    """Character spans ``(variable, start, end)`` of each clinical variable in a serialised record.
+    """Return character spans ``(variable, start, end)`` of each clinical variable in a serialised record.
 
     With ``record`` (column -> value, as serialised), each variable's own serialisation
     (``serialise_clinical({column: value}, prompt=None)``) is located in ``text`` and named by its
@@ -88,7 +90,7 @@ def _token_groups(offsets: torch.Tensor, spans: list[tuple[str, int, int]]) -> l
 def attribute_text(f_factory: Any, encoder: Any, text: str, *, record: Mapping[str, Any] | None = None,
                    n_steps: int = 50, internal_batch_size: int | None = None
                    ) -> tuple[dict[str, float], dict[str, Any]]:
-    """LayerIntegratedGradients over the token embeddings of one patient's clinical text.
+    """Attribute one patient's clinical text with LayerIntegratedGradients over the token embeddings.
 
     Parameters
     ----------
@@ -135,14 +137,14 @@ def attribute_text(f_factory: Any, encoder: Any, text: str, *, record: Mapping[s
 
 
 def tabular_variable(feature_name: str) -> str:
-    """The clinical variable of a preprocessed column: ``age__missing`` -> ``age``, ``sex=male`` -> ``sex``."""
+    """Return the variable of a preprocessed column: ``age__missing`` -> ``age``, ``sex=male`` -> ``sex``."""
     if feature_name.endswith("__missing"):
         return feature_name[: -len("__missing")]
     return feature_name.split("=", 1)[0]
 
 
 def _missing_encoding(names: Sequence[str]) -> np.ndarray:
-    """The preprocessor's row for "nothing recorded": z = 0, missing flags 1, categorical level unknown."""
+    """Return the preprocessor's row ``[F]`` for "nothing recorded": z = 0, missing flags 1, level unknown."""
     base = np.zeros(len(names), dtype=np.float32)
     for j, name in enumerate(names):
         if name.endswith("__missing") or name.endswith("=unknown"):
@@ -152,13 +154,19 @@ def _missing_encoding(names: Sequence[str]) -> np.ndarray:
 
 def attribute_tabular(f: ModalityForward, x: torch.Tensor, feature_names: Sequence[str] | None = None,
                       baseline: str | torch.Tensor = "missing") -> tuple[dict[str, float], dict[str, Any]]:
-    """FeatureAblation per clinical variable of one patient's tabular row ``x`` ``[1, F]``.
+    """Attribute one patient's tabular row ``x`` ``[1, F]`` by FeatureAblation per clinical variable.
 
     Parameters
     ----------
     feature_names : the preprocessor's column names (``TabularPreprocessor.feature_names``); without
         them every column is its own variable (``x0``, ``x1``, ...) and the baseline is zeros.
     baseline : ``"missing"`` (the preprocessor's "not recorded" encoding), ``"zeros"`` or a tensor ``[F]``.
+
+    Returns
+    -------
+    per_variable : variable -> ``f(x) - f(x with the variable set to the baseline)``.
+    meta : ``feature_names``, ``column_attributions`` ``[F]`` (each column carries its group's effect),
+        ``baseline`` ``[F]``.
     """
     n = x.shape[1]
     names = list(feature_names) if feature_names is not None else [f"x{j}" for j in range(n)]

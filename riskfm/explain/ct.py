@@ -42,7 +42,10 @@ def _voxels(value: int | tuple[int, int, int], name: str) -> tuple[int, int, int
 
 
 def blurred(x: torch.Tensor, sigma_mm: float, spacing: tuple[float, float, float]) -> torch.Tensor:
-    """``x`` ``[1, C, Z, Y, X]`` smoothed per channel by a Gaussian of ``sigma_mm`` (spacing in mm)."""
+    """Return ``x`` ``[1, C, Z, Y, X]`` smoothed per channel by a Gaussian of ``sigma_mm``.
+
+    ``spacing`` is the voxel size (z, y, x) in mm.
+    """
     from scipy.ndimage import gaussian_filter
 
     sigma = [0.0] + [sigma_mm / float(s) for s in spacing]

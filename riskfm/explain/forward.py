@@ -31,7 +31,7 @@ __all__ = ["ModalityForward", "PatientContext", "PresenceForward", "select_patie
 
 
 def select_patient(batch: dict[str, Any], i: int) -> dict[str, Any]:
-    """Row ``i`` of a collated batch as a batch of one (tensors ``[1, ...]``, lists of one item)."""
+    """Return row ``i`` of a collated batch as a batch of one (tensors ``[1, ...]``, lists of one item)."""
     n = len(batch["patient_id"])
     if not 0 <= i < n:
         raise IndexError(f"patient index {i} out of range for a batch of {n}")
@@ -63,10 +63,11 @@ class PatientContext:
             self.features, self.present = model.encode(self.batch)
 
     def has(self, modality: str) -> bool:
+        """Return whether the patient has ``modality``."""
         return bool(self.present[modality][0])
 
     def modality_input(self, modality: str) -> Any:
-        """The batch entry feeding ``modality``'s encoder (``[1, ...]`` tensor or list of one text)."""
+        """Return the batch entry feeding ``modality``'s encoder (``[1, ...]`` tensor or list of one text)."""
         return self.batch.get(self.model.input_keys[modality])
 
 
@@ -101,7 +102,7 @@ class ModalityForward:
         self.head = next(h for h in model.heads if h.name == target.head)
 
     def features_to_output(self, feat: torch.Tensor) -> torch.Tensor:
-        """The explained output ``[k]`` from this modality's features ``[k, D]`` and the fixed context."""
+        """Return the explained output ``[k]`` from this modality's features ``[k, D]`` and the fixed rest."""
         k = feat.shape[0]
         features = {m: f.expand(k, -1) for m, f in self.context.features.items()}
         present = {m: p.expand(k) for m, p in self.context.present.items()}
@@ -111,6 +112,11 @@ class ModalityForward:
         return select_output(self.head(z), self.target, self.output)
 
     def __call__(self, x: torch.Tensor, *extra: Any) -> torch.Tensor:
+        """Return the explained output ``[k]`` for ``k`` versions ``x`` ``[k, ...]`` of the modality's input.
+
+        ``x`` is what the encoder reads (e.g. ECG ``[k, leads, T]``, CT ``[k, C, Z, Y, X]``, tabular
+        ``[k, F]``, token ids ``[k, T]``); ``extra`` are passed on to ``encode``.
+        """
         feat = self.encode(x, *extra) if extra else self.encode(x)
         return self.features_to_output(feat)
 
@@ -132,10 +138,17 @@ class PresenceForward:
         self.head = next(h for h in model.heads if h.name == target.head)
 
     def available(self) -> torch.Tensor:
-        """``[B, M]`` float, 1 where the patient has the modality."""
+        """Return ``[B, M]`` float, 1 where the patient has the modality (columns as :attr:`modalities`)."""
         return torch.stack([self.present[m].float() for m in self.modalities], dim=1)
 
     def __call__(self, mask: torch.Tensor) -> torch.Tensor:
+        """Return the explained output ``[k * B]`` for a presence mask ``[k * B, M]`` (no gradients).
+
+        Raises
+        ------
+        ValueError
+            If the mask's rows are not a multiple of the ``B`` patients.
+        """
         k, rem = divmod(mask.shape[0], self.n)
         if rem:
             raise ValueError(f"presence mask has {mask.shape[0]} rows, not a multiple of the {self.n} patients")
@@ -148,7 +161,7 @@ class PresenceForward:
 
 # ---------------------------------------------------------------------------------------- clinical text
 def tokenize_text(encoder: nn.Module, text: str) -> dict[str, torch.Tensor]:
-    """Token ids ``[1, T]``, attention mask ``[1, T]`` and character offsets ``[T, 2]`` of one text.
+    """Return token ids ``[1, T]``, attention mask ``[1, T]`` and character offsets ``[T, 2]`` of one text.
 
     Tokenised with the encoder's own tokenizer and truncation length, so the tokens are the ones the
     model reads. Needs a "fast" tokenizer (offsets map tokens back to characters, hence variables).
@@ -164,7 +177,9 @@ def tokenize_text(encoder: nn.Module, text: str) -> dict[str, torch.Tensor]:
 
 
 def text_token_forward(encoder: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-    """Pooled LM features ``[k, H]`` of token ids ``[k, T]``, with gradients (TextEncoder's pooling).
+    """Return pooled float32 LM features ``[k, H]`` of token ids ``[k, T]``, with gradients.
+
+    Pooled as ``TextEncoder`` pools.
 
     ``attention_mask`` may have one row; it is broadcast to ``k`` rows.
     """

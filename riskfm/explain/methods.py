@@ -28,7 +28,7 @@ Forward = Callable[[torch.Tensor], torch.Tensor]
 
 def integrated_gradients(f: Forward, x: torch.Tensor, baseline: torch.Tensor, *, n_steps: int = 50,
                          internal_batch_size: int | None = None) -> tuple[torch.Tensor, float]:
-    """Integrated Gradients (Sundararajan et al., 2017) from ``baseline`` to ``x``.
+    """Compute Integrated Gradients (Sundararajan et al., 2017) from ``baseline`` to ``x``.
 
     Returns the attribution (shape of ``x``) and Captum's convergence delta: ``sum(attr) -
     (f(x) - f(baseline))``, whose size says whether ``n_steps`` was enough.
@@ -42,11 +42,12 @@ def integrated_gradients(f: Forward, x: torch.Tensor, baseline: torch.Tensor, *,
 
 def gradient_shap(f: Forward, x: torch.Tensor, baselines: torch.Tensor, *, n_samples: int = 20, stdevs: float = 0.0,
                   seed: int = 0) -> tuple[torch.Tensor, float]:
-    """GradientShap (Lundberg and Lee, 2017): expected gradients over a baseline distribution.
+    """Compute GradientShap (Lundberg and Lee, 2017): expected gradients over a baseline distribution.
 
     ``baselines`` ``[n, *x.shape[1:]]`` is the reference distribution; ``n_samples`` random
     (baseline, interpolation point) draws, inputs jittered by Gaussian noise of ``stdevs``. The RNG is
-    seeded so that the same call gives the same map.
+    seeded so that the same call gives the same map. Returns the attribution (shape of ``x``) and
+    the mean absolute convergence delta.
     """
     # Captum draws the noise from torch and the baselines / path points from numpy's global RNG: seed
     # both, and leave the caller's random state as it was.
@@ -64,15 +65,17 @@ def gradient_shap(f: Forward, x: torch.Tensor, baselines: torch.Tensor, *, n_sam
 
 
 def saliency(f: Forward, x: torch.Tensor, *, absolute: bool = True) -> torch.Tensor:
-    """Input gradient (Simonyan et al., 2014); its magnitude when ``absolute``."""
+    """Return the input gradient (Simonyan et al., 2014), shape of ``x``; its magnitude when ``absolute``."""
     return Saliency(f).attribute(x.detach().clone().requires_grad_(True), abs=absolute).detach()
 
 
 def occlusion(f: Forward, x: torch.Tensor, window: tuple[int, ...], stride: tuple[int, ...],
               baseline: float | torch.Tensor = 0.0, perturbations_per_eval: int = 16) -> torch.Tensor:
-    """Occlusion (Zeiler and Fergus, 2014): ``f(x) - f(x with a window set to baseline)``, averaged per element.
+    """Compute Occlusion (Zeiler and Fergus, 2014), averaged per element.
 
-    ``window`` and ``stride`` cover ``x.shape[1:]`` (e.g. ``(1, 50)`` = one lead x 50 samples).
+    Each window's attribution is ``f(x) - f(x with the window set to baseline)``. ``window`` and
+    ``stride`` cover ``x.shape[1:]`` (e.g. ``(1, 50)`` = one lead x 50 samples).
+    Returns the attribution, shape of ``x``.
     """
     occ = Occlusion(f)
     attr = occ.attribute(x, sliding_window_shapes=tuple(int(w) for w in window),
@@ -82,7 +85,7 @@ def occlusion(f: Forward, x: torch.Tensor, window: tuple[int, ...], stride: tupl
 
 
 def gradcam(f: Forward, layer: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Grad-CAM (Selvaraju et al., 2017) on ``layer``, upsampled to the input grid.
+    """Compute Grad-CAM (Selvaraju et al., 2017) on ``layer``, upsampled to the input grid.
 
     The map is ``ReLU(sum_c w_c A_c)`` with ``w_c`` the gradient of the output averaged over the layer's
     positions; it is linearly (1D) or trilinearly (3D) interpolated to ``x.shape[2:]``.

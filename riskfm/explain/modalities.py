@@ -30,7 +30,7 @@ MODALITY_METHODS: tuple[str, ...] = ("shapley_sampling", "shapley")
 def attribute_modalities(model: Any, batch: dict[str, Any], target: Target, *, output: str = "logit",
                          method: str = "shapley_sampling", n_samples: int = 25, seed: int = 0
                          ) -> tuple[np.ndarray, dict[str, Any]]:
-    """Shapley values ``[B, M]`` of the model's modalities for every patient of ``batch``.
+    """Compute Shapley values ``[B, M]`` of the model's modalities for every patient of ``batch``.
 
     Returns
     -------
@@ -62,10 +62,10 @@ def attribute_modalities(model: Any, batch: dict[str, Any], target: Target, *, o
 
 
 def exact_shapley(value: Any, n_players: int) -> np.ndarray:
-    """Shapley values by enumerating coalitions: ``phi_j = sum_S |S|!(n-|S|-1)!/n! (v(S+j) - v(S))``.
+    """Compute Shapley values by enumerating coalitions: ``phi_j = sum_S |S|!(n-|S|-1)!/n! (v(S+j) - v(S))``.
 
-    ``value(mask)`` maps a 0/1 float vector ``[n_players]`` to a number. A reference for tests and for
-    users who want to check a sampled estimate on a few patients.
+    ``value(mask)`` maps a 0/1 float vector ``[n_players]`` to a number; the result is ``[n_players]``.
+    A reference for tests and for users who want to check a sampled estimate on a few patients.
     """
     from itertools import combinations
     from math import factorial

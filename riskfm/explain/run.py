@@ -52,7 +52,7 @@ __all__ = ["ExplainRunResult", "explain_run", "target_folder"]
 
 
 def target_folder(out: str | os.PathLike, target: str) -> Path:
-    """The folder of one target's files: ``out / <target>`` (characters unsafe in file names become ``_``)."""
+    """Return the folder of one target's files: ``out / <target>`` (unsafe characters become ``_``)."""
     return Path(out) / (re.sub(r"[^A-Za-z0-9_.-]+", "_", str(target)).strip("._") or "target")
 
 
@@ -107,7 +107,10 @@ def _dataset(model: Any, cohort: Any, tabular: Any, report: _Progress | None = N
 
 
 def _display_ecg(path: str, spec: Any) -> np.ndarray:
-    """The record in mV on the encoder's time grid (same rate, length and filters; no normalisation)."""
+    """Return the record ``[leads, T]`` in mV on the encoder's time grid.
+
+    Same rate, length and filters as the encoder's input, without normalisation.
+    """
     from riskfm.ecg.io import read_ecg
     from riskfm.ecg.preprocess import prepare_ecg
 
@@ -116,7 +119,7 @@ def _display_ecg(path: str, spec: Any) -> np.ndarray:
 
 
 def _risk_groups(preds: pd.DataFrame, target: str, patients: list[str]) -> tuple[np.ndarray, float, str]:
-    """High-risk flags of ``patients`` (order kept), the threshold and how it was chosen."""
+    """Return high-risk flags of ``patients`` (order kept), the threshold and how it was chosen."""
     from riskfm.evaluate.risk_groups import incidence_threshold
 
     rows = preds[preds["target"] == target]
@@ -178,7 +181,9 @@ def explain_run(run_dir: str | os.PathLike, patients: list[str], out: str | os.P
         raise ValueError("give at least one patient id (--patients)")
     report = _Progress(progress)
     report.say(f"loading the model of {run_dir}")
-    model, cfg, tabular, clinical_cols, types = load_run_model(run_dir, with_types=True)
+    loaded = load_run_model(run_dir)
+    model, cfg, tabular = loaded.model, loaded.config, loaded.tabular
+    clinical_cols, types = loaded.clinical_columns, loaded.clinical_types
     methods = {}
     for modality, method in (("ecg", ecg_method), ("ct", ct_method), ("clinical", clinical_method)):
         if modality in model.encoders:  # a typo fails now, not after minutes
@@ -306,7 +311,7 @@ def explain_run(run_dir: str | os.PathLike, patients: list[str], out: str | os.P
 
 
 def _ecg_figures(att: Any, k: int, pid: str, path: str, spec: Any, save: Any, problems: list[str]) -> None:
-    """The 12-lead print-out and the median-beat figure of patient ``k``."""
+    """Save the 12-lead print-out and the median-beat figure of patient ``k``."""
     from riskfm.explain.beat_space import paste_beats
     from riskfm.plots.ecg_paper import plot_ecg_paper
 

@@ -35,8 +35,10 @@ __all__ = ["DeletionInsertionResult", "RandomisationResult", "cascading_randomis
 # --------------------------------------------------------------------------- cascading randomisation
 def _grouped_modules(root: nn.Module, prefix: str, min_groups: int = 4,
                      max_depth: int = 4) -> list[tuple[str, nn.Module]]:
-    """Blocks of ``root`` holding parameters, at the shallowest depth giving ``min_groups`` blocks, in
-    registration order (input to output for sequential networks)."""
+    """Return the blocks of ``root`` holding parameters, at the shallowest depth giving ``min_groups`` blocks.
+
+    Blocks come in registration order (input to output for sequential networks).
+    """
     names = [n.split(".") for n, p in root.named_parameters()]
     best: list[str] = []
     for depth in range(1, max_depth + 1):
@@ -70,8 +72,11 @@ class _ParameterRef(nn.Module):
 
 
 def randomisation_layers(model: nn.Module, modality: str, head: str | None = None) -> list[tuple[str, nn.Module]]:
-    """Layers randomised in cascade, from the output down: the explained ``head`` (every head when
-    None), the fusion, then ``modality``'s encoder blocks from its last to its first."""
+    """Return the ``(name, module)`` layers randomised in cascade, from the output down.
+
+    The explained ``head`` (every head when None), the fusion, then ``modality``'s encoder blocks
+    from its last to its first.
+    """
     layers: list[tuple[str, nn.Module]] = [(f"heads.{h.name}", h) for h in model.heads if head in (None, h.name)]
     layers.append(("fusion", model.fusion))
     if modality in model.encoders:
@@ -80,8 +85,10 @@ def randomisation_layers(model: nn.Module, modality: str, head: str | None = Non
 
 
 def _randomise(module: nn.Module, gen: torch.Generator) -> None:
-    """Re-draw every parameter of ``module`` from its layer's initial distribution (Adebayo et al. do the
-    same); parameters of modules without ``reset_parameters`` are drawn from N(0, their std)."""
+    """Re-draw every parameter of ``module`` from its layer's initial distribution (as Adebayo et al. do).
+
+    Parameters of modules without ``reset_parameters`` are drawn from N(0, their std).
+    """
     if isinstance(module, _ParameterRef):
         module.randomise(gen)
         return
@@ -113,8 +120,11 @@ class RandomisationResult:
 
     Attributes
     ----------
-    layers : names of the randomised layers, output first. spearman_abs, spearman_signed : ``[n_layers]``.
-    original : the map of the trained model. randomised : the map after each step.
+    layers : names of the randomised layers, output first.
+    spearman_abs, spearman_signed : ``[n_layers]`` rank correlation with the original map (of
+        magnitudes / signed).
+    original : the map of the trained model.
+    randomised : the map after each step.
     method, modality, target : what was checked.
     """
 
@@ -128,10 +138,12 @@ class RandomisationResult:
     target: str = ""
 
     def to_frame(self) -> pd.DataFrame:
+        """Return one row per randomised layer: layer, spearman_abs, spearman_signed."""
         return pd.DataFrame({"layer": self.layers, "spearman_abs": self.spearman_abs,
                              "spearman_signed": self.spearman_signed})
 
     def plot(self, **kwargs: Any):
+        """Draw the Spearman similarity to the original map after each randomisation step (a Figure)."""
         from riskfm.plots.sanity_checks import plot_randomisation
 
         return plot_randomisation(self, **kwargs)
@@ -148,7 +160,7 @@ def cascading_randomisation(model: nn.Module, batch: dict[str, Any], modality: s
                             method: str | None = None, target: Any = None, *, patient: int = 0,
                             layers: Sequence[str] | None = None, seed: int = 0, progress: bool = True,
                             **kwargs: Any) -> RandomisationResult:
-    """Adebayo et al.'s cascading model-parameter randomisation test for one patient's map.
+    """Run Adebayo et al.'s cascading model-parameter randomisation test for one patient's map.
 
     The model is deep-copied (the caller's model is untouched). ``layers`` restricts the cascade to
     the named entries of :func:`randomisation_layers`; ``kwargs`` go to :func:`riskfm.explain.explain`.
@@ -214,6 +226,7 @@ class DeletionInsertionResult:
     target: str = ""
 
     def plot(self, **kwargs: Any):
+        """Draw the deletion and insertion curves against a random order, AUC in the legend (a Figure)."""
         from riskfm.plots.sanity_checks import plot_deletion_insertion
 
         return plot_deletion_insertion(self, **kwargs)
@@ -222,7 +235,7 @@ class DeletionInsertionResult:
 def deletion_insertion(model: nn.Module, batch: dict[str, Any], attribution: Any, *, patient: int = 0,
                        target: Any = None, output: str = "probability", segment_s: float = 0.05, n_steps: int = 20,
                        n_random: int = 3, seed: int = 0, batch_size: int = 32) -> DeletionInsertionResult:
-    """Deletion / insertion curves for one patient's ECG attribution.
+    """Compute deletion / insertion curves for one patient's ECG attribution.
 
     The ECG is cut into ``leads x (T / segment)`` segments of ``segment_s`` seconds, ranked by their
     summed attribution (most positive first: evidence *for* the target). Removing sets a segment to 0

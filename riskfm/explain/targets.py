@@ -82,7 +82,10 @@ def resolve_target(model: nn.Module, target: Any = None) -> Target:
 
 
 def select_output(out: torch.Tensor, target: Target, output: str = "logit") -> torch.Tensor:
-    """The explained scalar per row, ``[k]``, from a head's raw output (``[k]`` or ``[k, n_targets]``)."""
+    """Return the explained scalar per row, ``[k]``, from a head's raw output (``[k]`` or ``[k, n_targets]``).
+
+    ``output="logit"`` returns the raw value, ``"probability"`` its sigmoid.
+    """
     if output not in OUTPUTS:
         raise ValueError(f"output must be one of {OUTPUTS}, got {output!r}")
     if target.index is not None:

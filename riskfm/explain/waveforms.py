@@ -43,7 +43,8 @@ class MedianBeatComparison:
     ----------
     time_s : ``[W]`` seconds from the R peak. leads : lead names.
     mean_high, mean_low : ``[L, W]`` group means (mV).
-    ci_high, ci_low : ``[2, L, W]`` lower / upper confidence limits of the means.
+    high_risk_ci, low_risk_ci : ``[2, L, W]`` lower / upper confidence limits of each group's mean
+        (flat tables spell them ``high_risk_ci_low`` / ``high_risk_ci_high``, as every CI in riskfm).
     p, q : ``[L, W]`` Welch t-test p-values and Benjamini-Hochberg q-values.
     significant : ``[L, W]`` bool, ``q < alpha``.
     n_high, n_low : patients per group. alpha, confidence : the levels used.
@@ -54,8 +55,8 @@ class MedianBeatComparison:
     leads: tuple[str, ...]
     mean_high: np.ndarray
     mean_low: np.ndarray
-    ci_high: np.ndarray
-    ci_low: np.ndarray
+    high_risk_ci: np.ndarray
+    low_risk_ci: np.ndarray
     p: np.ndarray
     q: np.ndarray
     significant: np.ndarray
@@ -67,18 +68,18 @@ class MedianBeatComparison:
     target: str = ""
 
     def to_frame(self) -> pd.DataFrame:
-        """Long table: lead, time_s, mean/CI per group, p, q, significant."""
+        """Return a long table: lead, time_s, mean/CI per group, p, q, significant."""
         rows = []
         for i, lead in enumerate(self.leads):
             rows.append(pd.DataFrame({
                 "lead": lead, "time_s": self.time_s, "mean_high": self.mean_high[i], "mean_low": self.mean_low[i],
-                "ci_high_low": self.ci_high[0, i], "ci_high_high": self.ci_high[1, i],
-                "ci_low_low": self.ci_low[0, i], "ci_low_high": self.ci_low[1, i],
+                "high_risk_ci_low": self.high_risk_ci[0, i], "high_risk_ci_high": self.high_risk_ci[1, i],
+                "low_risk_ci_low": self.low_risk_ci[0, i], "low_risk_ci_high": self.low_risk_ci[1, i],
                 "p": self.p[i], "q": self.q[i], "significant": self.significant[i]}))
         return pd.concat(rows, ignore_index=True)
 
     def plot(self, **kwargs: Any):
-        """The per-lead figure (:func:`riskfm.plots.median_beats.plot_median_beat_comparison`)."""
+        """Draw the per-lead figure (:func:`riskfm.plots.median_beats.plot_median_beat_comparison`)."""
         from riskfm.plots.median_beats import plot_median_beat_comparison
 
         return plot_median_beat_comparison(self, **kwargs)
@@ -129,13 +130,17 @@ def compare_median_beats(high: np.ndarray, low: np.ndarray, *, fs: float, leads:
     before = int(round(before_s * fs))
     return MedianBeatComparison(
         time_s=(np.arange(width) - before) / fs, leads=tuple(leads), mean_high=mean_h, mean_low=mean_l,
-        ci_high=ci_h, ci_low=ci_l, p=p, q=q, significant=q < alpha, n_high=len(high), n_low=len(low),
+        high_risk_ci=ci_h, low_risk_ci=ci_l, p=p, q=q, significant=q < alpha, n_high=len(high), n_low=len(low),
         alpha=alpha, confidence=confidence, labels=labels, target=target)
 
 
 def median_beat_of_record(path: str | os.PathLike, spec: ECGInputSpec = DISPLAY_SPEC, *,
                           window_s: tuple[float, float] = DEFAULT_BEAT_WINDOW_S, min_beats: int = 3) -> np.ndarray:
-    """Median beat ``[leads, W]`` (mV) of one ECG file: read, band-pass, R peaks on lead II (neurokit2)."""
+    """Return the median beat ``[leads, W]`` (mV) of one ECG file.
+
+    The record is read and band-passed per ``spec``, and beats are aligned on neurokit2's lead II
+    R peaks. ``W = round(window_s[0] * fs) + round(window_s[1] * fs)`` samples at ``spec.fs``.
+    """
     from riskfm.ecg.io import read_ecg
     from riskfm.ecg.preprocess import prepare_ecg
 
@@ -151,7 +156,9 @@ def median_beat_of_record(path: str | os.PathLike, spec: ECGInputSpec = DISPLAY_
 def cohort_median_beats(paths: Sequence[str | os.PathLike], spec: ECGInputSpec = DISPLAY_SPEC, *,
                         window_s: tuple[float, float] = DEFAULT_BEAT_WINDOW_S, progress: bool = True,
                         ) -> tuple[np.ndarray, list[int], list[dict[str, str]]]:
-    """Median beats of many ECG files (``progress``: a bar over the files on stderr, silent under ``--quiet``).
+    """Return the median beats of many ECG files.
+
+    ``progress``: a bar over the files on stderr (silent under ``--quiet``).
 
     Returns
     -------

@@ -23,6 +23,20 @@ class PresentBatchNorm(nn.Module):
         self.momentum, self.eps = momentum, eps
 
     def forward(self, x: torch.Tensor, present: torch.Tensor | None = None) -> torch.Tensor:
+        """Normalise features with the statistics of the present rows.
+
+        Parameters
+        ----------
+        x : Tensor [B, D]
+            Features of one modality (placeholder rows where it is absent).
+        present : Tensor [B] bool, optional
+            Which rows have the modality; all rows when None.
+
+        Returns
+        -------
+        Tensor [B, D]
+            Normalised features (absent rows are transformed too, but never enter the statistics).
+        """
         rows = x if present is None else x[present.bool()]
         if self.training and rows.shape[0] >= 2:
             mean, var = rows.mean(0), rows.var(0, unbiased=False)
@@ -39,6 +53,7 @@ class _PatientLayerNorm(nn.LayerNorm):
     """LayerNorm with the fusion norms' ``(x, present)`` signature: each row on its own."""
 
     def forward(self, x: torch.Tensor, present: torch.Tensor | None = None) -> torch.Tensor:
+        """Layer-normalise each row of ``x`` ``[B, D]``; ``present`` is ignored."""
         return super().forward(x)
 
 
@@ -46,11 +61,12 @@ class _NoNorm(nn.Identity):
     """No normalisation, with the fusion norms' ``(x, present)`` signature."""
 
     def forward(self, x: torch.Tensor, present: torch.Tensor | None = None) -> torch.Tensor:
+        """Return ``x`` ``[B, D]`` unchanged."""
         return x
 
 
 def _norm_layer(norm: str, dim: int) -> nn.Module:
-    """A norm taking ``(features [B, D], present [B])``; same state-dict keys as the torch layers."""
+    """Return a norm taking ``(features [B, D], present [B])``; same state-dict keys as the torch layers."""
     if norm == "batch":
         return PresentBatchNorm(dim)
     if norm == "layer":
@@ -106,7 +122,21 @@ class ConcatFusion(nn.Module):
         self.out_dim = proj_dim * len(input_dims)
 
     def forward(self, features: dict[str, torch.Tensor], present: dict[str, torch.Tensor]) -> torch.Tensor:
-        """``features[m]`` [B, D_m] and ``present[m]`` [B] bool -> fused [B, out_dim]."""
+        """Fuse per-modality features into one vector per patient.
+
+        Parameters
+        ----------
+        features : dict of str to Tensor [B, D_m]
+            Encoder features per modality (any values where the modality is absent).
+        present : dict of str to Tensor [B] bool
+            Whether each patient has the modality.
+
+        Returns
+        -------
+        Tensor [B, out_dim]
+            Concatenated projections, ``proj_dim`` per modality in :attr:`modalities` order; absent
+            (or dropped) modalities hold their learned missing embedding.
+        """
         keep = {m: present[m].bool() for m in self.modalities}
         if self.training and self.modality_dropout > 0 and len(self.modalities) > 1:
             keep = self._drop(keep)

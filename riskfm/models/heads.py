@@ -11,7 +11,24 @@ from riskfm.data.manifest import STENOSIS_TARGETS
 
 def masked_bce(logits: torch.Tensor, labels: torch.Tensor, pos_weight: torch.Tensor | None = None
                ) -> tuple[torch.Tensor, int]:
-    """Mean BCE-with-logits over known labels; returns (loss, number of known labels)."""
+    """Return the mean BCE-with-logits over known labels and their number.
+
+    Parameters
+    ----------
+    logits : Tensor [B] or [B, K]
+        Raw logits.
+    labels : Tensor, same shape as ``logits``
+        0/1 labels; NaN marks an unknown label, which is left out.
+    pos_weight : Tensor [K] or [1], optional
+        Weight of the positive class, broadcast over the batch.
+
+    Returns
+    -------
+    loss : Tensor []
+        Mean loss over known labels (a graph-connected zero when none is known).
+    n : int
+        Number of known labels.
+    """
     known = ~torch.isnan(labels)
     n = int(known.sum())
     if n == 0:
@@ -25,10 +42,26 @@ def masked_bce(logits: torch.Tensor, labels: torch.Tensor, pos_weight: torch.Ten
 
 def cox_partial_likelihood(log_hazard: torch.Tensor, time: torch.Tensor, event: torch.Tensor
                            ) -> tuple[torch.Tensor, int]:
-    """Negative Cox partial log-likelihood (Breslow ties) over patients with known time and event.
+    """Return the negative Cox partial log-likelihood (Breslow ties) and the number of events.
 
-    ``log_hazard`` [B], ``time`` [B] days, ``event`` [B] 0/1; averaged over events. Within a batch
-    the risk set of an event is every patient of the batch whose time is >= its time.
+    Only patients with known time and event count. Within a batch the risk set of an event is every
+    patient of the batch whose time is >= its time.
+
+    Parameters
+    ----------
+    log_hazard : Tensor [B]
+        Predicted log hazard ratios.
+    time : Tensor [B]
+        Time to event or censoring, in days (NaN unknown).
+    event : Tensor [B]
+        1 for an event, 0 for censoring (NaN unknown).
+
+    Returns
+    -------
+    loss : Tensor []
+        Loss averaged over events (a graph-connected zero when the batch has none).
+    n_events : int
+        Number of events among the known patients.
     """
     known = ~(torch.isnan(time) | torch.isnan(event))
     lh, t, e = log_hazard[known].float(), time[known], event[known]
@@ -60,20 +93,56 @@ class StenosisHead(nn.Module):
         self.register_buffer("pos_weight", pw)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
+        """Return the per-artery logits.
+
+        Parameters
+        ----------
+        z : Tensor [B, in_dim]
+            Fused features.
+
+        Returns
+        -------
+        Tensor [B, 4]
+            Logits of severe stenosis, columns in :attr:`targets` order.
+        """
         return self.linear(z)
 
     def loss(self, out: torch.Tensor, batch: dict) -> tuple[torch.Tensor, int]:
+        """Return the weighted BCE over known labels of ``batch["stenosis"]`` [B, 4] and their number."""
         return masked_bce(out, batch["stenosis"].to(out.device), self.pos_weight)
 
     def probabilities(self, out: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Return target -> probability [B] from the logits ``out`` [B, 4]."""
         p = torch.sigmoid(out.float())
         return {t: p[:, i] for i, t in enumerate(self.targets)}
 
     def labels(self, batch: dict) -> dict[str, torch.Tensor]:
+        """Return target -> label [B] (0/1, NaN unknown) from ``batch["stenosis"]``."""
         return {t: batch["stenosis"][:, i] for i, t in enumerate(self.targets)}
 
 
-class BinaryHead(nn.Module):
+class _OneLogitHead(nn.Module):
+    """A linear read-out of one value per patient from the fused features (``self.linear``)."""
+
+    linear: nn.Linear
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        """Return one value per patient.
+
+        Parameters
+        ----------
+        z : Tensor [B, in_dim]
+            Fused features.
+
+        Returns
+        -------
+        Tensor [B]
+            The head's logit (outcome logit, or log hazard ratio for the survival head).
+        """
+        return self.linear(z).squeeze(1)
+
+
+class BinaryHead(_OneLogitHead):
     """One binary outcome such as ``mace_30d`` (a logit)."""
 
     def __init__(self, in_dim: int, target: str = "mace_30d", pos_weight: float | None = None) -> None:
@@ -83,20 +152,20 @@ class BinaryHead(nn.Module):
         self.linear = nn.Linear(in_dim, 1)
         self.register_buffer("pos_weight", torch.tensor([1.0 if pos_weight is None else float(pos_weight)]))
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.linear(z).squeeze(1)
-
     def loss(self, out: torch.Tensor, batch: dict) -> tuple[torch.Tensor, int]:
+        """Return the weighted BCE over known labels of ``batch[self.name]`` [B] and their number."""
         return masked_bce(out, batch[self.name].to(out.device), self.pos_weight)
 
     def probabilities(self, out: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Return ``{target: probability [B]}`` from the logits ``out`` [B]."""
         return {self.name: torch.sigmoid(out.float())}
 
     def labels(self, batch: dict) -> dict[str, torch.Tensor]:
+        """Return ``{target: label [B]}`` (0/1, NaN unknown)."""
         return {self.name: batch[self.name]}
 
 
-class SurvivalHead(nn.Module):
+class SurvivalHead(_OneLogitHead):
     """Time to event: a log hazard ratio trained by the Cox partial likelihood.
 
     Its "probability" output is ``sigmoid(log hazard)``, a monotone risk score (its ranking, not its
@@ -110,16 +179,16 @@ class SurvivalHead(nn.Module):
         super().__init__()
         self.linear = nn.Linear(in_dim, 1, bias=False)  # the partial likelihood has no intercept
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.linear(z).squeeze(1)
-
     def loss(self, out: torch.Tensor, batch: dict) -> tuple[torch.Tensor, int]:
+        """Return the Cox loss of ``out`` [B] on ``time_to_event_days``/``event`` and the event count."""
         return cox_partial_likelihood(out, batch["time_to_event_days"].to(out.device), batch["event"].to(out.device))
 
     def probabilities(self, out: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Return ``{"risk_score": sigmoid(out) [B]}``, a monotone risk score rather than a probability."""
         return {"risk_score": torch.sigmoid(out.float())}
 
     def labels(self, batch: dict) -> dict[str, torch.Tensor]:
+        """Return ``{"risk_score": event [B]}`` (0/1, NaN unknown)."""
         return {"risk_score": batch["event"]}
 
 
@@ -127,7 +196,7 @@ HEADS = {"stenosis": StenosisHead, "mace_30d": BinaryHead, "survival": SurvivalH
 
 
 def build_head(target: str, in_dim: int, **kwargs) -> nn.Module:
-    """Head for a config target name: ``stenosis``, ``mace_30d`` (or any binary column), ``survival``."""
+    """Build the head of a config target: ``stenosis``, ``mace_30d`` (or any binary column), ``survival``."""
     if target == "stenosis":
         return StenosisHead(in_dim, **kwargs)
     if target == "survival":

@@ -12,7 +12,13 @@ from riskfm.models.fusion import ConcatFusion
 
 
 def encoder_input_key(modality: str, encoder: nn.Module) -> str:
-    """Which batch entry feeds an encoder: ``ecg``, ``ct``, ``clinical_text`` or ``clinical_tabular``."""
+    """Return the batch key feeding an encoder: ``ecg``, ``ct``, ``clinical_text`` or ``clinical_tabular``.
+
+    Raises
+    ------
+    TypeError
+        If a clinical encoder's ``input_spec`` is neither a text nor a tabular spec.
+    """
     if modality != "clinical":
         return modality
     spec = getattr(encoder, "input_spec", None)
@@ -54,7 +60,7 @@ class RiskModel(nn.Module):
 
     # -- freezing ------------------------------------------------------------------------------------
     def freeze_encoder(self, modality: str) -> None:
-        """Linear probe for this encoder: no gradients, and batch-norm statistics stay fixed (eval mode)."""
+        """Freeze this encoder (linear probe): no gradients, batch-norm statistics fixed (eval mode)."""
         enc = self.encoders[modality]
         for p in enc.parameters():
             p.requires_grad_(False)
@@ -71,6 +77,7 @@ class RiskModel(nn.Module):
 
     @property
     def frozen(self) -> set[str]:
+        """Modalities whose encoder is frozen (a copy)."""
         return set(self._frozen)
 
     # -- checkpoints ---------------------------------------------------------------------------------
@@ -81,7 +88,7 @@ class RiskModel(nn.Module):
                 if isinstance(getattr(self.encoders[m], "input_spec", None), TextInputSpec)]
 
     def checkpoint_state_dict(self) -> dict[str, torch.Tensor]:
-        """``state_dict`` without the weights of frozen encoders that reload from their own model folder."""
+        """Return ``state_dict`` less the weights of frozen encoders that reload from their model folder."""
         skip = tuple(self._external_weight_prefixes())
         return {k: v for k, v in self.state_dict().items() if not (skip and k.startswith(skip))}
 
@@ -97,6 +104,7 @@ class RiskModel(nn.Module):
                                f"unexpected {list(result.unexpected_keys)[:5]}")
 
     def train(self, mode: bool = True) -> RiskModel:
+        """Set training mode as ``nn.Module.train`` does, keeping frozen encoders in eval mode."""
         super().train(mode)
         for m in self._frozen:  # frozen encoders never update running statistics
             self.encoders[m].eval()
@@ -104,7 +112,22 @@ class RiskModel(nn.Module):
 
     # -- forward -------------------------------------------------------------------------------------
     def encode(self, batch: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-        """Per-modality features [B, D_m] (zeros where absent) and presence flags [B]."""
+        """Run each encoder on the patients who have its modality.
+
+        Parameters
+        ----------
+        batch : dict
+            A collated batch (:func:`riskfm.data.sample.collate_samples`): ``ecg`` [B, L, T],
+            ``ct`` [B, C, Z, Y, X], ``clinical_text`` (list) or ``clinical_tabular`` [B, F], and
+            ``<modality>_present`` [B] bool flags.
+
+        Returns
+        -------
+        features : dict of str to Tensor [B, D_m]
+            Encoder features per modality, zeros where the modality is absent.
+        present : dict of str to Tensor [B] bool
+            Presence flags per modality (a clinical text of None counts as absent).
+        """
         features, present = {}, {}
         n = len(batch["patient_id"]) if "patient_id" in batch else None
         device = next(self.fusion.parameters()).device
@@ -131,13 +154,43 @@ class RiskModel(nn.Module):
         return features, present
 
     def forward(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        """Encode, fuse and apply every head.
+
+        Parameters
+        ----------
+        batch : dict
+            A collated batch, as for :meth:`encode`.
+
+        Returns
+        -------
+        dict of str to Tensor
+            Head name -> raw output: ``stenosis`` logits [B, 4], a binary head's logit [B],
+            ``survival`` log hazard [B].
+        """
         features, present = self.encode(batch)
         z = self.fusion(features, present)
         return {h.name: h(z) for h in self.heads}
 
     def loss(self, outputs: dict[str, torch.Tensor], batch: dict[str, Any],
              weights: dict[str, float] | None = None) -> tuple[torch.Tensor, dict[str, float]]:
-        """Multi-task loss: weighted sum of head losses, each over that head's known labels only."""
+        """Return the multi-task loss: weighted sum of head losses, each over its known labels only.
+
+        Parameters
+        ----------
+        outputs : dict of str to Tensor
+            The output of :meth:`forward`.
+        batch : dict
+            The batch holding the labels (NaN unknown).
+        weights : dict of str to float, optional
+            Head name -> loss weight (1 when absent).
+
+        Returns
+        -------
+        total : Tensor []
+            Weighted sum of the head losses.
+        parts : dict of str to float
+            Head name -> unweighted loss (NaN when the batch has no known label for it).
+        """
         total = None
         parts: dict[str, float] = {}
         for h in self.heads:
@@ -149,7 +202,7 @@ class RiskModel(nn.Module):
 
     @torch.no_grad()
     def predict_proba(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
-        """Target name -> probability [B] for every head's targets."""
+        """Return target name -> probability [B] for every head's targets (no gradients)."""
         outputs = self.forward(batch)
         probs: dict[str, torch.Tensor] = {}
         for h in self.heads:
@@ -158,4 +211,5 @@ class RiskModel(nn.Module):
 
     @property
     def targets(self) -> list[str]:
+        """Target names of all heads, in head order."""
         return [t for h in self.heads for t in h.targets]

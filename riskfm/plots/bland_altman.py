@@ -17,7 +17,7 @@ def plot_bland_altman(result: Any, path: str | os.PathLike | None = None, *, tit
     Parameters
     ----------
     result : BlandAltman
-        Output of :func:`riskfm.evaluate.agreement.bland_altman`.
+        Output of :func:`riskfm.evaluate.agreement.bland_altman` (``result.plot()`` calls this).
     path : str or path, optional
         Where to save (PNG by default); the figure is returned either way.
     title, units : str
@@ -26,15 +26,17 @@ def plot_bland_altman(result: Any, path: str | os.PathLike | None = None, *, tit
     Returns
     -------
     matplotlib.figure.Figure
+        Differences against pair means, the bias and the limits of agreement (``result.loa``).
     """
     with publication_style():
         fig = new_figure(3.5, 3.0)
         ax = fig.add_subplot(1, 1, 1)
         ax.scatter(result.mean, result.diff, s=8, alpha=0.7, color="#1f77b4", linewidths=0)
         pct = int(round(result.confidence * 100))
-        for y, style, label in ((result.bias, "-", f"bias {result.bias:.1f}"),
-                                (result.loa_low, "--", f"{pct}% LoA {result.loa_low:.1f}"),
-                                (result.loa_high, "--", f"{pct}% LoA {result.loa_high:.1f}")):
+        low, high = result.loa
+        for y, style, label in ((result.value, "-", f"bias {result.value:.1f}"),
+                                (low, "--", f"{pct}% LoA {low:.1f}"),
+                                (high, "--", f"{pct}% LoA {high:.1f}")):
             ax.axhline(y, linestyle=style, color="0.3", linewidth=0.8, label=label)
         suffix = f" ({units})" if units else ""
         ax.set_xlabel(f"mean of predicted and reference{suffix}")

@@ -8,58 +8,38 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator, PercentFormatter
 
-from riskfm.evaluate.risk_groups import reliability_table
 from riskfm.plots.style import NEUTRAL, OKABE_ITO, SINGLE_COLUMN_IN, new_figure, publication_style
 
 
 def _estimate_text(est: Any) -> str:
     if est is None or not np.isfinite(est.value):
         return "not estimable"
-    if np.isfinite(est.low) and np.isfinite(est.high):
-        return f"{est.value:.2f} [{est.low:.2f}, {est.high:.2f}]"
+    if est.ci is not None:
+        return f"{est.value:.2f} [{est.ci[0]:.2f}, {est.ci[1]:.2f}]"
     return f"{est.value:.2f}"
 
 
 def plot_calibration(
-    y: Any,
-    p: Any,
-    n_bins: int = 10,
-    strategy: str = "quantile",
+    result: Any,
     *,
-    confidence: float = 0.95,
     label: str | None = None,
     title: str | None = None,
     size_in: tuple[float, float] = (SINGLE_COLUMN_IN, 4.4),
-    min_bin_size: int | None = None,
-    stats: Any = None,
 ) -> Figure:
     """Reliability diagram with Wilson intervals, patients per bin, slope and intercept.
 
     Parameters
     ----------
-    y : array-like, shape [n]
-        Observed outcome 0/1 (drop unknown labels first).
-    p : array-like, shape [n]
-        Predicted risk in [0, 1].
-    n_bins : int
-        Number of bins of predicted risk (fewer with ``min_bin_size``, or where quantiles tie).
-    strategy : {"quantile", "uniform"}
-        Equal-count bins (default: every point carries the same weight of evidence and no bin
-        holds one or two patients) or equal-width bins on [0, 1].
-    confidence : float
-        Coverage of the Wilson intervals of the observed rate per bin.
+    result : CalibrationResult
+        ``riskfm.evaluate.calibration(y, p, n_bins=, strategy=, min_bin_size=)``: its reliability
+        bins (``result.table``), slope and intercept are drawn, and its predicted risks
+        (``result.p``, ``result.y``) give the histogram. ``result.plot()`` calls this function.
     label : str, optional
         Legend label of the model's points (e.g. the target name).
     title : str, optional
         Title of the top panel.
     size_in : (float, float)
         Figure size in inches (PNG at 300 dpi: 1050 x 1320 px by default).
-    min_bin_size : int, optional
-        Quantile bins only: use at most ``n // min_bin_size`` bins (at least 2), so that every
-        bin has about ``min_bin_size`` patients or more.
-    stats : CalibrationResult, optional
-        ``riskfm.evaluate.calibration`` of the same data; its slope and intercept are quoted.
-        Computed here when absent.
 
     Returns
     -------
@@ -68,24 +48,16 @@ def plot_calibration(
         each point labelled with its number of patients, and the identity line of perfect
         calibration; the legend, with the calibration slope and intercept, sits above the
         data. Bottom: histogram of the predicted risks of patients with and without the event.
-        ``fig.calibration_table`` holds the bins drawn (``reliability_table``).
+        ``fig.calibration_table`` holds the bins drawn (``result.table``).
     """
-    from riskfm.evaluate.calibration import calibration
-
-    y_arr = np.asarray(y, dtype=float)
-    p_arr = np.asarray(p, dtype=float)
-    if strategy == "quantile" and min_bin_size:
-        n_bins = int(max(2, min(n_bins, len(p_arr) // int(min_bin_size))))
-    table = reliability_table(y, p, n_bins=n_bins, strategy=strategy, confidence=confidence)
-    if stats is None:
-        try:
-            stats = calibration(y_arr, p_arr, n_bins=n_bins, strategy=strategy, confidence=confidence)
-        except ValueError:  # one class, or a logistic fit without a finite optimum
-            stats = None
-    slope = _estimate_text(stats.slope if stats is not None else None)
-    intercept = _estimate_text(stats.intercept if stats is not None else None)
+    table = result.table
+    strategy = result.strategy
+    confidence = result.confidence
+    y_arr, p_arr = np.asarray(result.y, dtype=float), np.asarray(result.p, dtype=float)
+    slope = _estimate_text(result.slope)
+    intercept = _estimate_text(result.intercept)
     # Zoom on the range actually used: risks of a rare outcome sit far below 1.
-    hi = float(max(p_arr.max(), table["observed_high"].max(), table["mean_predicted"].max()))
+    hi = float(max(p_arr.max(), table["ci_high"].max(), table["mean_predicted"].max()))
     lim = min(1.0, max(0.05, 1.08 * hi))
     pct = PercentFormatter(xmax=1, decimals=0 if lim > 0.2 else 1)
 
@@ -93,13 +65,13 @@ def plot_calibration(
         fig = new_figure(*size_in)
         ax, ax_hist = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3.2, 1.0]})
         ax.plot([0, lim], [0, lim], ls="--", lw=0.7, color=NEUTRAL, label="Perfect calibration", zorder=1)
-        yerr = np.clip(np.vstack([table["observed_rate"] - table["observed_low"],
-                                  table["observed_high"] - table["observed_rate"]]), 0.0, None)
+        yerr = np.clip(np.vstack([table["observed_rate"] - table["ci_low"],
+                                  table["ci_high"] - table["observed_rate"]]), 0.0, None)
         ax.errorbar(table["mean_predicted"], table["observed_rate"], yerr=yerr, fmt="o-",
                     color=OKABE_ITO["blue"], ecolor=OKABE_ITO["blue"], elinewidth=0.7, lw=0.9, zorder=2,
                     label=(label or "Model") + f" ({len(table)} {strategy} bins; patients per bin above each interval)")
         # Patients per bin, written vertically just above each interval (clear of crowded points).
-        for x, top, n in zip(table["mean_predicted"], table["observed_high"], table["n"]):
+        for x, top, n in zip(table["mean_predicted"], table["ci_high"], table["n"]):
             ax.annotate(f"{int(n)}", (x, top), xytext=(0, 1.5), textcoords="offset points", fontsize=5,
                         rotation=90, ha="center", va="bottom", color=OKABE_ITO["blue"], annotation_clip=False)
         # Slope and intercept: a legend line without a handle.

@@ -29,7 +29,7 @@ def _events(k: int) -> str:
 
 
 def forest_rows(table: pd.DataFrame) -> pd.DataFrame:
-    """The rows of a forest plot, top to bottom, and what each one draws.
+    """Lay out the rows of a forest plot, top to bottom, and what each one draws.
 
     Parameters
     ----------
@@ -40,12 +40,12 @@ def forest_rows(table: pd.DataFrame) -> pd.DataFrame:
     -------
     pandas.DataFrame
         One row per line of the figure: ``label`` (tick text), ``kind`` (``"overall"``,
-        ``"heading"`` or ``"level"``), ``value``, ``low``, ``high``, ``n``, ``n_pos``,
+        ``"heading"`` or ``"level"``), ``value``, ``ci_low``, ``ci_high``, ``n``, ``n_pos``,
         ``point`` (True when a marker is drawn: the value is finite and estimable),
         ``interval`` (True when its CI line is drawn) and ``text`` (the right-hand column:
         ``0.81 [0.72-0.90]  n=120, 14 events`` or ``n/e (1 event < 10)  n=30, 1 event``).
     """
-    need = {"attribute", "level", "metric", "n", "value", "low", "high"}
+    need = {"attribute", "level", "metric", "n", "value", "ci_low", "ci_high"}
     if not need <= set(table.columns):
         raise ValueError(f"forest table lacks columns {sorted(need - set(table.columns))}")
     if table.empty:
@@ -54,24 +54,24 @@ def forest_rows(table: pd.DataFrame) -> pd.DataFrame:
 
     def add(label: str, kind: str, r: pd.Series | None) -> None:
         if r is None:
-            out.append({"label": label, "kind": kind, "value": math.nan, "low": math.nan, "high": math.nan,
+            out.append({"label": label, "kind": kind, "value": math.nan, "ci_low": math.nan, "ci_high": math.nan,
                         "n": None, "n_pos": None, "point": False, "interval": False, "text": ""})
             return
         reason = str(r.get("not_estimable") or "") if "not_estimable" in r.index else ""
         reason = "" if reason == "nan" else reason
         value = float(r["value"]) if _finite(r["value"]) else math.nan
         point = not reason and math.isfinite(value)
-        interval = point and _finite(r["low"]) and _finite(r["high"])
+        interval = point and _finite(r["ci_low"]) and _finite(r["ci_high"])
         n = int(r["n"])
         n_pos = int(r["n_pos"]) if "n_pos" in r.index and _finite(r["n_pos"]) else None
         counts = f"n={n}" + (f", {_events(n_pos)}" if n_pos is not None else "")
         if point:
-            est = f"{value:.2f}" + (f" [{float(r['low']):.2f}\u2013{float(r['high']):.2f}]" if interval else "")
+            est = f"{value:.2f}" + (f" [{float(r['ci_low']):.2f}\u2013{float(r['ci_high']):.2f}]" if interval else "")
         else:
             est = not_estimable_text(reason or "no estimate")
         out.append({"label": label, "kind": kind, "value": value if point else math.nan,
-                    "low": float(r["low"]) if interval else math.nan,
-                    "high": float(r["high"]) if interval else math.nan,
+                    "ci_low": float(r["ci_low"]) if interval else math.nan,
+                    "ci_high": float(r["ci_high"]) if interval else math.nan,
                     "n": n, "n_pos": n_pos, "point": point, "interval": interval, "text": f"{est}  {counts}"})
 
     overall = table[table["level"] == "All"].head(1)
@@ -98,7 +98,7 @@ def plot_forest(
     ----------
     table : pandas.DataFrame
         Rows of ``riskfm.evaluate.subgroup_metrics`` (columns ``attribute``, ``level``, ``metric``,
-        ``n``, ``value``, ``low``, ``high``; ``n_pos`` and ``not_estimable`` when available), one or
+        ``n``, ``value``, ``ci_low``, ``ci_high``; ``n_pos`` and ``not_estimable`` when available), one or
         several attributes concatenated; ``All`` rows are drawn once, on top, as the overall
         estimate. A row that is not estimable (``not_estimable`` set, or no finite value) gets
         no point and no interval, only its reason and counts in the text column.
@@ -138,7 +138,7 @@ def plot_forest(
                 continue
             color = "black" if r["kind"] == "overall" else OKABE_ITO["blue"]
             if r["interval"]:
-                ax.plot([r["low"], r["high"]], [yv, yv], color=color, lw=1.0)
+                ax.plot([r["ci_low"], r["ci_high"]], [yv, yv], color=color, lw=1.0)
             ax.plot(r["value"], yv, marker="D" if r["kind"] == "overall" else "s", color=color, ms=4)
         if reference is not None and math.isfinite(reference):
             ax.axvline(reference, color=NEUTRAL, ls="--", lw=0.7)

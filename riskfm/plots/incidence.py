@@ -9,8 +9,6 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator, PercentFormatter
 
-from riskfm.evaluate.risk_groups import cumulative_incidence_by_group
-from riskfm.evaluate.survival import censor_at
 from riskfm.plots.style import (
     NEUTRAL,
     PALETTE,
@@ -27,57 +25,43 @@ def format_p(p: float) -> str:
 
 
 def plot_cumulative_incidence(
-    time_days: Any,
-    event: Any,
-    groups: Any,
+    result: Any,
     *,
     times_days: Sequence[float] | None = None,
-    confidence: float = 0.95,
     title: str | None = None,
     legend_title: str | None = None,
     xlabel: str = "Days since index",
     size_in: tuple[float, float] = (SINGLE_COLUMN_IN, 4.0),
-    horizon_days: float | None = None,
 ) -> Figure:
-    """Kaplan-Meier cumulative incidence per group with confidence bands and numbers at risk.
+    """Cumulative incidence per group with confidence bands and numbers at risk.
 
     Parameters
     ----------
-    time_days : array-like, shape [n]
-        Follow-up in days (to event or censoring), >= 0.
-    event : array-like, shape [n]
-        1 = event observed, 0 = censored.
-    groups : array-like, shape [n]
-        Risk group per patient (e.g. ``riskfm.evaluate.assign_risk_groups``); low / intermediate /
-        high get fixed colours, other labels the palette.
+    result : CumulativeIncidence
+        ``riskfm.evaluate.cumulative_incidence_by_group`` (Kaplan-Meier, log-rank test; with
+        ``horizon_days`` for a fixed-horizon outcome) or ``aalen_johansen_by_group``. Groups low /
+        intermediate / high get fixed colours, other labels the palette. ``result.plot()`` calls
+        this function.
     times_days : sequence of float, optional
         Times (days) of the number-at-risk table and x ticks; default: about 5 round ticks from 0
-        to the last follow-up.
-    confidence : float
-        Coverage of the pointwise bands.
+        to the last follow-up (or the horizon).
     title : str, optional
-        Title; the log-rank p-value is appended when there are at least 2 groups.
+        Title; the log-rank p-value is appended when the result has one.
     legend_title : str, optional
         Title of the legend (e.g. how the groups were defined).
     xlabel : str
         Label of the time axis.
     size_in : (float, float)
         Figure size in inches (PNG at 300 dpi: 1050 x 1200 px by default).
-    horizon_days : float, optional
-        Horizon of a fixed-horizon outcome (30 for 30-day MACE): follow-up is censored there
-        (``riskfm.evaluate.survival.censor_at``), the time axis ends there and a dotted line
-        marks it. Default: the whole follow-up.
 
     Returns
     -------
     matplotlib.figure.Figure
+        With a horizon, the time axis ends there and a dotted line marks it.
     """
-    if horizon_days is not None:
-        time_days, event = censor_at(time_days, event, horizon_days)
-    result = cumulative_incidence_by_group(time_days, event, groups, confidence=confidence)
-    t_max = float(np.max(np.asarray(time_days, dtype=float)))
-    if horizon_days is not None:
-        t_max = float(horizon_days)
+    confidence = result.confidence
+    horizon_days = result.horizon_days
+    t_max = float(horizon_days) if horizon_days is not None else result.max_time_days
     if times_days is None:
         ticks = MaxNLocator(nbins=5, steps=[1, 2, 2.5, 5, 10], integer=True).tick_values(0.0, max(t_max, 1.0))
         times = [float(t) for t in ticks if 0.0 <= t <= max(t_max, 1.0)]
@@ -99,9 +83,9 @@ def plot_cumulative_incidence(
             n = int(at_risk.loc[label].iloc[0]) if len(times) else None
             ax.step(curve["time_days"], curve["incidence"], where="post", color=color,
                     label=f"{str(label).capitalize()} risk" + (f" (n = {n})" if n is not None else ""))
-            ax.fill_between(curve["time_days"], curve["low"], curve["high"], step="post",
+            ax.fill_between(curve["time_days"], curve["ci_low"], curve["ci_high"], step="post",
                             color=color, alpha=0.15, lw=0)
-            y_top = max(y_top, float(np.nanmax(curve["high"])))
+            y_top = max(y_top, float(np.nanmax(curve["ci_high"])))
         if horizon_days is not None:
             ax.axvline(float(horizon_days), color=NEUTRAL, ls=":", lw=0.9, zorder=1,
                        label=f"{float(horizon_days):g}-day horizon")

@@ -51,8 +51,8 @@ def plot_median_beat_comparison(comparison: Any, *, title: str | None = None, wi
     order, nrows, ncols = _panel_order(c.leads)
     ms = c.time_s * 1000.0
     dt = (ms[1] - ms[0]) if len(ms) > 1 else 1.0
-    lo = min(np.nanmin(c.ci_high[0]), np.nanmin(c.ci_low[0]))
-    hi = max(np.nanmax(c.ci_high[1]), np.nanmax(c.ci_low[1]))
+    lo = min(np.nanmin(c.high_risk_ci[0]), np.nanmin(c.low_risk_ci[0]))
+    hi = max(np.nanmax(c.high_risk_ci[1]), np.nanmax(c.low_risk_ci[1]))
     pad = 0.05 * (hi - lo or 1.0)
     colours = (RISK_GROUP_COLORS["high"], RISK_GROUP_COLORS["low"])
     with publication_style():
@@ -63,8 +63,8 @@ def plot_median_beat_comparison(comparison: Any, *, title: str | None = None, wi
             li = list(c.leads).index(lead)
             for start, stop in _runs(c.significant[li]):
                 ax.axvspan(ms[start] - dt / 2, ms[stop - 1] + dt / 2, color=NEUTRAL, alpha=0.18, lw=0, zorder=0)
-            for mean, ci, colour, label, n in ((c.mean_high, c.ci_high, colours[0], c.labels[0], c.n_high),
-                                               (c.mean_low, c.ci_low, colours[1], c.labels[1], c.n_low)):
+            for mean, ci, colour, label, n in ((c.mean_high, c.high_risk_ci, colours[0], c.labels[0], c.n_high),
+                                               (c.mean_low, c.low_risk_ci, colours[1], c.labels[1], c.n_low)):
                 ax.fill_between(ms, ci[0, li], ci[1, li], color=colour, alpha=0.25, lw=0, zorder=1)
                 ax.plot(ms, mean[li], color=colour, lw=0.9, zorder=2, label=f"{label} (n={n})")
             ax.axvline(0.0, color=NEUTRAL, lw=0.4, ls=":", zorder=0)

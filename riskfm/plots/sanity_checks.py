@@ -51,7 +51,24 @@ def plot_randomisation(result: Any, *, title: str | None = None, width_in: float
 
 def plot_deletion_insertion(result: Any, *, title: str | None = None, width_in: float = DOUBLE_COLUMN_IN * 0.7,
                             height_in: float = 2.3) -> Figure:
-    """Deletion and insertion curves of the attribution order against a random order (AUC in the legend)."""
+    """Plot deletion and insertion curves of the attribution order against a random order (AUC in the legend).
+
+    Parameters
+    ----------
+    result : riskfm.explain.sanity.DeletionInsertionResult
+        Its ``fractions`` ``[S]`` (share of ECG segments removed / inserted, drawn as %),
+        ``deletion`` / ``insertion`` and ``random_deletion`` / ``random_insertion`` ``[S]`` (model
+        output along each order, on the ``output`` scale), ``auc``, ``method`` and ``target``.
+    title : str, optional
+        Figure title, top left.
+    width_in, height_in : float
+        Figure size in inches.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Two panels side by side (deletion, insertion) sharing the y axis.
+    """
     f = result.fractions * 100
     with publication_style():
         fig = new_figure(width_in, height_in)

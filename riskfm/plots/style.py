@@ -122,7 +122,7 @@ def target_label(target: str) -> str:
 
 
 def new_figure(width_in: float = SINGLE_COLUMN_IN, height_in: float = SINGLE_COLUMN_IN) -> Figure:
-    """A blank figure on an Agg canvas, with constrained layout (no clipping, fixed size).
+    """Create a blank figure on an Agg canvas, with constrained layout (no clipping, fixed size).
 
     Call inside ``publication_style()`` so that the figure picks the style up.
 

@@ -2,8 +2,10 @@
 
 Compares the 3D network on the CT foundation model (CORA's residual U-Net, "cora3d";
 foundation-initialised when ``encoder_checkpoint`` is given, otherwise labelled "cora3d-random")
-with the slice-wise U-Net by Dice (overall and per artery), averaged over folds. Writes ``low_data_folds.csv`` (one row per model x fraction x fold),
-``low_data_summary.csv`` (mean and SD over folds) and ``low_data_dice.png``.
+with the slice-wise U-Net by Dice (overall and per artery, :data:`riskfm.arteries.ARTERIES` order),
+averaged over folds. The folds are :func:`riskfm.data.splits.low_data_folds`. Writes
+``low_data_folds.csv`` (one row per model x fraction x fold), ``low_data_summary.csv`` (mean and
+SD over folds) and ``low_data_dice.png`` (:func:`riskfm.plots.cac.plot_low_data_dice`).
 
 Progress on stderr (:mod:`riskfm.progress`, silent under ``riskfm --quiet``): a bar of the arms
 (model x fold x fraction) and, inside it, each training's steps with its loss.
@@ -19,36 +21,54 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from riskfm.ct.calcium.protocols import arm_name, low_data_folds, synthetic_exams
+from riskfm.arteries import ARTERIES, ARTERY_LABELS
+from riskfm.ct.calcium.protocols import arm_name, synthetic_exams
 from riskfm.ct.calcium.segmentation import train_segmenter
-from riskfm.evaluate.agreement import dice_scores
+from riskfm.data.splits import low_data_folds
+from riskfm.evaluate.segmentation import dice_scores
+from riskfm.recipes.result import RecipeResult
 
-ARTERIES = ("LM", "LAD", "LCX", "RCA")
+__all__ = ["run_low_data"]
 
 
 def run_low_data(out: str | Path, *, exams: Sequence[Any] | None = None, n_exams: int = 20, seed: int = 0,
                  n_folds: int = 5, fractions: Sequence[float] = (1.0, 0.75, 0.5, 0.25), epochs: int = 10,
                  steps_per_epoch: int = 10, widths: Sequence[int] = (8, 16, 32, 64),
-                 encoder_checkpoint: str | Path | None = None, models: Sequence[str] = ("unet2d", "cora3d")) -> dict:
+                 encoder_checkpoint: str | Path | None = None, models: Sequence[str] = ("unet2d", "cora3d")
+                 ) -> RecipeResult:
     """Run the protocol and write its tables and figure under ``out``.
 
     Parameters
     ----------
-    out : path
+    out : str or path
+        Output folder (created).
     exams : sequence of CalciumExam-like, optional
         Labelled exams (``hu``, ``spacing``, ``labels``); default ``n_exams`` synthetic ones.
+    n_exams : int
+        Synthetic exams rendered when none are given.
+    seed : int
+        Seed of the synthetic exams, the folds (:func:`riskfm.data.splits.low_data_folds`) and
+        the trainings (``seed + fold``).
     n_folds, fractions, epochs, steps_per_epoch, widths
         Protocol and training sizes (seed 000: 5 folds, 100/75/50/25%, 10 epochs).
     encoder_checkpoint : path, optional
         Pretrained encoder of the 3D model: a ``riskfm pretrain-ct`` checkpoint for "cora3d" (its
         width must match ``widths[0]``), a ``cnn3d-small`` one for "seg3d".
     models : sequence of {"unet2d", "seg3d", "cora3d"}
+        The arms compared.
 
     Returns
     -------
-    dict
-        ``folds`` and ``summary`` DataFrames and the written ``paths``.
+    RecipeResult
+        ``name`` ``"cac_low_data"``; ``metrics`` the protocol's size (``n_exams``, ``n_folds``,
+        ``fractions``, ``models``: the arm names); ``tables`` ``folds`` (one row per model x fraction x fold:
+        ``n_train``, ``n_test``, ``train_seconds``, ``seconds_per_exam``, ``dice_<artery>`` and
+        ``dice_overall``, each the mean over the fold's test exams) and ``summary`` (per model x
+        fraction: ``dice_*_mean`` and ``dice_*_std`` over folds); ``files`` ``folds``, ``summary``
+        (CSV); ``figures`` ``figure`` (``low_data_dice.png``). Old keys (``res["summary"]``,
+        ``res["paths"]``, ...) still read through ``res[key]``.
     """
+    from riskfm.plots.cac import plot_low_data_dice
     from riskfm.progress import progress, status
 
     out = Path(out)
@@ -75,7 +95,8 @@ def run_low_data(out: str | Path, *, exams: Sequence[Any] | None = None, n_exams
         t1 = time.perf_counter()
         for i in split.test:
             pred = seg.predict(exams[i].hu, exams[i].spacing)
-            per_exam.append(dice_scores(pred, exams[i].labels, names=ARTERIES))
+            per_exam.append(dice_scores(pred, exams[i].labels, labels=[ARTERY_LABELS[a] for a in ARTERIES],
+                                        names=ARTERIES))
         sec = (time.perf_counter() - t1) / max(len(split.test), 1)
         d = pd.DataFrame(per_exam)
         row = {"model": name, "fraction": split.fraction, "fold": split.fold, "n_train": len(split.train),
@@ -90,25 +111,12 @@ def run_low_data(out: str | Path, *, exams: Sequence[Any] | None = None, n_exams
     summary = folds.groupby(["model", "fraction"])[cols].agg(["mean", "std"])
     summary.columns = [f"{a}_{b}" for a, b in summary.columns]
     summary = summary.reset_index()
-    paths = {"folds": out / "low_data_folds.csv", "summary": out / "low_data_summary.csv",
-             "figure": out / "low_data_dice.png"}
-    folds.to_csv(paths["folds"], index=False)
-    summary.to_csv(paths["summary"], index=False)
-    _figure(summary, paths["figure"])
-    return {"folds": folds, "summary": summary, "paths": paths}
-
-
-def _figure(summary: pd.DataFrame, path: Path) -> None:
-    from riskfm.plots.style import new_figure, publication_style, save_figure
-
-    with publication_style():
-        fig = new_figure(3.5, 3.0)
-        ax = fig.add_subplot(1, 1, 1)
-        for model, sub in summary.groupby("model"):
-            sub = sub.sort_values("fraction")
-            ax.errorbar(sub["fraction"] * 100, sub["dice_overall_mean"], yerr=sub["dice_overall_std"].fillna(0),
-                        marker="o", capsize=2, label=model)
-        ax.set_xlabel("training data used (%)")
-        ax.set_ylabel("Dice (mean over folds)")
-        ax.legend(frameon=False)
-    save_figure(fig, path)
+    files = {"folds": out / "low_data_folds.csv", "summary": out / "low_data_summary.csv"}
+    figures = {"figure": out / "low_data_dice.png"}
+    folds.to_csv(files["folds"], index=False)
+    summary.to_csv(files["summary"], index=False)
+    plot_low_data_dice(summary, figures["figure"])
+    metrics = {"n_exams": len(exams), "n_folds": n_folds, "fractions": [float(f) for f in fractions],
+               "models": list(dict.fromkeys(folds["model"]))}
+    return RecipeResult("cac_low_data", metrics=metrics, tables={"folds": folds, "summary": summary}, files=files,
+                        figures=figures, legacy={"folds": "tables.folds", "summary": "tables.summary", "paths": "paths"})

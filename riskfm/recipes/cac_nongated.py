@@ -9,7 +9,8 @@ exams are classified. The Agatston-of-the-mask bucket is reported next to it as 
 trees must beat.
 
 Writes ``nongated_exams.csv`` (per test exam: reference, both predictions), ``nongated_metrics.json``
-(Cohen's kappa with CIs, weighted kappa, accuracy per method) and ``nongated_confusion.png``.
+(Cohen's kappa with CIs, weighted kappa, accuracy per method) and ``nongated_confusion.png``
+(:func:`riskfm.plots.cac.plot_bucket_confusion`).
 Progress on stderr (:mod:`riskfm.progress`): a bar of the exams segmented.
 """
 
@@ -24,19 +25,33 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from riskfm.ct.calcium.categories import BUCKET_NAMES, agatston_bucket
+from riskfm.ct.calcium.categories import agatston_bucket
 from riskfm.ct.calcium.nongated import BucketClassifier, exam_features, slice_summaries
 from riskfm.ct.calcium.scoring import score_calcium
+from riskfm.recipes.result import RecipeResult
 
 __all__ = ["nongated_features", "run_nongated"]
 
 
 def nongated_features(segmenter: Any, exams: Sequence[Any], *, desc: str = "segmenting exams"
                       ) -> tuple[np.ndarray, np.ndarray]:
-    """Exam vectors ``[N, 20]`` and mask Agatston scores ``[N]`` from a segmenter's predictions.
+    """Exam vectors and mask Agatston scores from a segmenter's predictions.
 
-    ``exams``: objects with ``hu`` ``[Z, Y, X]`` (HU) and ``spacing`` (z, y, x) mm. ``desc``: the
-    progress bar's label (stderr, :mod:`riskfm.progress`).
+    Parameters
+    ----------
+    segmenter : CalciumSegmenter
+        Anything with ``predict(hu, spacing) -> labels [Z, Y, X]`` (0 background, 1-4 arteries).
+    exams : sequence of exams
+        Objects with ``hu`` ``[Z, Y, X]`` (HU) and ``spacing`` (z, y, x) mm.
+    desc : str
+        The progress bar's label (stderr, :mod:`riskfm.progress`).
+
+    Returns
+    -------
+    features : np.ndarray of float, shape [N, 20]
+        :func:`riskfm.ct.calcium.nongated.exam_features` of each exam's predicted calcium.
+    agatston : np.ndarray of float, shape [N]
+        Agatston score of each predicted mask.
     """
     from riskfm.progress import progress
 
@@ -49,7 +64,7 @@ def nongated_features(segmenter: Any, exams: Sequence[Any], *, desc: str = "segm
 
 
 def run_nongated(out: str | Path, segmenter: Any, *, train_exams: Sequence[Any], test_exams: Sequence[Any],
-                 seed: int = 0) -> dict:
+                 seed: int = 0) -> RecipeResult:
     """Fit the bucket trees on ``train_exams`` and score ``test_exams``; write tables and a figure.
 
     Parameters
@@ -66,10 +81,17 @@ def run_nongated(out: str | Path, segmenter: Any, *, train_exams: Sequence[Any],
 
     Returns
     -------
-    dict
-        ``exams`` (DataFrame), ``metrics`` (dict), ``classifier`` (BucketClassifier), ``paths``.
+    RecipeResult
+        ``name`` ``"cac_nongated"``; ``metrics`` as written to ``nongated_metrics.json``
+        (``n_train``, ``n_test``, ``seconds_per_exam`` and, for ``trees`` and ``mask``,
+        ``kappa`` and ``kappa_linear`` (``{"value", "ci", "method", "n", ...}``) and ``accuracy`` of the
+        bucket against the reference's); ``tables`` ``exams`` (one row per test exam: reference,
+        mask Agatston and buckets 0-4); ``files`` ``exams``, ``metrics``; ``figures`` ``figure``
+        (``nongated_confusion.png``); ``extras`` ``classifier`` (the fitted BucketClassifier).
+        Old keys (``res["exams"]``, ``res["paths"]``, ...) still read through ``res[key]``.
     """
     from riskfm.evaluate.agreement import cohen_kappa
+    from riskfm.plots.cac import plot_bucket_confusion
 
     if not train_exams or not test_exams:
         raise ValueError("run_nongated needs training and test exams")
@@ -93,35 +115,15 @@ def run_nongated(out: str | Path, segmenter: Any, *, train_exams: Sequence[Any],
         pred = df[f"{name}_bucket"].to_numpy()
         k = cohen_kappa(ref_bucket, pred)
         kw = cohen_kappa(ref_bucket, pred, weights="linear", seed=seed)
-        metrics[name] = {"kappa": k.value, "kappa_ci": [k.ci_low, k.ci_high],
-                         "kappa_linear": kw.value, "kappa_linear_ci": [kw.ci_low, kw.ci_high],
+        metrics[name] = {"kappa": k.to_dict(), "kappa_linear": kw.to_dict(),
                          "accuracy": float(np.mean(pred == ref_bucket))}
-    paths = {"exams": out / "nongated_exams.csv", "metrics": out / "nongated_metrics.json",
-             "figure": out / "nongated_confusion.png"}
-    df.to_csv(paths["exams"], index=False)
-    paths["metrics"].write_text(json.dumps(metrics, indent=2))
-    _confusion_figure(ref_bucket, df["trees_bucket"].to_numpy(), df["mask_bucket"].to_numpy(), paths["figure"])
-    return {"exams": df, "metrics": metrics, "classifier": clf, "paths": paths}
-
-
-def _confusion_figure(ref: np.ndarray, trees: np.ndarray, mask: np.ndarray, path: Path) -> None:
-    from riskfm.plots.style import new_figure, publication_style, save_figure
-
-    with publication_style():
-        fig = new_figure(7.0, 3.2)
-        for i, (title, pred) in enumerate((("bucket trees", trees), ("Agatston of the mask", mask))):
-            ax = fig.add_subplot(1, 2, i + 1)
-            table = np.zeros((5, 5), int)
-            np.add.at(table, (ref, pred), 1)
-            ax.imshow(table, cmap="Blues")
-            for r in range(5):
-                for c in range(5):
-                    if table[r, c]:
-                        ax.text(c, r, str(table[r, c]), ha="center", va="center",
-                                color="white" if table[r, c] > table.max() / 2 else "black")
-            ax.set_xticks(range(5), BUCKET_NAMES, rotation=45)
-            ax.set_yticks(range(5), BUCKET_NAMES)
-            ax.set_xlabel("predicted bucket")
-            ax.set_ylabel("reference bucket")
-            ax.set_title(title)
-    save_figure(fig, path)
+    files = {"exams": out / "nongated_exams.csv", "metrics": out / "nongated_metrics.json"}
+    figures = {"figure": out / "nongated_confusion.png"}
+    df.to_csv(files["exams"], index=False)
+    files["metrics"].write_text(json.dumps(metrics, indent=2))
+    plot_bucket_confusion(ref_bucket, {"bucket trees": df["trees_bucket"].to_numpy(),
+                                       "Agatston of the mask": df["mask_bucket"].to_numpy()}, figures["figure"])
+    return RecipeResult("cac_nongated", metrics=metrics, tables={"exams": df}, files=files, figures=figures,
+                        extras={"classifier": clf},
+                        legacy={"exams": "tables.exams", "metrics": "metrics", "classifier": "extras.classifier",
+                                "paths": "paths"})

@@ -1,4 +1,6 @@
-"""What CORA's three downstream recipes share: loading cases, splitting, building the network, writing JSON.
+"""What CORA's three downstream recipes share: loading cases, building the network, writing JSON.
+
+Their train / test split is :func:`riskfm.data.splits.split_indices`.
 
 The recipes report on stderr what they are doing (a bar over the CTs being read, the fine-tuning
 steps with the loss, the test CTs being evaluated); ``riskfm --quiet`` / ``RISKFM_QUIET=1``
@@ -8,19 +10,21 @@ steps with the loss, the test CTs being evaluated); ``riskfm --quiet`` / ``RISKF
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+import pandas as pd
 
 from riskfm.ct.cases import CTCase, LoadedCase, find_cases, load_case
 from riskfm.ct.cora import CoraResUNet, cora_input_spec
+from riskfm.ct.finetune import DenseOutput, DensePatchSampler, FitResult, fit_steps
 from riskfm.progress import progress as progress_bar
+from riskfm.recipes.result import jsonable
 
-__all__ = ["DEFAULT_SPACING", "DenseTaskOptions", "build_network", "evaluate_cases", "load_cases", "split_indices",
-           "write_json"]
+__all__ = ["DEFAULT_SPACING", "DenseTaskOptions", "build_network", "evaluate_cases", "fine_tune_dense",
+           "load_cases", "write_json", "write_outputs"]
 
 
 @dataclass(frozen=True)
@@ -80,7 +84,7 @@ def load_cases(
     margin_mm: float = 10.0,
     progress: bool = True,
 ) -> list[LoadedCase]:
-    """Loaded cases from a manifest / folder / case list (already-loaded cases pass through).
+    """Load cases from a manifest / folder / case list (already-loaded cases pass through).
 
     ``spacing``: the working grid; None takes the pretraining spacing recorded in ``checkpoint``
     (read only when something is left to load), else :data:`DEFAULT_SPACING`. ``require``: keep
@@ -108,17 +112,6 @@ def load_cases(
     return out
 
 
-def split_indices(n: int, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Random (train, test) index split; the test part holds ``round(n * test_fraction)`` cases (>= 1)."""
-    if not 0 < test_fraction < 1:
-        raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
-    if n < 2:
-        raise ValueError(f"need at least 2 cases to split, got {n}")
-    order = np.random.default_rng([seed, 99]).permutation(n)
-    n_test = min(n - 1, max(1, int(round(n * test_fraction))))
-    return np.sort(order[n_test:]), np.sort(order[:n_test])
-
-
 def build_network(
     checkpoint: str | Path | None,
     *,
@@ -127,7 +120,7 @@ def build_network(
     shape: Sequence[int],
     new_decoder: bool = False,
 ) -> CoraResUNet:
-    """A pretrained CORA network (from ``checkpoint``) or a fresh one of ``width`` (default 8).
+    """Build a pretrained CORA network (from ``checkpoint``) or a fresh one of ``width`` (default 8).
 
     The input spec gets ``shape`` (the task's patch or volume size) and the checkpoint's spacing
     unless ``spacing`` is given. ``new_decoder`` re-initialises decoder and head (coronary
@@ -150,6 +143,62 @@ def build_network(
     return net
 
 
+def fine_tune_dense(
+    cases: Sequence[LoadedCase],
+    train_idx: Sequence[int],
+    target: str,
+    loss: Callable[[Any, Any], Any],
+    checkpoint: str | Path | None,
+    opts: DenseTaskOptions,
+    *,
+    width: int | None = None,
+    new_decoder: bool = False,
+    foreground_prob: float | None = None,
+    desc: str = "fine-tuning CORA",
+    progress: bool = True,
+) -> tuple[CoraResUNet, FitResult]:
+    """Build the network (:func:`build_network`) and fine-tune it on patches of the training cases.
+
+    Parameters
+    ----------
+    cases : sequence of LoadedCase
+        All cases; ``train_idx`` picks the training ones.
+    train_idx : sequence of int
+        Positions of the training cases (their order is the sampler's).
+    target : str
+        Mask kind the network learns (``"coronary"``, ``"stenosis"``, ``"plaque"``).
+    loss : callable (logits, targets) -> tensor
+        Training loss on ``[B, 1, Z, Y, X]`` logits and targets.
+    checkpoint : path, optional
+        Pretrained ``cora_pretrained.pt``; None starts from scratch.
+    opts : DenseTaskOptions
+        Width, spacing (default: the first case's), patch (``[Z, Y, X]`` voxels), steps, batch
+        size, learning rate, seed.
+    width : int, optional
+        Overrides ``opts.width``.
+    new_decoder : bool
+        Re-initialise decoder and head (segmentation keeps only the pretrained encoder).
+    foreground_prob : float, optional
+        Share of patches centred on the target (default: the sampler's).
+    desc, progress
+        Label of the training bar on stderr, and whether to show it.
+
+    Returns
+    -------
+    net : CoraResUNet
+        The fine-tuned network (its input spec has the patch shape).
+    fit : FitResult
+        Loss history and timing.
+    """
+    net = build_network(checkpoint, width=width or opts.width, spacing=opts.spacing or tuple(cases[0].vol.spacing),
+                        shape=opts.patch, new_decoder=new_decoder)
+    kwargs = {} if foreground_prob is None else {"foreground_prob": foreground_prob}
+    sampler = DensePatchSampler([cases[i] for i in train_idx], target, opts.patch, net.input_spec.windows, **kwargs)
+    fit = fit_steps(DenseOutput(net), loss, lambda rng: sampler(rng, opts.batch_size), opts.steps, lr=opts.lr,
+                    seed=opts.seed, desc=desc, progress=progress)
+    return net, fit
+
+
 def evaluate_cases(indices: Iterable[int], score: Callable[[int], dict], *, desc: str = "evaluating",
                    progress: bool = True) -> list[dict]:
     """``[score(i) for i in indices]`` with a bar over the test CTs on stderr (``progress``)."""
@@ -159,17 +208,44 @@ def evaluate_cases(indices: Iterable[int], score: Callable[[int], dict], *, desc
 
 
 def write_json(obj: Any, path: Path) -> Path:
-    def clean(v: Any) -> Any:
-        if isinstance(v, dict):
-            return {str(k): clean(x) for k, x in v.items()}
-        if isinstance(v, list | tuple):
-            return [clean(x) for x in v]
-        if isinstance(v, np.integer):
-            return int(v)
-        if isinstance(v, float | np.floating):
-            return None if not np.isfinite(v) else float(v)
-        return v
+    """Write ``obj`` as indented JSON (:func:`riskfm.recipes.result.jsonable`: NaN as null); returns ``path``.
 
+    Parameters
+    ----------
+    obj : nested dicts / lists of numbers, strings, bools, None, numpy scalars, paths
+    path : Path
+        Destination; parent folders are created.
+
+    Returns
+    -------
+    Path
+        ``path``.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(clean(obj), indent=2))
+    path.write_text(json.dumps(jsonable(obj), indent=2))
     return path
+
+
+def write_outputs(out: Path, metrics: Mapping[str, Any], tables: Mapping[str, pd.DataFrame]) -> dict[str, Path]:
+    """Write a recipe's ``metrics.json`` and one ``<name>.csv`` per table into ``out``.
+
+    Parameters
+    ----------
+    out : Path
+        Output folder (created).
+    metrics : mapping
+        Written by :func:`write_json`.
+    tables : mapping name -> DataFrame
+        Each written without its index.
+
+    Returns
+    -------
+    dict of str -> Path
+        ``{"metrics": out/metrics.json, name: out/<name>.csv, ...}``.
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    files = {"metrics": write_json(metrics, out / "metrics.json")}
+    for name, table in tables.items():
+        files[name] = out / f"{name}.csv"
+        table.to_csv(files[name], index=False)
+    return files

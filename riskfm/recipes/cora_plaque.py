@@ -10,12 +10,14 @@ fitted as a linear probe of the frozen encoder (``head_init="probe"``: LP-FT); t
 a pretrained encoder at a tenth of the head's learning rate so a short run does not wash out
 what pretraining put in the features. ``pool="avg", scales="bottleneck", head_init="random"`` is
 the paper's head. Scored by AUROC
-with 500-sample stratified bootstrap CIs per label (:func:`riskfm.evaluate.discrimination.roc_auc`).
-Labels come from manifest columns ``plaque_calcified`` / ``plaque_noncalcified`` or from each CT's
-plaque mask.
+with 500-sample stratified bootstrap CIs per label, computed from the test predictions by
+:func:`riskfm.evaluate.run_metrics.metrics_from_predictions` (the evaluation's own cells, small-sample
+rule included). Labels come from manifest columns ``plaque_calcified`` / ``plaque_noncalcified``
+or from each CT's plaque mask.
 
-Outputs in ``out_dir``: ``metrics.json`` (``{"test": {target: {auroc, auroc_ci, n, n_pos}}, "pool": ...,
-...}``), ``predictions.csv`` (patient_id, split, target, y_true, y_prob), ``history.csv``.
+Outputs in ``out_dir``: ``metrics.json`` (``{"test": {target: {auroc: {value, ci, method, n}, n, n_pos, ...}},
+"pool": ..., ...}``), ``predictions.csv`` (patient_id, split, target, y_true, y_prob),
+``history.csv``.
 """
 
 from __future__ import annotations
@@ -38,12 +40,39 @@ from riskfm.ct.finetune import (
     plaque_targets,
     volume_input,
 )
-from riskfm.evaluate.discrimination import roc_auc
-from riskfm.evaluate.guards import estimable
+from riskfm.data.splits import split_indices
+from riskfm.evaluate.run_metrics import metrics_from_predictions
 from riskfm.progress import progress as progress_bar
-from riskfm.recipes.cora_common import build_network, load_cases, split_indices, write_json
+from riskfm.recipes.cora_common import build_network, load_cases, write_outputs
+from riskfm.recipes.result import RecipeResult
 
-__all__ = ["run_plaque_characterisation"]
+__all__ = ["flat_test_metrics", "run_plaque_characterisation"]
+
+
+def flat_test_metrics(result: RecipeResult) -> dict[str, dict]:
+    """Return the per-label test metrics in the recipe's earlier flat shape (the old ``res["metrics"]``).
+
+    Parameters
+    ----------
+    result : RecipeResult
+        A :func:`run_plaque_characterisation` result.
+
+    Returns
+    -------
+    dict
+        ``{target: {"auroc": float or None, "auroc_ci": [low, high] (None when undefined), "n",
+        "n_pos"[, "not_estimable"]}}`` from ``result.metrics["test"]``.
+    """
+    out = {}
+    for target, cell in result.metrics["test"].items():
+        auroc = cell.get("auroc") or {}
+        ci = auroc.get("ci") or [None, None]
+        entry = {"auroc": None if cell.get("not_estimable") else auroc.get("value"), "auroc_ci": list(ci),
+                 "n": cell["n"], "n_pos": cell["n_pos"]}
+        if cell.get("not_estimable"):
+            entry["not_estimable"] = cell["not_estimable"]
+        out[target] = entry
+    return out
 
 
 def _volume_shape(cases: Sequence[LoadedCase]) -> tuple[int, int, int]:
@@ -76,14 +105,15 @@ def run_plaque_characterisation(
     progress: bool = True,
     min_events: int = 10,
     min_nonevents: int = 10,
-) -> dict:
+) -> RecipeResult:
     """Fine-tune (or train from scratch) CORA for plaque characterisation and score it.
 
     Parameters
     ----------
     source : manifest, folder, or cases
         CTs with plaque labels (see the module docstring); loaded cases are reused as they are.
-    out_dir : path
+    out_dir : str or path
+        Output folder (created).
     checkpoint : path, optional
         ``cora_pretrained.pt`` from ``riskfm pretrain-ct``; None trains the same network from scratch.
     width : int, optional
@@ -128,9 +158,17 @@ def run_plaque_characterisation(
 
     Returns
     -------
-    dict
-        ``metrics`` (as written), ``predictions`` (DataFrame), ``model`` (the trained
-        :class:`PlaqueClassifier`, in eval mode), ``fit`` (FitResult), ``paths``.
+    RecipeResult
+        ``name`` ``"cora_plaque"``; ``metrics`` as written to ``metrics.json``: ``test`` (per
+        label: ``auroc`` (``{"value", "ci": [low, high], "method", "n"}``), ``n``, ``n_pos``, ... as in a run's
+        ``metrics.json``, or ``auroc: None`` with ``not_estimable``) and the run's settings
+        (``pool``, ``scales``, ``head_init``, ``lr``, ``encoder_lr``, ``n_train``, ``n_test``,
+        ``input_shape``, ...); ``tables`` ``predictions`` (patient_id, split, target, y_true,
+        y_prob; train and test cases) and ``history`` (loss per step); ``files`` ``metrics``,
+        ``predictions``, ``history``; ``extras`` ``model`` (the trained
+        :class:`PlaqueClassifier`, in eval mode), ``fit`` (FitResult), ``train_indices`` and
+        ``test_indices`` (positions of the cases). ``res["metrics"]`` (old key) is
+        ``metrics["test"]`` in the earlier flat shape (:func:`flat_test_metrics`).
     """
     out = Path(out_dir)
     if pool not in POOLS:
@@ -184,33 +222,26 @@ def run_plaque_characterisation(
             prob[i] = torch.sigmoid(model(torch.from_numpy(x_all[i]))).numpy()
             bar.update(len(i))
 
-    rows, metrics = [], {}
+    rows = []
     for split, idx in (("train", train_idx), ("test", test_idx)):
         for j, target in enumerate(PLAQUE_TARGETS):
             for i in idx:
                 rows.append({"patient_id": cases[i].case.patient_id, "split": split, "target": target,
                              "y_true": float(y_all[i, j]), "y_prob": float(prob[i, j])})
-    for j, target in enumerate(PLAQUE_TARGETS):
-        y, p = y_all[test_idx, j], prob[test_idx, j]
-        entry = {"n": int(len(y)), "n_pos": int(y.sum())}
-        reason = estimable(y, min_events=min_events, min_nonevents=min_nonevents)
-        if reason is None:
-            est = roc_auc(y, p, ci="bootstrap", n_boot=n_boot, seed=seed)
-            entry.update(auroc=est.value, auroc_ci=[est.low, est.high])
-        else:  # the evaluation's small-sample rule (docs/evaluation.md): no number from a handful of events
-            entry.update(auroc=None, auroc_ci=[None, None], not_estimable=reason)
-        metrics[target] = entry
     predictions = pd.DataFrame(rows)
-    out.mkdir(parents=True, exist_ok=True)
-    paths = {"metrics": write_json({"test": metrics, "pretrained": checkpoint is not None,
-                                    "checkpoint": str(checkpoint) if checkpoint else None,
-                                    "pool": pool, "scales": scales, "freeze_encoder": bool(freeze_encoder),
-                                    "steps": steps, "head_init": head_init,
-                                    "lr": lr, "encoder_lr": None if freeze_encoder else encoder_lr,
-                                    "n_train": int(len(train_idx)), "n_test": int(len(test_idx)),
-                                    "input_shape": list(shape)}, out / "metrics.json")}
-    predictions.to_csv(out / "predictions.csv", index=False)
-    pd.DataFrame(fit.history).to_csv(out / "history.csv", index=False)
-    paths.update(predictions=out / "predictions.csv", history=out / "history.csv")
-    return {"metrics": metrics, "predictions": predictions, "model": model, "fit": fit, "paths": paths,
-            "train_indices": train_idx, "test_indices": test_idx}
+    # AUROC and its stratified bootstrap CI per label as the evaluation computes them, the
+    # small-sample rule included (docs/evaluation.md): no number from a handful of events.
+    cells = metrics_from_predictions(predictions[predictions["split"] == "test"], ci="bootstrap", n_boot=n_boot,
+                                     seed=seed, min_events=min_events, min_nonevents=min_nonevents)["test"]
+    metrics = {"test": {t: cells[t] for t in PLAQUE_TARGETS}, "pretrained": checkpoint is not None,
+               "checkpoint": str(checkpoint) if checkpoint else None,
+               "pool": pool, "scales": scales, "freeze_encoder": bool(freeze_encoder),
+               "steps": steps, "head_init": head_init,
+               "lr": lr, "encoder_lr": None if freeze_encoder else encoder_lr,
+               "n_train": int(len(train_idx)), "n_test": int(len(test_idx)), "input_shape": list(shape)}
+    tables = {"predictions": predictions, "history": pd.DataFrame(fit.history)}
+    return RecipeResult("cora_plaque", metrics=metrics, tables=tables, files=write_outputs(out, metrics, tables),
+                        extras={"model": model, "fit": fit, "train_indices": train_idx, "test_indices": test_idx},
+                        legacy={"metrics": flat_test_metrics, "predictions": "tables.predictions",
+                                "model": "extras.model", "fit": "extras.fit", "paths": "paths",
+                                "train_indices": "extras.train_indices", "test_indices": "extras.test_indices"})

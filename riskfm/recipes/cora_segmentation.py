@@ -3,7 +3,7 @@
 The pretrained CORA encoder with a NEW (randomly initialised) decoder is fine-tuned with Dice
 loss to segment the coronary lumen (the CT's coronary mask, nonzero = artery). Test CTs are
 segmented whole by Gaussian-blended sliding windows and scored per case by Dice, centreline Dice
-(clDice) and the symmetric mean surface distance in mm (:mod:`riskfm.ct.seg_metrics`).
+(clDice) and the symmetric mean surface distance in mm (:mod:`riskfm.evaluate.segmentation`).
 
 :func:`run_data_efficiency` repeats the fine-tuning on growing training subsets (CORA: 50-800
 labelled cases) for the pretrained network and the same network from scratch, on one fixed test
@@ -24,18 +24,20 @@ import numpy as np
 import pandas as pd
 
 from riskfm.ct.cases import CTCase, LoadedCase
-from riskfm.ct.finetune import DenseOutput, DensePatchSampler, fit_steps, predict_dense
+from riskfm.ct.finetune import predict_dense
 from riskfm.ct.io import write_nifti
 from riskfm.ct.seg_metrics import cl_dice, dice, mean_surface_distance
+from riskfm.data.splits import nested_subsets, split_indices
 from riskfm.progress import status
 from riskfm.recipes.cora_common import (
     DenseTaskOptions,
-    build_network,
     evaluate_cases,
+    fine_tune_dense,
     load_cases,
-    split_indices,
     write_json,
+    write_outputs,
 )
+from riskfm.recipes.result import RecipeResult
 
 __all__ = ["run_artery_segmentation", "run_data_efficiency"]
 
@@ -49,12 +51,10 @@ def _train_and_score(cases, train_idx, test_idx, checkpoint, opts: DenseTaskOpti
                      progress: bool = True, mask_dir: Path | None = None):
     from monai.losses import DiceLoss
 
-    net = build_network(checkpoint, width=width or opts.width, spacing=opts.spacing or tuple(cases[0].vol.spacing),
-                        shape=opts.patch, new_decoder=True)
+    net, fit = fine_tune_dense(cases, train_idx, "coronary", DiceLoss(sigmoid=True), checkpoint, opts, width=width,
+                               new_decoder=True, foreground_prob=0.8, desc="fine-tuning CORA (segmentation)",
+                               progress=progress)
     windows = net.input_spec.windows
-    sampler = DensePatchSampler([cases[i] for i in train_idx], "coronary", opts.patch, windows, foreground_prob=0.8)
-    fit = fit_steps(DenseOutput(net), DiceLoss(sigmoid=True), lambda rng: sampler(rng, opts.batch_size), opts.steps,
-                    lr=opts.lr, seed=opts.seed, desc="fine-tuning CORA (segmentation)", progress=progress)
 
     def score(i: int) -> dict:
         pred = predict_dense(net, cases[i], opts.patch, windows) >= opts.threshold
@@ -63,7 +63,7 @@ def _train_and_score(cases, train_idx, test_idx, checkpoint, opts: DenseTaskOpti
             pid, affine = cases[i].case.patient_id, cases[i].vol.affine
             write_nifti(mask_dir / f"{pid}_pred.nii.gz", pred, affine, np.uint8)
             write_nifti(mask_dir / f"{pid}_ref.nii.gz", ref, affine, np.uint8)
-        return {"patient_id": cases[i].case.patient_id, "dice": dice(pred, ref, empty_score=1.0),
+        return {"patient_id": cases[i].case.patient_id, "dice": dice(pred, ref),
                 "cldice": cl_dice(pred, ref), "msd_mm": mean_surface_distance(pred, ref, cases[i].vol.spacing)}
 
     return pd.DataFrame(evaluate_cases(test_idx, score, progress=progress)), fit
@@ -82,14 +82,15 @@ def run_artery_segmentation(
     options: DenseTaskOptions | None = None,
     progress: bool = True,
     **overrides: Any,
-) -> dict:
+) -> RecipeResult:
     """Fine-tune pretrained encoder + new decoder (Dice loss) for coronary segmentation.
 
     Parameters
     ----------
     source : manifest, folder, or cases
         CTs with a coronary mask (``_coronary`` / ``_labels`` beside the CT).
-    out_dir : path
+    out_dir : str or path
+        Output folder (created).
     checkpoint : path, optional
         Pretrained ``cora_pretrained.pt``; None trains from scratch.
     options : DenseTaskOptions, optional
@@ -100,10 +101,14 @@ def run_artery_segmentation(
 
     Returns
     -------
-    dict
-        ``metrics`` (means of dice, cldice, msd_mm), ``per_case`` DataFrame, ``fit``, ``paths``.
-        The predicted and reference masks of every test CT are written on the working grid as
-        ``masks/<patient>_pred.nii.gz`` and ``masks/<patient>_ref.nii.gz``.
+    RecipeResult
+        ``name`` ``"cora_segmentation"``; ``metrics`` as written to ``metrics.json``
+        (``dice_mean``, ``cldice_mean``, ``msd_mm_mean`` (mm) over the test CTs, ``pretrained``,
+        ``n_train``, ``n_test``, ``steps``); ``tables`` ``per_case`` (patient_id, dice, cldice,
+        msd_mm per test CT) and ``history`` (loss per step); ``files`` ``metrics``, ``per_case``,
+        ``history`` and ``masks``, the folder holding the predicted and reference masks of every
+        test CT on the working grid (``<patient>_pred.nii.gz``, ``<patient>_ref.nii.gz``);
+        ``extras`` ``fit``. Old keys still read through ``res[key]``.
     """
     out = Path(out_dir)
     opts = DenseTaskOptions.resolve(options, **overrides)
@@ -113,12 +118,11 @@ def run_artery_segmentation(
                                      mask_dir=out / "masks")
     metrics = {**_summary(per_case), "pretrained": checkpoint is not None, "n_train": int(len(train_idx)),
                "n_test": int(len(test_idx)), "steps": opts.steps}
-    out.mkdir(parents=True, exist_ok=True)
-    per_case.to_csv(out / "per_case.csv", index=False)
-    pd.DataFrame(fit.history).to_csv(out / "history.csv", index=False)
-    paths = {"metrics": write_json(metrics, out / "metrics.json"), "per_case": out / "per_case.csv",
-             "history": out / "history.csv", "masks": out / "masks"}
-    return {"metrics": metrics, "per_case": per_case, "fit": fit, "paths": paths}
+    tables = {"per_case": per_case, "history": pd.DataFrame(fit.history)}
+    files = {**write_outputs(out, metrics, tables), "masks": out / "masks"}
+    return RecipeResult("cora_segmentation", metrics=metrics, tables=tables, files=files, extras={"fit": fit},
+                        legacy={"metrics": "metrics", "per_case": "tables.per_case", "fit": "extras.fit",
+                                "paths": "paths"})
 
 
 def run_data_efficiency(
@@ -130,28 +134,30 @@ def run_data_efficiency(
     options: DenseTaskOptions | None = None,
     progress: bool = True,
     **overrides: Any,
-) -> dict:
+) -> RecipeResult:
     """Coronary segmentation at growing training-set sizes, pretrained vs from scratch.
 
     ``options`` / ``overrides`` / ``progress`` as in :func:`run_artery_segmentation`.
 
     Sizes larger than the training part are capped at it (and repeated sizes dropped). The
-    subsets are nested (the first ``n`` of one shuffled order), so a bigger set always contains
-    a smaller one. Without ``checkpoint`` only the from-scratch rows are produced.
+    subsets are nested (:func:`riskfm.data.splits.nested_subsets`: the first ``n`` of one
+    shuffled order), so a bigger set always contains a smaller one. Without ``checkpoint`` only
+    the from-scratch rows are produced.
 
     Returns
     -------
-    dict
-        ``table`` DataFrame (model, n_train, dice_mean, cldice_mean, msd_mm_mean), ``paths``.
+    RecipeResult
+        ``name`` ``"cora_data_efficiency"``; ``tables`` ``data_efficiency`` (one row per model x
+        size: model, n_train, dice_mean, cldice_mean, msd_mm_mean (mm)); ``metrics`` as written to
+        ``metrics.json`` (``rows``: the table's rows, ``n_test``); ``files`` ``table``
+        (``data_efficiency.csv``) and ``metrics``. Old keys (``res["table"]``, ``res["paths"]``)
+        still read through ``res[key]``.
     """
     out = Path(out_dir)
     opts = DenseTaskOptions.resolve(options, **overrides)
     cases = _cases(source, checkpoint, opts.spacing, progress)
     train_idx, test_idx = split_indices(len(cases), opts.test_fraction, opts.seed)
-    order = np.random.default_rng([opts.seed, 7]).permutation(train_idx)
-    sizes = sorted({min(int(n), len(order)) for n in train_sizes if int(n) > 0})
-    if not sizes:
-        raise ValueError(f"train_sizes must hold positive counts, got {train_sizes!r}")
+    subsets = nested_subsets(train_idx, train_sizes, opts.seed)  # ValueError when no size is positive
     width = opts.width
     if width is None and checkpoint is not None:  # from scratch means the SAME network, untrained
         from riskfm.train.checkpoint import load_checkpoint
@@ -159,16 +165,17 @@ def run_data_efficiency(
         width = load_checkpoint(checkpoint).get("config", {}).get("width")
     models = [("pretrained", checkpoint), ("scratch", None)] if checkpoint is not None else [("scratch", None)]
     rows = []
-    runs = len(sizes) * len(models)
-    for n in sizes:
+    runs = len(subsets) * len(models)
+    for n, subset in subsets.items():
         for name, ckpt in models:
             if progress:
                 status(f"data efficiency, run {len(rows) + 1}/{runs}: {name}, {n} training CTs")
-            per_case, _ = _train_and_score(cases, order[:n], test_idx, ckpt, opts, width=width, progress=progress)
+            per_case, _ = _train_and_score(cases, subset, test_idx, ckpt, opts, width=width, progress=progress)
             rows.append({"model": name, "n_train": n, **_summary(per_case)})
     table = pd.DataFrame(rows)
+    metrics = {"rows": rows, "n_test": int(len(test_idx))}
     out.mkdir(parents=True, exist_ok=True)
     table.to_csv(out / "data_efficiency.csv", index=False)
-    paths = {"table": out / "data_efficiency.csv",
-             "metrics": write_json({"rows": rows, "n_test": int(len(test_idx))}, out / "metrics.json")}
-    return {"table": table, "paths": paths}
+    files = {"table": out / "data_efficiency.csv", "metrics": write_json(metrics, out / "metrics.json")}
+    return RecipeResult("cora_data_efficiency", metrics=metrics, tables={"data_efficiency": table}, files=files,
+                        legacy={"table": "tables.data_efficiency", "paths": "paths"})

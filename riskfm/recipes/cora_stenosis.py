@@ -6,7 +6,7 @@ patches of heart-cropped CTs (the heart mask's bounding box plus a margin: extra
 cannot raise false positives). Test CTs are segmented whole with Gaussian-blended sliding windows
 and thresholded; every reference connected component is a lesion, and a predicted component is
 a true positive if it overlaps one by more than 10 voxels (precision, recall, F1 over all test
-lesions, :func:`riskfm.ct.seg_metrics.lesion_detection`).
+lesions, :func:`riskfm.evaluate.segmentation.lesion_detection`).
 
 Targets: a ``_stenosis`` mask per CT (or ``stenosis_mask_path`` column); without one the plaque
 mask stands in (the synthetic cohort draws each stenosis as a plaque). Outputs: ``metrics.json``,
@@ -22,17 +22,18 @@ from typing import Any
 import pandas as pd
 
 from riskfm.ct.cases import CTCase, LoadedCase
-from riskfm.ct.finetune import DenseOutput, DensePatchSampler, fit_steps, predict_dense
+from riskfm.ct.finetune import predict_dense
 from riskfm.ct.pretrain import CoraLoss
 from riskfm.ct.seg_metrics import LesionScores, lesion_detection
+from riskfm.data.splits import split_indices
 from riskfm.recipes.cora_common import (
     DenseTaskOptions,
-    build_network,
     evaluate_cases,
+    fine_tune_dense,
     load_cases,
-    split_indices,
-    write_json,
+    write_outputs,
 )
+from riskfm.recipes.result import RecipeResult
 
 __all__ = ["run_stenosis_detection", "stenosis_target"]
 
@@ -56,7 +57,7 @@ def run_stenosis_detection(
     margin_mm: float = 10.0,
     progress: bool = True,
     **overrides: Any,
-) -> dict:
+) -> RecipeResult:
     """Fine-tune CORA (encoder + decoder) for stenosis segmentation; lesion-level P / R / F1.
 
     Parameters
@@ -79,26 +80,28 @@ def run_stenosis_detection(
 
     Returns
     -------
-    dict
-        ``metrics`` ({precision, recall, f1, counts}), ``per_case`` DataFrame, ``fit``, ``paths``.
+    RecipeResult
+        ``name`` ``"cora_stenosis"``; ``metrics`` as written to ``metrics.json`` (lesion-level
+        ``precision``, ``recall``, ``f1`` and the counts ``n_ref``, ``detected``, ``n_pred``,
+        ``tp_pred``; ``target``, ``threshold``, ``min_overlap``, ``pretrained``, ``n_train``,
+        ``n_test``, ``steps``); ``tables`` ``per_case`` (one row per test CT) and ``history`` (loss
+        per step); ``files`` ``metrics``, ``per_case``, ``history``; ``extras`` ``fit``
+        (FitResult) and ``network`` (the fine-tuned CoraResUNet). Old keys (``res["paths"]``, ...)
+        still read through ``res[key]``.
     """
     out = Path(out_dir)
     opts = DenseTaskOptions.resolve(options, **overrides)
     cases = load_cases(source, opts.spacing, kinds=("heart", "stenosis", "plaque"), checkpoint=checkpoint,
                        require="heart", crop_heart=True, margin_mm=margin_mm, progress=progress)
     target = stenosis_target(cases)
-    patch = opts.patch
-    net = build_network(checkpoint, width=opts.width, spacing=opts.spacing or tuple(cases[0].vol.spacing), shape=patch)
-    windows = net.input_spec.windows
     train_idx, test_idx = split_indices(len(cases), opts.test_fraction, opts.seed)
-    sampler = DensePatchSampler([cases[i] for i in train_idx], target, patch, windows)
-    fit = fit_steps(DenseOutput(net), CoraLoss(), lambda rng: sampler(rng, opts.batch_size), opts.steps,
-                    lr=opts.lr, seed=opts.seed, desc="fine-tuning CORA (stenosis)", progress=progress)
+    net, fit = fine_tune_dense(cases, train_idx, target, CoraLoss(), checkpoint, opts,
+                               desc="fine-tuning CORA (stenosis)", progress=progress)
 
     scored: list[LesionScores] = []
 
     def score(i: int) -> dict:
-        prob = predict_dense(net, cases[i], patch, windows)
+        prob = predict_dense(net, cases[i], opts.patch, net.input_spec.windows)
         scored.append(lesion_detection(prob >= opts.threshold, cases[i].masks[target] > 0, min_overlap=min_overlap))
         return {"patient_id": cases[i].case.patient_id, **scored[-1].to_dict()}
 
@@ -107,10 +110,8 @@ def run_stenosis_detection(
     metrics = {**total.to_dict(), "target": target, "threshold": opts.threshold, "min_overlap": min_overlap,
                "pretrained": checkpoint is not None, "n_train": int(len(train_idx)),
                "n_test": int(len(test_idx)), "steps": opts.steps}
-    out.mkdir(parents=True, exist_ok=True)
-    per_case = pd.DataFrame(rows)
-    per_case.to_csv(out / "per_case.csv", index=False)
-    pd.DataFrame(fit.history).to_csv(out / "history.csv", index=False)
-    paths = {"metrics": write_json(metrics, out / "metrics.json"), "per_case": out / "per_case.csv",
-             "history": out / "history.csv"}
-    return {"metrics": metrics, "per_case": per_case, "fit": fit, "paths": paths, "network": net}
+    tables = {"per_case": pd.DataFrame(rows), "history": pd.DataFrame(fit.history)}
+    return RecipeResult("cora_stenosis", metrics=metrics, tables=tables, files=write_outputs(out, metrics, tables),
+                        extras={"fit": fit, "network": net},
+                        legacy={"metrics": "metrics", "per_case": "tables.per_case", "fit": "extras.fit",
+                                "paths": "paths", "network": "extras.network"})

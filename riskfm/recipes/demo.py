@@ -12,14 +12,24 @@ from pathlib import Path
 
 import pandas as pd
 
+from riskfm.arteries import STENOSIS_COLUMNS
+from riskfm.recipes.result import RecipeResult
 from riskfm.synthetic import make_cohort
 from riskfm.train.run_folder import FINGERPRINT, LOCK
 
-DEMO_TARGETS = ("stenosis_rca", "stenosis_lm", "stenosis_lad", "stenosis_lcx", "mace_30d")
+__all__ = ["DEMO_TARGETS", "demo_config", "oracle_predictions", "run_demo"]
+
+#: The demo's targets: severe stenosis per artery (riskfm.arteries order) and 30-day MACE.
+DEMO_TARGETS: tuple[str, ...] = (*STENOSIS_COLUMNS, "mace_30d")
 
 
 def demo_config(manifest: Path, out: Path, *, quick: bool = False, epochs: int | None = None) -> dict:
-    """The demo's run configuration (small encoders that train on a laptop CPU)."""
+    """Return the demo's run configuration (small encoders that train on a laptop CPU).
+
+    A plain mapping for :class:`riskfm.train.config.RunConfig` with ``manifest`` and ``out`` as
+    given. Training runs 24 epochs and the evaluation draws 500 bootstrap resamples; ``quick``
+    makes that 2 epochs and 200 resamples, and ``epochs``, when given, sets the epochs either way.
+    """
     return {
         "manifest": str(manifest),
         "out": str(out),
@@ -50,7 +60,23 @@ def demo_config(manifest: Path, out: Path, *, quick: bool = False, epochs: int |
 
 
 def oracle_predictions(predictions: pd.DataFrame, oracle: pd.DataFrame) -> pd.DataFrame:
-    """The predictions frame with ``y_prob`` replaced by each label's true probability."""
+    """Return the predictions frame with ``y_prob`` replaced by each label's true probability.
+
+    Parameters
+    ----------
+    predictions : pandas.DataFrame
+        Long predictions, one row per patient x target, with columns ``patient_id``, ``target`` and
+        ``y_prob`` (and any others, kept).
+    oracle : pandas.DataFrame
+        One row per patient: ``patient_id`` and ``p_<target>`` for each of :data:`DEMO_TARGETS`
+        (the synthetic cohort's true probability of each label).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``predictions``' rows that have an oracle entry (inner join on ``patient_id`` and
+        ``target``), with ``y_prob`` set to the true probability.
+    """
     long = oracle.melt(id_vars=["patient_id"], value_vars=[f"p_{t}" for t in DEMO_TARGETS],
                        var_name="target", value_name="p_true")
     long["target"] = long["target"].str.slice(2)
@@ -59,13 +85,39 @@ def oracle_predictions(predictions: pd.DataFrame, oracle: pd.DataFrame) -> pd.Da
 
 
 def run_demo(out_dir: str | Path = "runs/demo", *, n: int | None = None, quick: bool = False, seed: int = 0,
-             epochs: int | None = None) -> dict:
-    """Generate the cohort, train, evaluate; returns {"table": DataFrame, "metrics", "oracle", timings}.
+             epochs: int | None = None) -> RecipeResult:
+    """Generate the cohort, train, evaluate, and compare the model's AUROC with the oracle's.
 
     Writes ``out_dir/cohort`` (the synthetic cohort) and ``out_dir/report`` (config, predictions.csv,
     metrics.json, oracle_metrics.json, auroc_vs_oracle.csv, figures/). The demo always trains from
     scratch: an earlier demo's report (a riskfm run folder) is replaced, while any other non-empty
     ``report`` folder is refused, not overwritten.
+
+    Parameters
+    ----------
+    out_dir : str or path
+        Output folder.
+    n : int, optional
+        Synthetic patients (default 300 with ``quick``, else 1000).
+    quick : bool
+        Smoke-test size: 300 patients, 2 epochs, 200 bootstrap resamples.
+    seed : int
+        Seed of the cohort.
+    epochs : int, optional
+        Overrides the number of training epochs.
+
+    Returns
+    -------
+    RecipeResult
+        ``name`` ``"demo"``; ``tables`` ``auroc_vs_oracle`` (model and oracle AUROC per target
+        on the test and external splits); ``metrics`` ``model`` (the run's ``metrics.json``
+        structure), ``oracle`` (the same for the true probabilities), ``cohort_seconds``,
+        ``train_seconds`` (training + evaluation) and ``total_seconds``; ``files`` ``out_dir``,
+        ``report`` (the run folder), ``manifest`` (the cohort's), ``auroc_vs_oracle`` and
+        ``oracle_metrics``; ``figures`` the evaluation's PNGs in ``report/figures`` by
+        name; ``extras`` ``fit`` (the training's FitResult). Old keys
+        (``res["table"]``, ``res["metrics"]``, ``res["oracle"]``, the timings, ``res["out_dir"]``,
+        ``res["fit"]``) still read through ``res[key]``.
     """
     from riskfm.evaluate.run_metrics import auroc_table, metrics_from_predictions, write_metrics
     from riskfm.train.run import run_training
@@ -84,10 +136,18 @@ def run_demo(out_dir: str | Path = "runs/demo", *, n: int | None = None, quick: 
     preds = result.predictions[result.predictions["target"].isin(DEMO_TARGETS)]
     oracle_preds = oracle_predictions(preds, cohort.oracle())
     oracle = metrics_from_predictions(oracle_preds, ci=None)
-    write_metrics(oracle, out_dir / "report" / "oracle_metrics.json")
+    files = {"out_dir": out_dir, "report": report, "manifest": Path(cohort.manifest_path),
+             "auroc_vs_oracle": report / "auroc_vs_oracle.csv", "oracle_metrics": report / "oracle_metrics.json"}
+    write_metrics(oracle, files["oracle_metrics"])
     table = auroc_table(result.metrics, oracle=oracle).reset_index()
     table = table[table["split"].isin(["test", "external"])].reset_index(drop=True)
-    table.to_csv(out_dir / "report" / "auroc_vs_oracle.csv", index=False)
-    return {"table": table, "metrics": result.metrics, "oracle": oracle, "cohort_seconds": t_cohort,
-            "train_seconds": t_train, "total_seconds": time.perf_counter() - t0, "out_dir": out_dir,
-            "fit": result.fit}
+    table.to_csv(files["auroc_vs_oracle"], index=False)
+    metrics = {"model": result.metrics, "oracle": oracle, "cohort_seconds": t_cohort, "train_seconds": t_train,
+               "total_seconds": time.perf_counter() - t0}
+    figures = {p.stem: p for p in sorted((report / "figures").glob("*.png"))}  # the evaluation's
+    return RecipeResult("demo", metrics=metrics, tables={"auroc_vs_oracle": table}, files=files, figures=figures,
+                        extras={"fit": result.fit},
+                        legacy={"table": "tables.auroc_vs_oracle", "metrics": "metrics.model",
+                                "oracle": "metrics.oracle", "cohort_seconds": "metrics.cohort_seconds",
+                                "train_seconds": "metrics.train_seconds", "total_seconds": "metrics.total_seconds",
+                                "out_dir": "files.out_dir", "fit": "extras.fit"})

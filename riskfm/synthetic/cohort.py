@@ -51,9 +51,11 @@ class SyntheticCohort:
     seconds: float
 
     def manifest(self) -> pd.DataFrame:
+        """Return the written manifest (``manifest_path``) as a DataFrame."""
         return pd.read_csv(self.manifest_path)
 
     def oracle(self) -> pd.DataFrame:
+        """Return the oracle table (``oracle_path``: the generating variables per patient) as a DataFrame."""
         return pd.read_csv(self.oracle_path)
 
 

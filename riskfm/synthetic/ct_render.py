@@ -38,12 +38,9 @@ from functools import lru_cache
 
 import numpy as np
 
+from riskfm.arteries import ARTERIES, ARTERY_LABELS  # ARTERY_LABELS: the values of ``artery_labels``
 from riskfm.ct.synthesis.plaque import BLOB_SIGMA_VOX, CALCIFIED_HU, NONCALCIFIED_HU, blob_occupancy
 
-ARTERIES: tuple[str, ...] = ("RCA", "LM", "LAD", "LCX")
-#: Values of ``artery_labels`` (this order differs from ARTERIES on purpose: it follows the CT
-#: segmentation convention left main, LAD, LCX, RCA).
-ARTERY_LABELS: dict[str, int] = {"LM": 1, "LAD": 2, "LCX": 3, "RCA": 4}
 #: Values of ``plaque_mask``.
 PLAQUE_CALCIFIED = 1
 PLAQUE_NONCALCIFIED = 2
@@ -70,11 +67,15 @@ _FAT_SHELL_MM = 5.5  # epicardial fat thickness = pericardial boundary (heart ma
 class CtSiteProfile:
     """Scanner and protocol characteristics of one site (how sites differ).
 
-    Attributes:
-        noise_hu: SD in HU of the Gaussian image noise.
-        contrast_hu: blood-pool attenuation in HU of the contrast-filled left heart and aorta
-            (each patient's bolus varies +-8% around it).
-        blur_sigma_vox: SD in voxels of the Gaussian point-spread function applied before noise.
+    Attributes
+    ----------
+    noise_hu : float
+        SD in HU of the Gaussian image noise.
+    contrast_hu : float
+        Blood-pool attenuation in HU of the contrast-filled left heart and aorta (each patient's
+        bolus varies +-8% around it).
+    blur_sigma_vox : float
+        SD in voxels of the Gaussian point-spread function applied before noise.
     """
 
     noise_hu: float = 25.0
@@ -95,19 +96,26 @@ class CtSiteProfile:
 class RenderedCT:
     """One rendered coronary CTA.
 
-    Attributes:
-        hu: int16 [Z, Y, X] attenuation in HU (after blur and noise).
-        spacing: voxel size (z, y, x) in mm.
-        heart_mask: uint8 [Z, Y, X], 1 inside the pericardium (myocardium, cavities, epicardial
-            fat and the coronaries running in it; the LM trunk and the ostia lie just outside,
-            in the mediastinal fat round the aortic root).
-        artery_labels: uint8 [Z, Y, X], nominal coronary lumen: 0 background, 1 LM, 2 LAD, 3 LCX,
-            4 RCA (see ``ARTERY_LABELS``); stenosed segments keep their label.
-        plaque_mask: uint8 [Z, Y, X], 0 none, 1 calcified, 2 non-calcified plaque.
-        lesions: one dict per plaque: ``artery``, ``centre_voxel`` (z, y, x) on the artery's
-            centreline (clipped to the grid if a smaller field of view cuts the lesion off), ``severity`` (fraction of lumen narrowing; 0 for a non-obstructive plaque),
-            ``calcified``, ``peak_hu`` (plaque attenuation before blur and noise), ``length_mm``,
-            ``n_blobs``, ``obstructive``.
+    Attributes
+    ----------
+    hu : ndarray
+        int16 ``[Z, Y, X]`` attenuation in HU (after blur and noise).
+    spacing : (float, float, float)
+        Voxel size (z, y, x) in mm.
+    heart_mask : ndarray
+        uint8 ``[Z, Y, X]``, 1 inside the pericardium (myocardium, cavities, epicardial fat and the
+        coronaries running in it; the LM trunk and the ostia lie just outside, in the mediastinal
+        fat round the aortic root).
+    artery_labels : ndarray
+        uint8 ``[Z, Y, X]``, nominal coronary lumen: 0 background, 1 LM, 2 LAD, 3 LCX, 4 RCA (see
+        ``ARTERY_LABELS``); stenosed segments keep their label.
+    plaque_mask : ndarray
+        uint8 ``[Z, Y, X]``, 0 none, 1 calcified, 2 non-calcified plaque.
+    lesions : list of dict
+        One dict per plaque: ``artery``, ``centre_voxel`` (z, y, x) on the artery's centreline
+        (clipped to the grid if a smaller field of view cuts the lesion off), ``severity``
+        (fraction of lumen narrowing; 0 for a non-obstructive plaque), ``calcified``, ``peak_hu``
+        (plaque attenuation before blur and noise), ``length_mm``, ``n_blobs``, ``obstructive``.
     """
 
     hu: np.ndarray
@@ -140,8 +148,11 @@ class _Heart:
     semi: np.ndarray  # semi-axes (a, b, c) mm along e_u, e_v, e_w
 
     def surface(self, s: np.ndarray, phi_deg: np.ndarray, offset_mm: float) -> np.ndarray:
-        """Points [n, 3] (x, y, z mm) ``offset_mm`` outside the ellipsoid at long-axis position ``s``
-        (-1 base .. +1 apex) and angle ``phi`` (0 anterior, +90 left, -90 right, 180 posterior)."""
+        """Return points [n, 3] (x, y, z mm) ``offset_mm`` outside the ellipsoid.
+
+        ``s`` is the long-axis position (-1 base .. +1 apex) and ``phi`` the angle (0 anterior,
+        +90 left, -90 right, 180 posterior).
+        """
         s = np.asarray(s, dtype=float)
         phi = np.radians(np.asarray(phi_deg, dtype=float))
         a, b, c = self.semi + offset_mm
@@ -309,8 +320,10 @@ def _plan_lesion(artery: str, curve: np.ndarray, arc: np.ndarray, r_nom: np.ndar
 
 @lru_cache(maxsize=8)
 def _ball_offsets(reach_mm: float, spacing: tuple[float, float, float]) -> np.ndarray:
-    """Integer voxel offsets [m, 3] that can hold a voxel centre within ``reach_mm`` of a point
-    lying anywhere inside the central voxel (so up to half a voxel off its centre)."""
+    """Return integer voxel offsets [m, 3] that can hold a voxel centre within ``reach_mm`` of a point.
+
+    The point may lie anywhere inside the central voxel (so up to half a voxel off its centre).
+    """
     sp = np.asarray(spacing)
     rad = np.ceil(reach_mm / sp + 0.5).astype(int)
     grid = np.stack(np.meshgrid(*[np.arange(-k, k + 1) for k in rad], indexing="ij"), axis=-1).reshape(-1, 3)

@@ -29,7 +29,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-ARTERIES: tuple[str, ...] = ("RCA", "LM", "LAD", "LCX")
+from riskfm.arteries import ARTERIES
+
 #: Output lead order (riskfm's canonical 12-lead order).
 LEADS: tuple[str, ...] = ("I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6")
 FS_HZ = 500.0
@@ -91,12 +92,18 @@ TERRITORY_LEADS: dict[str, tuple[str, ...]] = {
 class EcgSiteProfile:
     """Acquisition characteristics of one site's electrocardiographs (how sites differ).
 
-    Attributes:
-        noise_mv: SD in mV of white (EMG / amplifier) noise added to every lead.
-        wander_mv: peak amplitude in mV of baseline wander (sines at 0.05-0.5 Hz and respiration).
-        mains_hz: powerline frequency in Hz (50 or 60).
-        mains_mv: amplitude in mV of the powerline interference.
-        gain: calibration factor applied to the whole record (device gain shift, e.g. 0.9-1.1).
+    Attributes
+    ----------
+    noise_mv : float
+        SD in mV of white (EMG / amplifier) noise added to every lead.
+    wander_mv : float
+        Peak amplitude in mV of baseline wander (sines at 0.05-0.5 Hz and respiration).
+    mains_hz : float
+        Powerline frequency in Hz (50 or 60).
+    mains_mv : float
+        Amplitude in mV of the powerline interference.
+    gain : float
+        Calibration factor applied to the whole record (device gain shift, e.g. 0.9-1.1).
     """
 
     noise_mv: float = 0.02
@@ -117,7 +124,7 @@ class EcgSiteProfile:
 
 
 def ischaemic_depth(severity: np.ndarray | float) -> np.ndarray:
-    """Ischaemic effect size in [0, 1] for a narrowing ``severity`` in [0, 1]: ``severity ** 1.5``."""
+    """Return the ischaemic effect size ``severity ** 1.5`` in [0, 1] of a narrowing ``severity`` (0-1)."""
     return np.clip(np.asarray(severity, dtype=float), 0.0, 1.0) ** SEVERITY_EXPONENT
 
 

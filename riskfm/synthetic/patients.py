@@ -26,11 +26,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from riskfm.arteries import ARTERIES, STENOSIS_COLUMNS
 from riskfm.synthetic.ct_render import CtSiteProfile
 from riskfm.synthetic.ecg_render import EcgSiteProfile
-
-ARTERIES: tuple[str, ...] = ("RCA", "LM", "LAD", "LCX")
-STENOSIS_COLUMNS: tuple[str, ...] = tuple(f"stenosis_{a.lower()}" for a in ARTERIES)
 
 #: Severity cut-off of "severe" stenosis (>= 70% narrowing) and the reader's uncertainty around it.
 SEVERE_CUTOFF = 0.70
@@ -49,14 +47,24 @@ _BASELINE_CUMHAZ_30D = 0.0046  # cumulative baseline hazard at day 30 (lp = 0)
 class SiteProfile:
     """One hospital of the synthetic cohort: its case mix and its devices.
 
-    Attributes:
-        name: site identifier written to the manifest's ``site`` column.
-        weight: relative share of patients.
-        age_shift: years added to the age distribution.
-        female_rate: share of women.
-        race_probs: probabilities of White, Black or African American, Asian, Other or Unknown.
-        hypertension_rate / diabetes_rate: target prevalences.
-        ecg / ct: device profiles used by the renderers (noise, wander, gain / noise, contrast).
+    Attributes
+    ----------
+    name : str
+        Site identifier written to the manifest's ``site`` column.
+    weight : float
+        Relative share of patients.
+    age_shift : float
+        Years added to the age distribution.
+    female_rate : float
+        Share of women.
+    race_probs : (float, float, float, float)
+        Probabilities of White, Black or African American, Asian, Other or Unknown.
+    hypertension_rate, diabetes_rate : float
+        Target prevalences.
+    ecg : EcgSiteProfile
+        ECG device profile used by the renderer (noise, wander, mains, gain).
+    ct : CtSiteProfile
+        CT scanner profile used by the renderer (noise, contrast, blur).
     """
 
     name: str

@@ -21,7 +21,7 @@ from riskfm.errors import CheckpointError, checkpoint_load_error
 
 
 def save_atomic(obj: dict[str, Any], path: str | os.PathLike) -> Path:
-    """``torch.save`` to a temp file beside ``path`` then atomically rename it over ``path``."""
+    """Save ``obj`` with ``torch.save`` to a temp file beside ``path``, then atomically rename it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -70,7 +70,7 @@ def load_checkpoint(path: str | os.PathLike, *, weights_only: bool = True) -> di
 
 
 def rng_state() -> dict[str, Any]:
-    """Python, numpy and torch RNG states in weights_only-loadable types."""
+    """Return the Python, numpy and torch RNG states in weights_only-loadable types."""
     np_state = np.random.get_state()
     return {
         "python": [list(x) if isinstance(x, tuple) else x for x in random.getstate()],
@@ -81,6 +81,7 @@ def rng_state() -> dict[str, Any]:
 
 
 def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore the Python, numpy and torch RNG states saved by :func:`rng_state`."""
     py = state["python"]
     random.setstate((py[0], tuple(py[1]), py[2]))
     n = state["numpy"]

@@ -34,6 +34,7 @@ from pydantic import (
     model_validator,
 )
 
+from riskfm.arteries import STENOSIS_COLUMNS
 from riskfm.ct.plausibility import CTPlausibility
 from riskfm.ecg.plausibility import ECGPlausibility
 
@@ -47,6 +48,8 @@ class _Strict(BaseModel):
 
 
 class SplitConfig(_Strict):
+    """The ``split`` section: external sites, internal test / validation shares and the split seed."""
+
     external_sites: list[str] = Field(default_factory=list, description="sites held out as external validation")
     test_fraction: float = Field(0.2, gt=0, lt=1, description="internal test share of development patients")
     val_fraction: float = Field(0.15, gt=0, lt=1, description="validation share (early stopping) of the rest")
@@ -55,6 +58,22 @@ class SplitConfig(_Strict):
 
 
 class EncoderConfig(_Strict):
+    """One ``encoders.<modality>`` entry: which registered encoder, its weights and how it trains.
+
+    Attributes
+    ----------
+    name : str
+        Registered encoder name (:func:`riskfm.encoders.list_encoders`), e.g. ``"resnet1d"``.
+    checkpoint : str or None
+        Weights file to load into the encoder.
+    freeze : bool
+        Keep the encoder's weights fixed (a linear probe).
+    weights_only : bool
+        Load ``checkpoint`` with ``torch.load(weights_only=True)`` (tensors and plain containers only).
+    kwargs : dict
+        Extra constructor arguments of the encoder.
+    """
+
     name: str
     checkpoint: str | None = None
     freeze: bool = False
@@ -78,6 +97,8 @@ DEFAULT_ENCODERS: dict[str, dict[str, Any]] = {
 
 
 class FusionConfig(_Strict):
+    """The ``fusion`` section: :class:`~riskfm.models.fusion.ConcatFusion` settings."""
+
     proj_dim: int = Field(128, gt=0)
     modality_dropout: float = Field(0.1, ge=0, lt=1)
     dropout: float = Field(0.1, ge=0, lt=1)
@@ -86,6 +107,8 @@ class FusionConfig(_Strict):
 
 
 class TrainConfig(_Strict):
+    """The ``train`` section: optimisation, schedule, early stopping and the Fabric launch settings."""
+
     epochs: int = Field(20, ge=1)
     batch_size: int = Field(32, ge=1)
     lr: float = Field(1e-3, gt=0)
@@ -132,6 +155,8 @@ class TrainConfig(_Strict):
 
 
 class EvaluateConfig(_Strict):
+    """The ``evaluate`` section: confidence intervals, figures and the minimum events for a metric."""
+
     ci: Literal["bootstrap", "delong"] = "bootstrap"
     n_boot: int = Field(500, ge=10)
     figures: bool = True
@@ -140,7 +165,7 @@ class EvaluateConfig(_Strict):
 
 
 def _checks_model(name: str, limits: type) -> type[BaseModel]:
-    """A strict config section with the fields and defaults of a plausibility-limits dataclass."""
+    """Build a strict config section with the fields and defaults of a plausibility-limits dataclass."""
     hints = typing.get_type_hints(limits)
     fields = {f.name: (hints[f.name], f.default) for f in dataclasses.fields(limits)}
     return create_model(name, __base__=_Strict, __doc__=limits.__doc__, **fields)
@@ -158,6 +183,12 @@ class ChecksConfig(_Strict):
 
 
 class DataConfig(_Strict):
+    """The ``data`` section: missing files, clinical columns, plausibility checks and ECG sources.
+
+    ``on_missing_file``: ``"exclude"`` the patient, treat the modality as ``"missing"``, or
+    ``"raise"``; ``n_workers``: threads reading files (default ``min(8, CPUs)``).
+    """
+
     on_missing_file: Literal["exclude", "missing", "raise"] = "exclude"
     clinical_columns: list[str | dict[str, Literal["numeric", "categorical"] | None]] | \
         dict[str, Literal["numeric", "categorical"] | None] | None = Field(
@@ -166,12 +197,14 @@ class DataConfig(_Strict):
     na_values: list[str] = Field(default_factory=list, description="extra cell texts meaning 'not recorded'")
     checks: ChecksConfig = Field(default_factory=ChecksConfig)
     n_workers: int | None = None
-    ecg_store: str | None = Field(None, description="ECG store folder (python -m riskfm.ecg.store build) to read "
+    ecg_store: str | None = Field(None, description="ECG store folder (riskfm ecg store build) to read "
                                                     "ECGs from instead of parsing files")
     ecg_quality_filter: bool = Field(False, description="exclude ECGs with flat/saturated/NaN/noisy leads")
 
 
 class RunConfig(_Strict):
+    """A whole run: manifest, modalities, targets and one section per stage (see the module docstring)."""
+
     manifest: str
     out: str = "runs/riskfm"
     modalities: list[Literal["ecg", "ct", "clinical"]] = Field(default_factory=lambda: ["ecg", "ct", "clinical"])
@@ -201,7 +234,7 @@ class RunConfig(_Strict):
     @field_validator("targets")
     @classmethod
     def _known_targets(cls, v: list[str]) -> list[str]:
-        known = {"stenosis", "mace_30d", "survival", "stenosis_rca", "stenosis_lm", "stenosis_lad", "stenosis_lcx"}
+        known = {"stenosis", "mace_30d", "survival", *STENOSIS_COLUMNS}
         bad = [t for t in v if t not in known]
         if bad:
             raise ValueError(f"unknown target(s) {bad}; choose from {sorted(known)}")
@@ -243,7 +276,7 @@ def _format_errors(exc: ValidationError, source: str, model: type[BaseModel]) ->
 
 
 def parse_config(data: dict[str, Any], source: str = "<config>") -> RunConfig:
-    """Validate a config mapping; raises ``ConfigError`` listing every wrong key or value."""
+    """Validate a config mapping; raise ``ConfigError`` listing every wrong key or value."""
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: a config must be a mapping of keys to values, got {type(data).__name__}")
     try:
@@ -255,7 +288,7 @@ def parse_config(data: dict[str, Any], source: str = "<config>") -> RunConfig:
 
 
 def _yaml_error(path: Path, exc: yaml.YAMLError) -> ConfigError:
-    """A YAML syntax error in one line: file, line, column and what the parser expected."""
+    """Return a :class:`ConfigError` for a YAML syntax error: file, line, column, what was expected."""
     mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
     where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
     problem = getattr(exc, "problem", None) or ""

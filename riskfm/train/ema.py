@@ -33,6 +33,7 @@ class ModelEMA:
 
     @torch.no_grad()
     def update(self, model: nn.Module) -> None:
+        """Move the averaged weights towards ``model``'s and copy its floating-point buffers."""
         if self._pairs:
             ema_params = [e for e, _ in self._pairs]
             torch._foreach_lerp_(ema_params, [p.detach() for _, p in self._pairs], 1.0 - self.decay)

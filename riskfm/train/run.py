@@ -13,7 +13,7 @@ Outputs in ``cfg.out``::
     checkpoints/       last.ckpt (resume) and best.ckpt
     model.pt           the best model as a bundle that ``riskfm predict`` loads
     predictions.csv    patient_id, split, target, y_true, y_prob (+ site, time_to_event_days, event)
-    metrics.json       {split: {target: {auroc, auroc_ci, n, n_pos, ...}}}
+    metrics.json       {split: {target: {auroc: {value, ci, method, n}, n, n_pos, ...}}}
     figures/           ROC, calibration and cumulative-incidence PNGs
 """
 
@@ -52,6 +52,24 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class RunResult:
+    """What :func:`run_training` returns (all of it is also written to ``out_dir``).
+
+    Attributes
+    ----------
+    out_dir : Path
+        The run folder.
+    predictions : pandas.DataFrame
+        Long format: ``patient_id, split, target, y_true, y_prob, site, time_to_event_days, event``.
+    metrics : dict
+        ``metrics.json``: ``{split: {target: {...}}}`` (empty on ranks other than 0).
+    fit : FitResult
+        Best epoch, its validation AUROC and the per-epoch history.
+    cohort : Cohort
+        The patients kept, with the exclusions and their reasons.
+    splits : dict of str -> ndarray
+        Patient ids per split (``train``, ``val``, ``test``, ``external``).
+    """
+
     out_dir: Path
     predictions: pd.DataFrame
     metrics: dict
@@ -61,8 +79,10 @@ class RunResult:
 
 
 def check_run_encoders(cfg: RunConfig) -> None:
-    """Encoder names, keyword names and checkpoint files of a run config, checked without building
-    anything; errors name the config file and key (``encoders.ecg.name: unknown encoder ...``)."""
+    """Check a run config's encoder names, keyword names and checkpoint files without building anything.
+
+    Errors name the config file and key (``encoders.ecg.name: unknown encoder ...``).
+    """
     from riskfm.encoders import EncoderArgumentError, UnknownEncoderError, list_encoders
     from riskfm.errors import RiskfmError, did_you_mean
 
@@ -129,6 +149,11 @@ def _heads(cfg: RunConfig, in_dim: int, train_df: pd.DataFrame | None, balance: 
 
 def build_model(cfg: RunConfig, encoders: dict[str, torch.nn.Module], train_df: pd.DataFrame | None = None
                 ) -> RiskModel:
+    """Assemble the RiskModel of a config: the encoders, concatenation fusion and one head per target.
+
+    ``train_df`` (the training split's labels) sets the positive-class weights when
+    ``train.balance_positives``; without it (loading a trained model) the weights come from the bundle.
+    """
     fusion = ConcatFusion({m: e.feature_dim for m, e in encoders.items()}, proj_dim=cfg.fusion.proj_dim,
                           modality_dropout=cfg.fusion.modality_dropout, dropout=cfg.fusion.dropout,
                           norm=cfg.fusion.norm)
@@ -161,22 +186,25 @@ def _tabular(cfg: RunConfig, cohort: Cohort, train_ids) -> Any:
 
 
 def load_cohort(cfg: RunConfig) -> Cohort:
-    """The run's cohort: manifest checked for the config's modalities, targets and clinical columns."""
+    """Read the run's cohort: the manifest checked for the config's modalities, targets and clinical columns."""
     return Cohort.from_manifest(cfg.manifest, modalities=cfg.modalities, on_missing_file=cfg.data.on_missing_file,
                                 targets=cfg.targets, clinical=cfg.data.clinical_columns,
                                 na_values=cfg.data.na_values)
 
 
 def plausibility_limits(cfg: RunConfig) -> tuple[ECGPlausibility, CTPlausibility]:
-    """The config's ``data.checks`` as the limits the preparation applies."""
+    """Return the config's ``data.checks`` as the ECG and CT plausibility limits the preparation applies."""
     return (ECGPlausibility(**cfg.data.checks.ecg.model_dump()), CTPlausibility(**cfg.data.checks.ct.model_dump()))
 
 
 def prepare_for(cohort: Cohort, encoders: dict[str, torch.nn.Module], n_workers: int | None = None,
                 progress: bool = False, ecg_store: str | None = None, ecg_quality: bool = False,
                 cfg: RunConfig | None = None) -> PreparedCohort:
-    """Read + prepare every file for the encoders' input specs; unreadable or implausible files
-    exclude their patient (counted with the reason), repairs (masked flat leads) are noted."""
+    """Read and prepare every file for the encoders' input specs.
+
+    Unreadable or implausible files exclude their patient (counted with the reason); repairs
+    (masked flat leads) are noted.
+    """
     ecg_checks, ct_checks = plausibility_limits(cfg) if cfg is not None else (None, None)
     prepared = prepare_cohort(
         cohort,
@@ -278,16 +306,39 @@ def _run_locked(cfg: RunConfig, fabric, out: Path, cohort: Cohort) -> RunResult:
     return RunResult(out, preds, metrics, result, cohort, splits)
 
 
+COVARIATES = ("sex", "age")  # the subgroup attributes a run's evaluation reports when the manifest has them
+
+
+def evaluation_spec(cfg: RunConfig) -> dict[str, Any]:
+    """Return a run's evaluation settings (its ``evaluate`` section) as ``riskfm.evaluate.evaluate`` takes them."""
+    return {"ci": cfg.evaluate.ci, "n_boot": cfg.evaluate.n_boot, "seed": cfg.split.seed,
+            "figures": cfg.evaluate.figures, "subgroup_bins": {"age": [50, 65]},
+            "min_events": cfg.evaluate.min_events, "min_nonevents": cfg.evaluate.min_nonevents}
+
+
+def evaluation_covariates(manifest: str | os.PathLike) -> pd.DataFrame | None:
+    """Return ``patient_id`` + the subgroup attributes (:data:`COVARIATES`) of a manifest, or None without any."""
+    table = read_manifest_table(manifest)
+    cols = [c for c in COVARIATES if c in table.columns]
+    if not cols:
+        return None
+    return table[["patient_id", *cols]].assign(patient_id=lambda d: d["patient_id"].astype(str))
+
+
 def write_run_outputs(cfg: RunConfig, out: Path, preds: pd.DataFrame, cohort: Cohort,
                       splits: dict[str, np.ndarray], result: FitResult, model: RiskModel, tabular: Any) -> dict:
+    """Write a finished run's files (predictions, evaluation, cohort report, splits, history, model.pt).
+
+    Returns
+    -------
+    dict
+        The metrics written to ``out/metrics.json``.
+    """
     from riskfm.evaluate import evaluate
 
     preds.to_csv(out / "predictions.csv", index=False)
-    cov_cols = [c for c in ("sex", "age") if c in cohort.df.columns]
-    metrics = evaluate(preds[preds["target"] != "risk_score"], out,
-                       spec={"ci": cfg.evaluate.ci, "n_boot": cfg.evaluate.n_boot, "seed": cfg.split.seed,
-                             "figures": cfg.evaluate.figures, "subgroup_bins": {"age": [50, 65]},
-                             "min_events": cfg.evaluate.min_events, "min_nonevents": cfg.evaluate.min_nonevents},
+    cov_cols = [c for c in COVARIATES if c in cohort.df.columns]
+    metrics = evaluate(preds[preds["target"] != "risk_score"], out, spec=evaluation_spec(cfg),
                        covariates=cohort.df[["patient_id", *cov_cols]] if cov_cols else None,
                        title=f"riskfm run: {out.name}")
     summary = clinical_summary(cohort.df, cohort.clinical_types)
@@ -305,18 +356,46 @@ def write_run_outputs(cfg: RunConfig, out: Path, preds: pd.DataFrame, cohort: Co
     return metrics
 
 
-def load_run_model(run_dir: str | os.PathLike, *, with_types: bool = False) -> tuple:
-    """Rebuild a trained model from ``run_dir/model.pt`` (no network, weights_only loading).
+@dataclass
+class LoadedRunModel:
+    """A trained run's model and what is needed to feed it new patients.
 
-    Returns ``(model, config, tabular preprocessor or None, clinical columns)``, plus the clinical
-    column types (column -> numeric/categorical) when ``with_types``.
+    Attributes
+    ----------
+    model : RiskModel
+        In eval mode, on the CPU.
+    config : RunConfig
+        The run's configuration (encoder checkpoints cleared: the bundle holds every weight).
+    tabular : TabularPreprocessor or None
+        The fitted clinical-variable preprocessor of a ``tabular-mlp`` clinical encoder.
+    clinical_columns : list of str
+        The clinical variables the model was trained with, in order.
+    clinical_types : dict
+        Column -> ``"numeric"`` / ``"categorical"``, so new manifests are converted the same way.
+    """
+
+    model: RiskModel
+    config: RunConfig
+    tabular: Any
+    clinical_columns: list[str]
+    clinical_types: dict[str, str]
+
+
+def load_run_model(run_dir: str | os.PathLike) -> LoadedRunModel:
+    """Rebuild a trained model from ``run_dir/model.pt`` (no network, ``weights_only`` loading).
+
+    Raises
+    ------
+    CheckpointError
+        ``model.pt`` is not a riskfm run bundle, or its weights do not fit the model its config
+        describes (written by another riskfm version, or edited); the message names the file.
     """
     path = Path(run_dir) / "model.pt"
     bundle = load_checkpoint(path)
     if "config" not in bundle or "model" not in bundle:
         raise CheckpointError(f"{path}: not a riskfm run model (no 'config' / 'model'); give the folder that "
                               "`riskfm train` wrote")
-    cfg = parse_config(bundle["config"], str(Path(run_dir) / "model.pt"))
+    cfg = parse_config(bundle["config"], str(path))
     tabular = None
     if bundle.get("tabular") is not None:
         from riskfm.clinical.tabular import TabularPreprocessor
@@ -326,20 +405,40 @@ def load_run_model(run_dir: str | os.PathLike, *, with_types: bool = False) -> t
         cfg.encoders[m].checkpoint = None
     encoders = build_encoders(cfg, None if tabular is None else len(tabular.feature_names))
     model = build_model(cfg, encoders)
-    model.load_checkpoint_state_dict(bundle["model"])
+    try:
+        model.load_checkpoint_state_dict(bundle["model"])
+    except (RuntimeError, CheckpointError) as exc:
+        # A missing key (CheckpointError) or a tensor of another shape (torch's RuntimeError): the
+        # user's file does not fit this riskfm, not a bug of ours.
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        detail = "; ".join(lines[:3]).replace("checkpoint does not match the model: ", "")
+        raise CheckpointError(f"{path}: its weights do not fit the model its config describes ({detail}); was it "
+                              "written by another riskfm version? Retrain with `riskfm train`") from exc
     model.eval()
-    columns = bundle.get("clinical_columns", [])
-    if with_types:
-        return model, cfg, tabular, columns, dict(bundle.get("clinical_types") or {})
-    return model, cfg, tabular, columns
+    return LoadedRunModel(model, cfg, tabular, list(bundle.get("clinical_columns", [])),
+                          dict(bundle.get("clinical_types") or {}))
 
 
 def predict_manifest(run_dir: str | os.PathLike, manifest: str | os.PathLike, *, batch_size: int = 32,
                      on_missing_file: str = "exclude") -> tuple[pd.DataFrame, Cohort]:
     """Apply a trained run to the patients of another manifest (labels may be empty)."""
+    return predict_loaded(load_run_model(run_dir), manifest, batch_size=batch_size, on_missing_file=on_missing_file)
+
+
+def predict_loaded(loaded: LoadedRunModel, manifest: str | os.PathLike, *, batch_size: int = 32,
+                   on_missing_file: str = "exclude") -> tuple[pd.DataFrame, Cohort]:
+    """Score a manifest with an already loaded run model (:func:`load_run_model`).
+
+    Returns
+    -------
+    (predictions, cohort)
+        Long-format predictions (``patient_id, split="predict", target, y_true, y_prob, site,
+        time_to_event_days, event``) and the cohort (its ``exclusions`` and ``report()``).
+    """
     from lightning_fabric import Fabric
 
-    model, cfg, tabular, clinical_cols, types = load_run_model(run_dir, with_types=True)
+    model, cfg, tabular = loaded.model, loaded.config, loaded.tabular
+    clinical_cols, types = loaded.clinical_columns, loaded.clinical_types
     declared = {c: types.get(c) for c in clinical_cols} if "clinical" in cfg.modalities else None
     try:
         cohort = Cohort.from_manifest(manifest, modalities=cfg.modalities, on_missing_file=on_missing_file,

@@ -76,7 +76,7 @@ def _size(entry: str) -> int:
 
 
 def files_digest(paths: list[str]) -> tuple[str, int]:
-    """SHA-256 over ``path<TAB>size`` of each named file (DICOM folders: path only), and the count.
+    """Return the SHA-256 over ``path<TAB>size`` of each named file (DICOM folders: path only), and the count.
 
     Sizes catch a file replaced by another (for a WFDB record named without extension, its header
     and signal file); contents are not read (100,000 ECGs would take minutes).
@@ -92,11 +92,11 @@ def files_digest(paths: list[str]) -> tuple[str, int]:
 
 
 def run_fingerprint(config: dict, manifest: str | os.PathLike, files: list[str]) -> dict[str, Any]:
-    """What identifies a run: config (less :data:`RESUMABLE_KEYS`), manifest and file hashes, versions."""
+    """Return what identifies a run: config (less :data:`RESUMABLE_KEYS`), manifest, file hashes, versions."""
     import numpy
     import torch
 
-    import riskfm
+    from riskfm._version import __version__ as riskfm_version
 
     cfg = json.loads(json.dumps(config))  # deep copy, JSON types only
     for key in RESUMABLE_KEYS:
@@ -109,7 +109,7 @@ def run_fingerprint(config: dict, manifest: str | os.PathLike, files: list[str])
         "files_sha256": digest,
         "n_files": n_files,
         "seed": {"train": config.get("train", {}).get("seed"), "split": config.get("split", {}).get("seed")},
-        "versions": {"riskfm": riskfm.__version__, "torch": torch.__version__, "numpy": numpy.__version__,
+        "versions": {"riskfm": riskfm_version, "torch": torch.__version__, "numpy": numpy.__version__,
                      "python": platform.python_version()},
     }
 
@@ -132,10 +132,15 @@ def _short(value: Any) -> str:
 
 
 def check_fingerprint(out: Path, fingerprint: dict[str, Any]) -> bool:
-    """True if ``out`` already holds this run (resume), False if it is new or empty.
+    """Return True if ``out`` already holds this run (resume), False if it is new or empty.
 
-    Raises :class:`RunFolderError` when ``out`` holds another run or unknown files. Versions may
-    differ (a resume after an upgrade is allowed, with a warning); everything else must match.
+    Versions may differ (a resume after an upgrade is allowed, with a warning); everything else
+    must match.
+
+    Raises
+    ------
+    RunFolderError
+        If ``out`` holds another run, unknown files, or an unreadable fingerprint.
     """
     fresh = f"choose a new --out folder, or delete {out} to start this run from scratch"
     path = out / FINGERPRINT
@@ -164,6 +169,7 @@ def check_fingerprint(out: Path, fingerprint: dict[str, Any]) -> bool:
 
 
 def write_fingerprint(out: Path, fingerprint: dict[str, Any]) -> None:
+    """Write ``fingerprint`` to ``out``'s fingerprint file atomically (temp file, then rename)."""
     tmp = out / f".{FINGERPRINT}.tmp"
     tmp.write_text(json.dumps(fingerprint, indent=2, sort_keys=True) + "\n")
     os.replace(tmp, out / FINGERPRINT)
@@ -188,9 +194,17 @@ class RunLock:
 
     @property
     def path(self) -> Path:
+        """The lock file, ``out / .riskfm.lock``."""
         return self.out / LOCK
 
     def acquire(self) -> RunLock:
+        """Take the lock (creating ``out``), removing a stale lock of a dead process on this host.
+
+        Raises
+        ------
+        RunFolderError
+            If another live process holds the lock.
+        """
         self.out.mkdir(parents=True, exist_ok=True)
         info = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.strftime("%Y-%m-%d %H:%M:%S")}
         for _ in range(2):
@@ -222,6 +236,7 @@ class RunLock:
             f"outputs. Wait for it, choose another --out, or delete {self.path} if that process is gone")
 
     def release(self) -> None:
+        """Remove the lock file if this object holds the lock."""
         if self.acquired:
             self.path.unlink(missing_ok=True)
             self.acquired = False

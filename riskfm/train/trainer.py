@@ -39,7 +39,7 @@ _PER_PROCESS_STRATEGIES = ("ddp", "ddp_find_unused_parameters_true", "ddp_spawn"
 
 
 def launched_world(env: Mapping[str, str] | None = None) -> tuple[int, int] | None:
-    """(processes per node, nodes) when started by torchrun with more than one process, else None."""
+    """Return (processes per node, nodes) when started by torchrun with more than one process, else None."""
     env = os.environ if env is None else env
     world = int(env.get("WORLD_SIZE", "1") or 1)
     if world <= 1:
@@ -49,7 +49,7 @@ def launched_world(env: Mapping[str, str] | None = None) -> tuple[int, int] | No
 
 
 def resolve_launch(cfg: TrainConfig, env: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """Devices, strategy and nodes for Fabric; under torchrun the launched processes are the devices.
+    """Return devices, strategy and nodes for Fabric; under torchrun the launched processes are the devices.
 
     ``torchrun --nproc_per_node N`` with a config that says nothing about devices must be one
     N-process DDP run, not N independent single-process runs writing one folder. So under
@@ -82,7 +82,7 @@ def resolve_launch(cfg: TrainConfig, env: Mapping[str, str] | None = None) -> di
 
 
 def make_fabric(cfg: TrainConfig) -> Fabric:
-    """A launched Fabric for this config (under torchrun it joins the process group as DDP)."""
+    """Build and launch a Fabric for this config (under torchrun it joins the process group as DDP)."""
     launch = resolve_launch(cfg)
     strategy: Any = launch["strategy"]
     if strategy in ("ddp", "ddp_find_unused_parameters_true"):
@@ -100,7 +100,7 @@ def make_fabric(cfg: TrainConfig) -> Fabric:
 
 
 def mean_auroc(frame: pd.DataFrame) -> float:
-    """Mean AUROC over the targets of a predictions frame that have both classes (NaN if none)."""
+    """Return the mean AUROC over the targets of a predictions frame that have both classes (NaN if none)."""
     values = []
     for _, g in frame.dropna(subset=["y_true"]).groupby("target"):
         y = g["y_true"].to_numpy()
@@ -111,7 +111,7 @@ def mean_auroc(frame: pd.DataFrame) -> float:
 
 @torch.no_grad()
 def predict(fabric: Fabric, model: torch.nn.Module, loader: DataLoader, dataset) -> pd.DataFrame:
-    """Long-format predictions (patient_id, target, y_true, y_prob) over the whole dataset.
+    """Return long-format predictions (patient_id, site, target, y_true, y_prob, ...) over the whole dataset.
 
     Every process predicts its shard; the shards are gathered and de-duplicated by dataset index,
     so the result holds each patient exactly once on every process.
@@ -157,6 +157,24 @@ def predict(fabric: Fabric, model: torch.nn.Module, loader: DataLoader, dataset)
 
 @dataclass
 class FitResult:
+    """What :func:`fit` did.
+
+    Attributes
+    ----------
+    best_epoch : int
+        0-based epoch whose weights were kept (-1 if none was).
+    best_val_auroc : float
+        Mean validation AUROC (:func:`mean_auroc`) of that epoch.
+    epochs_run : int
+        Epochs completed, counting those of a resumed run.
+    history : list of dict
+        One dict per epoch: ``epoch``, ``train_loss``, ``val_auroc``, ``lr``.
+    seconds : float
+        Wall time of this call.
+    stopped_early : bool
+        Whether early stopping ended training before ``cfg.epochs``.
+    """
+
     best_epoch: int
     best_val_auroc: float
     epochs_run: int
@@ -175,8 +193,11 @@ def _loader(dataset, cfg: TrainConfig, shuffle: bool) -> DataLoader:
 
 def _param_groups(model: RiskModel, lr: float, encoder_lr: dict[str, float],
                   encoder_opts: dict[str, dict] | None = None) -> list[dict]:
-    """One group per encoder (its lr; optional ``weight_decay`` and ``layerwise_lr_decay`` from
-    ``encoder_opts[modality]``, the latter splitting it per layer group), one for fusion + heads."""
+    """Return optimizer parameter groups: one per encoder, one for fusion + heads.
+
+    Each encoder group gets its lr and optional ``weight_decay`` and ``layerwise_lr_decay`` from
+    ``encoder_opts[modality]``, the latter splitting it per layer group.
+    """
     groups, seen = [], set()
     for m, enc in model.encoders.items():
         params = [p for p in enc.parameters() if p.requires_grad]
@@ -198,7 +219,7 @@ def _param_groups(model: RiskModel, lr: float, encoder_lr: dict[str, float],
 
 
 def make_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch: int):
-    """(scheduler, kind): ``cosine`` steps every optimizer step, ``plateau`` once per epoch on val AUROC."""
+    """Return (scheduler, kind): ``cosine`` steps per optimizer step, ``plateau`` per epoch (val AUROC)."""
     if cfg.scheduler == "cosine":
         total = max(1, cfg.epochs * steps_per_epoch)
         warmup = int(cfg.warmup_epochs * steps_per_epoch)

@@ -60,11 +60,11 @@ def test_plaque_characterisation_reports_auroc_with_cis(cohort, checkpoint, tmp_
         test = preds[(preds["split"] == "test") & (preds["target"] == target)]
         assert m["n"] == len(test) == 5
         if 0 < test["y_true"].sum() < len(test):
-            assert m["auroc"] == pytest.approx(roc_auc_score(test["y_true"], test["y_prob"]))
-            lo, hi = m["auroc_ci"]
+            assert m["auroc"]["value"] == pytest.approx(roc_auc_score(test["y_true"], test["y_prob"]))
+            lo, hi = m["auroc"]["ci"]
             assert lo <= hi
         else:
-            assert m["auroc"] is None and "event" in m["not_estimable"]
+            assert m["auroc"]["value"] is None and "event" in m["not_estimable"]
     assert len(res["fit"].history) == 2
     # The default head is the whole-volume one of docs/ct.md (max pooling of all four stages,
     # started as a linear probe), and a pretrained encoder fine-tunes at a tenth of the head's

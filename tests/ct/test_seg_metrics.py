@@ -1,4 +1,4 @@
-"""Segmentation metrics against MONAI (Dice, surface distance), skeleton-based clDice, lesion-level rule."""
+"""Segmentation metrics (riskfm.evaluate.segmentation) against MONAI, skeleton clDice, lesion-level rule."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 import torch
 from scipy import ndimage
 
-from riskfm.ct.seg_metrics import (
+from riskfm.evaluate.segmentation import (
     LesionScores,
     cl_dice,
     dice,
@@ -73,16 +73,49 @@ def test_surface_distance_of_shifted_boxes_is_the_shift_in_mm():
                pred, ref, spacing=(1.0, 1.0, 0.5)), rel=1e-5)
 
 
-def test_empty_masks():
+def test_empty_masks_follow_one_rule():
+    """Both empty: NaN (undefined); exactly one empty: 0. The same for Dice, per-label Dice and clDice."""
+    from riskfm.evaluate.segmentation import dice_scores
+
     empty = np.zeros((5, 5, 5), bool)
     full = np.zeros((5, 5, 5), bool)
     full[2, 2, 2] = True
-    assert np.isnan(dice(empty, empty)) and dice(empty, empty, empty_score=1.0) == 1.0
-    assert dice(full, empty, empty_score=1.0) == 0.0 and dice(empty, full) == 0.0
+    assert np.isnan(dice(empty, empty))
+    assert dice(full, empty) == 0.0 and dice(empty, full) == 0.0  # a false positive is 0, not NaN
+    assert np.isnan(cl_dice(empty, empty)) and cl_dice(full, empty) == 0.0 and cl_dice(empty, full) == 0.0
+    labels = dice_scores(full.astype(int) * 2, empty.astype(int))
+    assert labels["2"] == 0.0 and np.isnan(labels["1"]) and labels["overall"] == 0.0
     assert np.isnan(mean_surface_distance(empty, full))
-    assert np.isnan(cl_dice(full, empty)) and cl_dice(empty, full) == 0.0
     with pytest.raises(ValueError, match="shape"):
         dice(full, np.zeros((4, 5, 5)))
+    # The old import path is a re-export of the one implementation.
+    from riskfm.ct import seg_metrics
+
+    assert seg_metrics.dice is dice and seg_metrics.cl_dice is cl_dice
+
+
+def test_empty_mask_rule_against_monai():
+    """Where MONAI's DiceMetric is defined the values agree; its two empty-reference conventions bracket ours.
+
+    Ours (nnU-Net's): both empty -> NaN, reference empty and prediction not -> 0. MONAI with
+    ``ignore_empty=True`` gives NaN for both empty (as we do) but also for an empty reference with a
+    non-empty prediction; with ``ignore_empty=False`` it gives 0 there (as we do) but 1 for both empty.
+    """
+    from monai.metrics import DiceMetric
+
+    empty = np.zeros((6, 6, 6), bool)
+    blob = np.zeros_like(empty)
+    blob[1:4, 1:4, 1:4] = True
+    shifted = np.roll(blob, 1, axis=0)
+    cases = {"overlap": (shifted, blob), "pred_empty": (empty, blob), "ref_empty": (blob, empty),
+             "both_empty": (empty, empty)}
+    ignore = {k: _monai(DiceMetric(include_background=True, ignore_empty=True), *v) for k, v in cases.items()}
+    keep = {k: _monai(DiceMetric(include_background=True, ignore_empty=False), *v) for k, v in cases.items()}
+    ours = {k: dice(*v) for k, v in cases.items()}
+    for k in ("overlap", "pred_empty"):  # reference not empty: one answer everywhere
+        assert ours[k] == pytest.approx(ignore[k], abs=1e-6) == pytest.approx(keep[k], abs=1e-6)
+    assert np.isnan(ours["both_empty"]) and np.isnan(ignore["both_empty"]) and keep["both_empty"] == 1.0
+    assert ours["ref_empty"] == 0.0 == keep["ref_empty"] and np.isnan(ignore["ref_empty"])
 
 
 # ------------------------------------------------------------------------------------ clDice

@@ -2,7 +2,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from riskfm.data.splits import kfold_splits, make_splits, site_split, stratified_split, subsample
+from riskfm.data.splits import (
+    kfold_splits,
+    low_data_folds,
+    make_splits,
+    nested_subsets,
+    site_split,
+    split_indices,
+    stratified_split,
+    subsample,
+)
 
 
 @pytest.fixture
@@ -61,3 +70,67 @@ def test_make_splits_protocol(frame):
     assert len(splits["external"]) == (frame["site"] == "ext").sum()
     # train was subsampled to half of the development part left after validation
     assert len(splits["train"]) == pytest.approx(0.5 * (n_int - len(splits["test"]) - len(splits["val"])), abs=1)
+
+
+# The index splits of the CT recipes: the outputs below were recorded before the functions moved
+# here (from recipes/cora_common.py and ct/calcium/protocols.py); a seed must keep its split.
+@pytest.mark.parametrize(("n", "fraction", "seed", "train", "test"), [
+    (10, 0.3, 0, [1, 2, 3, 4, 6, 7, 9], [0, 5, 8]),
+    (7, 0.5, 3, [0, 2, 3], [1, 4, 5, 6]),
+    (20, 0.2, 11, [0, 1, 2, 3, 4, 6, 7, 8, 9, 10, 11, 13, 14, 16, 18, 19], [5, 12, 15, 17]),
+])
+def test_split_indices_keeps_its_pinned_outputs(n, fraction, seed, train, test):
+    tr, te = split_indices(n, fraction, seed)
+    assert tr.tolist() == train and te.tolist() == test
+
+
+def test_split_indices_bounds_and_errors():
+    tr, te = split_indices(2, 0.01, 0)
+    assert len(te) == 1 and len(tr) == 1  # at least one test case
+    tr, te = split_indices(3, 0.99, 0)
+    assert len(tr) == 1  # at least one training case
+    with pytest.raises(ValueError, match="test_fraction"):
+        split_indices(10, 1.0, 0)
+    with pytest.raises(ValueError, match="at least 2 cases"):
+        split_indices(1, 0.5, 0)
+
+
+def test_low_data_folds_keep_their_pinned_outputs():
+    cells = low_data_folds(12, n_folds=3, fractions=(1.0, 0.5), seed=0)
+    assert [(c.fold, c.fraction, c.train.tolist(), c.test.tolist()) for c in cells] == [
+        (0, 1.0, [0, 1, 3, 5, 6, 8, 10, 11], [2, 4, 7, 9]),
+        (0, 0.5, [0, 1, 3, 11], [2, 4, 7, 9]),
+        (1, 1.0, [1, 2, 4, 6, 7, 8, 9, 10], [0, 3, 5, 11]),
+        (1, 0.5, [4, 6, 9, 10], [0, 3, 5, 11]),
+        (2, 1.0, [0, 2, 3, 4, 5, 7, 9, 11], [1, 6, 8, 10]),
+        (2, 0.5, [0, 2, 4, 7], [1, 6, 8, 10]),
+    ]
+    cells = low_data_folds(10, n_folds=2, fractions=(0.75, 0.25), seed=5)
+    assert [(c.fold, c.fraction, c.train.tolist(), c.test.tolist()) for c in cells] == [
+        (0, 0.75, [0, 4, 5, 8], [1, 2, 3, 6, 7]),
+        (0, 0.25, [5], [1, 2, 3, 6, 7]),
+        (1, 0.75, [1, 2, 3, 6], [0, 4, 5, 8, 9]),
+        (1, 0.25, [2], [0, 4, 5, 8, 9]),
+    ]
+
+
+@pytest.mark.parametrize(("kwargs", "match"), [
+    ({"n": 10, "n_folds": 1}, "n_folds >= 2"),
+    ({"n": 3, "n_folds": 5}, "n_folds >= 2"),
+    ({"n": 10, "fractions": (0.0,)}, "fractions"),
+    ({"n": 10, "fractions": (1.5,)}, "fractions"),
+    ({"n": 10, "fractions": ()}, "fractions"),
+])
+def test_low_data_folds_reject_bad_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        low_data_folds(**kwargs)
+
+
+def test_nested_subsets_keep_their_pinned_outputs():
+    # recorded from the data-efficiency recipe before the subsets moved here
+    got = nested_subsets([1, 2, 3, 4, 6, 7, 9], (2, 50, 5), seed=0)
+    assert {n: s.tolist() for n, s in got.items()} == {2: [3, 7], 5: [3, 7, 6, 1, 9], 7: [3, 7, 6, 1, 9, 4, 2]}
+    got = nested_subsets(np.array([0, 2, 3, 5, 8, 11]), (4, 1, 4, 0), seed=3)
+    assert {n: s.tolist() for n, s in got.items()} == {1: [8], 4: [8, 0, 2, 3]}
+    with pytest.raises(ValueError, match="positive"):
+        nested_subsets([1, 2], (0, -1), seed=0)

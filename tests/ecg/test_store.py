@@ -5,7 +5,7 @@ import pytest
 
 from riskfm.ecg import prepare_ecg, read_ecg
 from riskfm.ecg.spec import ECGInputSpec
-from riskfm.ecg.store import ECGStore, StoreError, build_ecg_store, main, manifest_ecg_paths
+from riskfm.ecg.store import ECGStore, StoreError, build_ecg_store, manifest_ecg_paths
 
 SPEC = ECGInputSpec(fs=250.0, n_samples=1000, bandpass_hz=(0.67, 40.0), normalisation="global_zscore")
 
@@ -48,12 +48,18 @@ def test_split_build_and_resume(tmp_path, paths):
         build_ecg_store(paths, out, ECGInputSpec(fs=500.0, n_samples=500), shard_size=4)
 
 
-def test_command_line_build_with_workers(tmp_path, tiny_cohort, capsys):
+def test_command_line_build_with_workers(tmp_path, tiny_cohort):
     import json
+
+    from typer.testing import CliRunner
+
+    from riskfm.cli import app
 
     spec_file = tmp_path / "spec.json"
     spec_file.write_text(json.dumps({"fs": 100.0, "n_samples": 500}))
-    assert main(["build", str(tiny_cohort.manifest_path), "--out", str(tmp_path / "cli"), "--spec", str(spec_file),
-                 "--workers", "2", "--shard-size", "40", "--no-quality"]) == 0
-    built = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    result = CliRunner().invoke(app, ["--quiet", "ecg", "store", "build", str(tiny_cohort.manifest_path), "--out",
+                                      str(tmp_path / "cli"), "--spec", str(spec_file), "--workers", "2",
+                                      "--shard-size", "40", "--no-quality"])
+    assert result.exit_code == 0, result.output
+    built = json.loads(result.stdout.strip().splitlines()[-1])
     assert built["built"] == 2 and built["ok"] == len(manifest_ecg_paths(tiny_cohort.manifest_path))

@@ -32,12 +32,14 @@ def test_scores_get_bland_altman_table_figure_metrics_and_report_section(tmp_pat
     # statsmodels draws the bias and the limits of agreement (1.96 x population SD) as horizontal lines
     levels = sorted(float(line.get_ydata()[0]) for line in fig.axes[0].lines)
     ref = bland_altman(scores["reference"], scores["predicted"], ddof=0)
-    assert levels == pytest.approx([ref.loa_low, ref.bias, ref.loa_high], rel=1e-3)
+    assert levels == pytest.approx([ref.loa[0], ref.value, ref.loa[1]], rel=1e-3)
     # the report uses the sample SD (ddof 1), the usual Bland-Altman convention
     sd = diff.std(ddof=1)
     assert table.loc[0, "loa_high"] == pytest.approx(diff.mean() + 1.959963984540054 * sd, rel=1e-6)
     metrics = json.loads((tmp_path / "metrics.json").read_text())
-    assert metrics["test"]["agatston"]["bland_altman"]["n"] == n
+    cell = metrics["test"]["agatston"]["bland_altman"]
+    assert cell["n"] == n and cell["value"] == pytest.approx(diff.mean()) and len(cell["loa"]) == 2
+    assert (table.loc[0, "ci_low"], table.loc[0, "ci_high"]) == pytest.approx(tuple(cell["ci"]))
     assert (tmp_path / "figures" / "bland_altman_test_agatston.png").stat().st_size > 0
     html = (tmp_path / "report.html").read_text()
     assert "Agreement of scores" in html and "Bias and limits of agreement" in html

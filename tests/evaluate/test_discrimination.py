@@ -8,16 +8,14 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score, roc_curve
 
-from riskfm.evaluate import (
-    Estimate,
+from riskfm.evaluate import Estimate, delong_test, roc_auc
+from riskfm.evaluate.discrimination import (
+    _bootstrap_aurocs,
     bootstrap_aurocs,
     delong_covariance,
-    delong_test,
     delong_variance,
-    roc_auc,
     roc_curve_points,
 )
-from riskfm.evaluate.discrimination import _bootstrap_aurocs
 
 
 def _data(n: int = 400, prevalence: float = 0.25, shift: float = 0.8, decimals: int | None = 1, seed: int = 0):
@@ -57,7 +55,7 @@ def test_auroc_equals_sklearn_with_ties(seed, decimals):
     est = roc_auc(y, p, ci=None)
     assert abs(est.value - roc_auc_score(y, p)) < 1e-12
     assert (est.n, est.n_pos, est.method) == (len(y), int(y.sum()), "none")
-    assert math.isnan(est.low) and math.isnan(est.high)
+    assert est.ci is None
 
 
 def test_auroc_accepts_bool_labels_and_logits():
@@ -97,13 +95,13 @@ def test_bootstrap_ci_contains_estimate_and_is_seeded():
     a = roc_auc(y, p, ci="bootstrap", n_boot=500, seed=11)
     b = roc_auc(y, p, ci="bootstrap", n_boot=500, seed=11)
     c = roc_auc(y, p, ci="bootstrap", n_boot=500, seed=12)
-    assert a.method == "bootstrap" and a.confidence == 0.95
-    assert a.low < a.value < a.high
-    assert (a.low, a.high) == (b.low, b.high)
-    assert (a.low, a.high) != (c.low, c.high)
+    assert a.method == "stratified bootstrap (500 resamples)" and a.confidence == 0.95
+    assert a.ci[0] < a.value < a.ci[1]
+    assert a.ci == b.ci
+    assert a.ci != c.ci
     assert a.se is not None and a.se > 0
     wide = roc_auc(y, p, ci="bootstrap", n_boot=500, seed=11, confidence=0.99)
-    assert wide.low <= a.low and wide.high >= a.high
+    assert wide.ci[0] <= a.ci[0] and wide.ci[1] >= a.ci[1]
 
 
 def test_bootstrap_keeps_class_counts_and_matches_naive_sklearn_loop():
@@ -118,7 +116,7 @@ def test_bootstrap_keeps_class_counts_and_matches_naive_sklearn_loop():
     fast = bootstrap_aurocs(y, p, n_boot=500, seed=0)
     assert fast.shape == (500,)
     est = roc_auc(y, p, ci="bootstrap", n_boot=500, seed=0)
-    width_fast = est.high - est.low
+    width_fast = est.ci[1] - est.ci[0]
     width_naive = np.quantile(naive, 0.975) - np.quantile(naive, 0.025)
     assert width_fast == pytest.approx(width_naive, rel=0.2)
     assert fast.std() == pytest.approx(naive.std(), rel=0.15)
@@ -164,21 +162,21 @@ def test_delong_ci_is_wald_interval_around_auroc():
     est = roc_auc(y, p, ci="delong")
     _, var = _brute_force_delong(y, p[None, :])
     half = 1.959963984540054 * math.sqrt(var[0, 0])
-    assert est.method == "delong"
+    assert est.method == "DeLong"
     assert est.se == pytest.approx(math.sqrt(var[0, 0]), rel=1e-10)
-    assert (est.low, est.high) == pytest.approx((est.value - half, est.value + half), rel=1e-10)
+    assert est.ci == pytest.approx((est.value - half, est.value + half), rel=1e-10)
     # DeLong and the bootstrap estimate the same sampling variability.
     boot = roc_auc(y, p, ci="bootstrap", n_boot=1000, seed=0)
-    assert boot.high - boot.low == pytest.approx(est.high - est.low, rel=0.25)
+    assert boot.ci[1] - boot.ci[0] == pytest.approx(est.ci[1] - est.ci[0], rel=0.25)
 
 
 def test_delong_ci_clipped_to_unit_interval_and_undefined_for_one_positive():
     y = np.array([0, 0, 0, 1, 1, 1])
     est = roc_auc(y, [0.1, 0.2, 0.3, 0.7, 0.8, 0.9], ci="delong")
-    assert est.value == 1.0 and est.high <= 1.0
+    assert est.value == 1.0 and est.ci[1] <= 1.0
     with pytest.warns(RuntimeWarning, match="DeLong interval undefined"):
         lone = roc_auc([0, 0, 0, 1], [0.1, 0.4, 0.3, 0.9], ci="delong")
-    assert lone.value == 1.0 and math.isnan(lone.low)
+    assert lone.value == 1.0 and lone.ci is None
 
 
 def test_delong_test_symmetric_and_calibrated():
@@ -187,17 +185,23 @@ def test_delong_test_symmetric_and_calibrated():
     p2 = p1 + rng.normal(0, 0.3, len(p1))
     r12 = delong_test(y, p1, p2)
     r21 = delong_test(y, p2, p1)
-    assert r12["p_value"] == pytest.approx(r21["p_value"], rel=1e-12)
-    assert r12["z"] == pytest.approx(-r21["z"], rel=1e-12)
-    assert r12["auroc1"] == pytest.approx(roc_auc_score(y, p1), abs=1e-12)
-    assert r12["auroc2"] == pytest.approx(roc_auc_score(y, p2), abs=1e-12)
+    assert r12.p_value == pytest.approx(r21.p_value, rel=1e-12)
+    assert r12.z == pytest.approx(-r21.z, rel=1e-12)
+    assert r12.value1 == pytest.approx(roc_auc_score(y, p1), abs=1e-12)
+    assert r12.value2 == pytest.approx(roc_auc_score(y, p2), abs=1e-12)
+    # The difference with its DeLong (Wald) interval: z = difference / se.
+    assert r12.value == pytest.approx(r12.value1 - r12.value2, abs=1e-15) and r12.method == "DeLong"
+    se = r12.value / r12.z
+    assert r12.ci == pytest.approx((r12.value - 1.959963984540054 * se, r12.value + 1.959963984540054 * se),
+                                   rel=1e-10)
+    assert r12.n == len(y) and r12.to_dict()["ci"] == list(r12.ci)
     same = delong_test(y, p1, p1)
-    assert same["z"] == 0.0 and same["p_value"] == pytest.approx(1.0)
+    assert same.z == 0.0 and same.p_value == pytest.approx(1.0)
     # A monotone transform keeps the ranking: same AUROC, nothing to detect.
-    assert delong_test(y, p1, np.log(p1))["p_value"] == pytest.approx(1.0)
+    assert delong_test(y, p1, np.log(p1)).p_value == pytest.approx(1.0)
     # An uninformative model is clearly worse.
     noise = rng.random(len(p1))
-    assert delong_test(y, p1, noise)["p_value"] < 1e-3
+    assert delong_test(y, p1, noise).p_value < 1e-3
 
 
 # ----------------------------------------------------------------------------------------- errors
@@ -235,7 +239,11 @@ def test_bad_options_raise():
 
 
 def test_estimate_to_dict_is_json_ready():
-    d = Estimate(0.8, math.nan, math.nan, "none", 10, 3).to_dict()
-    assert d == {"value": 0.8, "ci": [None, None], "method": "none", "n": 10, "n_pos": 3,
+    d = Estimate(0.8, (math.nan, math.nan), "none", 10, 3).to_dict()
+    assert d == {"value": 0.8, "ci": None, "method": "none", "n": 10, "n_pos": 3,
                  "confidence": 0.95, "se": None}
-    assert str(Estimate(0.8123, 0.7, 0.9, "bootstrap", 10, 3)) == "0.812 [0.700, 0.900]"
+    assert str(Estimate(0.8123, (0.7, 0.9), "DeLong", 10, 3)) == "0.812 [0.700, 0.900]"
+    assert Estimate(0.8123, (0.7, 0.9), "DeLong", 10, 3).to_dict()["ci"] == [0.7, 0.9]
+    missing = Estimate.missing("1 event < 10", "DeLong", 30, 1)
+    assert missing.to_dict()["value"] is None and missing.to_dict()["not_estimable"] == "1 event < 10"
+    assert str(missing) == "n/e (1 event < 10)"

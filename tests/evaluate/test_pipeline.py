@@ -13,7 +13,8 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 
 from riskfm.evaluate import EvaluationSpec, evaluate, read_metrics
 
-FOUNDATION_KEYS = {"auroc", "auroc_ci", "n", "n_pos", "n_excluded_unknown", "prevalence", "ci_method", "confidence"}
+FOUNDATION_KEYS = {"auroc", "n", "n_pos", "n_excluded_unknown", "prevalence"}
+ESTIMATE_KEYS = {"value", "ci", "method", "n"}
 
 
 def make_predictions(n: int = 360, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -52,14 +53,31 @@ def test_metrics_json_keeps_foundation_schema_and_extends_it(evaluated):
         for target, cell in by_target.items():
             assert FOUNDATION_KEYS <= set(cell)
             d = df[(df["split"] == split) & (df["target"] == target) & df["y_true"].notna()]
-            assert cell["auroc"] == pytest.approx(roc_auc_score(d["y_true"], d["y_prob"]), abs=1e-12)
-            assert cell["auprc"] == pytest.approx(average_precision_score(d["y_true"], d["y_prob"]), abs=1e-12)
-            assert {"calibration_slope", "calibration_intercept", "ece", "brier", "threshold"} <= set(cell)
-            assert cell["threshold"]["chosen_on"] == "train"
+            # Every estimate: value, ci [low, high], method, n.
+            for est in (cell["auroc"], cell["auprc"], cell["calibration"]["slope"], cell["threshold"]["sensitivity"]):
+                assert ESTIMATE_KEYS <= set(est) and len(est["ci"]) == 2
+            assert cell["auroc"]["value"] == pytest.approx(roc_auc_score(d["y_true"], d["y_prob"]), abs=1e-12)
+            assert cell["auprc"]["value"] == pytest.approx(average_precision_score(d["y_true"], d["y_prob"]),
+                                                           abs=1e-12)
+            assert {"slope", "intercept", "ece", "brier"} <= set(cell["calibration"]) and "threshold" in cell
+            assert cell["threshold"]["chosen_on"] == "train" and cell["threshold"]["rule"] == "incidence"
+    text = (out / "metrics.json").read_text()
+    assert "_ci\"" not in text and "ci_low" not in text  # one spelling in JSON: "ci": [low, high]
     test = on_disk["test"]["mace_30d"]
     assert set(test["recalibration"]) == {"platt", "temperature", "isotonic"}
-    assert 0.5 < test["survival"]["harrell_c"] <= 1
+    assert 0.5 < test["survival"]["harrell_c"]["value"] <= 1
     assert set(test["fairness_gaps"]) >= {"sex", "age"}
+    gaps = [g for by_t in on_disk.values() for c in by_t.values() for g in c.get("fairness_gaps", {}).values()
+            if g["value"] is not None]
+    assert gaps  # some attribute has two estimable levels
+    for g in gaps:
+        assert g["method"] == "stratified bootstrap (100 resamples) over patients"
+        assert g["ci"][0] <= g["value"] <= g["ci"][1]  # max - min with its interval
+        if {lv["kind"] for lv in g["levels"].values()} == {"binary"}:  # binary: M_g - M_~g
+            a, b = g["levels"].values()
+            assert a["value"] == pytest.approx(-b["value"])
+    hr = test["risk_group_contrasts"][0]["hazard_ratio"]
+    assert ESTIMATE_KEYS <= set(hr)
     assert "recalibration" not in on_disk["val"]["mace_30d"]  # never judged where it was fitted
     # The incidence threshold: the top prevalence fraction of training patients is high risk.
     tr = df[(df["split"] == "train") & (df["target"] == "mace_30d") & df["y_true"].notna()]
@@ -74,6 +92,15 @@ def test_tables_figures_and_self_contained_report(evaluated):
             "survival", "risk_group_contrasts", "decision_curves", "subgroups", "fairness_gaps"} <= tables
     sub = pd.read_csv(out / "tables" / "subgroups.csv")
     assert {"sex", "age", "site"} & set(sub["attribute"]) >= {"sex", "age"}
+    # Flat tables spell intervals ci_low / ci_high (<statistic>_ci_low when a row has several).
+    assert {"ci_low", "ci_high"} <= set(sub.columns)
+    assert {"auroc_ci_low", "auroc_ci_high", "auprc_ci_low"} <= set(pd.read_csv(out / "tables" / "discrimination.csv"))
+    assert {"sensitivity_ci_low", "f1_ci_high"} <= set(pd.read_csv(out / "tables" / "thresholds.csv"))
+    for name in ("fairness_gaps", "risk_group_contrasts", "calibration_bins"):
+        assert {"ci_low", "ci_high"} <= set(pd.read_csv(out / "tables" / f"{name}.csv")), name
+    for name in ("discrimination", "thresholds", "subgroups", "fairness_gaps", "risk_group_contrasts"):
+        cols = pd.read_csv(out / "tables" / f"{name}.csv").columns
+        assert not [c for c in cols if c.endswith(("_low", "_high")) and "ci_" not in c and c != "cut_low"], name
     figs = {p.name for p in (out / "figures").glob("*.png")}
     for name in ("roc_test.png", "calibration_test_mace_30d.png", "cumulative_incidence_test_mace_30d.png",
                  "decision_curve_test_mace_30d.png", "forest_test_mace_30d.png", "validation_auroc.png"):

@@ -1,4 +1,4 @@
-"""Run figures (riskfm.plots): each function writes a 300 dpi PNG of the expected size."""
+"""Run figures (riskfm.plots): each function draws an evaluate result and writes a 300 dpi PNG."""
 
 from __future__ import annotations
 
@@ -11,16 +11,14 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from riskfm.evaluate import assign_risk_groups
-from riskfm.plots import (
-    PlotWarning,
-    plot_calibration,
-    plot_cumulative_incidence,
-    plot_roc,
-    publication_style,
-    save_figure,
-    write_run_figures,
+from riskfm.evaluate import (
+    assign_risk_groups,
+    calibration,
+    cumulative_incidence_by_group,
+    roc_curve,
+    roc_curves,
 )
+from riskfm.plots import plot_calibration, plot_cumulative_incidence, plot_roc, publication_style, save_figure
 from riskfm.plots.style import PALETTE
 
 
@@ -64,7 +62,7 @@ def _predictions(n: int = 160, seed: int = 0, splits=("train", "test"), targets=
 
 def test_plot_roc_from_predictions_writes_png(tmp_path):
     df = _predictions()
-    fig = plot_roc(df, split="test", n_boot=50, title="ROC")
+    fig = roc_curves(df, split="test", n_boot=50, min_events=5).plot(title="ROC")
     ax = fig.axes[0]
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
     assert labels[0] == "Chance" and len(labels) == 3
@@ -77,36 +75,72 @@ def test_plot_roc_inputs_and_metrics_numbers():
     y = np.array([0, 0, 1, 1, 0, 1, 0, 1])
     p = np.array([0.1, 0.3, 0.7, 0.4, 0.5, 0.9, 0.2, 0.6])
     # 4 events and 4 non-events: below the default floor of 10 each, so no curve and no number ...
-    small = plot_roc(y, p, ci=None)
+    small = plot_roc(roc_curves(y, p, ci=None))
     assert small.axes[0].get_legend().get_texts()[1].get_text() == (
         "model: n/e (4 events < 10, 4 non-events < 10)")
     assert len(small.axes[0].lines) == 2  # the chance line and the legend-only entry, no curve
     assert len(small.axes[0].lines[1].get_xdata()) == 0
     # ... and with the floor lowered, the AUROC of sklearn.
-    single = plot_roc(y, p, ci=None, min_events=1, min_nonevents=1)
+    single = roc_curves(y, p, ci=None, min_events=1, min_nonevents=1).plot()
     assert single.axes[0].get_legend().get_texts()[1].get_text() == f"model: {roc_auc_score(y, p):.2f}"
-    pair = plot_roc({"a": (y, p), "b": (y, 1 - p)}, metrics={"a": {"auroc": 0.5, "auroc_ci": [0.1, 0.9]}},
-                    ci=None, min_events=1, min_nonevents=1)
+    quoted = {"a": {"auroc": {"value": 0.5, "ci": [0.1, 0.9], "method": "DeLong"}}}
+    pair = plot_roc(roc_curves({"a": (y, p), "b": (y, 1 - p)}, metrics=quoted, ci=None, min_events=1,
+                               min_nonevents=1))
     texts = [t.get_text() for t in pair.axes[0].get_legend().get_texts()]
     assert texts[1] == "a: 0.50 [0.10\u20130.90]"  # quoted from metrics, not recomputed
     assert texts[2] == "b: 0.06"
+    # metrics.json cells of the previous version are quoted the same way.
+    old = roc_curves({"a": (y, p)}, metrics={"a": {"auroc": 0.5, "auroc_ci": [0.1, 0.9]}}, min_events=1,
+                     min_nonevents=1)
+    assert (old.curves["a"].value, old.curves["a"].ci) == (0.5, (0.1, 0.9))
     with pytest.raises(ValueError, match="several splits"):
-        plot_roc(_predictions())
-    with pytest.warns(PlotWarning, match="only one class"), pytest.raises(ValueError, match="no curve"):
-        plot_roc({"x": (np.zeros(4), np.arange(4) / 4)})
+        roc_curves(_predictions())
+    with pytest.warns(RuntimeWarning, match="only one class"), pytest.raises(ValueError, match="no curve"):
+        roc_curves({"x": (np.zeros(4), np.arange(4) / 4)})
+
+
+def test_roc_band_is_computed_in_evaluate_and_drawn_by_plots():
+    df = _predictions(n=400)
+    d = df[(df["split"] == "test") & (df["target"] == "mace_30d") & df["y_true"].notna()]
+    c = roc_curve(d["y_true"], d["y_prob"], band=True, band_n_boot=50, seed=3)
+    again = roc_curve(d["y_true"], d["y_prob"], band=True, band_n_boot=50, seed=3)
+    pd.testing.assert_frame_equal(c.band, again.band)  # seeded
+    assert list(c.band.columns) == ["fpr", "ci_low", "ci_high"] and len(c.band) == 101
+    assert (c.band["ci_low"] <= c.band["ci_high"]).all() and c.band_method.endswith("(50 resamples)")
+    assert c.to_dict()["band"]["ci_low"] == c.band["ci_low"].tolist()
+    fig = c.plot(name="mace_30d")
+    assert len(fig.axes[0].collections) == 1  # the shaded band
+
+
+def test_plots_compute_no_statistics():
+    """plots/ only draws: no resampling, quantiles or fits, and no evaluate computation is called there."""
+    import ast
+
+    import riskfm.plots
+
+    forbidden = {"default_rng", "quantile", "nanquantile", "KaplanMeierFitter", "reliability_table", "roc_auc",
+                 "calibration", "cumulative_incidence_by_group", "roc_curve_points", "censor_at", "wilson_interval"}
+    for path in Path(riskfm.plots.__file__).parent.glob("*.py"):
+        tree = ast.parse(path.read_text())
+        calls = {n.func.id if isinstance(n.func, ast.Name) else getattr(n.func, "attr", "")
+                 for n in ast.walk(tree) if isinstance(n, ast.Call)}
+        assert not calls & forbidden, f"{path.name} computes: {sorted(calls & forbidden)}"
+        modules = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+        evaluate_modules = {m for m in modules if m.startswith("riskfm.evaluate")}
+        assert evaluate_modules <= {"riskfm.evaluate.guards"}, f"{path.name} imports {evaluate_modules}"
 
 
 def test_plot_calibration_writes_png(tmp_path):
     rng = np.random.default_rng(0)
     p = rng.beta(1, 6, 500)
     y = (rng.random(500) < p).astype(int)
-    fig = plot_calibration(y, p, n_bins=8, label="LAD stenosis", title="Calibration")
+    fig = plot_calibration(calibration(y, p, n_bins=8, strategy="quantile"), label="LAD stenosis", title="Calibration")
     assert len(fig.axes) == 2  # reliability diagram + histogram of predictions
     points = fig.axes[0].lines[1]
     assert len(points.get_xdata()) == 8
     assert_png(save_figure(fig, tmp_path / "cal.png"), (3.5, 4.4))
     with pytest.raises(ValueError, match="binary"):
-        plot_calibration(np.full(10, 0.5), np.full(10, 0.5))
+        calibration(np.full(10, 0.5), np.full(10, 0.5))
 
 
 def test_plot_cumulative_incidence_writes_png(tmp_path):
@@ -115,12 +149,12 @@ def test_plot_cumulative_incidence_writes_png(tmp_path):
     groups = assign_risk_groups(p, [0.4, 0.8])
     time = np.where(rng.random(300) < p * 0.5, rng.uniform(0, 30, 300), 30.0)
     event = (time < 30).astype(int)
-    fig = plot_cumulative_incidence(time, event, groups, title="MACE")
+    fig = plot_cumulative_incidence(cumulative_incidence_by_group(time, event, groups), title="MACE")
     ax = fig.axes[0]
     assert "Log-rank p" in ax.get_title(loc="left")
     assert [t.get_text().split(" risk")[0] for t in ax.get_legend().get_texts()] == ["Low", "Intermediate", "High"]
     assert_png(save_figure(fig, tmp_path / "ci.png"), (3.5, 4.0))
-    one = plot_cumulative_incidence(time, event, np.full(300, "all"))
+    one = cumulative_incidence_by_group(time, event, np.full(300, "all")).plot()
     assert "Log-rank" not in one.axes[0].get_title(loc="left")
 
 
@@ -132,33 +166,3 @@ def test_style_is_scoped_and_colour_blind_palette():
         assert mpl.rcParams["savefig.dpi"] == 300
     assert mpl.rcParams["font.size"] == before
     assert PALETTE[0] == "#0072B2"  # Okabe-Ito blue
-
-
-def test_write_run_figures_writes_expected_files(tmp_path):
-    df = _predictions()
-    # A target with one class in one split is skipped with a warning, never a crash.
-    df = pd.concat([df, pd.DataFrame({"patient_id": ["Z1", "Z2"], "split": "test", "target": "stenosis_lm",
-                                      "y_true": [0.0, 0.0], "y_prob": [0.1, 0.2],
-                                      "time_to_event_days": [30.0, 30.0], "event": [0.0, 0.0]})],
-                   ignore_index=True)
-    with pytest.warns(PlotWarning, match="'stenosis_lm'.*only one class"):
-        paths = write_run_figures(df, tmp_path / "figures", n_boot=50)
-    names = sorted(p.name for p in paths)
-    expected = sorted(
-        [f"roc_{s}.png" for s in ("train", "test")]
-        + [f"calibration_{s}_{t}.png" for s in ("train", "test") for t in ("stenosis_lad", "mace_30d")]
-        + [f"cumulative_incidence_{s}.png" for s in ("train", "test")]
-    )
-    assert names == expected
-    assert sorted(p.name for p in (tmp_path / "figures").iterdir()) == expected
-    for path in paths:
-        assert png_info(path)[0] == 1050
-
-
-def test_write_run_figures_without_follow_up_or_train_split(tmp_path):
-    df = _predictions(splits=("external",), targets=("mace_30d",)).drop(columns=["time_to_event_days", "event"])
-    path = tmp_path / "predictions.csv"
-    df.to_csv(path, index=False)
-    with pytest.warns(PlotWarning, match="no time_to_event_days/event"):
-        paths = write_run_figures(path, tmp_path / "out", n_boot=20)
-    assert sorted(p.name for p in paths) == ["calibration_external_mace_30d.png", "roc_external.png"]

@@ -187,13 +187,13 @@ def test_calibration_intercept_slope_and_wald_intervals_match_statsmodels_glm():
     res = calibration(y, p, n_bins=10, strategy="quantile")
     assert res.intercept.value == pytest.approx(ref_a.params[0], abs=1e-8)
     assert res.intercept.se == pytest.approx(ref_a.bse[0], abs=1e-8)
-    assert (res.intercept.low, res.intercept.high) == pytest.approx(tuple(ref_a.conf_int()[0]), abs=1e-8)
+    assert res.intercept.ci == pytest.approx(tuple(ref_a.conf_int()[0]), abs=1e-8)
     assert res.slope.value == pytest.approx(ref_b.params[1], abs=1e-8)
     assert res.slope.se == pytest.approx(ref_b.bse[1], abs=1e-8)
-    assert (res.slope.low, res.slope.high) == pytest.approx(tuple(ref_b.conf_int()[1]), abs=1e-8)
+    assert res.slope.ci == pytest.approx(tuple(ref_b.conf_int()[1]), abs=1e-8)
     ref_90 = ref_b.conf_int(alpha=0.1)[1]
     res_90 = calibration(y, p, confidence=0.9)
-    assert (res_90.slope.low, res_90.slope.high) == pytest.approx(tuple(ref_90), abs=1e-8)
+    assert res_90.slope.ci == pytest.approx(tuple(ref_90), abs=1e-8)
     # Brier against scikit-learn, scaled Brier from its definition.
     assert res.brier == pytest.approx(brier_score_loss(y, p), abs=EXACT) == brier_score(y, p)
     prev = y.mean()
@@ -275,7 +275,7 @@ def test_ece_and_reliability_table_quantile_bins_by_hand(case, n_bins):
     # Per-bin Wilson intervals against statsmodels.
     for row in t.itertuples():
         lo, hi = proportion_confint(row.n_events, row.n, alpha=0.05, method="wilson")
-        assert (row.observed_low, row.observed_high) == pytest.approx((lo, hi), abs=EXACT)
+        assert (row.ci_low, row.ci_high) == pytest.approx((lo, hi), abs=EXACT)
     if case == "heavy_ties" and n_bins == 10:
         assert len(t) < n_bins  # tied quantiles did merge
 
@@ -355,11 +355,11 @@ def test_auroc_and_auprc_bootstrap_ci_are_quantiles_of_sklearn_on_the_resamples(
     np.testing.assert_allclose(bootstrap_aurocs(y, p, n_boot=n_boot, seed=seed), aucs, rtol=0, atol=EXACT)
     est = roc_auc(y, p, n_boot=n_boot, seed=seed, confidence=confidence)
     assert est.value == pytest.approx(roc_auc_score(y, p), abs=EXACT)
-    assert (est.low, est.high) == pytest.approx(_percentile(aucs, confidence), abs=EXACT)
+    assert est.ci == pytest.approx(_percentile(aucs, confidence), abs=EXACT)
     assert est.se == pytest.approx(aucs.std(ddof=1), abs=EXACT)
     ap = average_precision(y, p, n_boot=n_boot, seed=seed, confidence=confidence)
     assert ap.value == pytest.approx(average_precision_score(y, p), abs=EXACT)
-    assert (ap.low, ap.high) == pytest.approx(_percentile(aps, confidence), abs=EXACT)
+    assert ap.ci == pytest.approx(_percentile(aps, confidence), abs=EXACT)
     assert ap.se == pytest.approx(aps.std(ddof=1), abs=EXACT)
 
 
@@ -371,13 +371,13 @@ def test_bootstrap_ci_with_several_memory_blocks(monkeypatch):
     idx = stratified_bootstrap_indices(y, n_boot=23, seed=2)
     aucs = np.array([roc_auc_score(y[r], p[r]) for r in idx])
     est = roc_auc(y, p, n_boot=23, seed=2)
-    assert (est.low, est.high) == pytest.approx(_percentile(aucs, 0.95), abs=EXACT)
+    assert est.ci == pytest.approx(_percentile(aucs, 0.95), abs=EXACT)
     aps = np.array([average_precision_score(y[r], p[r]) for r in idx])
     ap = average_precision(y, p, n_boot=23, seed=2)
-    assert (ap.low, ap.high) == pytest.approx(_percentile(aps, 0.95), abs=EXACT)
+    assert ap.ci == pytest.approx(_percentile(aps, 0.95), abs=EXACT)
     diffs = aucs - np.array([roc_auc_score(y[r], p2[r]) for r in idx])
     cmp = paired_bootstrap_test(y, p, p2, n_boot=23, seed=2)
-    assert (cmp.low, cmp.high) == pytest.approx(_percentile(diffs, 0.95), abs=EXACT)
+    assert cmp.ci == pytest.approx(_percentile(diffs, 0.95), abs=EXACT)
 
 
 @pytest.mark.parametrize(("metric", "score"), [("auroc", roc_auc_score), ("auprc", average_precision_score)])
@@ -391,8 +391,8 @@ def test_paired_bootstrap_ci_z_and_p_from_sklearn_on_the_resamples(metric, score
     cmp = paired_bootstrap_test(y, p1, p2, metric=metric, n_boot=n_boot, seed=4, confidence=0.9)
     v1, v2 = score(y, p1), score(y, p2)
     assert (cmp.value1, cmp.value2) == pytest.approx((v1, v2), abs=EXACT)
-    assert cmp.difference == pytest.approx(v1 - v2, abs=EXACT)
-    assert (cmp.low, cmp.high) == pytest.approx(_percentile(diffs, 0.9), abs=EXACT)
+    assert cmp.value == pytest.approx(v1 - v2, abs=EXACT)
+    assert cmp.ci == pytest.approx(_percentile(diffs, 0.9), abs=EXACT)
     z = (v1 - v2) / diffs.std(ddof=1)
     assert cmp.z == pytest.approx(z, abs=1e-9)
     assert cmp.p_value == pytest.approx(_two_sided_normal_p(z), abs=1e-10)
@@ -420,11 +420,11 @@ def test_threshold_metrics_wilson_vs_statsmodels_and_f1_bootstrap_vs_sklearn(thr
     for est, k, n in [(tm.sensitivity, tp, tp + fn), (tm.specificity, tn, tn + fp),
                       (tm.ppv, tp, tp + fp), (tm.npv, tn, tn + fn)]:
         if n == 0:
-            assert math.isnan(est.value) and math.isnan(est.low) and math.isnan(est.high)
+            assert math.isnan(est.value) and est.ci is None
             continue
         lo, hi = proportion_confint(k, n, alpha=1 - confidence, method="wilson")
         assert est.value == k / n
-        assert (est.low, est.high) == pytest.approx((lo, hi), abs=EXACT)
+        assert est.ci == pytest.approx((lo, hi), abs=EXACT)
     assert tm.f1.value == pytest.approx(f1_score(y, pred, zero_division=0.0), abs=EXACT)
     # F1 interval: TP ~ Bin(n_pos, sens), FP ~ Bin(n_neg, 1 - spec) with the documented draws.
     n_pos, n_neg = int(y.sum()), len(y) - int(y.sum())
@@ -434,7 +434,7 @@ def test_threshold_metrics_wilson_vs_statsmodels_and_f1_bootstrap_vs_sklearn(thr
     pairs, inverse = np.unique(np.c_[tp_b, fp_b], axis=0, return_inverse=True)  # sklearn once per distinct draw
     f1_pairs = np.array([f1_score(*_labels_from_counts(a, b, n_pos, n_neg), zero_division=0.0) for a, b in pairs])
     f1_b = f1_pairs[inverse.ravel()]
-    assert (tm.f1.low, tm.f1.high) == pytest.approx(_percentile(f1_b, confidence), abs=EXACT)
+    assert tm.f1.ci == pytest.approx(_percentile(f1_b, confidence), abs=EXACT)
 
 
 def test_wilson_interval_vs_statsmodels_grid():
@@ -540,8 +540,8 @@ def test_cumulative_incidence_bands_and_logrank_by_hand(confidence):
         c = res.curves[lab]
         np.testing.assert_array_equal(c["time_days"], ref[:, 0])
         np.testing.assert_allclose(c["incidence"], ref[:, 1], rtol=0, atol=EXACT)
-        np.testing.assert_allclose(c["low"], ref[:, 2], rtol=0, atol=1e-10)
-        np.testing.assert_allclose(c["high"], ref[:, 3], rtol=0, atol=1e-10)
+        np.testing.assert_allclose(c["ci_low"], ref[:, 2], rtol=0, atol=1e-10)
+        np.testing.assert_allclose(c["ci_high"], ref[:, 3], rtol=0, atol=1e-10)
     assert res.logrank_p == pytest.approx(_logrank_by_hand(t, e, g), rel=1e-9)
     at = res.at_risk([0, 10, 30])
     for lab in res.groups:

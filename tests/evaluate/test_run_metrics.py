@@ -11,7 +11,6 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from riskfm.evaluate import (
-    TARGETS,
     PredictionsError,
     assign_risk_groups,
     auroc_table,
@@ -24,6 +23,7 @@ from riskfm.evaluate import (
     wilson_interval,
     write_metrics,
 )
+from riskfm.evaluate.run_metrics import TARGETS, upgrade_metrics
 
 
 def make_predictions(n: int = 240, seed: int = 0) -> pd.DataFrame:
@@ -58,18 +58,21 @@ def test_metrics_auroc_matches_sklearn_per_split_and_target():
             rows = df[(df["split"] == split) & (df["target"] == target) & df["y_true"].notna()]
             n_pos = int((rows["y_true"] == 1).sum())
             n_neg = int((rows["y_true"] == 0).sum())
+            auroc = cell["auroc"]
             assert cell["n"] == len(rows) and cell["n_pos"] == n_pos
-            assert cell["ci_method"] == "bootstrap" and cell["confidence"] == 0.95
+            assert (auroc["n"], auroc["n_pos"]) == (len(rows), n_pos)
+            assert auroc["method"] == "stratified bootstrap (200 resamples)" and auroc["confidence"] == 0.95
             if n_pos >= 10 and n_neg >= 10:
                 kinds.add("estimable")
-                assert cell["auroc"] == pytest.approx(roc_auc_score(rows["y_true"], rows["y_prob"]), abs=1e-12)
-                lo, hi = cell["auroc_ci"]
-                assert lo <= cell["auroc"] <= hi
-                assert "not_estimable" not in cell
+                assert auroc["value"] == pytest.approx(roc_auc_score(rows["y_true"], rows["y_prob"]), abs=1e-12)
+                lo, hi = auroc["ci"]
+                assert lo <= auroc["value"] <= hi
+                assert "not_estimable" not in cell and "not_estimable" not in auroc
             else:
                 kinds.add("not estimable")
-                assert cell["auroc"] is None and cell["auroc_ci"] == [None, None]
+                assert auroc["value"] is None and auroc["ci"] is None
                 assert str(n_pos) in cell["not_estimable"] and "< 10" in cell["not_estimable"]
+                assert auroc["not_estimable"] == cell["not_estimable"]
     assert kinds == {"estimable", "not estimable"}  # the data exercise both branches
 
 
@@ -81,7 +84,7 @@ def test_unknown_labels_excluded_and_counted():
             rows = df[(df["split"] == split) & (df["target"] == target)]
             assert cell["n_excluded_unknown"] == int(rows["y_true"].isna().sum()) > 0
             assert cell["n"] + cell["n_excluded_unknown"] == len(rows)
-            assert cell["auroc_ci"] == [None, None] and cell["ci_method"] == "none"
+            assert cell["auroc"]["ci"] is None and cell["auroc"]["method"] == "none"
 
 
 def test_one_class_split_gives_null_auroc_with_note():
@@ -92,23 +95,23 @@ def test_one_class_split_gives_null_auroc_with_note():
                                       "y_true": [np.nan, np.nan], "y_prob": [0.2, 0.3]})], ignore_index=True)
     metrics = metrics_from_predictions(df, n_boot=50, min_events=2, min_nonevents=2)
     cell = metrics["val"]["stenosis_lm"]
-    assert cell["auroc"] is None and cell["auroc_ci"] == [None, None]
+    assert cell["auroc"]["value"] is None and cell["auroc"]["ci"] is None
     assert "one class" in cell["note"] and cell["n_pos"] == 0
     assert cell["not_estimable"] == "0 events < 2"
     empty = metrics["external"]["mace_30d"]
-    assert empty["auroc"] is None and empty["n"] == 0 and empty["n_excluded_unknown"] == 2
+    assert empty["auroc"]["value"] is None and empty["n"] == 0 and empty["n_excluded_unknown"] == 2
     assert "no rows" in empty["note"]
-    assert metrics["val"]["stenosis_rca"]["auroc"] is not None  # other cells unaffected
+    assert metrics["val"]["stenosis_rca"]["auroc"]["value"] is not None  # other cells unaffected
 
 
 def test_delong_metrics_and_seed_independence_of_cells():
     df = make_predictions()
     delong = metrics_from_predictions(df, ci="delong")
-    assert delong["test"]["mace_30d"]["ci_method"] == "delong"
+    assert delong["test"]["mace_30d"]["auroc"]["method"] == "DeLong"
     # A cell's bootstrap interval does not depend on which other cells exist.
     full = metrics_from_predictions(df, n_boot=100, seed=3)
     alone = metrics_from_predictions(df[(df["split"] == "test") & (df["target"] == "mace_30d")], n_boot=100, seed=3)
-    assert alone["test"]["mace_30d"]["auroc_ci"] == full["test"]["mace_30d"]["auroc_ci"]
+    assert alone["test"]["mace_30d"]["auroc"]["ci"] == full["test"]["mace_30d"]["auroc"]["ci"]
 
 
 def test_metrics_json_round_trip(tmp_path):
@@ -120,7 +123,7 @@ def test_metrics_json_round_trip(tmp_path):
     metrics["val"]["stenosis_rca"]["count"] = np.int64(3)
     path = write_metrics(metrics, tmp_path / "run" / "metrics.json")
     text = path.read_text()
-    assert "NaN" not in text and '"auroc": null' in text
+    assert "NaN" not in text and '"value": null' in text and '"ci": null' in text
     back = read_metrics(path)
     assert list(back) == list(metrics)
     assert list(back["val"]) == list(metrics["val"])
@@ -134,8 +137,8 @@ def test_metrics_json_round_trip(tmp_path):
 def test_auroc_table_with_oracle():
     df = make_predictions()
     metrics = metrics_from_predictions(df, n_boot=50)
-    metrics["val"]["stenosis_lm"] = {"auroc": None, "auroc_ci": [None, None], "n": 5, "n_pos": 0, "note": "x"}
-    oracle = {"test": {"mace_30d": {"auroc": 0.9}}}
+    metrics["val"]["stenosis_lm"] = {"auroc": {"value": None, "ci": None}, "n": 5, "n_pos": 0, "note": "x"}
+    oracle = {"test": {"mace_30d": {"auroc": {"value": 0.9, "ci": None}}}}
     table = auroc_table(metrics, oracle=oracle)
     assert list(table.columns) == ["auroc", "ci_low", "ci_high", "n", "n_pos", "oracle_auroc", "note"]
     assert table.loc[("val", "stenosis_lm"), "note"] == "x"
@@ -145,11 +148,52 @@ def test_auroc_table_with_oracle():
     assert math.isnan(table.loc[("val", "stenosis_lm"), "auroc"])
     for (split, target), row in table.iterrows():
         cell = metrics[split][target]
-        if cell["auroc"] is None:
+        if cell["auroc"]["value"] is None:
             assert math.isnan(row["auroc"]) and row["note"] == (cell.get("not_estimable") or cell.get("note"))
         else:
-            assert row["auroc"] == cell["auroc"] and row["note"] == ""
+            assert row["auroc"] == cell["auroc"]["value"] and row["note"] == ""
+            assert (row["ci_low"], row["ci_high"]) == tuple(cell["auroc"]["ci"])
     assert "oracle_auroc" not in auroc_table(metrics).columns
+    # An oracle (or metrics) of the previous version's shape reads the same.
+    old = auroc_table(metrics, oracle={"test": {"mace_30d": {"auroc": 0.9, "auroc_ci": [0.8, 0.95]}}})
+    assert old.loc[("test", "mace_30d"), "oracle_auroc"] == 0.9
+
+
+def test_read_metrics_upgrades_files_of_the_previous_version(tmp_path):
+    """A metrics.json written before the one-spelling change (flat ``auroc`` + ``auroc_ci``) still loads."""
+    old = {"test": {
+        "mace_30d": {"auroc": 0.81, "auroc_ci": [0.76, 0.85], "n": 412, "n_pos": 57, "n_excluded_unknown": 3,
+                     "prevalence": 0.138, "ci_method": "bootstrap", "confidence": 0.95,
+                     "auprc": 0.4, "auprc_ci": [0.3, 0.5], "calibration_slope": 0.9,
+                     "calibration_slope_ci": [0.7, 1.1], "calibration_intercept": 0.1,
+                     "calibration_intercept_ci": [-0.1, 0.3], "ece": 0.02, "brier": 0.1,
+                     "threshold": {"method": "incidence", "threshold": 0.3, "sensitivity": 0.7,
+                                   "sensitivity_ci": [0.6, 0.8]},
+                     "subgroups": {"sex": {"F": {"auroc": 0.8, "auroc_ci": [0.7, 0.9], "n": 200, "n_pos": 30}}}},
+        "stenosis_lm": {"auroc": None, "auroc_ci": [None, None], "n": 30, "n_pos": 1, "n_excluded_unknown": 0,
+                        "prevalence": 0.03, "ci_method": "bootstrap", "confidence": 0.95,
+                        "not_estimable": "1 event < 10"}}}
+    path = tmp_path / "metrics.json"
+    path.write_text(json.dumps(old))
+    back = read_metrics(path)
+    cell = back["test"]["mace_30d"]
+    assert cell["auroc"] == {"value": 0.81, "ci": [0.76, 0.85], "method": "stratified bootstrap", "n": 412,
+                             "n_pos": 57, "confidence": 0.95}
+    assert "auroc_ci" not in cell and "ci_method" not in cell
+    assert cell["auprc"]["ci"] == [0.3, 0.5]
+    assert cell["calibration"]["slope"]["value"] == 0.9 and cell["calibration"]["slope"]["ci"] == [0.7, 1.1]
+    assert cell["calibration"]["ece"] == 0.02 and "ece" not in cell
+    assert cell["threshold"]["sensitivity"]["ci"] == [0.6, 0.8]
+    assert cell["subgroups"]["sex"]["F"]["auroc"]["value"] == 0.8
+    small = back["test"]["stenosis_lm"]
+    assert small["auroc"]["value"] is None and small["auroc"]["ci"] is None
+    assert small["auroc"]["not_estimable"] == "1 event < 10"
+    # The printable table reads both shapes alike, and upgrading a current file changes nothing.
+    table = auroc_table(back)
+    assert (table.loc[("test", "mace_30d"), "ci_low"], table.loc[("test", "mace_30d"), "ci_high"]) == (0.76, 0.85)
+    assert table.loc[("test", "stenosis_lm"), "note"] == "1 event < 10"
+    assert auroc_table(old).equals(table)
+    assert upgrade_metrics(back) == back
 
 
 # ----------------------------------------------------------------------------------------- files
@@ -246,8 +290,8 @@ def test_reliability_table_quantile_bins():
     table = reliability_table(y, p, n_bins=10)
     assert len(table) == 10 and table["n"].sum() == 1000 and (table["n"] == 100).all()
     assert table["n_events"].sum() == y.sum()
-    assert (table["observed_low"] <= table["observed_rate"]).all()
-    assert (table["observed_rate"] <= table["observed_high"]).all()
+    assert (table["ci_low"] <= table["observed_rate"]).all()
+    assert (table["observed_rate"] <= table["ci_high"]).all()
     # A calibrated model: observed rates track mean predicted risk.
     np.testing.assert_allclose(table["observed_rate"], table["mean_predicted"], atol=0.15)
     uniform = reliability_table(y, p, n_bins=5, strategy="uniform")

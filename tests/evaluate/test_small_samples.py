@@ -18,20 +18,20 @@ from sklearn.metrics import roc_auc_score
 
 from riskfm.evaluate import (
     EvaluationSpec,
+    calibration,
+    cumulative_incidence_by_group,
     estimable,
     evaluate,
     fairness_gaps,
     group_contrasts,
     metrics_from_predictions,
-    quantile_edges,
     read_metrics,
     subgroup_attributes,
     subgroup_metrics,
-    target_horizon_days,
 )
-from riskfm.plots.calibration import plot_calibration
+from riskfm.evaluate.horizons import target_horizon_days
+from riskfm.evaluate.subgroups import quantile_edges
 from riskfm.plots.forest import forest_rows, plot_forest
-from riskfm.plots.incidence import plot_cumulative_incidence
 
 
 def _risk(y: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -90,27 +90,30 @@ def test_small_subgroup_is_null_with_reason_and_large_one_matches_sklearn(subgro
     on_disk = read_metrics(out / "metrics.json")
     levels = on_disk["test"]["mace_30d"]["subgroups"]["grp"]
     small = levels["small"]
-    assert small["auroc"] is None and small["auroc_ci"] == [None, None]
+    assert small["metric"] == "auroc" and small["value"] is None and small["ci"] is None
     assert (small["n"], small["n_pos"], small["not_estimable"]) == (30, 1, "1 event < 10")
-    assert '"auroc": NaN' not in (out / "metrics.json").read_text()  # JSON null, never NaN
+    assert "NaN" not in (out / "metrics.json").read_text()  # JSON null, never NaN
     test = df[df["split"] == "test"].merge(cov, on="patient_id")
     for level in ("large", "mid"):
         d = test[test["grp"] == level]
         cell = levels[level]
-        assert cell["auroc"] == pytest.approx(roc_auc_score(d["y_true"], d["y_prob"]), abs=1e-12)
+        assert cell["value"] == pytest.approx(roc_auc_score(d["y_true"], d["y_prob"]), abs=1e-12)
         assert cell["n"] == len(d) and cell["n_pos"] == int(d["y_true"].sum())
-        assert cell["auroc_ci"][0] < cell["auroc"] < cell["auroc_ci"][1]
+        assert cell["ci"][0] < cell["value"] < cell["ci"][1]
+        assert cell["method"] == "stratified bootstrap (100 resamples)"
         assert "not_estimable" not in cell
     # The small group takes no part in the fairness gaps: reference = median of large and mid only.
     gaps = on_disk["test"]["mace_30d"]["fairness_gaps"]["grp"]
-    assert set(gaps) == {"large", "mid"}
-    ref = np.median([levels["large"]["auroc"], levels["mid"]["auroc"]])
-    assert gaps["large"]["gap"] == pytest.approx(levels["large"]["auroc"] - ref)
+    assert set(gaps["levels"]) == {"large", "mid"}
+    ref = np.median([levels["large"]["value"], levels["mid"]["value"]])
+    assert gaps["levels"]["large"]["value"] == pytest.approx(levels["large"]["value"] - ref)
+    assert gaps["levels"]["large"]["ci"][0] <= gaps["levels"]["large"]["value"] <= gaps["levels"]["large"]["ci"][1]
+    assert gaps["value"] == pytest.approx(abs(levels["large"]["value"] - levels["mid"]["value"]))  # max - min
     table = pd.read_csv(out / "tables" / "fairness_gaps.csv")
-    assert "small" not in set(table["level"]) and {"n", "n_pos"} <= set(table.columns)
+    assert "small" not in set(table["level"]) and {"n", "n_pos", "ci_low", "ci_high"} <= set(table.columns)
     sub = pd.read_csv(out / "tables" / "subgroups.csv")
     row = sub[(sub["split"] == "test") & (sub["level"] == "small")].iloc[0]
-    assert math.isnan(row["value"]) and math.isnan(row["low"]) and row["not_estimable"] == "1 event < 10"
+    assert math.isnan(row["value"]) and math.isnan(row["ci_low"]) and row["not_estimable"] == "1 event < 10"
     html = (out / "report.html").read_text()
     assert "n/e (1 event &lt; 10)" in html
 
@@ -141,10 +144,14 @@ def test_fairness_gaps_need_two_estimable_levels():
     rng = np.random.default_rng(1)
     y = np.r_[_labels(30, 1, rng), _labels(100, 20, rng)]
     p = _risk(y, rng)
-    t = subgroup_metrics(y, p, np.r_[["a"] * 30, ["b"] * 100], "auroc", attribute="x", n_boot=50)
+    groups = np.r_[["a"] * 30, ["b"] * 100]
+    t = subgroup_metrics(y, p, groups, "auroc", attribute="x", n_boot=50)
     assert t.set_index("level").loc["a", "not_estimable"] == "1 event < 10"
     assert t.set_index("level").loc["b", "value"] == pytest.approx(roc_auc_score(y[30:], p[30:]))
-    assert fairness_gaps(t).empty  # a binary attribute with one estimable level has no gap
+    g = fairness_gaps(pd.DataFrame({"x": groups, "y_true": y, "y_prob": p}), "x", "auroc", n_resamples=20)
+    assert g.estimable_rows().empty  # a binary attribute with one estimable level has no gap
+    assert g.not_estimable == "1 estimable level, need 2" and g.ci is None and math.isnan(g.value)
+    assert g.table.set_index("level").loc["a", "not_estimable"] == "1 event < 10"
 
 
 def test_main_table_with_one_positive_is_not_estimable(tmp_path):
@@ -156,11 +163,11 @@ def test_main_table_with_one_positive_is_not_estimable(tmp_path):
     both = pd.concat([df, lm], ignore_index=True)
     m = evaluate(both, tmp_path, spec={"n_boot": 50, "figures": False, "recalibration": []})
     cell = m["test"]["stenosis_lm"]
-    assert cell["auroc"] is None and cell["auroc_ci"] == [None, None] and cell["auprc"] is None
+    assert cell["auroc"]["value"] is None and cell["auroc"]["ci"] is None and cell["auprc"]["value"] is None
     assert (cell["n_pos"], cell["not_estimable"]) == (1, "1 event < 10")
     disc = pd.read_csv(tmp_path / "tables" / "discrimination.csv").set_index(["split", "target"])
     row = disc.loc[("test", "stenosis_lm")]
-    assert math.isnan(row["auroc"]) and math.isnan(row["auroc_low"]) and row["not_estimable"] == "1 event < 10"
+    assert math.isnan(row["auroc"]) and math.isnan(row["auroc_ci_low"]) and row["not_estimable"] == "1 event < 10"
     assert (row["n"], row["n_pos"]) == (290, 1)
     d = both[(both["split"] == "test") & (both["target"] == "mace_30d")]
     assert disc.loc[("test", "mace_30d"), "auroc"] == pytest.approx(roc_auc_score(d["y_true"], d["y_prob"]))
@@ -186,9 +193,10 @@ def test_delong_cells_follow_the_rule_without_warnings():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         m = metrics_from_predictions(d, ci="delong")
-    assert m["test"]["mace_30d"]["auroc"] is None and m["test"]["mace_30d"]["not_estimable"] == "5 events < 10"
+    assert m["test"]["mace_30d"]["auroc"]["value"] is None
+    assert m["test"]["mace_30d"]["not_estimable"] == "5 events < 10"
     m = metrics_from_predictions(d, ci="delong", min_events=5)
-    assert m["test"]["mace_30d"]["auroc"] == pytest.approx(roc_auc_score(d["y_true"], d["y_prob"]))
+    assert m["test"]["mace_30d"]["auroc"]["value"] == pytest.approx(roc_auc_score(d["y_true"], d["y_prob"]))
 
 
 # ----------------------------------------------------------------------------------------- covariates
@@ -278,7 +286,8 @@ def test_threshold_table_has_wilson_intervals(subgroup_run):
                          "npv": (tn, tn + fn)}.items():
         lo, hi = proportion_confint(k, n, alpha=0.05, method="wilson")
         assert row[name] == pytest.approx(k / n)
-        assert row[f"{name}_low"] == pytest.approx(lo, abs=1e-12) and row[f"{name}_high"] == pytest.approx(hi, abs=1e-12)
+        assert row[f"{name}_ci_low"] == pytest.approx(lo, abs=1e-12)
+        assert row[f"{name}_ci_high"] == pytest.approx(hi, abs=1e-12)
     assert (row["n"], row["n_pos"]) == (len(d), int(y.sum()))
     html = (out / "report.html").read_text()
     lo, hi = proportion_confint(tp, tp + fn, alpha=0.05, method="wilson")
@@ -289,7 +298,7 @@ def test_calibration_figure_uses_quantile_bins_with_counts():
     rng = np.random.default_rng(5)
     p = rng.beta(1.2, 6, 600)
     y = (rng.random(600) < p).astype(int)
-    fig = plot_calibration(y, p, n_bins=8, label="MACE")
+    fig = calibration(y, p, n_bins=8, strategy="quantile").plot(label="MACE")
     table = fig.calibration_table
     # Equal-count bins, as numpy's quantiles cut them, and the points of scikit-learn's curve.
     edges = np.quantile(p, np.linspace(0, 1, 9))
@@ -312,7 +321,7 @@ def test_calibration_figure_uses_quantile_bins_with_counts():
     assert labels[0].startswith("MACE (8 quantile bins") and any(s.startswith("Slope ") and "intercept" in s
                                                                   for s in labels)
     # A small split gets fewer, larger bins.
-    small = plot_calibration(y[:79], p[:79], n_bins=10, min_bin_size=20)
+    small = calibration(y[:79], p[:79], n_bins=10, strategy="quantile", min_bin_size=20).plot()
     assert len(small.calibration_table) == 3 and small.calibration_table["n"].min() >= 20
 
 
@@ -327,7 +336,7 @@ def test_cumulative_incidence_of_a_30_day_target_stops_at_its_horizon(tmp_path):
     t = np.where(y == 1, rng.uniform(1, 30, n), rng.uniform(31, 730, n))
     late = rng.random(n) < 0.3  # events after day 30 that 30-day MACE must not count
     e = np.where((y == 1) | late, 1.0, 0.0)
-    fig = plot_cumulative_incidence(t, e, np.where(p > np.median(p), "high", "low"), horizon_days=30)
+    fig = cumulative_incidence_by_group(t, e, np.where(p > np.median(p), "high", "low"), horizon_days=30).plot()
     ax = fig.axes[0]
     assert ax.get_xlim() == (0.0, 30.0)
     assert any(list(ln.get_xdata()) == [30.0, 30.0] for ln in ax.lines)  # the horizon marker
@@ -338,7 +347,7 @@ def test_cumulative_incidence_of_a_30_day_target_stops_at_its_horizon(tmp_path):
     test = df[df["split"] == "test"]
     t30, e30 = np.minimum(test["time_to_event_days"], 30), (test["event"] == 1) & (test["time_to_event_days"] <= 30)
     ref = concordance_index(t30, -test["y_prob"], e30)
-    assert m["test"]["mace_30d"]["survival"]["harrell_c"] == pytest.approx(ref, abs=1e-9)
+    assert m["test"]["mace_30d"]["survival"]["harrell_c"]["value"] == pytest.approx(ref, abs=1e-9)
     assert m["test"]["mace_30d"]["survival"]["n_events"] == int(e30.sum())
     html = (tmp_path / "report.html").read_text()
     assert "censored at its 30-day horizon" in html
@@ -356,9 +365,10 @@ def test_c_index_with_few_events_is_not_estimable(tmp_path):
                        "y_true": y, "y_prob": _risk(y, rng), "time_to_event_days": t, "event": y})
     m = evaluate(df, tmp_path, spec={"n_boot": 20, "figures": False, "recalibration": []})
     surv = m["test"]["mace_30d"]["survival"]
-    assert surv["harrell_c"] is None and surv["uno_c"] is None
+    assert surv["harrell_c"]["value"] is None and surv["uno_c"]["value"] is None
+    assert surv["harrell_c"]["not_estimable"] == "4 events < 10"
     assert (surv["n"], surv["n_events"], surv["not_estimable"]) == (80, 4, "4 events < 10")
-    assert m["train"]["mace_30d"]["survival"]["harrell_c"] is not None
+    assert m["train"]["mace_30d"]["survival"]["harrell_c"]["value"] is not None
     assert "null" in json.dumps(read_metrics(tmp_path / "metrics.json")["test"]["mace_30d"]["survival"])
 
 
@@ -432,15 +442,15 @@ def test_cli_prints_not_estimable_with_reason(tmp_path):
 
 def test_forest_rows_from_a_plain_table():
     t = pd.DataFrame({"attribute": "sex", "level": ["All", "F", "M"], "metric": "auroc", "n": [60, 30, 30],
-                      "n_pos": [21, 1, 20], "value": [0.7, np.nan, 0.8], "low": [0.6, np.nan, 0.7],
-                      "high": [0.8, np.nan, 0.9], "not_estimable": ["", "1 event < 10", ""]})
+                      "n_pos": [21, 1, 20], "value": [0.7, np.nan, 0.8], "ci_low": [0.6, np.nan, 0.7],
+                      "ci_high": [0.8, np.nan, 0.9], "not_estimable": ["", "1 event < 10", ""]})
     rows = forest_rows(t)
     assert list(rows["kind"]) == ["overall", "heading", "level", "level"]
     assert list(rows["point"]) == [True, False, False, True]
     assert rows["text"].iloc[2] == "n/e (1 event < 10)  n=30, 1 event"
     with pytest.raises(ValueError, match="too many subgroup levels"):
         plot_forest(pd.DataFrame({"attribute": "id", "level": [str(i) for i in range(100)], "metric": "auroc",
-                                  "n": 1, "value": 0.5, "low": 0.4, "high": 0.6}))
+                                  "n": 1, "value": 0.5, "ci_low": 0.4, "ci_high": 0.6}))
 
 
 def test_comparisons_follow_the_rule_when_asked():
@@ -450,10 +460,10 @@ def test_comparisons_follow_the_rule_when_asked():
     y = _labels(80, 4, rng)
     p1, p2 = _risk(y, rng), rng.random(80)
     r = delong_test(y, p1, p2, min_events=10, min_nonevents=10)
-    assert r["p_value"] is None and r["not_estimable"] == "4 events < 10"
+    assert r.to_dict()["p_value"] is None and r.not_estimable == "4 events < 10" and r.ci is None
     c = paired_bootstrap_test(y, p1, p2, n_boot=20, min_events=10, min_nonevents=10)
-    assert math.isnan(c.difference) and c.to_dict()["p_value"] is None and c.not_estimable == "4 events < 10"
+    assert math.isnan(c.value) and c.to_dict()["p_value"] is None and c.not_estimable == "4 events < 10"
     y = _labels(80, 20, rng)
     p1 = _risk(y, rng)
     r = delong_test(y, p1, p2, min_events=10, min_nonevents=10)
-    assert r["auroc1"] == pytest.approx(roc_auc_score(y, p1)) and "not_estimable" not in r
+    assert r.value1 == pytest.approx(roc_auc_score(y, p1)) and "not_estimable" not in r.to_dict()

@@ -24,16 +24,13 @@ from sklearn.metrics import (
 from riskfm.evaluate import (
     aalen_johansen_by_group,
     average_precision,
-    bin_numeric,
     calibration,
     cumulative_incidence_by_group,
     decision_curve,
     delong_test,
-    expected_calibration_error,
     fairness_gaps,
     fit_recalibration,
     group_contrasts,
-    harrell_c,
     paired_bootstrap_test,
     subgroup_metrics,
     survival_metrics,
@@ -43,7 +40,10 @@ from riskfm.evaluate import (
     threshold_metrics,
     youden_threshold,
 )
+from riskfm.evaluate.calibration import expected_calibration_error
 from riskfm.evaluate.discrimination import _bootstrap_aps
+from riskfm.evaluate.subgroups import bin_numeric
+from riskfm.evaluate.survival import harrell_c
 
 sm = pytest.importorskip("statsmodels.api")
 
@@ -92,7 +92,7 @@ def test_vectorised_resample_aps_equal_sklearn_on_each_resample():
 def test_auprc_bootstrap_interval_seeded_and_contains_estimate():
     y, p = _data()
     a, b = average_precision(y, p, seed=3), average_precision(y, p, seed=3)
-    assert (a.low, a.high) == (b.low, b.high) and a.low < a.value < a.high
+    assert a.ci == b.ci and a.ci[0] < a.value < a.ci[1]
 
 
 # ----------------------------------------------------------------------------------------- comparison
@@ -101,15 +101,15 @@ def test_auprc_bootstrap_interval_seeded_and_contains_estimate():
 def test_paired_bootstrap_identical_models_and_agreement_with_delong():
     y, p1 = _data(n=600, seed=5)
     same = paired_bootstrap_test(y, p1, p1, n_boot=200)
-    assert same.difference == 0.0 and same.p_value == 1.0
+    assert same.value == 0.0 and same.p_value == 1.0 and same.method == "paired stratified bootstrap (200 resamples)"
     rng = np.random.default_rng(0)
     p2 = p1 + rng.normal(scale=0.25, size=len(p1))  # a noisier, weaker model
     boot = paired_bootstrap_test(y, p1, p2, n_boot=1000, seed=0)
     dl = delong_test(y, p1, p2)
     assert boot.value1 == pytest.approx(roc_auc_score(y, p1)) and boot.value2 == pytest.approx(roc_auc_score(y, p2))
-    assert boot.low < boot.difference < boot.high
+    assert boot.ci[0] < boot.value < boot.ci[1]
     # Both tests estimate the same variance: z statistics within 15% of each other.
-    assert boot.z == pytest.approx(dl["z"], rel=0.15)
+    assert boot.z == pytest.approx(dl.z, rel=0.15)
     ap = paired_bootstrap_test(y, p1, p2, metric="auprc", n_boot=100)
     assert ap.value1 == pytest.approx(average_precision_score(y, p1), abs=1e-12)
 
@@ -130,8 +130,8 @@ def test_threshold_metrics_match_sklearn_and_statsmodels_wilson(threshold):
                       (tm.npv, tn, tn + fn)]:
         lo, hi = proportion_confint(k, n, alpha=0.05, method="wilson")
         assert est.value == pytest.approx(k / n)
-        assert (est.low, est.high) == pytest.approx((lo, hi), abs=1e-12)
-    assert tm.f1.low <= tm.f1.value <= tm.f1.high
+        assert est.ci == pytest.approx((lo, hi), abs=1e-12) and est.method == "Wilson"
+    assert tm.f1.ci[0] <= tm.f1.value <= tm.f1.ci[1]
 
 
 def test_threshold_choices():
@@ -165,9 +165,9 @@ def test_calibration_intercept_slope_match_statsmodels_glm():
     glm_a = sm.GLM(y, np.ones((len(y), 1)), family=sm.families.Binomial(), offset=lp).fit()
     glm_b = sm.GLM(y, sm.add_constant(lp), family=sm.families.Binomial()).fit()
     assert res.intercept.value == pytest.approx(glm_a.params[0], abs=1e-8)
-    assert (res.intercept.low, res.intercept.high) == pytest.approx(tuple(glm_a.conf_int()[0]), abs=1e-6)
+    assert res.intercept.ci == pytest.approx(tuple(glm_a.conf_int()[0]), abs=1e-6)
     assert res.slope.value == pytest.approx(glm_b.params[1], abs=1e-8)
-    assert (res.slope.low, res.slope.high) == pytest.approx(tuple(glm_b.conf_int()[1]), abs=1e-6)
+    assert res.slope.ci == pytest.approx(tuple(glm_b.conf_int()[1]), abs=1e-6)
     assert res.intercept.value > 0  # observed risk higher than predicted
     assert res.brier == pytest.approx(brier_score_loss(y, p))
     assert res.scaled_brier == pytest.approx(1 - brier_score_loss(y, p) / (y.mean() * (1 - y.mean())))
@@ -177,7 +177,8 @@ def test_calibration_intercept_slope_match_statsmodels_glm():
     assert res.ece == pytest.approx(ece) == pytest.approx(expected_calibration_error(y, p))
     z = np.sum((y - p) * (1 - 2 * p)) / np.sqrt(np.sum((1 - 2 * p) ** 2 * p * (1 - p)))
     assert res.spiegelhalter_z == pytest.approx(z)
-    assert res.to_dict()["calibration_slope"] == res.slope.value
+    assert res.to_dict()["slope"]["value"] == res.slope.value
+    assert res.to_dict()["slope"]["ci"] == list(res.slope.ci) and res.to_row()["slope_ci_low"] == res.slope.ci[0]
     fig = res.plot()
     assert fig.axes
 
@@ -223,17 +224,18 @@ def test_concordance_time_auc_and_ibs_match_references():
     times = np.array([5.0, 10.0, 20.0, 30.0])
     res = survival_metrics(tt, ee, pp, times_days=times, train=(t, e, p))
     y_tr, y_te = Surv.from_arrays(e.astype(bool), t), Surv.from_arrays(ee.astype(bool), tt)
-    assert res.uno_c == pytest.approx(concordance_index_ipcw(y_tr, y_te, pp, tau=30.0)[0])
+    assert res.uno_c.value == pytest.approx(concordance_index_ipcw(y_tr, y_te, pp, tau=30.0)[0])
     auc, mean_auc = cumulative_dynamic_auc(y_tr, y_te, pp, times)
     np.testing.assert_allclose(res.auc_t, auc)
-    assert res.mean_auc_t == pytest.approx(mean_auc)
+    assert res.mean_auc_t.value == pytest.approx(mean_auc)
     cph = CoxPHFitter(penalizer=1e-4).fit(pd.DataFrame({"t": t, "e": e, "x": np.log(p / (1 - p))}), "t", "e")
     # Breslow H0 is a step function: read it at each time (predict_survival_function interpolates).
     h0 = cph.baseline_cumulative_hazard_.iloc[:, 0]
     h0_t = h0.to_numpy()[np.searchsorted(h0.index.to_numpy(), times, side="right") - 1]
     surv = np.exp(-np.outer(cph.predict_partial_hazard(pd.DataFrame({"x": np.log(pp / (1 - pp))})), h0_t))
-    assert res.integrated_brier == pytest.approx(integrated_brier_score(y_tr, y_te, surv, times))
-    assert 0.5 < res.harrell_c < 1 and 0 < res.integrated_brier < 0.25
+    assert res.integrated_brier.value == pytest.approx(integrated_brier_score(y_tr, y_te, surv, times))
+    assert 0.5 < res.harrell_c.value < 1 and 0 < res.integrated_brier.value < 0.25
+    assert res.harrell_c.ci is None and res.to_dict()["harrell_c"]["value"] == res.harrell_c.value
 
 
 def test_group_contrasts_match_lifelines_and_aalen_johansen_equals_km_without_competing():
@@ -247,7 +249,7 @@ def test_group_contrasts_match_lifelines_and_aalen_johansen_equals_km_without_co
     df = pd.DataFrame({"t": t, "e": e, "g": (groups == "high").astype(float)})
     ref = CoxPHFitter().fit(df, "t", "e").summary.loc["g"]
     assert c["hazard_ratio"].iloc[0] == pytest.approx(ref["exp(coef)"])
-    assert c["hr_low"].iloc[0] == pytest.approx(ref["exp(coef) lower 95%"])
+    assert c["ci_low"].iloc[0] == pytest.approx(ref["exp(coef) lower 95%"])
     lr = logrank_test(t[groups == "high"], t[groups == "low"], e[groups == "high"], e[groups == "low"])
     assert c["logrank_p"].iloc[0] == pytest.approx(lr.p_value)
     assert c["hazard_ratio"].iloc[0] > 1
@@ -257,13 +259,13 @@ def test_group_contrasts_match_lifelines_and_aalen_johansen_equals_km_without_co
     for g in ("low", "high"):
         # lifelines jitters tied times by ~1e-4 days: compare on a grid of times.
         grid = np.linspace(1, 50, 20)
-        a = np.interp(grid, aj[g]["time_days"], aj[g]["incidence"])
+        a = np.interp(grid, aj.curves[g]["time_days"], aj.curves[g]["incidence"])
         k = np.interp(grid, km.curves[g]["time_days"], km.curves[g]["incidence"])
         np.testing.assert_allclose(a, k, atol=2e-3)
     # A competing event lowers the incidence of the event of interest below 1 - KM(censoring it).
     codes = np.where((e == 0) & (t < 20), 2, e)
     aj2 = aalen_johansen_by_group(t, codes, groups)
-    assert list(aj2) == ["low", "high"]
+    assert aj2.groups == ["low", "high"] and aj2.logrank_p is None
 
 
 # ----------------------------------------------------------------------------------------- decision curve
@@ -297,18 +299,21 @@ def test_subgroup_metrics_and_fairness_gaps():
     for lv in ("F", "M"):
         row = t[t["level"] == lv].iloc[0]
         assert row["value"] == pytest.approx(roc_auc_score(y[sex == lv], p[sex == lv]))
-        assert row["low"] < row["value"] < row["high"]
-    g = fairness_gaps(t)
+        assert row["ci_low"] < row["value"] < row["ci_high"]
+    frame = pd.DataFrame({"sex": sex, "y_true": y, "y_prob": p})
+    g = fairness_gaps(frame, "sex", "auroc", n_resamples=100).estimable_rows()
     assert g["gap"].iloc[0] == pytest.approx(t["value"].iloc[1] - t["value"].iloc[2])
-    assert g["gap"].sum() == pytest.approx(0.0) and set(g["kind"]) == {"binary"}
+    assert g["gap"].iloc[:2].sum() == pytest.approx(0.0) and list(g["kind"]) == ["binary", "binary", "range"]
 
     age = bin_numeric(rng.integers(30, 90, len(y)), [50, 65], name="age")
     assert list(age.cat.categories) == ["\u226450", "50\u201365", ">65"]
     ta = subgroup_metrics(y, p, age, "brier", attribute="age", n_boot=50)
     assert list(ta["level"]) == ["All", "\u226450", "50\u201365", ">65"]
-    ga = fairness_gaps(ta)
-    assert ga["gap"].to_numpy() == pytest.approx(ta["value"].iloc[1:].to_numpy() - np.median(ta["value"].iloc[1:]))
-    assert set(ga["kind"]) == {"median"}
+    ga = fairness_gaps(pd.DataFrame({"age": age, "y_true": y, "y_prob": p}), "age", "brier",
+                       n_resamples=50).estimable_rows()
+    assert ga["gap"].iloc[:3].to_numpy() == pytest.approx(
+        ta["value"].iloc[1:].to_numpy() - np.median(ta["value"].iloc[1:]), abs=1e-15)
+    assert list(ga["kind"]) == ["median"] * 3 + ["range"]
     row = subgroup_metrics(y[:40], p[:40], np.r_[["a"] * 35, ["b"] * 5], "brier", n_boot=20)
     assert row[row["level"] == "b"]["not_estimable"].iloc[0] == "5 patients < 10"
     assert math.isnan(row[row["level"] == "b"]["value"].iloc[0])

@@ -71,16 +71,16 @@ def test_aalen_johansen_hand_worked_with_ties():
     # Treating the competing events as censored would give 1 - KM = 1 - 6/7 * 5/6 * 1 * 0 = 1.
     t = np.array([1, 2, 2, 2, 3, 4, 5], float)
     code = np.array([1, 1, 2, 0, 0, 2, 1])
-    cur = aalen_johansen_by_group(t, code, np.zeros(7))[0]
+    cur = aalen_johansen_by_group(t, code, np.zeros(7)).curves[0]
     np.testing.assert_array_equal(cur["time_days"], [0, 1, 2, 3, 4, 5])
     np.testing.assert_allclose(cur["incidence"], [0, 1 / 7, 2 / 7, 2 / 7, 2 / 7, 4 / 7], atol=1e-15)
     # The band holds the estimate, stays in [0, 1], is finite even where every patient at risk
     # has the event (t=5: n = d), and collapses to a point before the first event.
-    assert (cur["low"] <= cur["incidence"] + 1e-15).all() and (cur["incidence"] <= cur["high"] + 1e-15).all()
-    assert np.isfinite(cur[["low", "high"]].to_numpy()).all()
-    assert ((cur["low"] >= 0) & (cur["high"] <= 1)).all() and cur["high"].iloc[0] == 0
+    assert (cur["ci_low"] <= cur["incidence"] + 1e-15).all() and (cur["incidence"] <= cur["ci_high"] + 1e-15).all()
+    assert np.isfinite(cur[["ci_low", "ci_high"]].to_numpy()).all()
+    assert ((cur["ci_low"] >= 0) & (cur["ci_high"] <= 1)).all() and cur["ci_high"].iloc[0] == 0
     # Event 2 as the event of interest: F2 = (6/7 * 1/6) at t=2, + 4/7 * 1/2 at t=4 = 1/7 + 2/7.
-    cur2 = aalen_johansen_by_group(t, code, np.zeros(7), event_of_interest=2)[0]
+    cur2 = aalen_johansen_by_group(t, code, np.zeros(7), event_of_interest=2).curves[0]
     np.testing.assert_allclose(cur2["incidence"], [0, 0, 1 / 7, 1 / 7, 3 / 7, 3 / 7], atol=1e-15)
 
 
@@ -90,7 +90,7 @@ def test_aalen_johansen_matches_sksurv_with_competing_events_and_ties(event_of_i
 
     t, code, g = _competing_data()
     assert (code == 2).sum() > 30 and len(np.unique(t)) < len(t) / 3  # competing events and ties
-    curves = aalen_johansen_by_group(t, code, g, event_of_interest=event_of_interest)
+    curves = aalen_johansen_by_group(t, code, g, event_of_interest=event_of_interest).curves
     assert list(curves) == ["low", "high"]
     for level, cur in curves.items():
         m = g == level
@@ -103,8 +103,8 @@ def test_aalen_johansen_matches_sksurv_with_competing_events_and_ties(event_of_i
         assert cur["time_days"].iloc[0] == 0 and cur["incidence"].iloc[0] == 0
         np.testing.assert_array_equal(cur["time_days"].to_numpy()[1:], x)
         np.testing.assert_allclose(cur["incidence"].to_numpy()[1:], inc[event_of_interest], rtol=0, atol=1e-12)
-        np.testing.assert_allclose(cur["low"].to_numpy()[1:], ci[event_of_interest, 0], rtol=0, atol=1e-10)
-        np.testing.assert_allclose(cur["high"].to_numpy()[1:], ci[event_of_interest, 1], rtol=0, atol=1e-10)
+        np.testing.assert_allclose(cur["ci_low"].to_numpy()[1:], ci[event_of_interest, 0], rtol=0, atol=1e-10)
+        np.testing.assert_allclose(cur["ci_high"].to_numpy()[1:], ci[event_of_interest, 1], rtol=0, atol=1e-10)
         # The competing events matter here: 1 - KM with them censored is clearly higher.
         km_censoring_them = 1 - np.prod(1 - _events_per_time(t[m], code[m] == event_of_interest))
         assert km_censoring_them - cur["incidence"].iloc[-1] > 0.02
@@ -123,7 +123,7 @@ def test_aalen_johansen_without_competing_events_is_one_minus_lifelines_km():
 
     t, code, g = _competing_data(seed=1)
     e = (code == 1).astype(int)  # no competing events: codes 0/1
-    curves = aalen_johansen_by_group(t, e, g)
+    curves = aalen_johansen_by_group(t, e, g).curves
     for level, cur in curves.items():
         m = g == level
         km = KaplanMeierFitter().fit(t[m], e[m]).survival_function_.iloc[:, 0]
@@ -164,13 +164,13 @@ def test_hazard_ratios_ci_and_p_match_statsmodels_phreg(levels):
         ref = _phreg(t[m], e[m], g[m] == row["group"])
         hr = np.exp(ref.params[0])
         low, high = np.exp(ref.conf_int(alpha=0.05)[0])
-        assert row["hr_low"] < row["hazard_ratio"] < row["hr_high"]
+        assert row["ci_low"] < row["hazard_ratio"] < row["ci_high"]
         assert row["hazard_ratio"] == pytest.approx(hr, rel=1e-9)
-        assert row["hr_low"] == pytest.approx(low, rel=1e-9)
-        assert row["hr_high"] == pytest.approx(high, rel=1e-9)
+        assert row["ci_low"] == pytest.approx(low, rel=1e-9)
+        assert row["ci_high"] == pytest.approx(high, rel=1e-9)
         assert row["cox_p"] == pytest.approx(ref.pvalues[0], rel=1e-9)
         # The interval is the Wald interval of log(HR): exp(b +- z se).
-        assert row["hr_high"] == pytest.approx(hr * np.exp(Z95 * ref.bse[0]), rel=1e-9)
+        assert row["ci_high"] == pytest.approx(hr * np.exp(Z95 * ref.bse[0]), rel=1e-9)
 
 
 # ----------------------------------------------------------------------------------------- log-rank
@@ -222,13 +222,13 @@ def test_kaplan_meier_band_matches_sksurv_lifelines_and_exponential_greenwood():
         at = _step_at(cur, x, "incidence")
         np.testing.assert_array_equal(cur["time_days"].to_numpy()[1:], x)  # 0, then every distinct time
         np.testing.assert_allclose(at, 1 - s, rtol=0, atol=1e-12)
-        np.testing.assert_allclose(_step_at(cur, x, "low"), 1 - ci[1], rtol=0, atol=1e-10)
-        np.testing.assert_allclose(_step_at(cur, x, "high"), 1 - ci[0], rtol=0, atol=1e-10)
+        np.testing.assert_allclose(_step_at(cur, x, "ci_low"), 1 - ci[1], rtol=0, atol=1e-10)
+        np.testing.assert_allclose(_step_at(cur, x, "ci_high"), 1 - ci[0], rtol=0, atol=1e-10)
         # lifelines too: riskfm calls it, so scikit-survival above is the independent reference.
         kmf = KaplanMeierFitter().fit(t[m], e[m])
         band = kmf.confidence_interval_survival_function_.to_numpy()[1:]
-        np.testing.assert_allclose(cur["low"].to_numpy()[1:], 1 - band.max(axis=1), rtol=0, atol=1e-10)
-        np.testing.assert_allclose(cur["high"].to_numpy()[1:], 1 - band.min(axis=1), rtol=0, atol=1e-10)
+        np.testing.assert_allclose(cur["ci_low"].to_numpy()[1:], 1 - band.max(axis=1), rtol=0, atol=1e-10)
+        np.testing.assert_allclose(cur["ci_high"].to_numpy()[1:], 1 - band.min(axis=1), rtol=0, atol=1e-10)
         # Exponential Greenwood from its definition: v = sum d / (n (n - d)),
         # S^exp(+-z sqrt(v) / log S) (the log(-log S) interval, Kalbfleisch & Prentice 2002).
         dn = _events_per_time(t[m], e[m].astype(bool))
@@ -237,8 +237,8 @@ def test_kaplan_meier_band_matches_sksurv_lifelines_and_exponential_greenwood():
         v = np.cumsum(d / (n * (n - d)))
         inside = (s > 0) & (s < 1)
         w = np.exp(Z95 * np.sqrt(v[inside]) / np.log(s[inside]))
-        np.testing.assert_allclose(_step_at(cur, x, "low")[inside], 1 - s[inside] ** w, rtol=0, atol=1e-10)
-        np.testing.assert_allclose(_step_at(cur, x, "high")[inside], 1 - s[inside] ** (1 / w), rtol=0, atol=1e-10)
+        np.testing.assert_allclose(_step_at(cur, x, "ci_low")[inside], 1 - s[inside] ** w, rtol=0, atol=1e-10)
+        np.testing.assert_allclose(_step_at(cur, x, "ci_high")[inside], 1 - s[inside] ** (1 / w), rtol=0, atol=1e-10)
 
 
 # ----------------------------------------------------------------------------------------- Uno's C, td-AUROC, IBS
@@ -257,17 +257,17 @@ def test_uno_c_and_time_auc_hand_worked():
     res = survival_metrics(t, e, r, times_days=[3.5, 6.0])
     # Harrell: comparable pairs (i event, T_j > T_i): 1 vs 2..6 (5 concordant), 3 vs 4,5,6
     # (only 5 is lower: 1 of 3), 4 vs 5,6 (2 of 2); patient 6 has no later patient: 8 / 10.
-    assert res.harrell_c == pytest.approx(8 / 10, abs=1e-12)
+    assert res.harrell_c.value == pytest.approx(8 / 10, abs=1e-12)
     # Uno, tau = 6 (last evaluation time): events before tau weighted 1 / G(T_i)^2 = 1, 25/16, 25/16:
     # (1*5 + 25/16*1 + 25/16*2) / (1*5 + 25/16*3 + 25/16*2) = (155/16) / (205/16) = 31/41.
-    assert res.uno_c == pytest.approx(31 / 41, abs=1e-12)
+    assert res.uno_c.value == pytest.approx(31 / 41, abs=1e-12)
     # AUC(3.5): case 1 (risk .9) against controls 3,4,5,6: 1.
     # AUC(6): cases 1, 3, 4 weighted 1/G(T_i) = 1, 5/4, 5/4 against controls 5 (.2), 6 (.7):
     # (1*2 + 5/4*1 + 5/4*2) / ((1 + 5/4 + 5/4) * 2) = 5.75 / 7 = 23/28.
     np.testing.assert_allclose(res.auc_t, [1.0, 23 / 28], rtol=0, atol=1e-12)
     # Mean AUC weighted by the drop of Kaplan-Meier S of these patients: S(3.5) = 5/6,
     # S(6) = 5/6 * 3/4 * 2/3 = 5/12: (1 * 1/6 + 23/28 * 5/12) / (1 - 5/12) = 171/196.
-    assert res.mean_auc_t == pytest.approx(171 / 196, abs=1e-12)
+    assert res.mean_auc_t.value == pytest.approx(171 / 196, abs=1e-12)
     assert res.integrated_brier is None
 
 
@@ -373,16 +373,16 @@ def test_uno_c_time_auc_and_ibs_match_ipcw_definitions(with_train):
     times = res.times_days
     assert len(times) >= 5
     G = _km_censoring(t_tr, e_tr) if with_train else _km_censoring(t, e)
-    assert res.uno_c == pytest.approx(_uno_c(t, e, p, G, tau=times[-1]), abs=1e-10)
+    assert res.uno_c.value == pytest.approx(_uno_c(t, e, p, G, tau=times[-1]), abs=1e-10)
     ref_auc = [_cd_auc(t, e, p, G, u) for u in times]
     np.testing.assert_allclose(res.auc_t, ref_auc, rtol=0, atol=1e-10)
     # Mean over the evaluation times weighted by the drops of Kaplan-Meier S of the evaluated
     # patients (from S = 1), divided by the total drop 1 - S(last time).
     s = np.array([_km(t, e, u) for u in times])
-    assert res.mean_auc_t == pytest.approx(np.sum(np.asarray(ref_auc) * -np.diff(np.r_[1.0, s])) / (1 - s[-1]),
+    assert res.mean_auc_t.value == pytest.approx(np.sum(np.asarray(ref_auc) * -np.diff(np.r_[1.0, s])) / (1 - s[-1]),
                                            abs=1e-10)
     if not with_train:
         assert res.integrated_brier is None
         return
     surv = _penalised_cox_on_logit(t_tr, e_tr, p_tr)
-    assert res.integrated_brier == pytest.approx(_ibs(t, e, surv(p, times), G, times), abs=1e-9)
+    assert res.integrated_brier.value == pytest.approx(_ibs(t, e, surv(p, times), G, times), abs=1e-9)

@@ -142,7 +142,7 @@ def test_median_beat_comparison_statistics_and_figure(ptb, tmp_path):
     assert comp.significant[7, 95:135].all()
     assert comp.significant.mean() < 0.1
     half = stats.t.ppf(0.975, 19) * high.std(0, ddof=1) / np.sqrt(20)
-    np.testing.assert_allclose(comp.ci_high[1] - comp.mean_high, half, rtol=1e-10)
+    np.testing.assert_allclose(comp.high_risk_ci[1] - comp.mean_high, half, rtol=1e-10)
     fig = comp.plot()
     _check_png(save_figure(fig, tmp_path / "median_beats.png", dpi=DPI), fig)
     with pytest.raises(ValueError, match="at least 2 patients"):

@@ -67,13 +67,13 @@ def test_the_model_learns_the_learnable_target(trained_run):
             g = preds[(preds["split"] == split) & (preds["target"] == target)].dropna(subset=["y_true"])
             n_pos = int(g["y_true"].sum())
             if n_pos < 3 or len(g) - n_pos < 3:  # the small-sample rule: no number, the reason and counts
-                assert m["auroc"] is None and m["auroc_ci"] == [None, None] and m["not_estimable"], m
+                assert m["auroc"]["value"] is None and m["auroc"]["ci"] is None and m["not_estimable"], m
                 assert m["n"] == len(g) and m["n_pos"] == n_pos
                 continue
             estimated += 1
-            assert m["auroc"] == pytest.approx(roc_auc_score(g["y_true"], g["y_prob"]), abs=1e-9)
+            assert m["auroc"]["value"] == pytest.approx(roc_auc_score(g["y_true"], g["y_prob"]), abs=1e-9)
             assert m["n"] == len(g) and m["n_pos"] == int(g["y_true"].sum())
-            assert m["auroc_ci"][0] <= m["auroc"] <= m["auroc_ci"][1]
+            assert m["auroc"]["ci"][0] <= m["auroc"]["value"] <= m["auroc"]["ci"][1]
     assert estimated > 0  # the training split has enough events for a number
     assert {"stenosis_rca", "stenosis_lm", "stenosis_lad", "stenosis_lcx", "mace_30d"} <= set(metrics["test"])
     assert any((run / "figures").glob("roc_*.png"))
@@ -86,7 +86,8 @@ def test_evaluate_command_recomputes_metrics(trained_run, tmp_path):
     assert result.exit_code == 0, result.output
     again = json.loads((tmp_path / "metrics.json").read_text())
     first = json.loads((run / "metrics.json").read_text())
-    assert again["external"]["stenosis_lad"]["auroc"] == pytest.approx(first["external"]["stenosis_lad"]["auroc"])
+    assert again["external"]["stenosis_lad"]["auroc"]["value"] == pytest.approx(
+        first["external"]["stenosis_lad"]["auroc"]["value"])
 
 
 def test_predict_command_scores_a_manifest(trained_run, tmp_path):

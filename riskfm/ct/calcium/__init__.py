@@ -1,9 +1,13 @@
-"""Coronary artery calcium: scoring, categories, segmentation, the non-gated bucket model, epicardial
-fat and the building blocks of the low-data and fairness protocols (docs/calcium.md).
+"""Coronary artery calcium: scoring, categories, segmentation and the non-gated bucket model.
+
+Also epicardial fat and the building blocks of the low-data and fairness protocols
+(docs/calcium.md).
 
 :func:`score_calcium` is a pure function of arrays; :func:`score_scan` scores a *scan* and first
 checks that it is one the Agatston score is defined on (:func:`check_calcium_scan`: non-contrast,
-heart in view, axial, 1.5-5 mm slices), raising :class:`UnsuitableScanError` unless forced.
+heart in view, axial, 1.5-5 mm slices), raising :class:`UnsuitableScanError` unless forced. It
+returns a :class:`CalciumReport` (per-artery Agatston / volume / mass, categories, findings; writes
+its tables, draws its overlay). ``riskfm cac score`` is a thin wrapper over :func:`score_scan`.
 
 Examples
 --------
@@ -16,7 +20,13 @@ Examples
 
 from riskfm.ct.calcium.categories import BUCKET_NAMES, CAC_DRS_NAMES, agatston_bucket, cac_drs_category
 from riskfm.ct.calcium.epicardial import epicardial_fat_volume
-from riskfm.ct.calcium.scan import ScanScore, UnsuitableScanError, score_scan
+from riskfm.ct.calcium.scan import (
+    CalciumReport,
+    ScanScore,
+    UnsuitableScanError,
+    load_calcium_model,
+    score_scan,
+)
 from riskfm.ct.calcium.scan_checks import Finding, ScanCheckLimits, check_calcium_scan
 from riskfm.ct.calcium.scoring import (
     ARTERY_LABELS,
@@ -34,6 +44,7 @@ __all__ = [
     "BUCKET_NAMES",
     "CAC_DRS_NAMES",
     "ArteryScore",
+    "CalciumReport",
     "CalciumScore",
     "Finding",
     "ScanCheckLimits",
@@ -45,6 +56,7 @@ __all__ = [
     "calibration_factor_from_insert",
     "check_calcium_scan",
     "epicardial_fat_volume",
+    "load_calcium_model",
     "score_calcium",
     "score_scan",
 ]

@@ -61,17 +61,25 @@ class CalciumCora3d(nn.Module):
             self.load_encoder(encoder_checkpoint, weights_only=weights_only)
 
     def load_encoder(self, path: str | Path, *, weights_only: bool = True) -> None:
-        """Copy the four encoder stages of a pretrained ``cora-resunet`` checkpoint into this network."""
-        from riskfm.encoders import CheckpointError, load_checkpoint_state_dict
+        """Copy the four encoder stages of a pretrained ``cora-resunet`` checkpoint into this network.
 
-        state = load_checkpoint_state_dict(path, weights_only=weights_only)
-        anchor = next((k for k in state if k.endswith("stages.0.0.conv1.conv.weight")), None)
-        if anchor is None:
-            raise CheckpointError(f"{path}: no CORA encoder stages found (no key ending in "
-                                  "'stages.0.0.conv1.conv.weight'); is this a cora-resunet checkpoint "
-                                  "(riskfm pretrain-ct)?")
-        prefix = anchor[: -len("stages.0.0.conv1.conv.weight")]
-        stages = {k[len(prefix) + len("stages."):]: v for k, v in state.items() if k.startswith(prefix + "stages.")}
+        Parameters
+        ----------
+        path : str or Path
+            Checkpoint holding a ``cora-resunet`` state dict under any prefix.
+        weights_only : bool, default True
+            Passed to ``torch.load``.
+
+        Raises
+        ------
+        CheckpointError
+            When the checkpoint has no CORA encoder, or one of another width.
+        """
+        from riskfm.encoders import CheckpointError, encoder_entries
+
+        found = encoder_entries(path, "stages.0.0.conv1.conv.weight", what="CORA encoder stages",
+                                hint="a cora-resunet checkpoint (riskfm pretrain-ct)", weights_only=weights_only)
+        stages = {k[len("stages."):]: v for k, v in found.items() if k.startswith("stages.")}
         own = self.net.stages.state_dict()
         missing = sorted(set(own) - set(stages))
         if missing:
@@ -86,4 +94,23 @@ class CalciumCora3d(nn.Module):
         self.encoder_init = str(path)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Return the calcium logits of whole exams.
+
+        Parameters
+        ----------
+        x : Tensor [B, 4, Z, Y, X]
+            The exam in CORA's four HU windows (:data:`riskfm.ct.spec.CORA_WINDOWS`), each channel
+            scaled to [0, 1]; any ``Z, Y, X`` (zero-padded to a multiple of 8 inside the network).
+
+        Returns
+        -------
+        Tensor [B, 5, Z, Y, X]
+            Unnormalised logits at the input's size (padding cropped off): channel 0 calcium, channels
+            1-4 LM / LAD / LCX / RCA given calcium.
+
+        Raises
+        ------
+        ValueError
+            When ``x`` is not 5-D with 4 channels.
+        """
         return self.net.dense_logits(x)

@@ -18,7 +18,7 @@ FAT_HU: tuple[float, float] = (-190.0, -30.0)
 
 def epicardial_fat_volume(hu: Any, spacing: Any, pericardium: Any, *,
                           fat_hu: tuple[float, float] = FAT_HU) -> float:
-    """Epicardial fat volume (mL) inside a pericardium mask.
+    """Return the epicardial fat volume (mL) inside a pericardium mask.
 
     Parameters
     ----------

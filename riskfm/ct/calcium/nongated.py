@@ -62,17 +62,22 @@ def slice_summaries(hu: Any, calcium: Any, spacing: Sequence[float], *, connecti
 
 
 def exam_features(summaries: np.ndarray, n_top: int = N_TOP_SLICES) -> np.ndarray:
-    """The 20-value exam vector: the ``n_top`` slices with the largest area, largest first.
+    """Return the exam vector: the ``n_top`` slices with the largest calcified area, largest first.
+
+    With the default ``n_top`` (5) the vector has 20 values.
 
     Parameters
     ----------
     summaries : np.ndarray [Z, 4]
-        Output of :func:`slice_summaries`.
+        Output of :func:`slice_summaries` (columns :data:`SLICE_FEATURES`).
+    n_top : int, default 5
+        Slices kept (:data:`N_TOP_SLICES`).
 
     Returns
     -------
     np.ndarray
-        ``[n_top * 4]`` (slices beyond the scan are zeros).
+        float64 ``[n_top * 4]``: the chosen slices' four summaries (area mm^2, max HU, area x peak
+        HU / 1000, lesion count) one slice after another; slices beyond the scan are zeros.
     """
     s = np.asarray(summaries, dtype=np.float64)
     if s.ndim != 2 or s.shape[1] != 4:

@@ -1,18 +1,18 @@
-"""Building blocks of the two seed-000 protocols: low-data folds and subgroup fairness gaps.
+"""Building blocks of the two seed-000 protocols: subgroup fairness gaps and the synthetic exams.
 
-* :func:`low_data_folds` -- K-fold cross-validation whose training folds are subsampled to given
-  fractions (nested: the 25% subset lies inside the 50% one, so curves differ only by data
-  quantity) while the test folds stay intact.
+The low-data protocol's folds (K-fold cross-validation with nested, subsampled training folds)
+are :func:`riskfm.data.splits.low_data_folds`, with every other split riskfm makes.
+
 * :func:`add_subgroups` and :func:`fairness_table` -- MAE, RMSE and bias of predicted vs reference
   Agatston per subgroup, and the gaps: for a binary attribute ``Gap_g = M_g - M_~g``; for a
-  multi-level one ``Gap_Sj = M_Sj - median(M_S1..M_Sk)``.
+  multi-level one ``Gap_Sj = M_Sj - median(M_S1..M_Sk)``, each with a bootstrap interval
+  (computed by :func:`riskfm.evaluate.fairness_gaps`).
 * :func:`synthetic_exams` -- the protocols' synthetic exams, rendered with a progress bar.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -20,9 +20,10 @@ import pandas as pd
 
 from riskfm.ct.calcium.categories import CAC_DRS_NAMES, cac_drs_category
 
-__all__ = ["AGE_GROUPS", "FoldSplit", "add_subgroups", "arm_name", "fairness_table", "low_data_folds",
-           "synthetic_exams"]
+__all__ = ["AGE_GROUPS", "FAIRNESS_METRICS", "add_subgroups", "arm_name", "fairness_table", "synthetic_exams"]
 
+#: The error metrics of the fairness table (Agatston units): mean |error|, root mean square, mean error.
+FAIRNESS_METRICS: tuple[str, ...] = ("mae", "rmse", "bias")
 #: Age groups of seed 000 (years): <=50, 51-65, >65.
 AGE_GROUPS: tuple[str, ...] = ("<=50", "51-65", ">65")
 
@@ -49,52 +50,6 @@ def arm_name(model: str, encoder_checkpoint: object | None) -> str:
     if model == "unet2d":
         return model
     return f"{model}-foundation" if encoder_checkpoint else f"{model}-random"
-
-
-@dataclass(frozen=True)
-class FoldSplit:
-    """One (fold, fraction) cell: indices into the exam list."""
-
-    fold: int
-    fraction: float
-    train: np.ndarray
-    test: np.ndarray
-
-
-def low_data_folds(n: int, *, n_folds: int = 5, fractions: Sequence[float] = (1.0, 0.75, 0.5, 0.25),
-                   seed: int = 0) -> list[FoldSplit]:
-    """K-fold splits with training folds subsampled to each fraction, test folds intact.
-
-    Parameters
-    ----------
-    n : int
-        Number of exams.
-    n_folds : int, default 5
-    fractions : sequence of float in (0, 1]
-        Training fractions; subsets are nested (a random order of each training fold, truncated).
-    seed : int
-
-    Returns
-    -------
-    list of FoldSplit
-        ``n_folds * len(fractions)`` cells, fold-major.
-    """
-    if n_folds < 2 or n < n_folds:
-        raise ValueError(f"need n_folds >= 2 and at least n_folds exams; got n_folds={n_folds}, n={n}")
-    fr = [float(f) for f in fractions]
-    if not fr or any(not 0 < f <= 1 for f in fr):
-        raise ValueError(f"fractions must lie in (0, 1], got {fractions}")
-    rng = np.random.default_rng(seed)
-    order = rng.permutation(n)
-    folds = np.array_split(order, n_folds)
-    out = []
-    for k in range(n_folds):
-        test = np.sort(folds[k])
-        train_all = rng.permutation(np.concatenate([folds[j] for j in range(n_folds) if j != k]))
-        for f in fr:
-            m = max(1, int(round(f * train_all.size)))
-            out.append(FoldSplit(k, f, np.sort(train_all[:m]), test))
-    return out
 
 
 def add_subgroups(df: pd.DataFrame, *, reference: str = "reference", sex: str = "sex", age: str = "age",
@@ -131,8 +86,13 @@ def add_subgroups(df: pd.DataFrame, *, reference: str = "reference", sex: str = 
 
 
 def fairness_table(df: pd.DataFrame, *, reference: str = "reference", predicted: str = "predicted",
-                   groups: Sequence[str] = ("group_sex", "group_age", "group_cac_drs", "group_eat")) -> pd.DataFrame:
-    """MAE, RMSE and bias per subgroup, with the seed-000 gaps.
+                   groups: Sequence[str] = ("group_sex", "group_age", "group_cac_drs", "group_eat"),
+                   n_resamples: int = 500, seed: int = 0, confidence: float = 0.95) -> pd.DataFrame:
+    """MAE, RMSE and bias per subgroup, with the seed-000 gaps and their bootstrap intervals.
+
+    Every number comes from :func:`riskfm.evaluate.fairness_gaps` (one call per attribute and
+    metric): the level's metric, its gap, and the gap's percentile bootstrap interval over exams
+    (resampled within each level; the same ``seed`` gives the same intervals).
 
     Parameters
     ----------
@@ -140,44 +100,51 @@ def fairness_table(df: pd.DataFrame, *, reference: str = "reference", predicted:
         Per-exam rows with reference and predicted Agatston and the group columns
         (see :func:`add_subgroups`); absent group columns are skipped.
     reference, predicted : str
+        Columns of the reference and predicted Agatston scores (finite).
     groups : sequence of str
+        Group columns; categories of a categorical column are its levels in order, otherwise the
+        sorted distinct values.
+    n_resamples : int, default 500
+        Bootstrap resamples of each gap's interval.
+    seed : int, default 0
+        Seed of the resampling.
+    confidence : float, default 0.95
+        Coverage of the intervals.
 
     Returns
     -------
     DataFrame
-        Columns ``attribute, group, n, mae, rmse, bias, gap_mae, gap_rmse, gap_bias``; bias is
-        mean(predicted - reference). Binary attributes: gap = metric of the group minus metric of
-        the other group; more levels: metric minus the median over the levels. Empty levels are
-        listed with n = 0 and NaN metrics (and left out of the median).
+        One row per level: ``attribute, group, n, mae, rmse, bias`` (Agatston units; bias is
+        mean(predicted - reference)), ``gap_<m>`` and its interval ``gap_<m>_low``,
+        ``gap_<m>_high`` for ``m`` in mae, rmse, bias. Binary attributes: gap = metric of the
+        group minus metric of the other group; more levels: metric minus the median over the
+        levels. Empty levels are listed with n = 0 and NaN metrics (and left out of the median);
+        an attribute with fewer than two non-empty levels has NaN gaps.
     """
+    from riskfm.evaluate import fairness_gaps
+
     for col in (reference, predicted):
         if col not in df.columns:
             raise ValueError(f"fairness table: column {col!r} is missing")
-    rows = []
+    tables = []
     for attr in groups:
         if attr not in df.columns:
             continue
         col = df[attr]
         levels = list(col.cat.categories) if isinstance(col.dtype, pd.CategoricalDtype) else sorted(col.dropna().unique())
-        recs = []
-        for level in levels:
-            sub = df[col == level]
-            err = sub[predicted].to_numpy(float) - sub[reference].to_numpy(float)
-            n = err.size
-            recs.append({"attribute": attr.removeprefix("group_"), "group": str(level), "n": n,
-                         "mae": float(np.abs(err).mean()) if n else np.nan,
-                         "rmse": float(np.sqrt((err ** 2).mean())) if n else np.nan,
-                         "bias": float(err.mean()) if n else np.nan})
-        t = pd.DataFrame(recs)
-        for m in ("mae", "rmse", "bias"):
-            vals = t[m].to_numpy(float)
-            if len(levels) == 2:
-                t[f"gap_{m}"] = vals - vals[::-1]
-            else:
-                t[f"gap_{m}"] = vals - np.nanmedian(vals) if np.isfinite(vals).any() else np.nan
-        rows.append(t)
-    if not rows:
+        t = pd.DataFrame({"attribute": attr.removeprefix("group_"), "group": [str(lv) for lv in levels]})
+        for m in FAIRNESS_METRICS:
+            gaps = fairness_gaps(df, attr, m, columns=(reference, predicted), levels=levels, n_resamples=n_resamples,
+                                 seed=seed, confidence=confidence, min_n=1)
+            per_level = gaps.table.iloc[:-1]  # the last row is the attribute's range (max - min)
+            t["n"] = per_level["n"].to_numpy(int)
+            t[m] = per_level["metric_value"].to_numpy(float)
+            t[f"gap_{m}"] = per_level["gap"].to_numpy(float)
+            t[f"gap_{m}_low"] = per_level["ci_low"].to_numpy(float)
+            t[f"gap_{m}_high"] = per_level["ci_high"].to_numpy(float)
+        tables.append(t)
+    if not tables:
         raise ValueError(f"fairness table: none of the group columns {list(groups)} is present")
-    return pd.concat(rows, ignore_index=True)
-
-
+    out = pd.concat(tables, ignore_index=True)
+    gaps_cols = [c for m in FAIRNESS_METRICS for c in (f"gap_{m}", f"gap_{m}_low", f"gap_{m}_high")]
+    return out[["attribute", "group", "n", *FAIRNESS_METRICS, *gaps_cols]]

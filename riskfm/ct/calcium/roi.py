@@ -29,8 +29,56 @@ from scipy import ndimage
 __all__ = ["HeartRegion", "estimate_heart_roi", "heart_region"]
 
 
+def _polygon_mask(vertices: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Pixels inside or on a polygon with integer vertices (even-odd rule), as a bool image.
+
+    Parameters
+    ----------
+    vertices : array-like of int, shape [K, 2]
+        The polygon's corners as (row, column) pixel coordinates, in order around it (either
+        direction); the last corner connects back to the first.
+    shape : (int, int)
+        Shape (rows, columns) of the image.
+
+    Returns
+    -------
+    np.ndarray of bool, shape ``shape``
+        True for a pixel centre inside the polygon (an odd number of edges to its right on its
+        row) or on an edge. Edges are tested exactly in integer arithmetic, so pixels on the
+        boundary are always in.
+    """
+    v = np.asarray(vertices, dtype=np.int64).reshape(-1, 2)
+    out = np.zeros(shape, bool)
+    if len(v) == 0:
+        return out
+    r0, r1 = v[:, 0], np.roll(v[:, 0], -1)
+    c0, c1 = v[:, 1], np.roll(v[:, 1], -1)
+    cols = np.arange(shape[1])
+    for row in range(max(int(v[:, 0].min()), 0), min(int(v[:, 0].max()) + 1, shape[0])):
+        # Crossings of the row by edges with one end above it and one on or below it.
+        cross = (r0 > row) != (r1 > row)
+        at = c0[cross] + (c1[cross] - c0[cross]) * (row - r0[cross]) / (r1[cross] - r0[cross])
+        inside = (cols[:, None] < at[None, :]).sum(axis=1) % 2 == 1
+        # Boundary pixels: horizontal edges on the row, and the exact integer points of the others.
+        flat = (r0 == row) & (r1 == row)
+        for a, b in zip(np.minimum(c0[flat], c1[flat]), np.maximum(c0[flat], c1[flat])):
+            inside[max(a, 0):b + 1] = True
+        span = (np.minimum(r0, r1) <= row) & (np.maximum(r0, r1) >= row) & (r0 != r1)
+        num = (c1[span] - c0[span]) * (row - r0[span])
+        den = r1[span] - r0[span]
+        exact = num % den == 0
+        on = c0[span][exact] + num[exact] // den[exact]
+        inside[on[(on >= 0) & (on < shape[1])]] = True
+        out[row] = inside
+    return out
+
+
 def _hull_mask(mask2d: np.ndarray) -> np.ndarray:
-    from matplotlib.path import Path as MplPath
+    """Return the filled convex hull of a 2D mask's pixels (pixels on the hull included).
+
+    ``mask2d`` is ``[Y, X]``; the result has its shape and dtype and is all zero when the pixels
+    span no area (fewer than 3, or collinear).
+    """
     from scipy.spatial import ConvexHull, QhullError
 
     pts = np.argwhere(mask2d)
@@ -40,13 +88,7 @@ def _hull_mask(mask2d: np.ndarray) -> np.ndarray:
         hull = ConvexHull(pts)
     except QhullError:  # collinear points: no area
         return np.zeros_like(mask2d)
-    r0, c0 = pts.min(0)
-    r1, c1 = pts.max(0) + 1
-    rr, cc = np.mgrid[r0:r1, c0:c1]
-    inside = MplPath(pts[hull.vertices]).contains_points(np.column_stack([rr.ravel(), cc.ravel()]), radius=1e-9)
-    out = np.zeros_like(mask2d)
-    out[r0:r1, c0:c1] = inside.reshape(rr.shape)
-    return out
+    return _polygon_mask(pts[hull.vertices], mask2d.shape).astype(mask2d.dtype, copy=False)
 
 
 def _retrosternal(lungs2d: np.ndarray, inner2d: np.ndarray) -> np.ndarray:

@@ -123,6 +123,7 @@ class Finding:
         return self.level == "refuse"
 
     def to_dict(self) -> dict[str, Any]:
+        """Return the finding's fields as a plain dict (for JSON and CSV output)."""
         return asdict(self)
 
     def __str__(self) -> str:
@@ -201,7 +202,24 @@ class ScanCheckLimits:
 # ----------------------------------------------------------------------------------- measures
 def contrast_hu(hu: np.ndarray, region: np.ndarray, band: tuple[float, float] = (0.0, 700.0),
                 min_voxels: int = 100) -> float:
-    """Median HU of the voxels of ``region`` within ``band`` (NaN when fewer than ``min_voxels``)."""
+    """Return the median HU of the voxels of ``region`` within ``band`` (NaN when fewer than ``min_voxels``).
+
+    Parameters
+    ----------
+    hu : ndarray [Z, Y, X]
+        CT in HU.
+    region : ndarray of bool [Z, Y, X]
+        Voxels to measure.
+    band : (float, float)
+        Inclusive HU range of the voxels that count.
+    min_voxels : int
+        Fewest voxels in the band for a result.
+
+    Returns
+    -------
+    float
+        Median HU, or NaN.
+    """
     values = np.asarray(hu)[np.asarray(region, dtype=bool)]
     values = values[(values >= band[0]) & (values <= band[1])]
     if values.size < max(int(min_voxels), 1):
@@ -210,13 +228,23 @@ def contrast_hu(hu: np.ndarray, region: np.ndarray, band: tuple[float, float] = 
 
 
 def lung_slice_share(hu: np.ndarray, spacing: Any, limits: ScanCheckLimits | None = None) -> tuple[float, np.ndarray]:
-    """Share of slices that show lung, and the lung share of each slice (see the module docstring).
+    """Return the share of slices that show lung, and the lung share of each slice (see the module docstring).
+
+    Parameters
+    ----------
+    hu : ndarray [Z, Y, X]
+        CT in HU, axial slices along axis 0.
+    spacing : sequence of 3 floats
+        Voxel spacing (z, y, x) in mm (y and x give the pixel area).
+    limits : ScanCheckLimits, optional
+        Lung thresholds; the defaults when None.
 
     Returns
     -------
-    (float, np.ndarray)
-        The share of slices whose lung share reaches ``limits.lung_slice_fraction``, and the per-slice
-        lung share (lung area / (lung + tissue area)).
+    share : float
+        The share of slices whose lung share reaches ``limits.lung_slice_fraction``.
+    per_slice : ndarray [Z]
+        Per-slice lung share (lung area / (lung + tissue area)), in [0, 1].
     """
     limits = limits or ScanCheckLimits()
     arr = np.asarray(hu)
@@ -248,7 +276,7 @@ def check_calcium_scan(
     slice_increment: float | None = None,
     limits: ScanCheckLimits | None = None,
 ) -> list[Finding]:
-    """Reasons why an Agatston score of ``volume`` would be wrong or unconventional.
+    """Return the reasons why an Agatston score of ``volume`` would be wrong or unconventional.
 
     Parameters
     ----------
@@ -414,5 +442,5 @@ def check_calcium_scan(
 
 
 def summarize(findings: list[Finding]) -> str:
-    """One ``; ``-joined line of ``code: message`` for a CSV column (empty for no findings)."""
+    """Return one ``; ``-joined line of ``level code: message`` for a CSV column (empty for no findings)."""
     return "; ".join(f"{f.level} {f.code}: {f.message}" for f in findings)

@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage
 
+from riskfm.arteries import ARTERY_LABELS, ARTERY_NAMES  # label ids of calcium label maps (1 LM ... 4 RCA)
 from riskfm.ct.calcium.categories import agatston_bucket, cac_drs_category
 
 __all__ = [
@@ -42,10 +43,6 @@ __all__ = [
     "score_calcium",
 ]
 
-#: Artery label values used by every riskfm calcium function (the COCA / CT-segmentation order).
-ARTERY_LABELS: dict[str, int] = {"LM": 1, "LAD": 2, "LCX": 3, "RCA": 4}
-#: Label value -> artery name.
-ARTERY_NAMES: dict[int, str] = {v: k for k, v in ARTERY_LABELS.items()}
 #: Slice thickness / increment (mm) on which the Agatston score was defined.
 REFERENCE_INCREMENT_MM = 3.0
 #: Columns of :attr:`CalciumScore.lesions`.
@@ -94,6 +91,14 @@ class ArteryScore:
     n_lesions: int
 
     def to_dict(self) -> dict[str, float]:
+        """Return the scores as a plain dict.
+
+        Returns
+        -------
+        dict
+            ``agatston`` (unitless), ``volume_mm3`` (mm^3), ``mass_mg`` (mg HA, NaN without
+            calibration) and ``n_lesions`` (int).
+        """
         return {"agatston": self.agatston, "volume_mm3": self.volume_mm3, "mass_mg": self.mass_mg,
                 "n_lesions": self.n_lesions}
 
@@ -124,6 +129,7 @@ class CalciumScore:
 
     @property
     def n_lesions(self) -> int:
+        """Number of counted 2D lesions in the exam (rows of :attr:`lesions`)."""
         return len(self.lesions)
 
     @property
@@ -146,6 +152,15 @@ class CalciumScore:
         return out
 
     def to_dict(self) -> dict[str, Any]:
+        """Return the exam's scores as plain types, without the lesion table.
+
+        Returns
+        -------
+        dict
+            ``agatston``, ``volume_mm3`` (mm^3), ``mass_mg`` (mg HA), ``n_lesions``, ``bucket``
+            (0-4), ``cac_drs`` (0-3), ``per_artery`` (artery name -> :meth:`ArteryScore.to_dict`)
+            and a copy of ``settings``.
+        """
         return {"agatston": self.agatston, "volume_mm3": self.volume_mm3, "mass_mg": self.mass_mg,
                 "n_lesions": self.n_lesions, "bucket": self.bucket, "cac_drs": self.cac_drs,
                 "per_artery": {k: v.to_dict() for k, v in self.per_artery.items()},

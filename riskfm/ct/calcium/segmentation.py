@@ -43,6 +43,7 @@ from torch import nn
 from riskfm.ct.calcium.scoring import CalciumScore, score_calcium
 from riskfm.ct.preprocess import window_channels
 from riskfm.ct.spec import CORA_WINDOWS
+from riskfm.encoders import encoder_entries
 
 __all__ = [
     "CalciumSeg3d",
@@ -101,6 +102,22 @@ class CalciumUNet2d(nn.Module):
         self.head = nn.Conv2d(cin, 5, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Return the calcium logits of a batch of slices.
+
+        Parameters
+        ----------
+        x : Tensor [B, in_channels, Y, X]
+            ``in_channels = (2 * context + 1) * 2`` (6 by default): for each slice offset
+            ``-context ... +context`` (edge slices repeated), the two :data:`UNET_WINDOWS` (soft
+            tissue, calcium), each HU window scaled to [0, 1]. Any ``Y, X`` (pooling rounds up,
+            the decoder resizes to each skip).
+
+        Returns
+        -------
+        Tensor [B, 5, Y, X]
+            Unnormalised logits of the centre slice at the input's size: channel 0 calcium,
+            channels 1-4 LM / LAD / LCX / RCA given calcium.
+        """
         skips = []
         for i, block in enumerate(self.down):
             x = block(x if i == 0 else F.max_pool2d(x, 2, ceil_mode=True))
@@ -158,15 +175,11 @@ class CalciumSeg3d(nn.Module):
 
     def load_encoder(self, path: str | Path, *, weights_only: bool = True) -> None:
         """Initialise the encoder's conv blocks from a local ``cnn3d-small`` checkpoint."""
-        from riskfm.encoders import CheckpointError, load_checkpoint_state_dict
+        from riskfm.encoders import CheckpointError
 
-        state = load_checkpoint_state_dict(path, weights_only=weights_only)
-        anchor = next((k for k in state if k.endswith("blocks.0.conv.weight")), None)
-        if anchor is None:
-            raise CheckpointError(f"{path}: no cnn3d-small conv blocks found (no key ending in "
-                                  "'blocks.0.conv.weight'); is this a cnn3d-small encoder checkpoint?")
-        prefix = anchor[: -len("blocks.0.conv.weight")]
-        blocks = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix + "blocks.")}
+        found = encoder_entries(path, "blocks.0.conv.weight", what="cnn3d-small conv blocks",
+                                hint="a cnn3d-small encoder checkpoint", weights_only=weights_only)
+        blocks = {k: v for k, v in found.items() if k.startswith("blocks.")}
         own = {k for k in self.encoder.state_dict() if k.startswith("blocks.")}
         missing = sorted(own - set(blocks))
         if missing:
@@ -179,6 +192,21 @@ class CalciumSeg3d(nn.Module):
         self.encoder_init = str(path)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Return the calcium logits of whole exams or patches.
+
+        Parameters
+        ----------
+        x : Tensor [B, 4, Z, Y, X]
+            The volume in the four :data:`~riskfm.ct.spec.CORA_WINDOWS` HU windows, each scaled to
+            [0, 1]. Any ``Z, Y, X``: each encoder block halves the grid (rounded up) and the decoder
+            resizes (trilinear) to each skip.
+
+        Returns
+        -------
+        Tensor [B, 5, Z, Y, X]
+            Unnormalised logits at the input's size: channel 0 calcium, channels 1-4 LM / LAD / LCX /
+            RCA given calcium.
+        """
         skips = [self.stem(x)]
         h = x
         for block in self.encoder.blocks:
@@ -260,10 +288,11 @@ def _lesion_decisions(cand: np.ndarray, p_calc: np.ndarray, p_artery: np.ndarray
 
 def _patch_box(target: tuple[np.ndarray, np.ndarray], patch: Sequence[int],
                rng: np.random.Generator) -> tuple[slice, slice, slice]:
-    """A training crop of size ``patch`` (clipped to the exam) around a candidate voxel.
+    """Return the (z, y, x) slices of a training crop around a candidate voxel.
 
-    Half the crops centre on coronary calcium (when the exam has any), half on any candidate
-    voxel: coronary calcium is a tiny share of the bright voxels.
+    The crop has size ``patch`` (voxels, clipped to the exam). Half the crops centre on coronary
+    calcium (when the exam has any), half on any candidate voxel: coronary calcium is a tiny share
+    of the bright voxels.
     """
     cand, labels = target
     shape = cand.shape

@@ -20,7 +20,7 @@ __all__ = ["PatchTransform", "random_transform", "rotation_matrix", "sample_patc
 
 
 def rotation_matrix(angles_deg: Sequence[float]) -> np.ndarray:
-    """Rotation ``[3, 3]`` in the (z, y, x) frame: about z, then y, then x by the given degrees."""
+    """Return the rotation ``[3, 3]`` in the (z, y, x) frame: about z, then y, then x by the given degrees."""
     a, b, c = np.radians(np.asarray(angles_deg, dtype=np.float64))
     rz = np.array([[1, 0, 0], [0, np.cos(a), -np.sin(a)], [0, np.sin(a), np.cos(a)]])  # turns the y-x plane
     ry = np.array([[np.cos(b), 0, np.sin(b)], [0, 1, 0], [-np.sin(b), 0, np.cos(b)]])  # turns the z-x plane
@@ -37,7 +37,7 @@ class PatchTransform:
     flips: tuple[bool, bool, bool] = (False, False, False)
 
     def index_matrix(self, spacing: Sequence[float]) -> np.ndarray:
-        """``A`` ``[3, 3]``: input-index step per output-index step on a grid of ``spacing`` mm."""
+        """Return ``A`` ``[3, 3]``: input-index step per output-index step on a grid of ``spacing`` mm."""
         if not (np.isfinite(self.zoom) and self.zoom > 0):
             raise ValueError(f"PatchTransform.zoom must be positive, got {self.zoom!r}")
         s = np.asarray(spacing, dtype=np.float64)
@@ -60,7 +60,13 @@ def random_transform(
 
 
 def source_bounds(centre: Sequence[float], size: Sequence[int], matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Half-open input-index box ``(lo, hi)`` holding every sample (plus one voxel) of a patch."""
+    """Return the half-open input-index box ``(lo, hi)`` (int ``[3]`` each) holding every sample of a patch.
+
+    The box has one voxel of margin.
+
+    ``centre`` is the input voxel index ``(z, y, x)`` of the patch centre, ``size`` the patch size
+    in voxels and ``matrix`` the ``[3, 3]`` :meth:`PatchTransform.index_matrix`.
+    """
     size = np.asarray(size, dtype=np.float64)
     o_c = np.floor(size / 2)
     corners = np.stack(np.meshgrid(*[[0.0, n - 1] for n in size], indexing="ij"), -1).reshape(-1, 3) - o_c

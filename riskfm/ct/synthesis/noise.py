@@ -115,7 +115,7 @@ def expected_noise_sd(
     sigma_e: float = DEFAULT_SIGMA_E,
     mu_water: float = MU_WATER_PER_MM,
 ) -> np.ndarray:
-    """Delta-method standard deviation in HU of :func:`beer_lambert_noise` at attenuation ``hu``.
+    """Return the delta-method standard deviation in HU of :func:`beer_lambert_noise` at attenuation ``hu``.
 
     ``sd = 1000 / (L mu_water) * sqrt(1 / lambda + sigma_e^2 / lambda^2)`` with
     ``lambda = I0 exp(-mu L)``; accurate while ``lambda`` is well above ~20 counts (below it the

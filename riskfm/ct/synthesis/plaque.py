@@ -39,7 +39,7 @@ REACH_SIGMAS = 4.3
 
 
 def blob_occupancy(lo: Sequence[int], hi: Sequence[int], blobs: Sequence[tuple[np.ndarray, float]]) -> np.ndarray:
-    """Soft union of Gaussian blobs on the voxel box ``[lo, hi)``.
+    """Return the soft union of Gaussian blobs on the voxel box ``[lo, hi)``.
 
     Parameters
     ----------
@@ -92,10 +92,14 @@ class Plaque:
 
     @property
     def blobs(self) -> list[tuple[np.ndarray, float]]:
+        """``(centre [3] voxel index, sigma in voxels)`` per blob."""
         return [(c, float(s)) for c, s in zip(self.centres, self.sigmas)]
 
     def box(self, shape: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
-        """Voxel bounds ``(lo, hi)`` that hold the plaque (``REACH_SIGMAS`` sigmas), clipped to ``shape``."""
+        """Return voxel bounds ``(lo, hi)``, int ``[3]``, holding the plaque (``REACH_SIGMAS`` sigmas).
+
+        Both are clipped to ``shape`` (Z, Y, X).
+        """
         reach = REACH_SIGMAS * self.sigmas[:, None]
         lo = np.floor((self.centres - reach).min(axis=0)).astype(int)
         hi = np.ceil((self.centres + reach).max(axis=0)).astype(int) + 1
@@ -104,6 +108,7 @@ class Plaque:
         return lo, np.clip(hi, lo, shape)
 
     def to_dict(self) -> dict:
+        """Return a JSON-ready description (type, peak HU, blob sigmas and centres in voxels)."""
         return {"calcified": bool(self.calcified), "peak_hu": float(self.peak_hu),
                 "n_blobs": len(self.sigmas), "sigmas_vox": [float(s) for s in self.sigmas],
                 "centres_vox": [[float(v) for v in c] for c in self.centres]}

@@ -21,7 +21,7 @@ __all__ = ["candidate_voxels", "sample_centre", "vessel_candidates"]
 
 
 def _ball_opening(mask: np.ndarray, radius_mm: float, spacing: Sequence[float]) -> np.ndarray:
-    """Opening with a ball of ``radius_mm`` (exact, via two Euclidean distance transforms in mm)."""
+    """Return the opening of ``mask`` with a ball of ``radius_mm`` (exact, two distance transforms in mm)."""
     if not mask.any():
         return mask.copy()
     inside = ndimage.distance_transform_edt(mask, sampling=spacing)
@@ -41,7 +41,7 @@ def vessel_candidates(
     heart_margin_mm: float = 10.0,
     min_voxels: int = 20,
 ) -> tuple[np.ndarray, str]:
-    """A mask of likely coronary voxels for a volume without a coronary mask.
+    """Return a mask of likely coronary voxels for a volume without a coronary mask.
 
     Parameters
     ----------
@@ -96,10 +96,11 @@ def vessel_candidates(
 
 
 def candidate_voxels(mask: np.ndarray, *, margin: Sequence[int] | int = 0) -> np.ndarray:
-    """Flat indices (int64) of the nonzero voxels of ``mask`` at least ``margin`` voxels from its edges.
+    """Return flat int64 indices of the nonzero voxels of ``mask`` ``[Z, Y, X]`` away from its edges.
 
-    The margin keeps patch centres away from the border, so less of a patch is padding; voxels
-    closer to the edge are used only if nothing else is left.
+    Voxels must lie at least ``margin`` voxels (one value, or one per axis) from the edges. The
+    margin keeps patch centres away from the border, so less of a patch is padding; voxels closer
+    to the edge are used only if nothing else is left.
     """
     mask = np.asarray(mask)
     if mask.ndim != 3:
@@ -114,7 +115,9 @@ def candidate_voxels(mask: np.ndarray, *, margin: Sequence[int] | int = 0) -> np
 
 
 def sample_centre(rng: np.random.Generator, candidates: np.ndarray, shape: Sequence[int]) -> np.ndarray:
-    """One candidate voxel ``(z, y, x)`` drawn uniformly (int64 ``[3]``).
+    """Draw one candidate voxel uniformly; return its index ``(z, y, x)``, int64 ``[3]``.
+
+    ``candidates`` are flat indices into a volume of ``shape`` (Z, Y, X).
 
     Raises
     ------

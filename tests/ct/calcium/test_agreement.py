@@ -1,9 +1,10 @@
-"""riskfm.evaluate.agreement against statsmodels, scipy, scikit-learn and MONAI on the same inputs."""
+"""riskfm.evaluate.agreement (and segmentation's Dice) against statsmodels, scipy, scikit-learn and MONAI."""
 
 import numpy as np
 import pytest
 
-from riskfm.evaluate.agreement import bland_altman, cohen_kappa, diagnostic_at_cutoffs, dice_scores, ks_test
+from riskfm.evaluate.agreement import bland_altman, cohen_kappa, diagnostic_at_cutoffs, ks_test
+from riskfm.evaluate.segmentation import dice_scores
 
 rng = np.random.default_rng(0)
 REF = rng.gamma(0.6, 300, size=80)
@@ -20,10 +21,16 @@ def test_bland_altman_matches_statsmodels_limits():
     ys = sorted({round(float(line.get_ydata()[0]), 6) for line in fig.axes[0].lines})
     ba = bland_altman(REF, PRED, ddof=0)
     assert ba.bias == pytest.approx(float(np.mean(PRED - REF)))
-    assert [ba.loa_low, ba.bias, ba.loa_high] == pytest.approx(ys, abs=1e-2)
+    assert [ba.loa[0], ba.value, ba.loa[1]] == pytest.approx(ys, abs=1e-2)
     ba1 = bland_altman(REF, PRED)
-    assert ba1.sd == pytest.approx(np.std(PRED - REF, ddof=1))
-    assert set(ba1.to_dict()) >= {"bias", "loa_low", "loa_high", "n"}
+    assert ba1.sd == pytest.approx(np.std(PRED - REF, ddof=1)) and ba1.bias == ba1.value
+    d = ba1.to_dict()
+    assert set(d) >= {"value", "ci", "method", "n", "loa"} and "mean" not in d
+    # The bias interval is the one-sample t interval of the differences (scipy).
+    from scipy import stats
+
+    ci = stats.ttest_1samp(PRED - REF, 0.0).confidence_interval(0.95)
+    assert ba1.ci == pytest.approx((ci.low, ci.high), rel=1e-10)
 
 
 def test_cohen_kappa_matches_sklearn_and_statsmodels():
@@ -38,17 +45,18 @@ def test_cohen_kappa_matches_sklearn_and_statsmodels():
     np.add.at(table, (a, b), 1)
     sm = cohens_kappa(table)
     assert k.se == pytest.approx(sm.std_kappa)
-    assert (k.ci_low, k.ci_high) == pytest.approx((sm.kappa_low, sm.kappa_upp))
+    assert k.ci == pytest.approx((sm.kappa_low, sm.kappa_upp)) and k.method == "asymptotic"
     for w in ("linear", "quadratic"):
         kw = cohen_kappa(a, b, weights=w, n_boot=200)
         assert kw.value == pytest.approx(cohen_kappa_score(a, b, weights=w))
-        assert kw.ci_low <= kw.value <= kw.ci_high
+        assert kw.ci[0] <= kw.value <= kw.ci[1] and kw.method == "bootstrap (200 resamples)"
+        assert kw.to_dict()["ci"] == list(kw.ci)
     # Near-perfect agreement on few items: the Wald limit would pass 1; kappa cannot.
     a = np.repeat(np.arange(5), 4)
     b = a.copy()
     b[0] = 1
     near = cohen_kappa(a, b)
-    assert near.value + 1.96 * near.se > 1 and near.ci_high == 1.0 and near.ci_low < near.value
+    assert near.value + 1.96 * near.se > 1 and near.ci[1] == 1.0 and near.ci[0] < near.value
 
 
 def test_ks_matches_scipy():
@@ -56,7 +64,7 @@ def test_ks_matches_scipy():
 
     r = ks_test(REF, PRED)
     s = ks_2samp(REF, PRED)
-    assert (r.statistic, r.pvalue) == pytest.approx((s.statistic, s.pvalue))
+    assert (r.value, r.p_value) == pytest.approx((s.statistic, s.pvalue)) and r.ci is None
 
 
 def test_diagnostics_match_sklearn_and_wilson():
@@ -72,8 +80,8 @@ def test_diagnostics_match_sklearn_and_wilson():
         spec = np.sum(~y & ~p) / np.sum(~y)
         assert row.specificity == pytest.approx(spec)
         lo, hi = proportion_confint(row.tp, row.tp + row.fn, method="wilson")
-        assert (row.sensitivity_low, row.sensitivity_high) == pytest.approx((lo, hi))
-        assert row.f1_low <= row.f1 <= row.f1_high
+        assert (row.sensitivity_ci_low, row.sensitivity_ci_high) == pytest.approx((lo, hi))
+        assert row.f1_ci_low <= row.f1 <= row.f1_ci_high
 
 
 def test_dice_matches_monai_and_empty_is_nan():

@@ -1,0 +1,84 @@
+"""The command line's shape: every command lives in riskfm/commands/, shared options keep per-command defaults."""
+
+from __future__ import annotations
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from riskfm.cli import app
+
+
+def _leaves(command, prefix=()):
+    if hasattr(command, "commands"):
+        for name, sub in command.commands.items():
+            yield from _leaves(sub, (*prefix, name))
+    else:
+        yield prefix, command
+
+
+def _params(*path):
+    command = typer.main.get_command(app)
+    for name in path:
+        command = command.commands[name]
+    return {p.name: p for p in command.params}
+
+
+def test_every_command_lives_in_riskfm_commands():
+    leaves = dict(_leaves(typer.main.get_command(app)))
+    expected = {("demo",), ("train",), ("predict",), ("evaluate",), ("explain",), ("pretrain-ct",),
+                ("config", "init"), ("config", "show"), ("ecg", "store", "build"), ("ecg", "store", "info"),
+                ("cac", "score"), ("cac", "train"), ("cac", "low-data"), ("cac", "fairness"), ("cac", "nongated"),
+                ("ct", "abnormality"), ("ct", "plaque"), ("ct", "stenosis"), ("ct", "segment")}
+    assert set(leaves) == expected
+    for path, command in leaves.items():
+        assert command.callback.__module__.startswith("riskfm.commands."), path
+        assert "verbose" in {p.name for p in command.params}, path  # wrapped by handle_errors
+
+
+@pytest.mark.parametrize(("path", "defaults"), [
+    (("cac", "train"), {"epochs": 10, "steps_per_epoch": 25, "seed": 0}),
+    (("cac", "low-data"), {"epochs": 10, "steps_per_epoch": 10, "seed": 0}),
+    (("cac", "fairness"), {"epochs": 6, "steps_per_epoch": 20, "seed": 0}),
+    (("cac", "nongated"), {"epochs": 10, "steps_per_epoch": 25, "seed": 0}),
+    (("ct", "plaque"), {"batch_size": 4, "steps": 300, "out": "cora_plaque", "checkpoint": None}),
+    (("ct", "stenosis"), {"batch_size": 2, "patch": "32", "out": "cora_stenosis", "threshold": 0.5}),
+    (("ct", "segment"), {"batch_size": 2, "patch": "32", "out": "cora_segment", "lr": 1e-3}),
+])
+def test_shared_options_keep_each_commands_defaults(path, defaults):
+    params = _params(*path)
+    for name, value in defaults.items():
+        default = params[name].default
+        assert (str(default) if name == "out" else default) == value, (path, name)
+
+
+@pytest.mark.parametrize(("args", "needle"), [
+    (["cac", "train", "--model", "unet3d"], "did you mean 'unet2d'"),
+    (["cac", "train", "--roi", "bogus"], "estimate, none"),
+    (["cac", "fairness", "--metric", "mea"], "did you mean 'mae'"),
+])
+def test_choices_are_checked_before_any_work(tmp_path, args, needle):
+    result = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "o")])
+    text = " ".join(result.output.replace("│", " ").split())  # the usage error's box wraps lines
+    assert result.exit_code == 2 and needle in text and "Traceback" not in result.output
+    assert not (tmp_path / "o").exists()
+
+
+def test_option_group_fills_the_commands_parameter():
+    import inspect
+
+    from riskfm.commands.common import OptionGroup
+
+    group = OptionGroup(epochs=(int, 10), seed=(int, 0))
+
+    @group(epochs=3)
+    def command(out: str = "x", *, options: dict) -> dict:
+        return {"out": out, **options}
+
+    assert [p.name for p in inspect.signature(command).parameters.values()] == ["out", "epochs", "seed"]
+    assert inspect.signature(command).parameters["epochs"].default == 3
+    assert command(out="y", epochs=1, seed=2) == {"out": "y", "epochs": 1, "seed": 2}
+    with pytest.raises(TypeError, match="no option"):
+        group(batch=1)
+    with pytest.raises(TypeError, match="no parameter 'options'"):
+        group()(lambda out="x": out)
