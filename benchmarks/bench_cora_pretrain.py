@@ -51,10 +51,14 @@ import os
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
+
+if TYPE_CHECKING:
+    from riskfm.recipes.result import RecipeResult
 
 TARGETS = ("plaque_calcified", "plaque_noncalcified")
 
@@ -83,9 +87,9 @@ def _zero_shot(cases, test_idx, checkpoint, width, spacing) -> dict:
     return out
 
 
-def _test_scores(res: dict) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def _test_scores(res: RecipeResult) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """{target: (y_true [n], y_prob [n])} on the test cases, ordered by patient id."""
-    p = res["predictions"]
+    p = res.tables["predictions"]
     p = p[p["split"] == "test"]
     out = {}
     for t in TARGETS:
@@ -342,9 +346,9 @@ def main() -> None:
                             head_init=args.head_init, seed=seed,
                             train_indices=train_idx, test_indices=test_idx)
                         scores[name] = _test_scores(res)
-                        losses = res["fit"].losses()
+                        losses = res.extras["fit"].losses()
                         entry[name] = {**_arm_summary(scores[name], seed), "encoder_lr": arm_lrs[name],
-                                       "train_seconds": res["fit"].seconds,
+                                       "train_seconds": res.extras["fit"].seconds,
                                        "train_loss_first_last_10": [float(np.mean(losses[:10])),
                                                                     float(np.mean(losses[-10:]))]}
                     scratch = [a for a in ("scratch_same", "scratch_full") if a in scores]

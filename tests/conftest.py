@@ -4,6 +4,12 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# Under `pytest -n 2` on 2 cores each worker's torch would start one thread per core: 4 busy threads
+# on 2 cores, and OpenMP's spin-waiting makes small ops many times slower. One thread per worker
+# (set before torch is imported) keeps the cores busy without oversubscribing them.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    os.environ.setdefault("MKL_NUM_THREADS", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 REPO = Path(__file__).resolve().parents[1]

@@ -82,3 +82,62 @@ def test_option_group_fills_the_commands_parameter():
         group(batch=1)
     with pytest.raises(TypeError, match="no parameter 'options'"):
         group()(lambda out="x": out)
+
+
+def test_demo_prints_from_the_recipe_result(tmp_path, monkeypatch):
+    # The command reads the result's fields only: the table, the timings (metrics), the fit (extras).
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    import riskfm.recipes.demo as demo
+    from riskfm.recipes.result import RecipeResult
+
+    table = pd.DataFrame({"split": ["test"], "target": ["mace_30d"], "auroc": [0.8], "ci_low": [0.7],
+                          "ci_high": [0.9], "n": [50], "n_pos": [12], "note": [""], "oracle_auroc": [0.85]})
+    fake = RecipeResult("demo", metrics={"cohort_seconds": 3.2, "train_seconds": 40.4, "total_seconds": 44.0},
+                        tables={"auroc_vs_oracle": table}, files={"out_dir": tmp_path, "report": tmp_path / "report"},
+                        extras={"fit": SimpleNamespace(best_epoch=1)})
+    monkeypatch.setattr(demo, "run_demo", lambda *args, **kwargs: fake)
+    result = CliRunner().invoke(app, ["demo", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "cohort 3 s, training + evaluation 40 s, total 44 s; best epoch 2" in result.output
+    assert f"report: {tmp_path / 'report'}" in result.output and "0.800 (0.700-0.900)" in result.output
+
+
+def test_cac_train_and_nongated_call_one_library_function(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    import riskfm.ct.calcium.segmentation as segmentation
+    import riskfm.recipes.cac_nongated as cac_nongated
+    from riskfm.recipes.result import RecipeResult
+
+    calls = []
+
+    def train(n_exams, **kwargs):
+        calls.append(("train", n_exams, kwargs))
+        return SimpleNamespace(config=SimpleNamespace(history=[0.51234, 0.3]))
+
+    kappa = {"value": 0.5, "ci": [0.25, 0.75]}
+    fake = RecipeResult("cac_nongated", metrics={m: {"kappa": kappa, "accuracy": 0.6} for m in ("trees", "mask")},
+                        files={"exams": tmp_path / "e.csv"}, figures={"figure": tmp_path / "f.png"})
+
+    def nongated(out, model, **kwargs):
+        calls.append(("nongated", model, kwargs))
+        return fake
+
+    monkeypatch.setattr(segmentation, "train_segmenter_on_synthetic", train)
+    monkeypatch.setattr(cac_nongated, "run_nongated_synthetic", nongated)
+    runner = CliRunner()
+    result = runner.invoke(app, ["cac", "train", "--n-exams", "3", "--epochs", "2", "--out", str(tmp_path / "m.pt")])
+    assert result.exit_code == 0, result.output
+    assert f"loss per epoch [0.512, 0.3]; wrote {tmp_path / 'm.pt'}" in result.output
+    result = runner.invoke(app, ["cac", "nongated", "--n-train", "5", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "trees: kappa 0.500 (0.250-0.750), accuracy 0.600" in result.output
+    assert f"wrote {tmp_path / 'e.csv'}, {tmp_path / 'f.png'}" in result.output
+    assert calls == [
+        ("train", 3, {"model": "unet2d", "roi": "estimate", "encoder_checkpoint": None, "out": tmp_path / "m.pt",
+                      "epochs": 2, "steps_per_epoch": 25, "seed": 0}),
+        ("nongated", None, {"n_train": 5, "n_test": 40, "epochs": 10, "steps_per_epoch": 25, "seed": 0}),
+    ]

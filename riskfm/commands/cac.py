@@ -2,7 +2,9 @@
 
 Parse, validate, call the library; no logic lives here. ``score`` calls
 :func:`riskfm.ct.calcium.score_scan` and writes what its :class:`~riskfm.ct.calcium.CalciumReport`
-holds; the protocols call their recipe (:mod:`riskfm.recipes`). Long steps report on stderr
+holds; ``train`` calls :func:`riskfm.ct.calcium.segmentation.train_segmenter_on_synthetic`;
+``nongated`` :func:`riskfm.recipes.cac_nongated.run_nongated_synthetic` and the protocols their
+recipe (:mod:`riskfm.recipes`). Long steps report on stderr
 (:mod:`riskfm.progress`: status lines and bars, silenced by ``riskfm --quiet``).
 """
 
@@ -24,13 +26,6 @@ CORA_ENCODER = Annotated[Path | None, typer.Option(
     help="pretrained CORA encoder (riskfm pretrain-ct checkpoint; width 8) for the 3D arm")]
 CALCIUM_MODEL = "trained segmentation model (.pt from 'riskfm cac train')"
 FAIRNESS_METRICS = ("mae", "rmse", "bias")
-
-
-def _gated_exams(n: int, seed: int, desc: str):
-    """Return the ``n`` gated synthetic training exams every ``cac`` command draws for ``seed``."""
-    from riskfm.ct.calcium.protocols import synthetic_exams
-
-    return synthetic_exams((seed * 7919 + i for i in range(n)), desc=desc)
 
 
 @app.command()
@@ -91,16 +86,12 @@ def train(
     options: dict,
 ) -> None:
     """Train the calcium segmentation model on synthetic exams and save it."""
-    from riskfm.ct.calcium.segmentation import MODELS, ROI_MODES, train_segmenter
-    from riskfm.progress import status
+    from riskfm.ct.calcium.segmentation import MODELS, ROI_MODES, train_segmenter_on_synthetic
 
     check_choice(model, MODELS, "--model")  # before the exams are rendered
     check_choice(roi, ROI_MODES, "--roi")
-    status(f"rendering {n_exams} synthetic training exams")
-    exams = _gated_exams(n_exams, options["seed"], "rendering exams")
-    seg = train_segmenter(exams, model=model, encoder_checkpoint=encoder_checkpoint, roi=roi,
-                          progress=f"training {model}", **options)
-    seg.save(out)
+    seg = train_segmenter_on_synthetic(n_exams, model=model, roi=roi, encoder_checkpoint=encoder_checkpoint,
+                                       out=out, **options)
     typer.echo(f"loss per epoch {[round(v, 3) for v in seg.config.history]}; wrote {out}")
 
 
@@ -120,8 +111,8 @@ def low_data(
 
     res = run_low_data(out, n_exams=n_exams, n_folds=folds, encoder_checkpoint=encoder_checkpoint, **options)
     cols = ["model", "fraction", "dice_overall_mean", "dice_overall_std"]
-    typer.echo(res["summary"][cols].round(3).to_string(index=False))
-    typer.echo("wrote " + ", ".join(str(p) for p in res["paths"].values()))
+    typer.echo(res.tables["summary"][cols].round(3).to_string(index=False))
+    typer.echo("wrote " + ", ".join(str(p) for p in res.paths.values()))
 
 
 @app.command()
@@ -142,10 +133,10 @@ def fairness(
     check_choice(metric, FAIRNESS_METRICS, "--metric")  # before two models are trained
     res = run_fairness(out, n_train=n_train, n_test=n_test, encoder_checkpoint=encoder_checkpoint, metric=metric,
                        **options)
-    for name, t in res["tables"].items():
+    for name in res.metrics["models"]:
         typer.echo(f"== {name}")
-        typer.echo(t.round(2).to_string(index=False))
-    typer.echo("wrote " + ", ".join(str(p) for p in res["paths"].values()))
+        typer.echo(res.tables[f"fairness_{name}"].round(2).to_string(index=False))
+    typer.echo("wrote " + ", ".join(str(p) for p in res.paths.values()))
 
 
 @app.command()
@@ -161,27 +152,12 @@ def nongated(
     options: dict,
 ) -> None:
     """Non-gated chest CT: segmentation -> 5-slice summaries -> gradient-boosted bucket trees, with kappa."""
-    from riskfm.ct.calcium import load_calcium_model
-    from riskfm.ct.calcium.protocols import synthetic_exams
-    from riskfm.ct.calcium.segmentation import train_segmenter
-    from riskfm.progress import status
-    from riskfm.recipes.cac_nongated import run_nongated
+    from riskfm.recipes.cac_nongated import run_nongated_synthetic
 
-    seed = options["seed"]
-    if model is not None:
-        seg = load_calcium_model(model)
-    else:
-        status("no --model: training a U-Net on 24 gated synthetic exams first")
-        seg = train_segmenter(_gated_exams(24, seed, "rendering gated exams"), progress="training unet2d", **options)
-    status(f"rendering {n_train} + {n_test} non-gated synthetic exams")
-    train = synthetic_exams((20_000 + seed * 7919 + i for i in range(n_train)), desc="rendering training exams",
-                            gated=False)
-    test = synthetic_exams((30_000 + seed * 7919 + i for i in range(n_test)), desc="rendering test exams",
-                           gated=False)
-    res = run_nongated(out, seg, train_exams=train, test_exams=test, seed=seed)
-    m = res["metrics"]
+    res = run_nongated_synthetic(out, model, n_train=n_train, n_test=n_test, **options)
+    m = res.metrics
     for name in ("trees", "mask"):
         lo, hi = m[name]["kappa"]["ci"] or (float("nan"), float("nan"))
         typer.echo(f"{name:5s}: kappa {m[name]['kappa']['value']:.3f} ({lo:.3f}-{hi:.3f}), "
                    f"accuracy {m[name]['accuracy']:.3f}")
-    typer.echo("wrote " + ", ".join(str(p) for p in res["paths"].values()))
+    typer.echo("wrote " + ", ".join(str(p) for p in res.paths.values()))

@@ -175,9 +175,9 @@ def plaque(
                                       **rest)
     from riskfm.evaluate.run_metrics import auroc_table
 
-    for (_, target), r in auroc_table({"test": res["metrics"]}).iterrows():
+    for (_, target), r in auroc_table({"test": res.metrics["test"]}).iterrows():
         typer.echo(f"{target}: AUROC {format_auroc(r)}, n {r['n']}, positives {r['n_pos']}")
-    typer.echo(f"wrote {res['paths']['metrics']}")
+    typer.echo(f"wrote {res.files['metrics']}")
 
 
 @app.command()
@@ -194,10 +194,10 @@ def stenosis(
 
     out, checkpoint, rest = _task_options(options)
     res = run_stenosis_detection(source, out, checkpoint=checkpoint, options=_dense_options(rest, threshold))
-    m = res["metrics"]
+    m = res.metrics
     typer.echo(f"lesion level: precision {m['precision']:.3f}, recall {m['recall']:.3f}, F1 {m['f1']:.3f} "
                f"({m['detected']}/{m['n_ref']} lesions found, {m['tp_pred']}/{m['n_pred']} predictions true)")
-    typer.echo(f"wrote {res['paths']['metrics']}")
+    typer.echo(f"wrote {res.files['metrics']}")
 
 
 @app.command()
@@ -222,11 +222,11 @@ def segment(
             raise typer.BadParameter(f"--train-sizes must be comma-separated integers like 50,100,200 "
                                      f"(got {train_sizes!r})") from None
         res = run_data_efficiency(source, out, train_sizes=sizes, **kwargs)
-        typer.echo(res["table"].round(3).to_string(index=False))
-        typer.echo(f"wrote {res['paths']['table']}")
+        typer.echo(res.tables["data_efficiency"].round(3).to_string(index=False))
+        typer.echo(f"wrote {res.files['table']}")
         return
     res = run_artery_segmentation(source, out, **kwargs)
-    m = res["metrics"]
+    m = res.metrics
     typer.echo(f"Dice {m['dice_mean']:.3f}, clDice {m['cldice_mean']:.3f}, MSD {m['msd_mm_mean']:.2f} mm "
                f"({m['n_test']} test CTs)")
-    typer.echo(f"wrote {res['paths']['metrics']}")
+    typer.echo(f"wrote {res.files['metrics']}")

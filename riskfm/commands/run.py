@@ -67,10 +67,11 @@ def demo(
     from riskfm.recipes.demo import run_demo
 
     res = run_demo(out, n=n, quick=quick, seed=seed, epochs=epochs)
-    print_auroc_table(res["table"], "riskfm demo: model AUROC vs oracle (Bayes-optimal) AUROC")
-    typer.echo(f"cohort {res['cohort_seconds']:.0f} s, training + evaluation {res['train_seconds']:.0f} s, "
-               f"total {res['total_seconds']:.0f} s; best epoch {res['fit'].best_epoch + 1}")
-    typer.echo(f"report: {res['out_dir'] / 'report'}")
+    print_auroc_table(res.tables["auroc_vs_oracle"], "riskfm demo: model AUROC vs oracle (Bayes-optimal) AUROC")
+    m = res.metrics  # the timings are wall seconds in the result's metrics
+    typer.echo(f"cohort {m['cohort_seconds']:.0f} s, training + evaluation {m['train_seconds']:.0f} s, "
+               f"total {m['total_seconds']:.0f} s; best epoch {res.extras['fit'].best_epoch + 1}")
+    typer.echo(f"report: {res.files['report']}")
 
 
 @handle_errors

@@ -7,7 +7,8 @@ fits) and ``to_dict()`` for JSON.
 * ``run_demo``: synthetic cohort -> ECG + CT + clinical model -> AUROC vs the oracle's.
 * ``run_low_data``: calcium segmentation trained on 100/75/50/25% of the training folds.
 * ``run_fairness``: calcium score errors and their gaps per subgroup, two models.
-* ``run_nongated``: non-gated chest CT, segmentation -> slice summaries -> bucket trees.
+* ``run_nongated``: non-gated chest CT, segmentation -> slice summaries -> bucket trees;
+  ``run_nongated_synthetic`` runs it on synthetic exams (``riskfm cac nongated``).
 * ``run_plaque_characterisation``: CORA, calcified / non-calcified plaque present (AUROC).
 * ``run_stenosis_detection``: CORA, stenotic lesions (lesion-level precision / recall / F1).
 * ``run_artery_segmentation``: CORA, coronary lumen (Dice, clDice, surface distance in mm).
@@ -28,6 +29,7 @@ __all__ = [
     "run_fairness",
     "run_low_data",
     "run_nongated",
+    "run_nongated_synthetic",
     "run_plaque_characterisation",
     "run_stenosis_detection",
 ]
@@ -40,6 +42,7 @@ _WHERE = {
     "run_fairness": "cac_fairness",
     "run_low_data": "cac_low_data",
     "run_nongated": "cac_nongated",
+    "run_nongated_synthetic": "cac_nongated",
     "run_plaque_characterisation": "cora_plaque",
     "run_stenosis_detection": "cora_stenosis",
 }

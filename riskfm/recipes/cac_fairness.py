@@ -21,7 +21,7 @@ from typing import Any
 import pandas as pd
 
 from riskfm.ct.calcium.epicardial import epicardial_fat_volume
-from riskfm.ct.calcium.protocols import add_subgroups, arm_name, fairness_table, synthetic_exams
+from riskfm.ct.calcium.protocols import add_subgroups, arm_name, fairness_table, protocol_exams
 from riskfm.recipes.result import RecipeResult
 
 __all__ = ["run_fairness"]
@@ -65,9 +65,7 @@ def run_fairness(out: str | Path, *, segmenters: Mapping[str, Any] | None = None
         bias in Agatston units and their gaps per subgroup, each gap with its bootstrap
         interval); ``metrics`` ``n_test``, ``models``, ``metric`` (the gap in the figure) and
         ``seconds_per_exam`` per model; ``files`` ``exams`` and
-        ``table_<model>`` (CSV); ``figures`` ``figure`` (``fairness_gaps.png``). Old keys
-        (``res["tables"]``: model -> subgroup table, ``res["exams"]``, ``res["paths"]``) still
-        read through ``res[key]``.
+        ``table_<model>`` (CSV); ``figures`` ``figure`` (``fairness_gaps.png``).
     """
     from riskfm.ct.calcium.segmentation import train_segmenter
     from riskfm.plots.fairness import plot_fairness_gaps
@@ -77,11 +75,11 @@ def run_fairness(out: str | Path, *, segmenters: Mapping[str, Any] | None = None
     out.mkdir(parents=True, exist_ok=True)
     if test_exams is None:
         status(f"fairness protocol: rendering {n_test} synthetic test exams")
-        test_exams = synthetic_exams((10_000 + seed * 7919 + i for i in range(n_test)), desc="rendering test exams")
+        test_exams = protocol_exams(n_test, seed, offset=10_000, desc="rendering test exams")
     if segmenters is None:
         if train_exams is None:
             status(f"fairness protocol: rendering {n_train} synthetic training exams")
-            train_exams = synthetic_exams((seed * 7919 + i for i in range(n_train)), desc="rendering training exams")
+            train_exams = protocol_exams(n_train, seed, desc="rendering training exams")
         name3d = arm_name(model3d, encoder_checkpoint)
         status(f"fairness protocol: training unet2d and {name3d} ({epochs} epochs x {steps_per_epoch} steps each)")
         segmenters = {
@@ -114,5 +112,4 @@ def run_fairness(out: str | Path, *, segmenters: Mapping[str, Any] | None = None
                "seconds_per_exam": {name: float(exams_df[f"seconds_{name}"].mean()) for name in segmenters}}
     return RecipeResult("cac_fairness", metrics=metrics,
                         tables={"exams": exams_df, **{f"fairness_{k}": t for k, t in tables.items()}},
-                        files=files, figures=figures,
-                        legacy={"exams": "tables.exams", "tables": "tables.fairness_*", "paths": "paths"})
+                        files=files, figures=figures)

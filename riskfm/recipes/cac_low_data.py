@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from riskfm.arteries import ARTERIES, ARTERY_LABELS
-from riskfm.ct.calcium.protocols import arm_name, synthetic_exams
+from riskfm.ct.calcium.protocols import arm_name, protocol_exams
 from riskfm.ct.calcium.segmentation import train_segmenter
 from riskfm.data.splits import low_data_folds
 from riskfm.evaluate.segmentation import dice_scores
@@ -65,8 +65,7 @@ def run_low_data(out: str | Path, *, exams: Sequence[Any] | None = None, n_exams
         ``n_train``, ``n_test``, ``train_seconds``, ``seconds_per_exam``, ``dice_<artery>`` and
         ``dice_overall``, each the mean over the fold's test exams) and ``summary`` (per model x
         fraction: ``dice_*_mean`` and ``dice_*_std`` over folds); ``files`` ``folds``, ``summary``
-        (CSV); ``figures`` ``figure`` (``low_data_dice.png``). Old keys (``res["summary"]``,
-        ``res["paths"]``, ...) still read through ``res[key]``.
+        (CSV); ``figures`` ``figure`` (``low_data_dice.png``).
     """
     from riskfm.plots.cac import plot_low_data_dice
     from riskfm.progress import progress, status
@@ -75,7 +74,7 @@ def run_low_data(out: str | Path, *, exams: Sequence[Any] | None = None, n_exams
     out.mkdir(parents=True, exist_ok=True)
     if exams is None:
         status(f"low-data protocol: rendering {n_exams} synthetic exams")
-        exams = synthetic_exams((seed * 7919 + i for i in range(n_exams)), desc="rendering exams")
+        exams = protocol_exams(n_exams, seed, desc="rendering exams")
     splits = low_data_folds(len(exams), n_folds=n_folds, fractions=fractions, seed=seed)
     arms = [(split, model) for split in splits for model in models]
     status(f"low-data protocol: {len(arms)} trainings ({len(splits)} fold x fraction cells x {len(models)} models, "
@@ -119,4 +118,4 @@ def run_low_data(out: str | Path, *, exams: Sequence[Any] | None = None, n_exams
     metrics = {"n_exams": len(exams), "n_folds": n_folds, "fractions": [float(f) for f in fractions],
                "models": list(dict.fromkeys(folds["model"]))}
     return RecipeResult("cac_low_data", metrics=metrics, tables={"folds": folds, "summary": summary}, files=files,
-                        figures=figures, legacy={"folds": "tables.folds", "summary": "tables.summary", "paths": "paths"})
+                        figures=figures)

@@ -10,13 +10,15 @@ trees must beat.
 
 Writes ``nongated_exams.csv`` (per test exam: reference, both predictions), ``nongated_metrics.json``
 (Cohen's kappa with CIs, weighted kappa, accuracy per method) and ``nongated_confusion.png``
-(:func:`riskfm.plots.cac.plot_bucket_confusion`).
+(:func:`riskfm.plots.cac.plot_bucket_confusion`). :func:`run_nongated_synthetic` runs it on
+synthetic non-gated exams (``riskfm cac nongated``), training a segmenter first when none is given.
 Progress on stderr (:mod:`riskfm.progress`): a bar of the exams segmented.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -30,7 +32,7 @@ from riskfm.ct.calcium.nongated import BucketClassifier, exam_features, slice_su
 from riskfm.ct.calcium.scoring import score_calcium
 from riskfm.recipes.result import RecipeResult
 
-__all__ = ["nongated_features", "run_nongated"]
+__all__ = ["nongated_features", "run_nongated", "run_nongated_synthetic"]
 
 
 def nongated_features(segmenter: Any, exams: Sequence[Any], *, desc: str = "segmenting exams"
@@ -88,7 +90,6 @@ def run_nongated(out: str | Path, segmenter: Any, *, train_exams: Sequence[Any],
         bucket against the reference's); ``tables`` ``exams`` (one row per test exam: reference,
         mask Agatston and buckets 0-4); ``files`` ``exams``, ``metrics``; ``figures`` ``figure``
         (``nongated_confusion.png``); ``extras`` ``classifier`` (the fitted BucketClassifier).
-        Old keys (``res["exams"]``, ``res["paths"]``, ...) still read through ``res[key]``.
     """
     from riskfm.evaluate.agreement import cohen_kappa
     from riskfm.plots.cac import plot_bucket_confusion
@@ -124,6 +125,56 @@ def run_nongated(out: str | Path, segmenter: Any, *, train_exams: Sequence[Any],
     plot_bucket_confusion(ref_bucket, {"bucket trees": df["trees_bucket"].to_numpy(),
                                        "Agatston of the mask": df["mask_bucket"].to_numpy()}, figures["figure"])
     return RecipeResult("cac_nongated", metrics=metrics, tables={"exams": df}, files=files, figures=figures,
-                        extras={"classifier": clf},
-                        legacy={"exams": "tables.exams", "metrics": "metrics", "classifier": "extras.classifier",
-                                "paths": "paths"})
+                        extras={"classifier": clf})
+
+
+def run_nongated_synthetic(out: str | Path, model: str | Path | Any | None = None, *, n_train: int = 60,
+                           n_test: int = 40, n_gated: int = 24, seed: int = 0, epochs: int = 10,
+                           steps_per_epoch: int = 25) -> RecipeResult:
+    """Run :func:`run_nongated` on synthetic non-gated exams, training a segmenter first if none is given.
+
+    What ``riskfm cac nongated`` runs. Without ``model``, a U-Net is trained on ``n_gated`` gated
+    synthetic exams (:func:`riskfm.ct.calcium.segmentation.train_segmenter_on_synthetic`); then
+    ``n_train`` + ``n_test`` non-gated synthetic exams are rendered (their own seeds,
+    :func:`riskfm.ct.calcium.protocols.protocol_exams` offsets 20000 and 30000) and
+    :func:`run_nongated` fits the bucket trees and scores the test exams. Status lines and bars on
+    stderr (:mod:`riskfm.progress`).
+
+    Parameters
+    ----------
+    out : str or path
+        Output folder (created).
+    model : path or CalciumSegmenter, optional
+        A trained segmentation model: a ``.pt`` from ``riskfm cac train``
+        (:func:`riskfm.ct.calcium.load_calcium_model`) or a segmenter object. None trains one.
+    n_train, n_test : int
+        Non-gated synthetic exams that fit the bucket trees / are held out.
+    n_gated : int, default 24
+        Gated synthetic exams the fallback U-Net trains on (without ``model``).
+    seed : int
+        Seed of the synthetic exams, the fallback U-Net's training and the trees.
+    epochs, steps_per_epoch : int
+        Training length of the fallback U-Net.
+
+    Returns
+    -------
+    RecipeResult
+        :func:`run_nongated`'s result.
+    """
+    from riskfm.ct.calcium import load_calcium_model
+    from riskfm.ct.calcium.protocols import protocol_exams
+    from riskfm.ct.calcium.segmentation import train_segmenter_on_synthetic
+    from riskfm.progress import status
+
+    if model is None:
+        status(f"no segmentation model given: training a U-Net on {n_gated} gated synthetic exams first")
+        segmenter = train_segmenter_on_synthetic(n_gated, seed=seed, desc="rendering gated exams", epochs=epochs,
+                                                 steps_per_epoch=steps_per_epoch, progress="training unet2d")
+    elif isinstance(model, str | os.PathLike):
+        segmenter = load_calcium_model(model)
+    else:
+        segmenter = model
+    status(f"rendering {n_train} + {n_test} non-gated synthetic exams")
+    train = protocol_exams(n_train, seed, offset=20_000, desc="rendering training exams", gated=False)
+    test = protocol_exams(n_test, seed, offset=30_000, desc="rendering test exams", gated=False)
+    return run_nongated(out, segmenter, train_exams=train, test_exams=test, seed=seed)

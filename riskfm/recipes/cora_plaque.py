@@ -46,33 +46,7 @@ from riskfm.progress import progress as progress_bar
 from riskfm.recipes.cora_common import build_network, load_cases, write_outputs
 from riskfm.recipes.result import RecipeResult
 
-__all__ = ["flat_test_metrics", "run_plaque_characterisation"]
-
-
-def flat_test_metrics(result: RecipeResult) -> dict[str, dict]:
-    """Return the per-label test metrics in the recipe's earlier flat shape (the old ``res["metrics"]``).
-
-    Parameters
-    ----------
-    result : RecipeResult
-        A :func:`run_plaque_characterisation` result.
-
-    Returns
-    -------
-    dict
-        ``{target: {"auroc": float or None, "auroc_ci": [low, high] (None when undefined), "n",
-        "n_pos"[, "not_estimable"]}}`` from ``result.metrics["test"]``.
-    """
-    out = {}
-    for target, cell in result.metrics["test"].items():
-        auroc = cell.get("auroc") or {}
-        ci = auroc.get("ci") or [None, None]
-        entry = {"auroc": None if cell.get("not_estimable") else auroc.get("value"), "auroc_ci": list(ci),
-                 "n": cell["n"], "n_pos": cell["n_pos"]}
-        if cell.get("not_estimable"):
-            entry["not_estimable"] = cell["not_estimable"]
-        out[target] = entry
-    return out
+__all__ = ["run_plaque_characterisation"]
 
 
 def _volume_shape(cases: Sequence[LoadedCase]) -> tuple[int, int, int]:
@@ -167,8 +141,7 @@ def run_plaque_characterisation(
         y_prob; train and test cases) and ``history`` (loss per step); ``files`` ``metrics``,
         ``predictions``, ``history``; ``extras`` ``model`` (the trained
         :class:`PlaqueClassifier`, in eval mode), ``fit`` (FitResult), ``train_indices`` and
-        ``test_indices`` (positions of the cases). ``res["metrics"]`` (old key) is
-        ``metrics["test"]`` in the earlier flat shape (:func:`flat_test_metrics`).
+        ``test_indices`` (positions of the cases).
     """
     out = Path(out_dir)
     if pool not in POOLS:
@@ -241,7 +214,4 @@ def run_plaque_characterisation(
                "n_train": int(len(train_idx)), "n_test": int(len(test_idx)), "input_shape": list(shape)}
     tables = {"predictions": predictions, "history": pd.DataFrame(fit.history)}
     return RecipeResult("cora_plaque", metrics=metrics, tables=tables, files=write_outputs(out, metrics, tables),
-                        extras={"model": model, "fit": fit, "train_indices": train_idx, "test_indices": test_idx},
-                        legacy={"metrics": flat_test_metrics, "predictions": "tables.predictions",
-                                "model": "extras.model", "fit": "extras.fit", "paths": "paths",
-                                "train_indices": "extras.train_indices", "test_indices": "extras.test_indices"})
+                        extras={"model": model, "fit": fit, "train_indices": train_idx, "test_indices": test_idx})

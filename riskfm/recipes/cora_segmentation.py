@@ -108,7 +108,7 @@ def run_artery_segmentation(
         msd_mm per test CT) and ``history`` (loss per step); ``files`` ``metrics``, ``per_case``,
         ``history`` and ``masks``, the folder holding the predicted and reference masks of every
         test CT on the working grid (``<patient>_pred.nii.gz``, ``<patient>_ref.nii.gz``);
-        ``extras`` ``fit``. Old keys still read through ``res[key]``.
+        ``extras`` ``fit``.
     """
     out = Path(out_dir)
     opts = DenseTaskOptions.resolve(options, **overrides)
@@ -120,9 +120,7 @@ def run_artery_segmentation(
                "n_test": int(len(test_idx)), "steps": opts.steps}
     tables = {"per_case": per_case, "history": pd.DataFrame(fit.history)}
     files = {**write_outputs(out, metrics, tables), "masks": out / "masks"}
-    return RecipeResult("cora_segmentation", metrics=metrics, tables=tables, files=files, extras={"fit": fit},
-                        legacy={"metrics": "metrics", "per_case": "tables.per_case", "fit": "extras.fit",
-                                "paths": "paths"})
+    return RecipeResult("cora_segmentation", metrics=metrics, tables=tables, files=files, extras={"fit": fit})
 
 
 def run_data_efficiency(
@@ -150,8 +148,7 @@ def run_data_efficiency(
         ``name`` ``"cora_data_efficiency"``; ``tables`` ``data_efficiency`` (one row per model x
         size: model, n_train, dice_mean, cldice_mean, msd_mm_mean (mm)); ``metrics`` as written to
         ``metrics.json`` (``rows``: the table's rows, ``n_test``); ``files`` ``table``
-        (``data_efficiency.csv``) and ``metrics``. Old keys (``res["table"]``, ``res["paths"]``)
-        still read through ``res[key]``.
+        (``data_efficiency.csv``) and ``metrics``.
     """
     out = Path(out_dir)
     opts = DenseTaskOptions.resolve(options, **overrides)
@@ -177,5 +174,4 @@ def run_data_efficiency(
     out.mkdir(parents=True, exist_ok=True)
     table.to_csv(out / "data_efficiency.csv", index=False)
     files = {"table": out / "data_efficiency.csv", "metrics": write_json(metrics, out / "metrics.json")}
-    return RecipeResult("cora_data_efficiency", metrics=metrics, tables={"data_efficiency": table}, files=files,
-                        legacy={"table": "tables.data_efficiency", "paths": "paths"})
+    return RecipeResult("cora_data_efficiency", metrics=metrics, tables={"data_efficiency": table}, files=files)

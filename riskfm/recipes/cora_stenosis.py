@@ -86,8 +86,7 @@ def run_stenosis_detection(
         ``tp_pred``; ``target``, ``threshold``, ``min_overlap``, ``pretrained``, ``n_train``,
         ``n_test``, ``steps``); ``tables`` ``per_case`` (one row per test CT) and ``history`` (loss
         per step); ``files`` ``metrics``, ``per_case``, ``history``; ``extras`` ``fit``
-        (FitResult) and ``network`` (the fine-tuned CoraResUNet). Old keys (``res["paths"]``, ...)
-        still read through ``res[key]``.
+        (FitResult) and ``network`` (the fine-tuned CoraResUNet).
     """
     out = Path(out_dir)
     opts = DenseTaskOptions.resolve(options, **overrides)
@@ -112,6 +111,4 @@ def run_stenosis_detection(
                "n_test": int(len(test_idx)), "steps": opts.steps}
     tables = {"per_case": pd.DataFrame(rows), "history": pd.DataFrame(fit.history)}
     return RecipeResult("cora_stenosis", metrics=metrics, tables=tables, files=write_outputs(out, metrics, tables),
-                        extras={"fit": fit, "network": net},
-                        legacy={"metrics": "metrics", "per_case": "tables.per_case", "fit": "extras.fit",
-                                "paths": "paths", "network": "extras.network"})
+                        extras={"fit": fit, "network": net})

@@ -111,13 +111,11 @@ def run_demo(out_dir: str | Path = "runs/demo", *, n: int | None = None, quick: 
     RecipeResult
         ``name`` ``"demo"``; ``tables`` ``auroc_vs_oracle`` (model and oracle AUROC per target
         on the test and external splits); ``metrics`` ``model`` (the run's ``metrics.json``
-        structure), ``oracle`` (the same for the true probabilities), ``cohort_seconds``,
-        ``train_seconds`` (training + evaluation) and ``total_seconds``; ``files`` ``out_dir``,
-        ``report`` (the run folder), ``manifest`` (the cohort's), ``auroc_vs_oracle`` and
-        ``oracle_metrics``; ``figures`` the evaluation's PNGs in ``report/figures`` by
-        name; ``extras`` ``fit`` (the training's FitResult). Old keys
-        (``res["table"]``, ``res["metrics"]``, ``res["oracle"]``, the timings, ``res["out_dir"]``,
-        ``res["fit"]``) still read through ``res[key]``.
+        structure), ``oracle`` (the same for the true probabilities) and the wall times in
+        seconds, ``cohort_seconds``, ``train_seconds`` (training + evaluation) and
+        ``total_seconds``; ``files`` ``out_dir``, ``report`` (the run folder), ``manifest`` (the
+        cohort's), ``auroc_vs_oracle`` and ``oracle_metrics``; ``figures`` the evaluation's PNGs
+        in ``report/figures`` by name; ``extras`` ``fit`` (the training's FitResult).
     """
     from riskfm.evaluate.run_metrics import auroc_table, metrics_from_predictions, write_metrics
     from riskfm.train.run import run_training
@@ -146,8 +144,4 @@ def run_demo(out_dir: str | Path = "runs/demo", *, n: int | None = None, quick: 
                "total_seconds": time.perf_counter() - t0}
     figures = {p.stem: p for p in sorted((report / "figures").glob("*.png"))}  # the evaluation's
     return RecipeResult("demo", metrics=metrics, tables={"auroc_vs_oracle": table}, files=files, figures=figures,
-                        extras={"fit": result.fit},
-                        legacy={"table": "tables.auroc_vs_oracle", "metrics": "metrics.model",
-                                "oracle": "metrics.oracle", "cohort_seconds": "metrics.cohort_seconds",
-                                "train_seconds": "metrics.train_seconds", "total_seconds": "metrics.total_seconds",
-                                "out_dir": "files.out_dir", "fit": "extras.fit"})
+                        extras={"fit": result.fit})

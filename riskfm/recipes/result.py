@@ -4,31 +4,24 @@ A recipe writes its outputs under its folder and returns them in memory in one s
 the recipe: the numbers it reports (``metrics``), its tables (``tables``, DataFrames), the figures
 it drew (``figures``, PNG paths), its other written outputs (``files``, paths) and the objects a
 caller may want to keep using (``extras``: trained models, fit histories, classifiers, index
-splits). :meth:`RecipeResult.to_dict` is the JSON-ready view (everything but ``extras``).
-
-Compatibility
--------------
-The recipes used to return plain dicts, each with its own keys (``res["summary"]``,
-``res["paths"]``, ...). ``result[key]`` still answers those keys, read-only, by mapping each old
-key onto the new fields (``"paths"`` is every written path, files and figures together). It is
-kept for callers not yet moved to the fields (the ``riskfm`` commands) and will be removed once
-they are: new code reads the fields.
+splits). :attr:`RecipeResult.paths` is every written path (``files`` and ``figures`` together) and
+:meth:`RecipeResult.to_dict` the JSON-ready view (everything but ``extras``). A result is read by
+its fields only; it is not a mapping (no ``result[key]``).
 
 Examples
 --------
 >>> import pandas as pd
->>> r = RecipeResult("example", metrics={"auroc": 0.8}, tables={"per_case": pd.DataFrame({"x": [1]})},
-...                  legacy={"table": "tables.per_case"})
+>>> r = RecipeResult("example", metrics={"auroc": 0.8}, tables={"per_case": pd.DataFrame({"x": [1]})})
 >>> r.to_dict()["tables"]["per_case"]
 [{'x': 1}]
->>> r["table"].shape
+>>> r.tables["per_case"].shape
 (1, 1)
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,8 +30,6 @@ import numpy as np
 import pandas as pd
 
 __all__ = ["RecipeResult", "jsonable"]
-
-_FIELDS = ("metrics", "tables", "figures", "files", "extras")
 
 
 def jsonable(value: Any) -> Any:
@@ -97,12 +88,6 @@ class RecipeResult:
     extras : dict of str -> any
         In-memory objects that are not outputs: trained models, fit histories, classifiers,
         index splits. Left out of :meth:`to_dict`.
-    legacy : dict of str -> str or callable
-        The compatibility map of ``result[key]`` (see the module docstring): old key -> where it
-        now lives, ``"<field>"`` (the whole field, or ``"paths"`` for files and figures
-        together), ``"<field>.<key>"`` (one entry) or ``"<field>.<prefix>*"`` (the entries whose
-        key starts with ``prefix``, as a dict keyed by the rest of the key); or a function of
-        the result that rebuilds a value whose shape changed.
     """
 
     name: str
@@ -111,15 +96,6 @@ class RecipeResult:
     figures: dict[str, Path] = field(default_factory=dict)
     files: dict[str, Path] = field(default_factory=dict)
     extras: dict[str, Any] = field(default_factory=dict)
-    legacy: dict[str, str | Callable[[RecipeResult], Any]] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        for key, where in self.legacy.items():
-            if callable(where):
-                continue
-            head = where.split(".", 1)[0]
-            if head not in (*_FIELDS, "paths"):
-                raise ValueError(f"legacy key {key!r} maps to {where!r}: no field {head!r}")
 
     @property
     def paths(self) -> dict[str, Path]:
@@ -142,32 +118,6 @@ class RecipeResult:
             "figures": jsonable(self.figures),
             "files": jsonable(self.files),
         }
-
-    # -- compatibility accessor (old dict keys); see the module docstring ---------------------
-
-    def __getitem__(self, key: str) -> Any:
-        """Return the value the recipe's old dict held under ``key`` (read-only compatibility accessor)."""
-        if key not in self.legacy:
-            raise KeyError(f"{key!r}: not a key of the {self.name} result; read its fields (metrics, tables, "
-                           f"figures, files, extras){'; old keys: ' + ', '.join(self.legacy) if self.legacy else ''}")
-        where = self.legacy[key]
-        if callable(where):
-            return where(self)
-        head, _, entry = where.partition(".")
-        source = self.paths if head == "paths" else getattr(self, head)
-        if not entry:
-            return source
-        if entry.endswith("*"):
-            prefix = entry[:-1]
-            return {k[len(prefix):]: v for k, v in source.items() if k.startswith(prefix)}
-        return source[entry]
-
-    def __contains__(self, key: object) -> bool:
-        return key in self.legacy
-
-    def get(self, key: str, default: Any = None) -> Any:
-        """``result[key]`` for an old key, ``default`` for any other."""
-        return self[key] if key in self.legacy else default
 
     def __repr__(self) -> str:
         def keys(d: Mapping[str, Any]) -> str:

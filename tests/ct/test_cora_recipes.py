@@ -32,6 +32,16 @@ def checkpoint(cohort, tmp_path_factory):
     return pretrain_cora(cohort.manifest_path, tmp_path_factory.mktemp("pre"), cfg).checkpoint
 
 
+def _check_result(res, name, extras=()):
+    """A recipe's RecipeResult: its name, extras, existing files and a JSON-ready to_dict."""
+    from riskfm.recipes.result import RecipeResult
+
+    assert isinstance(res, RecipeResult) and res.name == name
+    assert set(res.extras) == set(extras)
+    assert res.paths == {**res.files, **res.figures} and all(p.exists() for p in res.paths.values())
+    json.dumps(res.to_dict(), allow_nan=False)  # JSON-ready, no models
+
+
 def test_cases_find_the_cohorts_masks(cohort):
     cases = cases_from_manifest(cohort.manifest_path)
     assert len(cases) == 10
@@ -65,13 +75,13 @@ def test_plaque_characterisation_reports_auroc_with_cis(cohort, checkpoint, tmp_
             assert lo <= hi
         else:
             assert m["auroc"]["value"] is None and "event" in m["not_estimable"]
-    assert len(res["fit"].history) == 2
+    assert len(res.extras["fit"].history) == 2
     # The default head is the whole-volume one of docs/ct.md (max pooling of all four stages,
     # started as a linear probe), and a pretrained encoder fine-tunes at a tenth of the head's
     # rate; all recorded with the run.
     saved = json.loads((tmp_path / "metrics.json").read_text())
     assert (saved["pool"], saved["scales"], saved["head_init"], saved["freeze_encoder"]) == ("max", "all", "probe", False)
-    assert res["model"].norm_fixed
+    assert res.extras["model"].norm_fixed
     assert saved["lr"] == 1e-3 and saved["encoder_lr"] == pytest.approx(1e-4)
 
 
@@ -80,8 +90,10 @@ def test_stenosis_detection_scores_lesions(cohort, checkpoint, tmp_path):
 
     res = run_stenosis_detection(cohort.manifest_path, tmp_path, checkpoint=checkpoint, patch=(16, 16, 16),
                                  steps=2, test_fraction=0.3)
-    m = res["metrics"]
-    per_case = res["per_case"]
+    _check_result(res, "cora_stenosis", ("fit", "network"))
+    assert set(res.tables) == {"per_case", "history"}
+    m = res.metrics
+    per_case = res.tables["per_case"]
     assert m["target"] == "plaque" and m["n_test"] == 3 == len(per_case)
     assert m["n_ref"] == per_case["n_ref"].sum() and m["detected"] <= m["n_ref"]
     assert json.loads((tmp_path / "metrics.json").read_text())["min_overlap"] == 10
@@ -92,7 +104,9 @@ def test_artery_segmentation_and_data_efficiency(cohort, checkpoint, tmp_path):
 
     res = run_artery_segmentation(cohort.manifest_path, tmp_path / "seg", checkpoint=checkpoint,
                                   patch=(16, 16, 16), steps=2, test_fraction=0.2)
-    per_case = res["per_case"]
+    _check_result(res, "cora_segmentation", ("fit",))
+    assert res.files["masks"].is_dir() and list(res.paths) == ["metrics", "per_case", "history", "masks"]
+    per_case = res.tables["per_case"]
     assert set(per_case.columns) >= {"dice", "cldice", "msd_mm"} and len(per_case) == 2
     # the scores are those of the saved masks: Dice recomputed by hand, clDice from the files
     from riskfm.ct import read_ct
@@ -107,7 +121,9 @@ def test_artery_segmentation_and_data_efficiency(cohort, checkpoint, tmp_path):
         assert row["cldice"] == pytest.approx(cl_dice(pred, ref), abs=1e-12, nan_ok=True)
     eff = run_data_efficiency(cohort.manifest_path, tmp_path / "eff", checkpoint=checkpoint, train_sizes=(2, 50),
                               patch=(16, 16, 16), steps=1, test_fraction=0.2)
-    table = eff["table"]
+    _check_result(eff, "cora_data_efficiency")
+    assert set(eff.tables) == {"data_efficiency"} and set(eff.paths) == {"table", "metrics"}
+    table = eff.tables["data_efficiency"]
     assert list(table["model"]) == ["pretrained", "scratch", "pretrained", "scratch"]
     assert list(table["n_train"]) == [2, 2, 8, 8]  # 50 is capped at the 8 training cases
     assert (tmp_path / "eff" / "data_efficiency.csv").is_file()
@@ -153,20 +169,20 @@ def test_plaque_characterisation_on_explicit_index_subsets(cohort, checkpoint, t
     res = run_plaque_characterisation(cohort.manifest_path, tmp_path, checkpoint=checkpoint, steps=2,
                                       batch_size=2, pool="avg", scales="bottleneck", head_init="random",
                                       train_indices=[0, 1, 2, 3], test_indices=[6, 7, 8, 9], n_boot=50)
-    preds = res["predictions"]
+    preds = res.tables["predictions"]
     ids = [c.patient_id for c in cases_from_manifest(cohort.manifest_path)]
     assert len(preds) == 2 * 8 and preds["y_prob"].between(0, 1).all()
     assert set(preds.loc[preds["split"] == "train", "patient_id"]) == {ids[i] for i in (0, 1, 2, 3)}
     assert set(preds.loc[preds["split"] == "test", "patient_id"]) == {ids[i] for i in (6, 7, 8, 9)}
-    assert all(m["n"] == 4 for m in res["metrics"].values())
+    assert all(m["n"] == 4 for m in res.metrics["test"].values())
     saved = json.loads((tmp_path / "metrics.json").read_text())
     assert saved["n_train"] == 4 and saved["n_test"] == 4 and saved["pool"] == "avg"
-    assert not res["model"].norm_fixed and saved["head_init"] == "random"  # the paper's head
+    assert not res.extras["model"].norm_fixed and saved["head_init"] == "random"  # the paper's head
     # From scratch the encoder trains at the head's rate unless told otherwise.
     scratch = run_plaque_characterisation(cohort.manifest_path, tmp_path / "scratch", width=4, steps=1,
                                           head_init="random", batch_size=2, train_indices=[0, 1, 2, 3],
                                           test_indices=[6, 7, 8, 9], n_boot=20)
-    assert json.loads((scratch["paths"]["metrics"]).read_text())["encoder_lr"] == 1e-3
+    assert json.loads((scratch.files["metrics"]).read_text())["encoder_lr"] == 1e-3
 
 
 def test_probe_head_init_leaves_the_pretrained_encoder_untouched(cohort, checkpoint, tmp_path):
@@ -178,10 +194,10 @@ def test_probe_head_init_leaves_the_pretrained_encoder_untouched(cohort, checkpo
 
     res = run_plaque_characterisation(cohort.manifest_path, tmp_path, checkpoint=checkpoint, steps=0,
                                       batch_size=2, test_fraction=0.5, n_boot=20)
-    assert len(res["fit"].history) == 0 and res["model"].norm_fixed
+    assert len(res.extras["fit"].history) == 0 and res.extras["model"].norm_fixed
     reference = load_pretrained(checkpoint).state_dict()
-    assert all(torch.equal(v, reference[k]) for k, v in res["model"].encoder.state_dict().items())
-    assert res["predictions"]["y_prob"].between(0, 1).all()
+    assert all(torch.equal(v, reference[k]) for k, v in res.extras["model"].encoder.state_dict().items())
+    assert res.tables["predictions"]["y_prob"].between(0, 1).all()
     with pytest.raises(ValueError, match="scales must be one of"):
         run_plaque_characterisation(cohort.manifest_path, tmp_path, scales="deep")
     with pytest.raises(ValueError, match="head_init must be one of"):
@@ -189,6 +205,6 @@ def test_probe_head_init_leaves_the_pretrained_encoder_untouched(cohort, checkpo
     # With the standardisation fixed by the probe, batches of one volume train; a random head cannot.
     one = run_plaque_characterisation(cohort.manifest_path, tmp_path / "one", checkpoint=checkpoint, steps=1,
                                       batch_size=1, test_fraction=0.5, n_boot=20)
-    assert len(one["fit"].history) == 1
+    assert len(one.extras["fit"].history) == 1
     with pytest.raises(ValueError, match="batch_size must be >= 2"):
         run_plaque_characterisation(cohort.manifest_path, tmp_path, head_init="random", batch_size=1)

@@ -1,4 +1,4 @@
-"""RecipeResult: the one shape every recipe returns, and its read-only accessor for the old keys."""
+"""RecipeResult: the one shape every recipe returns, read by its fields only."""
 
 import json
 from pathlib import Path
@@ -20,30 +20,25 @@ def result(tmp_path):
         figures={"figure": tmp_path / "f.png"},
         files={"exams": tmp_path / "e.csv"},
         extras={"model": object()},
-        legacy={"metrics": "metrics.test", "exams": "tables.exams", "tables": "tables.fairness_*",
-                "paths": "paths", "model": "extras.model", "all_metrics": "metrics"},
     )
 
 
-def test_old_keys_map_onto_the_fields(result, tmp_path):
-    assert result["metrics"] is result.metrics["test"]
-    assert result["exams"] is result.tables["exams"]
-    assert set(result["tables"]) == {"a", "b"} and result["tables"]["a"] is result.tables["fairness_a"]
-    assert result["paths"] == {"exams": tmp_path / "e.csv", "figure": tmp_path / "f.png"}
-    assert result["model"] is result.extras["model"]
-    assert result["all_metrics"] is result.metrics
-    assert "paths" in result and "nope" not in result and result.get("nope", 1) == 1
+def test_paths_are_files_then_figures(result, tmp_path):
+    assert result.paths == {"exams": tmp_path / "e.csv", "figure": tmp_path / "f.png"}
+    assert list(result.paths) == ["exams", "figure"]
 
 
-def test_unknown_key_and_writes_are_refused(result):
-    with pytest.raises(KeyError, match="old keys: metrics"):
-        result["summary"]
+def test_one_shape_fields_only(result):
+    # No second way in: a result is not a mapping of old keys.
     with pytest.raises(TypeError):
-        result["metrics"] = {}  # read-only
+        result["metrics"]
+    with pytest.raises(TypeError):
+        "paths" in result  # noqa: B015
+    assert not hasattr(result, "get") and not hasattr(result, "legacy")
+    with pytest.raises(TypeError):
+        RecipeResult("bad", legacy={"x": "metrics"})
     with pytest.raises(AttributeError):
         result.name = "other"  # frozen
-    with pytest.raises(ValueError, match="no field 'stuff'"):
-        RecipeResult("bad", legacy={"x": "stuff.y"})
 
 
 def test_to_dict_is_json_without_extras(result):

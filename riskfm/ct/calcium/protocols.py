@@ -7,7 +7,8 @@ are :func:`riskfm.data.splits.low_data_folds`, with every other split riskfm mak
   Agatston per subgroup, and the gaps: for a binary attribute ``Gap_g = M_g - M_~g``; for a
   multi-level one ``Gap_Sj = M_Sj - median(M_S1..M_Sk)``, each with a bootstrap interval
   (computed by :func:`riskfm.evaluate.fairness_gaps`).
-* :func:`synthetic_exams` -- the protocols' synthetic exams, rendered with a progress bar.
+* :func:`synthetic_exams` -- synthetic exams rendered with a progress bar; :func:`protocol_exams`
+  -- the ones every ``cac`` protocol and command draws for a seed.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ import pandas as pd
 
 from riskfm.ct.calcium.categories import CAC_DRS_NAMES, cac_drs_category
 
-__all__ = ["AGE_GROUPS", "FAIRNESS_METRICS", "add_subgroups", "arm_name", "fairness_table", "synthetic_exams"]
+__all__ = ["AGE_GROUPS", "FAIRNESS_METRICS", "add_subgroups", "arm_name", "fairness_table", "protocol_exams",
+           "synthetic_exams"]
 
 #: The error metrics of the fairness table (Agatston units): mean |error|, root mean square, mean error.
 FAIRNESS_METRICS: tuple[str, ...] = ("mae", "rmse", "bias")
@@ -39,6 +41,35 @@ def synthetic_exams(seeds: Iterable[int], *, desc: str = "rendering synthetic ex
 
     seeds = [int(s) for s in seeds]
     return [make_calcium_exam(s, **kwargs) for s in progress(seeds, desc=desc, unit="exam")]
+
+
+def protocol_exams(n: int, seed: int, *, offset: int = 0, desc: str = "rendering synthetic exams",
+                   **kwargs: Any) -> list:
+    """Render the ``n`` synthetic exams a protocol draws for ``seed``.
+
+    Every ``cac`` protocol and command draws its exams from the same seeds, exam ``i`` of set
+    ``offset`` being ``make_calcium_exam(offset + seed * 7919 + i)``: the gated training exams
+    use offset 0, and other sets (fairness test exams, non-gated exams) their own offsets, so
+    the sets do not overlap.
+
+    Parameters
+    ----------
+    n : int
+        Number of exams.
+    seed : int
+        The protocol's seed.
+    offset : int, default 0
+        First exam seed of this set (0 for the gated training exams).
+    desc : str
+        The progress bar's label (:func:`synthetic_exams`).
+    **kwargs
+        Passed to :func:`riskfm.synthetic.calcium.make_calcium_exam` (e.g. ``gated=False``).
+
+    Returns
+    -------
+    list of CalciumExam
+    """
+    return synthetic_exams((offset + seed * 7919 + i for i in range(n)), desc=desc, **kwargs)
 
 
 def arm_name(model: str, encoder_checkpoint: object | None) -> str:

@@ -19,7 +19,8 @@ calcium of which artery, versus aortic-wall / valve calcium and rib fragments ne
 That keeps the loss on the hard cases and lets a small model learn from a few dozen synthetic
 exams on a CPU.
 
-:func:`train_segmenter` trains any of them on exams (HU, spacing, artery labels); the returned
+:func:`train_segmenter` trains any of them on exams (HU, spacing, artery labels), and
+:func:`train_segmenter_on_synthetic` on the protocols' synthetic exams; the returned
 :class:`CalciumSegmenter` predicts label maps (one decision per 3D candidate region) and scores
 exams with :func:`riskfm.ct.calcium.score_calcium`.
 """
@@ -52,6 +53,7 @@ __all__ = [
     "SegmenterConfig",
     "load_segmenter",
     "train_segmenter",
+    "train_segmenter_on_synthetic",
 ]
 
 log = logging.getLogger(__name__)
@@ -640,3 +642,63 @@ def train_segmenter(
     bar.close()
     net.eval()
     return CalciumSegmenter(net.cpu(), config)
+
+
+def train_segmenter_on_synthetic(
+    n_exams: int = 24,
+    *,
+    seed: int = 0,
+    model: str = "unet2d",
+    roi: str = "estimate",
+    out: str | Path | None = None,
+    desc: str = "rendering exams",
+    **kwargs: Any,
+) -> CalciumSegmenter:
+    """Render gated synthetic exams, train a segmenter on them and optionally save it.
+
+    What ``riskfm cac train`` runs: a status line (``rendering N synthetic training exams``, on
+    stderr), the ``n_exams`` gated training exams every ``cac`` protocol draws for ``seed``
+    (:func:`riskfm.ct.calcium.protocols.protocol_exams`), then :func:`train_segmenter`.
+
+    Parameters
+    ----------
+    n_exams : int, default 24
+        Synthetic training exams (:func:`riskfm.synthetic.calcium.make_calcium_exam`, gated).
+    seed : int
+        Seed of the exams and of the training.
+    model : {"unet2d", "seg3d", "cora3d"}
+        The network (:func:`train_segmenter`); checked before any exam is rendered.
+    roi : {"estimate", "none"}
+        Where the network learns to decide (:func:`train_segmenter`); checked before any exam
+        is rendered.
+    out : str or path, optional
+        Save the trained model there (``.pt``, :meth:`CalciumSegmenter.save`).
+    desc : str
+        The rendering bar's label.
+    **kwargs
+        Passed to :func:`train_segmenter`: ``epochs``, ``steps_per_epoch``, ``widths``,
+        ``encoder_checkpoint``, ``progress`` (default: a bar named ``training <model>``), ...
+
+    Returns
+    -------
+    CalciumSegmenter
+        The trained model; its ``config.history`` holds the loss per epoch.
+
+    Raises
+    ------
+    ValueError
+        ``model`` or ``roi`` is not one of the accepted values.
+    """
+    from riskfm.ct.calcium.protocols import protocol_exams
+    from riskfm.progress import status
+
+    if model not in MODELS:
+        raise ValueError(f"model must be one of {MODELS}, got {model!r}")
+    if roi not in ROI_MODES:
+        raise ValueError(f"roi must be one of {ROI_MODES}, got {roi!r}")
+    status(f"rendering {n_exams} synthetic training exams")
+    exams = protocol_exams(n_exams, seed, desc=desc)
+    seg = train_segmenter(exams, model=model, roi=roi, seed=seed, **kwargs)
+    if out is not None:
+        seg.save(out)
+    return seg

@@ -132,16 +132,29 @@ def test_recipes_write_tables_and_figures(tmp_path, loud, capsys):
     exams = [make_calcium_exam(i, burden=i % 5, **SMALL) for i in range(3)]
     res = run_low_data(tmp_path / "ld", exams=exams, n_folds=2, fractions=(1.0, 0.5), epochs=1,
                        steps_per_epoch=1, widths=(4, 8, 8, 8))
-    assert set(res["summary"]["model"]) == {"unet2d", "cora3d-random"}
+    assert set(res.tables["summary"]["model"]) == {"unet2d", "cora3d-random"}
     err = capsys.readouterr().err   # progress: the arms, each training's steps
     assert "riskfm: low-data protocol: 8 trainings" in err and "low-data arms" in err
     assert "training cora3d-random fold 2/2 at 50%" in err
-    assert all(p.is_file() for p in res["paths"].values())
+    assert all(p.is_file() for p in res.paths.values())
     fair = run_fairness(tmp_path / "fair", train_exams=exams[:2], test_exams=exams, epochs=1, steps_per_epoch=1,
                         widths=(4, 8, 8, 8))
-    assert all(p.is_file() for p in fair["paths"].values()) and len(fair["tables"]) == 2
+    assert all(p.is_file() for p in fair.paths.values()) and len(fair.metrics["models"]) == 2
     err = capsys.readouterr().err
     assert "training unet2d" in err and "scoring test exams with 2 models" in err
+
+
+@pytest.mark.slow  # trains a small U-Net, renders and segments 9 exams (seconds)
+def test_nongated_on_synthetic_exams_trains_a_unet_without_a_model(tmp_path, loud, capsys):
+    from riskfm.recipes.cac_nongated import run_nongated_synthetic
+
+    res = run_nongated_synthetic(tmp_path, None, n_train=6, n_test=3, n_gated=2, epochs=1, steps_per_epoch=1)
+    err = capsys.readouterr().err
+    assert "no segmentation model given: training a U-Net on 2 gated synthetic exams first" in err
+    assert "rendering gated exams" in err and "training unet2d" in err
+    assert "rendering 6 + 3 non-gated synthetic exams" in err
+    assert res.name == "cac_nongated" and (res.metrics["n_train"], res.metrics["n_test"]) == (6, 3)
+    assert all(p.is_file() for p in res.paths.values())
 
 
 def test_cli_scores_a_nifti_with_and_without_a_model(tmp_path):
@@ -279,10 +292,10 @@ def test_nongated_recipe_fits_trees_on_predicted_summaries(tmp_path, loud, capsy
     res = run_nongated(tmp_path, seg, train_exams=train, test_exams=test)
     err = capsys.readouterr().err
     assert "segmenting training exams" in err and "segmenting test exams" in err
-    assert all(p.is_file() for p in res["paths"].values())
-    df = pd.read_csv(res["paths"]["exams"])
+    assert all(p.is_file() for p in res.paths.values())
+    df = pd.read_csv(res.files["exams"])
     assert len(df) == 4 and df["trees_bucket"].between(0, 4).all()
-    m = res["metrics"]
+    m = res.metrics
     expected = cohen_kappa_score(df["reference_bucket"], df["trees_bucket"])
     kappa = m["trees"]["kappa"]["value"]  # JSON-ready: null when undefined
     assert (float("nan") if kappa is None else kappa) == pytest.approx(expected, nan_ok=True)
