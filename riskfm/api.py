@@ -228,14 +228,16 @@ def train(config: str | os.PathLike | dict | RunConfig, /, **overrides: Any) -> 
         The finished run; its folder holds ``model.pt``, ``predictions.csv``, ``metrics.json``,
         figures and the report.
     """
-    from riskfm.train.config import RunConfig, load_config, parse_config
+    import copy
+
+    from riskfm.train.config import RunConfig, apply_overrides, load_config, parse_config
     from riskfm.train.run import run_training
 
     dotted = {k.replace("__", "."): v for k, v in overrides.items()}
     if isinstance(config, RunConfig):
-        cfg = parse_config(_merge(config.model_dump(mode="json"), _nested(dotted))) if dotted else config
+        cfg = parse_config(apply_overrides(config.model_dump(mode="json"), dotted)) if dotted else config
     elif isinstance(config, dict):
-        cfg = parse_config(_merge(config, _nested(dotted)))
+        cfg = parse_config(apply_overrides(copy.deepcopy(config), dotted))  # the caller's dict stays as it was
     else:
         cfg = load_config(config, dotted)
     result = run_training(cfg)
@@ -245,22 +247,3 @@ def train(config: str | os.PathLike | dict | RunConfig, /, **overrides: Any) -> 
 def load_run(out_dir: str | os.PathLike) -> Run:
     """Open a finished run folder (see :class:`Run`)."""
     return Run(out_dir)
-
-
-def _nested(dotted: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in dotted.items():
-        node = out
-        *parents, leaf = key.split(".")
-        for p in parents:
-            node = node.setdefault(p, {})
-        node[leaf] = value
-    return out
-
-
-def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
-    for key, value in extra.items():
-        merged[key] = _merge(merged[key], value) if isinstance(value, dict) and isinstance(merged.get(key), dict) \
-            else value
-    return merged

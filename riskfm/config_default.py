@@ -17,7 +17,6 @@ Examples
 
 from __future__ import annotations
 
-import functools
 import os
 from pathlib import Path
 from typing import Any
@@ -121,18 +120,6 @@ def write_default_config(path: str | os.PathLike, *, force: bool = False) -> Pat
     return path
 
 
-def _set_dotted(data: dict[str, Any], overrides: dict[str, Any] | None) -> dict[str, Any]:
-    """Set dotted-key ``overrides`` (``{"train.epochs": 3}``) in ``data`` in place and return it.
-
-    None values are skipped; missing parent mappings are created.
-    """
-    for dotted, value in (overrides or {}).items():
-        if value is not None:
-            *parents, leaf = dotted.split(".")
-            functools.reduce(lambda node, key: node.setdefault(key, {}), parents, data)[leaf] = value
-    return data
-
-
 def default_run_config(manifest: str | os.PathLike | None, out: str | os.PathLike | None = None,
                        overrides: dict[str, Any] | None = None):
     """Return the default configuration for one cohort, validated.
@@ -155,12 +142,12 @@ def default_run_config(manifest: str | os.PathLike | None, out: str | os.PathLik
     ConfigError
         No manifest, or an override that does not validate.
     """
-    from riskfm.train.config import ConfigError, parse_config
+    from riskfm.train.config import ConfigError, apply_overrides, parse_config
 
     if manifest is None:
         raise ConfigError("no CONFIG given and no --manifest: the default configuration needs the cohort's "
                           "manifest (riskfm train --manifest M.csv), or write one to edit with `riskfm config init`")
-    data = _set_dotted(default_config_dict(), overrides)
+    data = apply_overrides(default_config_dict(), overrides)
     data["manifest"] = str(Path(manifest).expanduser().resolve())
     data["out"] = str(Path(out if out is not None else data["out"]).expanduser().resolve())
     return parse_config(data, "<default configuration>")

@@ -319,15 +319,23 @@ def load_config(path: str | os.PathLike, overrides: dict[str, Any] | None = None
     store = (data.get("data") or {}).get("ecg_store") if isinstance(data.get("data"), dict) else None
     if isinstance(store, str) and not Path(store).expanduser().is_absolute():
         data["data"]["ecg_store"] = str((path.parent / store).resolve())
+    return parse_config(apply_overrides(data, overrides), str(path))
+
+
+def apply_overrides(data: dict[str, Any], overrides: dict[str, Any] | None) -> dict[str, Any]:
+    """Set dotted-key ``overrides`` (``{"train.epochs": 3}``) in a config mapping, in place, and return it.
+
+    None values are skipped (an option not given); missing parent mappings are created.
+    """
     for dotted, value in (overrides or {}).items():
         if value is None:
             continue
         node = data
         *parents, leaf = dotted.split(".")
-        for p in parents:
-            node = node.setdefault(p, {})
+        for key in parents:
+            node = node.setdefault(key, {})
         node[leaf] = value
-    return parse_config(data, str(path))
+    return data
 
 
 def dump_config(cfg: RunConfig, path: str | os.PathLike) -> None:
