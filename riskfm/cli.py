@@ -57,7 +57,7 @@ def _root(
 
 def _mount_commands() -> None:
     """Mount every command of riskfm/commands/<topic>.py (each is already wrapped by handle_errors)."""
-    from riskfm.commands import cac, config, ct, ecg, evaluate, explain, run
+    from riskfm.commands import cac, config, ct, ecg, evaluate, explain, run, study
 
     for name, command in (("demo", run.demo), ("train", run.train), ("predict", run.predict),
                           ("evaluate", evaluate.evaluate), ("explain", explain.explain),
@@ -67,6 +67,7 @@ def _mount_commands() -> None:
     app.add_typer(cac.app, name="cac", help="Coronary calcium: score scans, train segmentation, protocols.")
     app.add_typer(ct.app, name="ct", help="CORA CCTA model: plaque, stenosis, segmentation, abnormality maps.")
     app.add_typer(ecg.app, name="ecg", help="ECG tools: build and inspect the ECG store.")
+    app.add_typer(study.app, name="study", help="The papers' headline studies: ecg-stenosis (seed 002), cora-mace (seed 001).")
 
 
 _mount_commands()

@@ -29,7 +29,8 @@ def test_every_command_lives_in_riskfm_commands():
     expected = {("demo",), ("train",), ("predict",), ("evaluate",), ("explain",), ("pretrain-ct",),
                 ("config", "init"), ("config", "show"), ("ecg", "store", "build"), ("ecg", "store", "info"),
                 ("cac", "score"), ("cac", "train"), ("cac", "low-data"), ("cac", "fairness"), ("cac", "nongated"),
-                ("ct", "abnormality"), ("ct", "plaque"), ("ct", "stenosis"), ("ct", "segment")}
+                ("ct", "abnormality"), ("ct", "plaque"), ("ct", "stenosis"), ("ct", "segment"),
+                ("study", "ecg-stenosis"), ("study", "cora-mace")}
     assert set(leaves) == expected
     for path, command in leaves.items():
         assert command.callback.__module__.startswith("riskfm.commands."), path

@@ -298,11 +298,19 @@ def _yaml_error(path: Path, exc: yaml.YAMLError) -> ConfigError:
     return ConfigError(f"{where}: not valid YAML: {problem or exc}; check the indentation, colons and brackets there")
 
 
-def load_config(path: str | os.PathLike, overrides: dict[str, Any] | None = None) -> RunConfig:
-    """Read a YAML config, apply dotted-key ``overrides`` (e.g. ``{"train.epochs": 3}``), validate.
+def read_config_file(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a YAML config file into a mapping, with relative paths resolved against its folder.
 
-    Relative ``manifest``/``out`` paths in the file are resolved against the file's folder; paths
-    given as overrides are taken relative to the current directory.
+    ``manifest``, ``out`` and ``data.ecg_store`` given as relative paths are made absolute from the
+    file's folder, so a config means the same files whatever the current directory. Nothing is
+    validated beyond "a YAML mapping" (see :func:`parse_config`).
+
+    Raises
+    ------
+    FileNotFoundError
+        The file does not exist (or is a folder).
+    ConfigError
+        Not valid YAML (file, line and column in the message) or not a mapping.
     """
     path = Path(path)
     if not path.is_file():
@@ -319,7 +327,16 @@ def load_config(path: str | os.PathLike, overrides: dict[str, Any] | None = None
     store = (data.get("data") or {}).get("ecg_store") if isinstance(data.get("data"), dict) else None
     if isinstance(store, str) and not Path(store).expanduser().is_absolute():
         data["data"]["ecg_store"] = str((path.parent / store).resolve())
-    return parse_config(apply_overrides(data, overrides), str(path))
+    return data
+
+
+def load_config(path: str | os.PathLike, overrides: dict[str, Any] | None = None) -> RunConfig:
+    """Read a YAML config, apply dotted-key ``overrides`` (e.g. ``{"train.epochs": 3}``), validate.
+
+    Relative ``manifest``/``out`` paths in the file are resolved against the file's folder; paths
+    given as overrides are taken relative to the current directory.
+    """
+    return parse_config(apply_overrides(read_config_file(path), overrides), str(path))
 
 
 def apply_overrides(data: dict[str, Any], overrides: dict[str, Any] | None) -> dict[str, Any]:
