@@ -10,6 +10,13 @@ import numpy as np
 import pytest
 
 from riskfm.evaluate import decision_curve
+from riskfm.evaluate.thresholds import (
+    three_level_thresholds,
+    threshold_at_sensitivity,
+    threshold_at_specificity,
+    threshold_metrics,
+    youden_threshold,
+)
 
 Y = np.array([0, 0, 1, 1, 0, 1])
 P = np.array([0.1, 0.4, 0.35, 0.8, 0.05, 0.6])
@@ -58,3 +65,114 @@ def test_decision_curve_plot_draws_and_saves(tmp_path):
     fig2 = dc.plot(out, title="MACE at 30 days")  # keywords reach the figure function
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and fig2.axes
     assert fig2.axes[0].get_title(loc="left") == "MACE at 30 days"  # the house style titles on the left
+
+
+# ---- thresholds ---------------------------------------------------------------------------------
+
+Y_T = np.array([0, 0, 0, 0, 1, 0, 1, 1, 0, 1, 1, 0, 1, 0, 1, 1, 0, 0, 1, 0])
+P_T = np.linspace(0.02, 0.98, 20)
+
+
+def test_threshold_metrics_estimates_carry_the_patient_counts():
+    m = threshold_metrics(Y_T, P_T, 0.5, confidence=0.9)
+    for name in ("sensitivity", "specificity", "ppv", "npv", "f1"):
+        est = getattr(m, name)
+        assert (est.n, est.n_pos, est.confidence) == (20, 9, 0.9), name
+        assert est.method == ("Wilson" if name != "f1" else "parametric bootstrap (2000 resamples)")
+
+
+def test_an_undefined_ppv_is_nan_with_no_interval_and_keeps_its_counts():
+    m = threshold_metrics(Y_T, P_T, 0.99, confidence=0.9)  # nobody is called positive
+    assert m.tp + m.fp == 0
+    ppv = m.ppv
+    assert isinstance(ppv.value, float) and math.isnan(ppv.value) and ppv.ci is None
+    assert (ppv.method, ppv.n, ppv.n_pos, ppv.confidence) == ("Wilson", 20, 9, 0.9)
+
+
+def test_threshold_metrics_default_seed_is_0_and_the_seed_matters():
+    y = np.r_[np.zeros(40), np.ones(40)]
+    p = np.r_[np.linspace(0, 0.7, 40), np.linspace(0.3, 1, 40)]
+    default = threshold_metrics(y, p, 0.5).f1.ci
+    assert default == threshold_metrics(y, p, 0.5, seed=0).f1.ci
+    assert default != threshold_metrics(y, p, 0.5, seed=1).f1.ci
+
+
+def test_threshold_metrics_refuses_a_nan_threshold_by_name():
+    with pytest.raises(ValueError, match=r"^threshold is NaN$"):
+        threshold_metrics(Y_T, P_T, math.nan)
+
+
+def test_f1_is_zero_not_nan_when_nothing_is_found():
+    # one positive missed, one negative called positive: TP 0, FP 1, FN 1 -> F1 = 0
+    m = threshold_metrics([1, 0], [0.2, 0.9], 0.5)
+    assert (m.tp, m.fp, m.fn) == (0, 1, 1)
+    assert m.f1.value == 0.0
+
+
+def test_f1_interval_of_a_single_missed_positive_is_zero_to_zero():
+    # n_pos = 1 with sensitivity 0 and no false positive: every resample has F1 = 0 / 1 = 0
+    m = threshold_metrics([1, 0, 0], [0.2, 0.1, 0.3], 0.5)
+    assert (m.tp, m.fp, m.fn) == (0, 0, 1)
+    assert m.f1.value == 0.0 and m.f1.ci == (0.0, 0.0)
+
+
+@pytest.mark.parametrize("fn", [threshold_at_sensitivity, threshold_at_specificity])
+@pytest.mark.parametrize("target", [0.0, -0.1, 1.000001, 1.5, 2.0])
+def test_threshold_targets_outside_0_1_are_refused_by_name(fn, target):
+    name = fn.__name__.rsplit("_", 1)[1]
+    with pytest.raises(ValueError, match=rf"^{name} must be in \(0, 1\], got {target}$"):
+        fn(Y_T, P_T, target)
+
+
+def test_target_1_is_accepted():
+    assert threshold_at_sensitivity(Y_T, P_T, 1.0) == P_T[Y_T == 1].min()
+
+
+def test_threshold_at_specificity_when_only_the_highest_score_qualifies():
+    y = np.array([1, 0, 1, 0, 1])
+    p = np.array([0.9, 0.8, 0.7, 0.6, 0.5])
+    # at 0.9 both negatives are below: specificity 1; at 0.8 one negative is positive: 0.5
+    assert threshold_at_specificity(y, p, 0.75) == 0.9
+
+
+def test_specificity_1_above_every_score_is_the_next_float_above_the_maximum():
+    y = np.array([1, 0, 1, 0])
+    p = np.array([0.3, 0.9, 0.2, 0.1])  # the highest score is a negative
+    t = threshold_at_specificity(y, p, 1.0)
+    assert t == np.nextafter(0.9, np.inf) and t > 0.9
+    m = threshold_metrics(y, p, t)
+    assert m.fp == 0 and m.tp == 0
+
+
+def test_three_level_defaults_are_90_percent_sensitivity_and_specificity():
+    y = np.r_[np.zeros(50), np.ones(50)]
+    p = np.r_[np.linspace(0, 0.6, 50), np.linspace(0.4, 1, 50)]
+    assert three_level_thresholds(y, p) == (threshold_at_sensitivity(y, p, 0.9),
+                                            threshold_at_specificity(y, p, 0.9))
+
+
+def test_three_level_refuses_equal_cut_offs_with_the_whole_message():
+    y = np.array([0, 0, 1, 1])
+    p = np.array([0.1, 0.2, 0.8, 0.9])  # perfectly separated: both targets met at 0.8
+    assert threshold_at_sensitivity(y, p, 0.9) == threshold_at_specificity(y, p, 0.9) == 0.8
+    with pytest.raises(ValueError) as err:
+        three_level_thresholds(y, p)
+    assert str(err.value) == (
+        "sensitivity-0.9 cut-off 0.8 is not below the specificity-0.9 cut-off 0.8: one threshold meets "
+        "both targets, so there is no intermediate group (raise the targets or use a single threshold)")
+
+
+def test_youden_threshold_on_a_worked_example():
+    # J at 0.8: 1/2 + 1 - 1 = 0.5; at 0.6: 1 + 1/2 - 1 = 0.5; tie -> the highest threshold
+    assert youden_threshold([1, 0, 1, 0], [0.8, 0.6, 0.6, 0.1]) == 0.8
+
+
+def test_a_target_within_1e_12_above_a_reachable_rate_counts_as_reached():
+    # Targets written as decimals (0.9) and rates computed as k / n can differ in the last bits;
+    # the rules treat a rate within 1e-12 below the target as reaching it.
+    y = np.array([1, 1, 0, 0])
+    p = np.array([0.9, 0.4, 0.6, 0.1])
+    target = 0.5 + 1e-12
+    assert target - 1e-12 == 0.5
+    assert threshold_at_sensitivity(y, p, target) == threshold_at_sensitivity(y, p, 0.5) == 0.9
+    assert threshold_at_specificity(y, p, target) == threshold_at_specificity(y, p, 0.5) == 0.4
