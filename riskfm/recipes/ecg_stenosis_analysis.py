@@ -36,6 +36,7 @@ __all__ = [
     "PAPER_SOURCE",
     "artery_of",
     "auroc_rows",
+    "forest_table",
     "paper_layout",
     "risk_group_rows",
     "risk_thresholds",
@@ -180,6 +181,35 @@ def subgroup_rows(preds: pd.DataFrame, attributes: dict[str, pd.Series], *, n_bo
     if len(levels):
         levels = levels[["artery", "target", *[c for c in levels.columns if c not in ("artery", "target")]]]
     return levels, pd.DataFrame(het_rows)
+
+
+def forest_table(levels: pd.DataFrame) -> pd.DataFrame:
+    """Lay one evaluation set's subgroup rows out for one forest plot: a heading per artery.
+
+    Each artery's rows become attribute ``<artery>`` with levels ``all patients``, ``age: <=50``,
+    ``sex: female``, ... (the ``All`` rows of :func:`subgroup_rows` repeat per attribute; one is kept).
+
+    Parameters
+    ----------
+    levels : pandas.DataFrame
+        :func:`subgroup_rows`' first table for one evaluation set.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The same columns, ready for :func:`riskfm.plots.forest.plot_forest`.
+    """
+    parts = []
+    for target in STENOSIS_COLUMNS:
+        t = levels[levels["target"] == target]
+        if t.empty:
+            continue
+        art = artery_of(target)
+        overall = t[t["level"] == "All"].head(1).assign(level="all patients")
+        rest = t[t["level"] != "All"]
+        rest = rest.assign(level=rest["attribute"].astype(str) + ": " + rest["level"].astype(str))
+        parts.append(pd.concat([overall, rest]).assign(attribute=art))
+    return pd.concat(parts, ignore_index=True) if parts else levels.iloc[:0]
 
 
 def risk_thresholds(train: pd.DataFrame) -> pd.DataFrame:

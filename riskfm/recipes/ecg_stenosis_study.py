@@ -32,6 +32,7 @@ follow-up columns, too few events -- is skipped with the reason written in the r
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
@@ -97,6 +98,8 @@ class ECGStenosisOptions(StudyOptions):
         Integrated Gradients steps.
     dpi : int
         Resolution of the PNG figures.
+    figures : bool
+        Draw the figures (the slow part: about a second each); False writes tables and the report only.
     """
 
     normal_ecg_column: str | None = None
@@ -113,6 +116,7 @@ class ECGStenosisOptions(StudyOptions):
     attribution_patients: int = Field(16, ge=0)
     n_steps: int = Field(32, ge=2)
     dpi: int = Field(150, ge=50, le=600)
+    figures: bool = True
 
 
 # ----------------------------------------------------------------------------------------- the run
@@ -180,6 +184,27 @@ def train_or_reuse(cfg: RunConfig) -> tuple[pd.DataFrame, Any, str]:
 
 # ----------------------------------------------------------------------------------------- inputs
 
+#: The files a study wrote, relative to its folder: removed before the next study writes there, so a
+#: figure or table of an earlier study (other options, other data) is never left beside the new report.
+OUTPUTS_LIST = "study_outputs.json"
+
+
+def _remove_previous_outputs(out: Path) -> None:
+    listed = out / OUTPUTS_LIST
+    if not listed.is_file():
+        return
+    try:
+        names = json.loads(listed.read_text())
+    except ValueError:
+        names = []
+    for name in names:
+        path = (out / str(name)).resolve()
+        # Only files inside the study folder (never the run, never outside): what the study wrote.
+        if out.resolve() in path.parents and (out / "run").resolve() not in path.parents and path.is_file():
+            path.unlink()
+    listed.unlink()
+
+
 
 def _check_columns(table: pd.DataFrame, opts: ECGStenosisOptions, manifest: str) -> None:
     for key in ("normal_ecg_column", "date_column"):
@@ -217,8 +242,8 @@ def evaluation_sets(preds: pd.DataFrame, cfg: RunConfig) -> tuple[dict[str, pd.D
 class _Writer:
     """Where the study's tables and figures go, and what it has written."""
 
-    def __init__(self, out: Path, dpi: int) -> None:
-        self.out, self.dpi = out, dpi
+    def __init__(self, out: Path, dpi: int, draw: bool = True) -> None:
+        self.out, self.dpi, self.draw = out, dpi, draw
         self.tables: dict[str, pd.DataFrame] = {}
         self.figures: dict[str, Path] = {}
         self.files: dict[str, Path] = {}
@@ -230,12 +255,15 @@ class _Writer:
         self.tables[name], self.files[f"table_{name}"] = df, path
         return df
 
-    def figure(self, name: str, fig: Any) -> Path:
+    def figure(self, figs: list, caption: str, name: str, make: Any, *args: Any, **kwargs: Any) -> None:
+        """Draw ``make(*args, **kwargs)`` to ``figures/<name>.png``, listed under ``caption`` (not with figures off)."""
+        if not self.draw:
+            return
         from riskfm.plots.style import save_figure
 
-        path = save_figure(fig, self.out / "figures" / f"{name}.png", dpi=self.dpi)
+        path = save_figure(make(*args, **kwargs), self.out / "figures" / f"{name}.png", dpi=self.dpi)
         self.figures[name] = path
-        return path
+        figs.append((caption, path))
 
 
 # ----------------------------------------------------------------------------------------- sections
@@ -408,7 +436,8 @@ def ecg_stenosis(config: str | os.PathLike | dict | RunConfig, overrides: dict[s
     sets, reference, set_notes = evaluation_sets(preds, cfg)
     for n in set_notes:
         skipped[n.split(":")[0]] = n
-    w = _Writer(out, opts.dpi)
+    _remove_previous_outputs(out)
+    w = _Writer(out, opts.dpi, opts.figures)
     sections: list[Any] = []
     ecg_paths = cohort.df.assign(patient_id=cohort.df["patient_id"].astype(str)).set_index("patient_id")["ecg_path"]
     evaluated = sorted({p for d in sets.values() for p in d["patient_id"]})
@@ -417,7 +446,8 @@ def ecg_stenosis(config: str | os.PathLike | dict | RunConfig, overrides: dict[s
     auroc = {name: an.auroc_rows(d, n_boot=n_boot, seed=seed, **mins) for name, d in sets.items()}
     summary = w.table("summary", an.summary_rows(auroc, reference))
     layout = w.table("paper_layout", an.paper_layout(auroc, reference))
-    sections.append(_setup_section(study, cfg, how, notes + set_notes, cohort, sets))
+    drawn = [] if opts.figures else ["figures not drawn (study.figures: false): tables only"]
+    sections.append(_setup_section(study, cfg, how, notes + set_notes + drawn, cohort, sets))
     sections.append(_auroc_section(layout, summary, n_boot))
 
     # b. the normal-ECG subset
@@ -450,13 +480,8 @@ def ecg_stenosis(config: str | os.PathLike | dict | RunConfig, overrides: dict[s
                 continue
             sub_tables.append(levels.assign(split=name))
             het_tables.append(het.assign(split=name))
-            for target in STENOSIS_COLUMNS:
-                t = levels[levels["target"] == target]
-                if t.empty:
-                    continue
-                fname = f"forest_{_slug(name)}_{an.artery_of(target)}"
-                forest_figs.append((f"{name}, {an.artery_of(target)}: AUROC by subgroup",
-                                    w.figure(fname, plot_forest(t, title=f"{an.artery_of(target)}, {name}"))))
+            w.figure(forest_figs, f"{name}: AUROC by subgroup, per artery", f"forest_{_slug(name)}",
+                     plot_forest, an.forest_table(levels), title=f"AUROC by subgroup, {name}")
     else:
         skipped["subgroups"] = "no subgroup attribute in the manifest (age, sex, acquisition date)"
     subgroups = w.table("subgroups", pd.concat(sub_tables, ignore_index=True) if sub_tables else pd.DataFrame())
@@ -494,6 +519,8 @@ def ecg_stenosis(config: str | os.PathLike | dict | RunConfig, overrides: dict[s
     report = write_html_report(sections, out / "report.html", title="riskfm study: ECG -> severe stenosis per artery",
                                subtitle=f"seed 002 (Xiao et al.) on {cfg.manifest}; run {cfg.out} ({how})")
     files = {"report": report, "run": Path(cfg.out), "predictions": Path(cfg.out) / "predictions.csv", **w.files}
+    (out / OUTPUTS_LIST).write_text(json.dumps(sorted(str(p.relative_to(out)) for p in
+                                                      [report, *w.files.values(), *w.figures.values()]), indent=1))
     metrics = {"run": how, "encoder": cfg.encoders["ecg"].name, "checkpoint": cfg.encoders["ecg"].checkpoint,
                "sets": list(sets), "n_boot": n_boot, "normal_ecg": {"rule": rule, "counts": counts},
                "skipped": skipped, "notes": notes + attr_notes}
@@ -528,8 +555,8 @@ def _calibration_and_events(d: pd.DataFrame, thresholds: pd.DataFrame, name: str
         if cal is not None:
             calib.append(cal.table.assign(split=name, artery=art, target=target, slope=cal.slope.value,
                                           intercept=cal.intercept.value))
-            figs.append((f"{name}, {art}: calibration",
-                         w.figure(f"calibration_{_slug(name)}_{art}", cal.plot(label=art, title=f"{art}, {name}"))))
+            w.figure(figs, f"{name}, {art}: calibration", f"calibration_{_slug(name)}_{art}",
+                     cal.plot, label=art, title=f"{art}, {name}")
         t = float(thr.get(target, math.nan))
         if not math.isfinite(t):
             continue
@@ -551,11 +578,9 @@ def _calibration_and_events(d: pd.DataFrame, thresholds: pd.DataFrame, name: str
         tab = ci.at_risk(times)
         at.append(tab.reset_index(names="group").melt(id_vars="group", var_name="time_days", value_name="at_risk")
                   .assign(split=name, artery=art, target=target, logrank_p=ci.logrank_p))
-        figs.append((f"{name}, {art}: cumulative events by risk group (log-rank p "
-                     f"{'n/a' if ci.logrank_p is None else f'{ci.logrank_p:.3g}'})",
-                     w.figure(f"events_{_slug(name)}_{art}",
-                              ci.plot(times_days=times, title=f"{art} risk groups, {name}",
-                                      legend_title="Incidence threshold"))))
+        w.figure(figs, f"{name}, {art}: cumulative events by risk group (log-rank p "
+                 f"{'n/a' if ci.logrank_p is None else f'{ci.logrank_p:.3g}'})", f"events_{_slug(name)}_{art}",
+                 ci.plot, times_days=times, title=f"{art} risk groups, {name}", legend_title="Incidence threshold")
     return calib, inc, at, figs
 
 
@@ -594,20 +619,19 @@ def _waveforms(sets: dict[str, pd.DataFrame], thresholds: pd.DataFrame, ecg_path
                 continue
             high = assign_risk_groups(sub["y_prob"].to_numpy(float), t) == "high"
             ids = sub["patient_id"].to_numpy()
-            try:
-                comp = compare_median_beats(np.stack([beats[p] for p in ids[high]]) if high.any() else
-                                            np.zeros((0, 12, 1)), np.stack([beats[p] for p in ids[~high]]),
-                                            fs=DISPLAY_SPEC.fs, leads=DISPLAY_SPEC.leads, target=target)
-            except ValueError as exc:
-                skipped[f"waveforms: {name} {art}"] = str(exc)
+            if high.sum() < 2 or (~high).sum() < 2:
+                skipped[f"waveforms: {name} {art}"] = (f"{int(high.sum())} high- and {int((~high).sum())} low-risk "
+                                                       "patients with a median beat: each group needs 2")
                 continue
+            comp = compare_median_beats(np.stack([beats[p] for p in ids[high]]),
+                                        np.stack([beats[p] for p in ids[~high]]),
+                                        fs=DISPLAY_SPEC.fs, leads=DISPLAY_SPEC.leads, target=target)
             slug = f"{_slug(name)}_{art}"
             w.table(f"median_beats_{slug}", comp.to_frame())
-            figs.append((f"{name}, {art}: median beats, high vs low risk",
-                         w.figure(f"median_beats_{slug}", comp.plot(title=f"{art}, {name}: median beats by risk "
-                                                                    f"group (mean, {comp.confidence:.0%} CI)"))))
-            figs.append((f"{name}, {art}: high \u2212 low difference, pointwise 95% CI",
-                         w.figure(f"median_beat_difference_{slug}", comp.plot_difference())))
+            w.figure(figs, f"{name}, {art}: median beats, high vs low risk", f"median_beats_{slug}",
+                     comp.plot, title=f"{art}, {name}: median beats by risk group (mean, {comp.confidence:.0%} CI)")
+            w.figure(figs, f"{name}, {art}: high \u2212 low difference, pointwise 95% CI",
+                     f"median_beat_difference_{slug}", comp.plot_difference)
             peak = np.unravel_index(int(np.argmax(np.abs(comp.difference))), comp.difference.shape)
             rows.append({"split": name, "artery": art, "target": target, "n_high": comp.n_high, "n_low": comp.n_low,
                          "significant_share": float(comp.significant.mean()),
@@ -627,11 +651,10 @@ def _waveforms(sets: dict[str, pd.DataFrame], thresholds: pd.DataFrame, ecg_path
                 continue
             mean_beat, mean_share = an.mean_attribution(beat_list, maps)
             att, space = got
-            figs.append((f"{name}, {art}: mean {opts.attribution_method.replace('_', ' ')} of {len(maps)} high-risk "
-                         "patients in median-beat space",
-                         w.figure(f"attribution_{slug}", plot_median_beat_attribution(
-                             mean_beat, mean_share, space.time_s, att.leads, units=att.units,
-                             title=f"{art}, {name}: mean attribution share, {len(maps)} high-risk patients"))))
+            w.figure(figs, f"{name}, {art}: mean {opts.attribution_method.replace('_', ' ')} of {len(maps)} "
+                     "high-risk patients in median-beat space", f"attribution_{slug}",
+                     plot_median_beat_attribution, mean_beat, mean_share, space.time_s, att.leads, units=att.units,
+                     title=f"{art}, {name}: mean attribution share, {len(maps)} high-risk patients")
             share = mean_share.sum(axis=1)
             lead_rows += [{"split": name, "artery": art, "target": target, "lead": lead, "share": float(s),
                            "n_patients": len(maps), "method": att.method} for lead, s in zip(att.leads, share)]
