@@ -328,3 +328,24 @@ def test_a_manifest_written_by_the_test_itself(tmp_path):
     assert "forest_internal_test" in res.figures and any(k.startswith("median_beat_difference") for k in res.figures)
     assert all(Path(p).is_file() for p in res.figures.values())
     assert html.count("data:image/png;base64") == len(res.figures)
+
+
+def test_the_run_is_the_configs_ecg_encoder_for_the_four_arteries(tmp_path):
+    from riskfm.recipes.ecg_stenosis_study import study_run_config
+    from riskfm.recipes.study_config import load_study_config
+
+    ckpt = tmp_path / "12_lead_ECGFounder.pth"
+    cfg = {"manifest": str(tmp_path / "m.csv"), "out": str(tmp_path / "study"),
+           "encoders": {"ecg": {"name": "ecgfounder-12lead", "checkpoint": str(ckpt), "finetune": "full"},
+                        "ct": {"name": "cnn3d-small"}},
+           "study": {"n_boot": 200}}
+    run, notes = study_run_config(load_study_config(cfg))
+    assert run.modalities == ["ecg"] and run.targets == ["stenosis"] and set(run.encoders) == {"ecg"}
+    assert run.encoders["ecg"].name == "ecgfounder-12lead" and run.encoders["ecg"].checkpoint == str(ckpt)
+    assert Path(run.out) == tmp_path / "study" / "run"
+    # What the study changed in the given run configuration is said, not done silently.
+    assert any("modalities ['ecg', 'ct', 'clinical'] -> ['ecg']" in n for n in notes)
+    assert any("targets ['stenosis', 'mace_30d'] -> ['stenosis']" in n for n in notes)
+    same, none = study_run_config(load_study_config({**cfg, "modalities": ["ecg"], "targets": ["stenosis"],
+                                                     "encoders": {"ecg": {"name": "resnet1d-small"}}}))
+    assert none == [] and same.encoders["ecg"].name == "resnet1d-small"
