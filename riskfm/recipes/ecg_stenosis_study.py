@@ -448,7 +448,7 @@ def ecg_stenosis(config: str | os.PathLike | dict | RunConfig, overrides: dict[s
     layout = w.table("paper_layout", an.paper_layout(auroc, reference))
     drawn = [] if opts.figures else ["figures not drawn (study.figures: false): tables only"]
     sections.append(_setup_section(study, cfg, how, notes + set_notes + drawn, cohort, sets))
-    sections.append(_auroc_section(layout, summary, n_boot))
+    sections.append(_auroc_section(layout, summary, n_boot, mins))
 
     # b. the normal-ECG subset
     flags, per_patient, rule = _normal_flags(opts, table, ecg_paths.reindex(evaluated), cfg.manifest, progress)
@@ -681,13 +681,14 @@ def _setup_section(study: StudyConfig, cfg: RunConfig, how: str, notes: list[str
     return Section("Study and setup", text=text, notes=list(notes))
 
 
-def _auroc_section(layout: pd.DataFrame, summary: pd.DataFrame, n_boot: int) -> Any:
+def _auroc_section(layout: pd.DataFrame, summary: pd.DataFrame, n_boot: int, mins: dict[str, int]) -> Any:
     from riskfm.report.html import Section
 
     return Section("a. Per-artery AUROC", text=(
         f"AUROC with 95% stratified-bootstrap intervals ({n_boot} resamples) per artery, in the paper's layout, "
         "beside the published values (internal column for the internal test split, external for each external "
-        "site). An AUROC from fewer than 10 events or non-events is not estimable (n/e)."),
+        f"site). An AUROC from fewer than {mins['min_events']} events or {mins['min_nonevents']} non-events "
+        "(evaluate.min_events / min_nonevents) is not estimable (n/e)."),
         tables=[("Paper layout", layout), ("Per set and artery", summary)])
 
 
