@@ -400,7 +400,8 @@ def ecg_stenosis(config: str | os.PathLike | dict | RunConfig, overrides: dict[s
         ``split, artery, target, n, n_pos, auroc, ci_low, ci_high, paper_auroc, not_estimable``),
         ``paper_layout``, ``normal_ecg``, ``normal_ecg_patients``, ``subgroups``,
         ``heterogeneity``, ``risk_thresholds``, ``risk_groups``, ``calibration``,
-        ``cumulative_incidence``, ``at_risk``, ``waveforms``, ``attribution_leads``; ``files``:
+        ``cumulative_incidence``, ``at_risk``, ``waveforms``, ``attribution_leads`` and
+        ``median_beats_<set>_<artery>`` (per lead x offset: group means, difference, CIs); ``files``:
         ``report`` (the HTML), ``run`` (the run folder), ``predictions`` and each table's CSV;
         ``figures``: the PNGs by name; ``metrics``: ``run`` (``"trained"`` / ``"reused"``),
         ``encoder``, ``sets``, ``normal_ecg`` counts, ``skipped`` (section -> reason), ``notes``.
