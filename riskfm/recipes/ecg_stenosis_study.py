@@ -586,8 +586,10 @@ def _calibration_and_events(d: pd.DataFrame, thresholds: pd.DataFrame, name: str
 
 
 def _at_risk_times(t_max: float) -> list[float]:
-    step = max(1.0, float(np.ceil(max(t_max, 1.0) / 4.0)))
-    return [float(k * step) for k in range(5) if k * step <= max(t_max, step)]
+    """Return the times of the numbers at risk: 0 and calendar-like steps (a week ... two years), at most 5 intervals."""
+    steps = (1.0, 7.0, 14.0, 30.0, 60.0, 90.0, 180.0, 365.0, 730.0)
+    step = next((st for st in steps if t_max / st <= 5), 365.0 * np.ceil(t_max / (5 * 365.0)))
+    return [float(k * step) for k in range(int(t_max // step) + 1)]
 
 
 def _waveforms(sets: dict[str, pd.DataFrame], thresholds: pd.DataFrame, ecg_paths: pd.Series, cohort: Any,
