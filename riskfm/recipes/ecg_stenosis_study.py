@@ -578,7 +578,8 @@ def _calibration_and_events(d: pd.DataFrame, thresholds: pd.DataFrame, name: str
         times = _at_risk_times(ci.max_time_days)
         tab = ci.at_risk(times)
         at.append(tab.reset_index(names="group").melt(id_vars="group", var_name="time_days", value_name="at_risk")
-                  .assign(split=name, artery=art, target=target, logrank_p=ci.logrank_p))
+                  .assign(split=name, artery=art, target=target,
+                          logrank_p=math.nan if ci.logrank_p is None else ci.logrank_p))
         w.figure(figs, f"{name}, {art}: cumulative events by risk group (log-rank p "
                  f"{'n/a' if ci.logrank_p is None else f'{ci.logrank_p:.3g}'})", f"events_{_slug(name)}_{art}",
                  ci.plot, times_days=times, title=f"{art} risk groups, {name}", legend_title="Incidence threshold")

@@ -349,3 +349,29 @@ def test_the_run_is_the_configs_ecg_encoder_for_the_four_arteries(tmp_path):
     same, none = study_run_config(load_study_config({**cfg, "modalities": ["ecg"], "targets": ["stenosis"],
                                                      "encoders": {"ecg": {"name": "resnet1d-small"}}}))
     assert none == [] and same.encoders["ecg"].name == "resnet1d-small"
+
+
+@pytest.mark.slow
+def test_an_ecgfounder_checkpoint_is_fine_tuned_and_explained_on_raw_records(synthetic, tmp_path):
+    import torch
+
+    from riskfm.encoders import create_encoder
+    from riskfm.recipes import ecg_stenosis
+
+    # A checkpoint in the released layout ({"state_dict": ...}) of the small ECGFounder network.
+    torch.manual_seed(0)
+    ckpt = tmp_path / "tiny_ECGFounder.pth"
+    torch.save({"state_dict": create_encoder("ecgfounder-tiny").state_dict()}, ckpt)
+    _, cohort, _ = synthetic
+    cfg = _config(cohort.manifest_path, tmp_path / "study", attribution_patients=2)
+    cfg["encoders"] = {"ecg": {"name": "ecgfounder-tiny", "checkpoint": str(ckpt)}}
+    res = ecg_stenosis(cfg, progress=False)
+    assert res.metrics["encoder"] == "ecgfounder-tiny" and res.metrics["checkpoint"] == str(ckpt)
+    assert "from " + str(ckpt) in Path(res.files["report"]).read_text()
+    preds = pd.read_csv(res.files["predictions"], dtype={"patient_id": str})
+    row = res.tables["summary"].query("split == 'external site_ext' and artery == 'LAD'").iloc[0]
+    x = preds[(preds["split"] == "external") & (preds["target"] == "stenosis_lad")]
+    assert row["auroc"] == pytest.approx(roc_auc_score(x["y_true"], x["y_prob"]), abs=1e-12)
+    # Raw 10 s records: the attributions are moved into median-beat space on lead II's R peaks.
+    leads = res.tables["attribution_leads"]
+    assert len(leads) and np.allclose(leads.groupby(["split", "artery"])["share"].sum(), 1.0)
