@@ -375,3 +375,16 @@ def test_an_ecgfounder_checkpoint_is_fine_tuned_and_explained_on_raw_records(syn
     # Raw 10 s records: the attributions are moved into median-beat space on lead II's R peaks.
     leads = res.tables["attribution_leads"]
     assert len(leads) and np.allclose(leads.groupby(["split", "artery"])["share"].sum(), 1.0)
+
+
+@pytest.mark.slow
+def test_a_study_folder_holding_another_run_is_refused_not_reused(synthetic):
+    from riskfm.recipes import ecg_stenosis
+    from riskfm.train.run_folder import RunFolderError
+
+    path, cohort, res = synthetic
+    other = cohort.manifest_path.with_name("manifest_other.csv")
+    pd.read_csv(cohort.manifest_path).iloc[:-1].to_csv(other, index=False)  # one patient fewer
+    with pytest.raises(RunFolderError, match="holds another run"):
+        ecg_stenosis(path, {"manifest": str(other)}, progress=False)
+    assert (Path(res.files["run"]) / "model.pt").is_file()
