@@ -388,3 +388,19 @@ def test_a_study_folder_holding_another_run_is_refused_not_reused(synthetic):
     with pytest.raises(RunFolderError, match="holds another run"):
         ecg_stenosis(path, {"manifest": str(other)}, progress=False)
     assert (Path(res.files["run"]) / "model.pt").is_file()
+
+
+def test_the_documented_configs_are_valid_study_configs():
+    import re
+
+    from riskfm.recipes.ecg_stenosis_study import ECGStenosisOptions, study_run_config
+    from riskfm.recipes.study_config import load_study_config
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "studies_ecg_stenosis.md").read_text()
+    blocks = re.findall(r"```yaml\n(.*?)```", doc, re.S)
+    assert len(blocks) == 2
+    for block in blocks:
+        study = load_study_config(yaml.safe_load(block))
+        opts = study.options(ECGStenosisOptions)
+        run, notes = study_run_config(study)
+        assert notes == [] and opts.date_column == "ecg_date" and run.targets == ["stenosis"]
