@@ -332,6 +332,17 @@ def date_levels(values: pd.Series, column: str, source: str, *, bins: str = "yea
         No value of the column is a date.
     """
     notes: list[str] = []
+    if not pd.api.types.is_datetime64_any_dtype(values):
+        # Text, so that a bare year read as a number (2019, or 2019.0 beside a missing cell) is a
+        # year, not 2019 ns after 1970.
+        def text(v: object) -> str | None:
+            if v is None:
+                return None
+            if isinstance(v, float | np.floating) and float(v).is_integer():
+                return str(int(v))
+            return str(v)
+
+        values = values.astype(object).where(values.notna(), None).map(text)
     dates = pd.to_datetime(values, errors="coerce", format="mixed")
     bad = int((dates.isna() & values.notna()).sum())
     missing = int(values.isna().sum())

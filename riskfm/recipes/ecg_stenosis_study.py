@@ -317,7 +317,12 @@ def _attributes(opts: ECGStenosisOptions, table: pd.DataFrame, manifest: str,
     attrs: dict[str, pd.Series] = {}
     notes: list[str] = []
     if opts.age_column in t.columns and pd.to_numeric(t[opts.age_column], errors="coerce").notna().any():
-        attrs["age"] = an.age_levels(pd.to_numeric(t[opts.age_column], errors="coerce"), opts.age_bins)
+        age = pd.to_numeric(t[opts.age_column], errors="coerce")
+        attrs["age"] = an.age_levels(age, opts.age_bins)
+        bad = int((age.isna() & t[opts.age_column].notna()).sum())
+        if bad or age.isna().any():
+            notes.append(f"{opts.age_column}: {bad} value(s) not numbers and {int(t[opts.age_column].isna().sum())} "
+                         "missing: those patients are in no age band")
     else:
         skipped["subgroups: age"] = f"the manifest has no numeric column {opts.age_column!r}"
     if opts.sex_column in t.columns and t[opts.sex_column].notna().any():

@@ -406,3 +406,24 @@ def test_the_documented_configs_are_valid_study_configs():
         opts = study.options(ECGStenosisOptions)
         run, notes = study_run_config(study)
         assert notes == [] and opts.date_column == "ecg_date" and run.targets == ["stenosis"]
+
+
+def test_date_strata_and_yes_no_columns():
+    from riskfm.recipes.ecg_stenosis_analysis import date_levels, parse_flags
+
+    years, notes = date_levels(pd.Series([2019, 2020, None, 2021]), "yr", "m.csv")
+    assert years.tolist()[:2] == ["2019", "2020"] and pd.isna(years.iloc[2])  # numbers are years, not ns
+    assert notes == ["yr: 0 value(s) not readable as dates and 1 missing: those patients are in no "
+                     "acquisition-time stratum"]
+    levels, notes = date_levels(pd.Series(["2019-03-01", "2020-05-03", "garbage", None]), "d", "m.csv")
+    assert list(levels.cat.categories) == ["2019", "2020"] and levels.isna().sum() == 2
+    assert notes == ["d: 1 value(s) not readable as dates and 1 missing: those patients are in no acquisition-time "
+                     "stratum"]
+    one_year, notes = date_levels(pd.Series(["2019-03-01", "2019-05-03", "2019-06-01", "2019-08-01"]), "d", "m")
+    assert one_year.nunique() == 4 and "quantile bins used instead of years" in notes[0]
+    with pytest.raises(ValueError, match="column 'd' holds no dates"):
+        date_levels(pd.Series(["soon", "later"]), "d", "m.csv")
+    flags = parse_flags(pd.Series(["yes", "No", "1", "0", None, "normal"]), "nl", "m.csv")
+    assert flags.tolist()[:4] == [True, False, True, False] and pd.isna(flags.iloc[4]) and flags.iloc[5]
+    with pytest.raises(ValueError, match="m.csv: column 'nl' must be yes/no.*'maybe'"):
+        parse_flags(pd.Series(["yes", "maybe"]), "nl", "m.csv")
