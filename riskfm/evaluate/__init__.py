@@ -14,6 +14,7 @@
   and log-rank tests between risk groups, Aalen-Johansen incidence.
 - ``decision_curve``: net benefit against treat-all and treat-none.
 - ``subgroups``: any metric per subgroup with CIs; covariates to subgroup attributes.
+- ``heterogeneity``: Cochran's Q (and I^2) of subgroup AUROCs with DeLong variances.
 - ``fairness``: gaps of a metric between subgroups with bootstrap intervals over patients.
 - ``agreement``: Bland-Altman, Cohen's kappa, Kolmogorov-Smirnov, accuracy at score cut-offs.
 - ``segmentation``: Dice, clDice, surface distance, lesion detection (one empty-mask rule).
@@ -66,6 +67,7 @@ from riskfm.evaluate.discrimination import (
 )
 from riskfm.evaluate.fairness import FairnessGaps, fairness_gaps
 from riskfm.evaluate.guards import estimable
+from riskfm.evaluate.heterogeneity import Heterogeneity, cochran_q, subgroup_heterogeneity
 from riskfm.evaluate.horizons import censor_at
 from riskfm.evaluate.pipeline import evaluate
 from riskfm.evaluate.results import Estimate
@@ -122,6 +124,7 @@ __all__ = [
     "Estimate",
     "EvaluationSpec",
     "FairnessGaps",
+    "Heterogeneity",
     "KSResult",
     "Kappa",
     "LesionScores",
@@ -140,6 +143,7 @@ __all__ = [
     "calibration",
     "censor_at",
     "cl_dice",
+    "cochran_q",
     "cohen_kappa",
     "cumulative_incidence_by_group",
     "decision_curve",
@@ -165,6 +169,7 @@ __all__ = [
     "roc_curve",
     "roc_curves",
     "subgroup_attributes",
+    "subgroup_heterogeneity",
     "subgroup_metrics",
     "survival_metrics",
     "three_level_thresholds",

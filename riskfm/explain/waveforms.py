@@ -6,6 +6,8 @@ neurokit2 on lead II, reused for every lead; amplitudes in mV) and :func:`compar
 at every lead and offset from R:
 
 * each group's mean beat with a t-based confidence interval of the mean;
+* the difference of the means (high - low) with its pointwise Welch confidence interval (unequal
+  variances, Welch-Satterthwaite degrees of freedom);
 * Welch's t-test between the groups (unequal variances), p-values corrected for the
   ``leads x samples`` comparisons by Benjamini-Hochberg (false discovery rate ``alpha``); samples with
   ``q < alpha`` are where the groups "differ significantly" (shaded in the figure).
@@ -45,6 +47,9 @@ class MedianBeatComparison:
     mean_high, mean_low : ``[L, W]`` group means (mV).
     high_risk_ci, low_risk_ci : ``[2, L, W]`` lower / upper confidence limits of each group's mean
         (flat tables spell them ``high_risk_ci_low`` / ``high_risk_ci_high``, as every CI in riskfm).
+    difference : ``[L, W]`` ``mean_high - mean_low`` (mV).
+    difference_ci : ``[2, L, W]`` its pointwise Welch confidence interval (not corrected for the
+        ``L x W`` comparisons; the q-values are).
     p, q : ``[L, W]`` Welch t-test p-values and Benjamini-Hochberg q-values.
     significant : ``[L, W]`` bool, ``q < alpha``.
     n_high, n_low : patients per group. alpha, confidence : the levels used.
@@ -66,16 +71,22 @@ class MedianBeatComparison:
     confidence: float = 0.95
     labels: tuple[str, str] = ("high risk", "low risk")
     target: str = ""
+    difference: np.ndarray | None = None
+    difference_ci: np.ndarray | None = None
 
     def to_frame(self) -> pd.DataFrame:
-        """Return a long table: lead, time_s, mean/CI per group, p, q, significant."""
+        """Return a long table: lead, time_s, mean/CI per group, difference/CI, p, q, significant."""
         rows = []
         for i, lead in enumerate(self.leads):
-            rows.append(pd.DataFrame({
+            cols = {
                 "lead": lead, "time_s": self.time_s, "mean_high": self.mean_high[i], "mean_low": self.mean_low[i],
                 "high_risk_ci_low": self.high_risk_ci[0, i], "high_risk_ci_high": self.high_risk_ci[1, i],
-                "low_risk_ci_low": self.low_risk_ci[0, i], "low_risk_ci_high": self.low_risk_ci[1, i],
-                "p": self.p[i], "q": self.q[i], "significant": self.significant[i]}))
+                "low_risk_ci_low": self.low_risk_ci[0, i], "low_risk_ci_high": self.low_risk_ci[1, i]}
+            if self.difference is not None and self.difference_ci is not None:
+                cols.update(difference=self.difference[i], difference_ci_low=self.difference_ci[0, i],
+                            difference_ci_high=self.difference_ci[1, i])
+            cols.update(p=self.p[i], q=self.q[i], significant=self.significant[i])
+            rows.append(pd.DataFrame(cols))
         return pd.concat(rows, ignore_index=True)
 
     def plot(self, **kwargs: Any):
@@ -83,6 +94,12 @@ class MedianBeatComparison:
         from riskfm.plots.median_beats import plot_median_beat_comparison
 
         return plot_median_beat_comparison(self, **kwargs)
+
+    def plot_difference(self, **kwargs: Any):
+        """Draw the per-lead difference with its CI (:func:`riskfm.plots.median_beats.plot_median_beat_difference`)."""
+        from riskfm.plots.median_beats import plot_median_beat_difference
+
+        return plot_median_beat_difference(self, **kwargs)
 
 
 def _mean_ci(x: np.ndarray, confidence: float) -> tuple[np.ndarray, np.ndarray]:
@@ -92,6 +109,18 @@ def _mean_ci(x: np.ndarray, confidence: float) -> tuple[np.ndarray, np.ndarray]:
         return mean, np.stack([mean, mean])
     half = stats.t.ppf(0.5 + confidence / 2, n - 1) * x.std(axis=0, ddof=1) / np.sqrt(n)
     return mean, np.stack([mean - half, mean + half])
+
+
+def _welch_difference_ci(high: np.ndarray, low: np.ndarray, confidence: float) -> tuple[np.ndarray, np.ndarray]:
+    """Pointwise difference of means (high - low) and its Welch interval, ``[L, W]`` and ``[2, L, W]``."""
+    diff = high.mean(axis=0) - low.mean(axis=0)
+    vh, vl = high.var(axis=0, ddof=1) / len(high), low.var(axis=0, ddof=1) / len(low)
+    se2 = vh + vl
+    with np.errstate(invalid="ignore", divide="ignore"):
+        dof = se2**2 / (vh**2 / (len(high) - 1) + vl**2 / (len(low) - 1))
+    # Constant samples (absent leads) have se 0: the interval is the point itself.
+    half = np.where(se2 > 0, stats.t.ppf(0.5 + confidence / 2, np.where(se2 > 0, dof, 1.0)) * np.sqrt(se2), 0.0)
+    return diff, np.stack([diff - half, diff + half])
 
 
 def compare_median_beats(high: np.ndarray, low: np.ndarray, *, fs: float, leads: Sequence[str] = STANDARD_LEADS,
@@ -126,12 +155,13 @@ def compare_median_beats(high: np.ndarray, low: np.ndarray, *, fs: float, leads:
         p = stats.ttest_ind(high, low, axis=0, equal_var=False).pvalue
     p = np.where(np.isfinite(p), p, 1.0)  # identical constant samples (e.g. absent leads): no difference
     q = stats.false_discovery_control(p.ravel(), method="bh").reshape(p.shape)
+    diff, diff_ci = _welch_difference_ci(high, low, confidence)
     width = high.shape[2]
     before = int(round(before_s * fs))
     return MedianBeatComparison(
         time_s=(np.arange(width) - before) / fs, leads=tuple(leads), mean_high=mean_h, mean_low=mean_l,
         high_risk_ci=ci_h, low_risk_ci=ci_l, p=p, q=q, significant=q < alpha, n_high=len(high), n_low=len(low),
-        alpha=alpha, confidence=confidence, labels=labels, target=target)
+        alpha=alpha, confidence=confidence, labels=labels, target=target, difference=diff, difference_ci=diff_ci)
 
 
 def median_beat_of_record(path: str | os.PathLike, spec: ECGInputSpec = DISPLAY_SPEC, *,

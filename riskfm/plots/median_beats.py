@@ -3,6 +3,8 @@
 * :func:`plot_median_beat_comparison`: the mean median beat of high- and low-risk patients with
   confidence bands, grey shading where they differ (FDR-controlled, computed by
   :func:`riskfm.explain.waveforms.compare_median_beats`);
+* :func:`plot_median_beat_difference`: the difference of the two groups' mean beats (high - low) per
+  lead with its pointwise confidence band and the same shading;
 * :func:`plot_median_beat_attribution`: one patient's median beat with its attribution behind it.
 """
 
@@ -19,7 +21,7 @@ from matplotlib.figure import Figure
 from riskfm.plots.ecg_paper import STANDARD_LAYOUT, attribution_colormap
 from riskfm.plots.style import DOUBLE_COLUMN_IN, NEUTRAL, RISK_GROUP_COLORS, new_figure, publication_style
 
-__all__ = ["plot_median_beat_attribution", "plot_median_beat_comparison"]
+__all__ = ["plot_median_beat_attribution", "plot_median_beat_comparison", "plot_median_beat_difference"]
 
 
 def _panel_order(leads: Sequence[str]) -> tuple[list[str], int, int]:
@@ -84,6 +86,66 @@ def plot_median_beat_comparison(comparison: Any, *, title: str | None = None, wi
         fig.legend(handles, labels, loc="outside lower center", ncols=3, fontsize=7)
         what = f" \u2014 {c.target}" if c.target else ""
         fig.suptitle(title or f"Median beats by predicted risk{what} (mean, {c.confidence:.0%} CI)",
+                     fontsize=9, x=0.01, ha="left")
+    return fig
+
+
+def plot_median_beat_difference(comparison: Any, *, title: str | None = None, width_in: float = DOUBLE_COLUMN_IN,
+                                height_in: float = 5.2) -> Figure:
+    """Difference of the two groups' mean median beats per lead, its CI band, shading where q < alpha.
+
+    Parameters
+    ----------
+    comparison : :class:`riskfm.explain.waveforms.MedianBeatComparison`
+        With ``difference`` and ``difference_ci`` (from ``compare_median_beats``).
+    title : str, optional
+    width_in, height_in : float
+        Figure size in inches.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    c = comparison
+    if c.difference is None or c.difference_ci is None:
+        raise ValueError("this comparison holds no difference; build it with compare_median_beats")
+    order, nrows, ncols = _panel_order(c.leads)
+    ms = c.time_s * 1000.0
+    dt = (ms[1] - ms[0]) if len(ms) > 1 else 1.0
+    lo, hi = float(np.nanmin(c.difference_ci[0])), float(np.nanmax(c.difference_ci[1]))
+    lo, hi = min(lo, 0.0), max(hi, 0.0)
+    pad = 0.05 * (hi - lo or 1.0)
+    colour = RISK_GROUP_COLORS["high"]
+    with publication_style():
+        fig = new_figure(width_in, height_in)
+        axes = fig.subplots(nrows, ncols, sharex=True, sharey=True, squeeze=False)
+        for k, lead in enumerate(order):
+            ax = axes[k // ncols][k % ncols]
+            li = list(c.leads).index(lead)
+            for start, stop in _runs(c.significant[li]):
+                ax.axvspan(ms[start] - dt / 2, ms[stop - 1] + dt / 2, color=NEUTRAL, alpha=0.18, lw=0, zorder=0)
+            ax.axhline(0.0, color=NEUTRAL, lw=0.5, zorder=1)
+            ax.fill_between(ms, c.difference_ci[0, li], c.difference_ci[1, li], color=colour, alpha=0.25, lw=0,
+                            zorder=1)
+            ax.plot(ms, c.difference[li], color=colour, lw=0.9, zorder=2,
+                    label=f"{c.labels[0]} \u2212 {c.labels[1]} (n={c.n_high} vs {c.n_low})")
+            ax.axvline(0.0, color=NEUTRAL, lw=0.4, ls=":", zorder=0)
+            ax.set_title(lead, fontsize=8, pad=2)
+            ax.set_ylim(lo - pad, hi + pad)
+            if k // ncols == nrows - 1:
+                ax.set_xlabel("ms from R")
+            if k % ncols == 0:
+                ax.set_ylabel("\u0394 mV")
+        for k in range(len(order), nrows * ncols):
+            axes[k // ncols][k % ncols].set_axis_off()
+        handles, labels = axes[0][0].get_legend_handles_labels()
+        from matplotlib.patches import Patch
+
+        handles.append(Patch(color=NEUTRAL, alpha=0.18, lw=0))
+        labels.append(f"differ (Welch t, BH q < {c.alpha:g})")
+        fig.legend(handles, labels, loc="outside lower center", ncols=2, fontsize=7)
+        what = f" \u2014 {c.target}" if c.target else ""
+        fig.suptitle(title or f"Median-beat difference, high \u2212 low risk{what} (pointwise {c.confidence:.0%} CI)",
                      fontsize=9, x=0.01, ha="left")
     return fig
 

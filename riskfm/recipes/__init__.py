@@ -13,6 +13,9 @@ fits) and ``to_dict()`` for JSON.
 * ``run_stenosis_detection``: CORA, stenotic lesions (lesion-level precision / recall / F1).
 * ``run_artery_segmentation``: CORA, coronary lumen (Dice, clDice, surface distance in mm).
 * ``run_data_efficiency``: CORA segmentation at growing training sizes, pretrained vs scratch.
+* ``ecg_stenosis``: seed 002's study on a run configuration (``riskfm study ecg-stenosis``): an ECG
+  encoder fine-tuned for severe stenosis per artery, then per-artery AUROC beside the paper's,
+  the normal-ECG subset, subgroups, risk groups and waveform differences in one HTML report.
 
 The recipe functions are imported on first use (``riskfm.recipes.run_demo``), so importing the
 package stays cheap.
@@ -23,6 +26,7 @@ from riskfm.recipes.result import RecipeResult
 __all__ = [
     "DenseTaskOptions",
     "RecipeResult",
+    "ecg_stenosis",
     "run_artery_segmentation",
     "run_data_efficiency",
     "run_demo",
@@ -36,6 +40,7 @@ __all__ = [
 
 _WHERE = {
     "DenseTaskOptions": "cora_common",
+    "ecg_stenosis": "ecg_stenosis_study",
     "run_artery_segmentation": "cora_segmentation",
     "run_data_efficiency": "cora_segmentation",
     "run_demo": "demo",

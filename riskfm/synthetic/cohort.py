@@ -9,6 +9,12 @@ Layout of ``out_dir``::
     ct/P00000_heart.nii.gz  heart mask (uint8)
     ct/P00000_labels.nii.gz coronary labels (1 LM, 2 LAD, 3 LCX, 4 RCA) and nothing else
     ct/P00000_plaque.nii.gz plaque mask (1 calcified, 2 non-calcified)
+
+With ``acquisition_dates=True`` the manifest gains one last column, ``ecg_date`` (ISO date of the
+ECG), for studies that stratify by acquisition time. It is drawn from its own random stream
+(:data:`DATE_STREAM`), so every other column and every file is byte-identical to the cohort written
+without it; it is off by default because a run infers its clinical variables from the manifest's
+columns, and a new column would change what the demo's model reads.
 """
 
 from __future__ import annotations
@@ -38,6 +44,12 @@ CLINICAL_COLUMNS = (
     "total_cholesterol", "ldl", "hdl",
 )
 TARGET_COLUMNS = (*STENOSIS_COLUMNS, "mace_30d", "time_to_event_days", "event")
+#: Key of the random stream of the ECG acquisition dates: ``default_rng([seed, DATE_STREAM])``.
+#: Patients use ``[seed, index]`` (index < n) and missingness ``[seed, 10**9]``; this stream is
+#: neither, so adding dates draws nothing from the streams the other columns come from.
+DATE_STREAM = 10**9 + 1
+#: First and last day of the synthetic acquisition dates (uniform in between).
+DATE_RANGE = ("2015-01-01", "2022-12-31")
 
 
 @dataclass(frozen=True)
@@ -57,6 +69,13 @@ class SyntheticCohort:
     def oracle(self) -> pd.DataFrame:
         """Return the oracle table (``oracle_path``: the generating variables per patient) as a DataFrame."""
         return pd.read_csv(self.oracle_path)
+
+
+def acquisition_date_column(n: int, seed: int) -> np.ndarray:
+    """ECG acquisition dates of ``n`` patients (ISO text), from the stream ``[seed, DATE_STREAM]`` only."""
+    first, last = (np.datetime64(d, "D") for d in DATE_RANGE)
+    days = np.random.default_rng([seed, DATE_STREAM]).integers(0, int((last - first).astype(int)) + 1, n)
+    return np.datetime_as_string(first + days.astype("timedelta64[D]"), unit="D")
 
 
 def _write_patient(row: dict, root: str, seed: int, sites: dict[str, SiteProfile], ct_shape, ct_spacing,
@@ -108,6 +127,7 @@ def make_cohort(
     ct_spacing: tuple[float, float, float] = (2.0, 1.5, 1.5),
     n_workers: int | None = None,
     progress: bool = True,
+    acquisition_dates: bool = False,
 ) -> SyntheticCohort:
     """Generate and write a synthetic multimodal cohort.
 
@@ -124,6 +144,8 @@ def make_cohort(
     n_workers : processes writing records (default: all cores).
     progress : show a bar over the patients written on stderr (with the time left); silent anyway
         under ``riskfm --quiet`` / ``RISKFM_QUIET=1`` (:mod:`riskfm.progress`).
+    acquisition_dates : add an ``ecg_date`` column (ISO dates uniform over :data:`DATE_RANGE`, from
+        their own random stream: the other columns and files do not change).
 
     Returns
     -------
@@ -164,12 +186,16 @@ def make_cohort(
                     bar.update(f.result())
 
     manifest = df[["patient_id", "site", "ecg_path", "ct_path", *CLINICAL_COLUMNS, *TARGET_COLUMNS]]
+    if acquisition_dates:
+        manifest = manifest.assign(ecg_date=acquisition_date_column(n, seed))
     manifest.to_csv(root / "manifest.csv", index=False)
     oracle_cols = ["patient_id", "site"] + [c for c in df.columns if c.startswith(("p_", "severity_", "calcified_"))]
     df[oracle_cols].to_csv(root / "oracle.csv", index=False)
     seconds = time.perf_counter() - t0
-    (root / "cohort.json").write_text(json.dumps({
-        "generator": "riskfm.synthetic.make_cohort", "n": n, "seed": seed, "sites": [s.name for s in sites],
-        "ct_shape": list(ct_shape), "ct_spacing_mm": list(ct_spacing), "ecg_fs_hz": ECG_FS, "seconds": round(seconds, 2),
-    }, indent=2))
+    info = {"generator": "riskfm.synthetic.make_cohort", "n": n, "seed": seed, "sites": [s.name for s in sites],
+            "ct_shape": list(ct_shape), "ct_spacing_mm": list(ct_spacing), "ecg_fs_hz": ECG_FS,
+            "seconds": round(seconds, 2)}
+    if acquisition_dates:
+        info["acquisition_dates"] = list(DATE_RANGE)
+    (root / "cohort.json").write_text(json.dumps(info, indent=2))
     return SyntheticCohort(root, root / "manifest.csv", root / "oracle.csv", n, seconds)
