@@ -10,6 +10,14 @@ import numpy as np
 import pytest
 
 from riskfm.evaluate import decision_curve
+from riskfm.evaluate.calibration import (
+    calibration,
+    expected_calibration_error,
+    fit_recalibration,
+    logistic_fit,
+    spiegelhalter_z,
+)
+from riskfm.evaluate.horizons import censor_at, target_horizon_days
 from riskfm.evaluate.thresholds import (
     three_level_thresholds,
     threshold_at_sensitivity,
@@ -176,3 +184,111 @@ def test_a_target_within_1e_12_above_a_reachable_rate_counts_as_reached():
     assert target - 1e-12 == 0.5
     assert threshold_at_sensitivity(y, p, target) == threshold_at_sensitivity(y, p, 0.5) == 0.9
     assert threshold_at_specificity(y, p, target) == threshold_at_specificity(y, p, 0.5) == 0.4
+
+
+# ---- calibration --------------------------------------------------------------------------------
+
+RNG_C = np.random.default_rng(7)
+P_C = RNG_C.uniform(0.02, 0.98, 300)
+Y_C = (RNG_C.random(300) < P_C ** 1.5).astype(int)
+
+
+def test_ece_defaults_to_10_uniform_bins():
+    default = expected_calibration_error(Y_C, P_C)
+    assert default == expected_calibration_error(Y_C, P_C, n_bins=10, strategy="uniform")
+    assert default != expected_calibration_error(Y_C, P_C, n_bins=11)
+
+
+def test_recalibration_defaults_to_platt_and_records_its_fit_size():
+    rec = fit_recalibration(Y_C, P_C)
+    assert rec.method == "platt" and rec.n_fit == 300
+
+
+def test_recalibration_to_dict_is_plain_json():
+    platt = fit_recalibration(Y_C, P_C, "platt")
+    assert platt.to_dict() == {"method": "platt", "n_fit": 300,
+                               "params": {"a": platt.params["a"], "b": platt.params["b"]}}
+    assert all(type(v) is float for v in platt.to_dict()["params"].values())
+    iso = fit_recalibration(Y_C, P_C, "isotonic").to_dict()
+    assert set(iso) == {"method", "n_fit", "params"} and set(iso["params"]) == {"x", "y"}
+    assert isinstance(iso["params"]["x"], list) and all(type(v) is float for v in iso["params"]["x"])
+    temp = fit_recalibration(Y_C, P_C, "temperature").to_dict()
+    assert type(temp["params"]["temperature"]) is float
+
+
+def test_recalibration_errors_name_the_problem():
+    with pytest.raises(ValueError, match=r"^recalibration needs both outcomes in the fitting set$"):
+        fit_recalibration([1, 1, 1], [0.2, 0.5, 0.9])
+    rec = fit_recalibration(Y_C, P_C)
+    with pytest.raises(ValueError, match=r"^p must be finite"):
+        rec.transform([0.1, math.nan])
+
+
+def test_logistic_fit_errors_say_why():
+    with pytest.raises(ValueError, match=r"^logistic fit needs both outcomes \(0 and 1\); all outcomes are equal$"):
+        logistic_fit(np.array([1.0, 1.0, 1.0]), None)
+    with pytest.raises(ValueError, match=r"^logistic fit did not converge \(perfect separation\?\)$"):
+        logistic_fit(np.array([0.0, 0.0, 1.0, 1.0]), np.array([1.0, 2.0, 3.0, 4.0]))
+
+
+def test_calibration_defaults_bins_and_dict(tmp_path):
+    res = calibration(Y_C, P_C)
+    assert res.ece == calibration(Y_C, P_C, n_bins=10).ece != calibration(Y_C, P_C, n_bins=11).ece
+    assert res.to_dict()["bins"] == len(res.table) == 10
+    out = tmp_path / "cal.png"
+    res.plot(out)
+    assert out.is_file() and out.stat().st_size > 0
+
+
+def test_calibration_with_one_event_is_computed_and_with_none_is_refused():
+    y = np.zeros(40, int)
+    y[5] = 1
+    p = np.linspace(0.01, 0.3, 40)
+    assert calibration(y, p).n_pos == 1
+    with pytest.raises(ValueError, match=r"^calibration needs both outcomes; got 0 events in 40 patients$"):
+        calibration(np.zeros(40, int), p)
+
+
+def test_quantile_bins_never_fall_below_two():
+    res = calibration(Y_C, P_C, strategy="quantile", min_bin_size=200)  # 300 // 200 = 1 -> 2 bins
+    assert len(res.table) == 2
+
+
+def test_spiegelhalter_is_nan_when_its_variance_is_zero():
+    z, pval = spiegelhalter_z([0, 1, 1], [0.5, 0.5, 1.0])  # (1 - 2p)^2 p (1 - p) = 0 for p in {0.5, 1}
+    assert math.isnan(z) and math.isnan(pval)
+
+
+# ---- horizons -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("target", "days"), [
+    ("mace_30d", 30.0), ("mace_1d", 1.0), ("event_30days", 30.0), ("x_6w", 42.0), ("x_2wk", 14.0),
+    ("death_1y", 365.0), ("death_2years", 730.0), ("event_12m", 365.0), ("event_3mo", 91.0),
+    ("event_6months", 182.0), ("risk_score", None), ("mace", None), ("mace_30", None),
+])
+def test_target_horizon_from_the_name(target, days):
+    assert target_horizon_days(target) == days
+
+
+def test_target_horizon_override_wins_only_for_its_target():
+    assert target_horizon_days("mace_30d", {"mace_30d": 28}) == 28.0
+    assert target_horizon_days("mace_30d", {"other_1y": 28}) == 30.0
+    assert target_horizon_days("risk_score", {"risk_score": 90}) == 90.0
+    assert target_horizon_days("mace_30d", {}) == 30.0
+
+
+def test_censor_at_returns_floats_and_keeps_an_event_on_the_horizon_day():
+    t, e = censor_at([10, 30, 31, 400], [1, 1, 1, 0], None)
+    assert t.dtype == np.float64 and e.dtype == np.float64
+    assert t.tolist() == [10.0, 30.0, 31.0, 400.0] and e.tolist() == [1.0, 1.0, 1.0, 0.0]
+    t, e = censor_at([10, 30, 31, 400], [1, 1, 1, 0], 30)
+    assert t.dtype == np.float64 and e.dtype == np.float64
+    assert t.tolist() == [10.0, 30.0, 30.0, 30.0] and e.tolist() == [1.0, 1.0, 0.0, 0.0]
+    t, e = censor_at([0.2, 0.7], [1, 1], 0.5)  # a horizon below one day is allowed
+    assert t.tolist() == [0.2, 0.5] and e.tolist() == [1.0, 0.0]
+
+
+@pytest.mark.parametrize("bad", [0, 0.0, -1, math.nan])
+def test_censor_at_refuses_a_horizon_that_is_not_positive(bad):
+    with pytest.raises(ValueError, match=rf"^horizon_days must be > 0, got {bad!r}$"):
+        censor_at([1.0], [1], bad)

@@ -81,17 +81,23 @@ def logistic_fit(y: np.ndarray, x: np.ndarray | None, offset: np.ndarray | None 
     off = np.zeros(n) if offset is None else offset
     if y.min() == y.max():
         raise ValueError("logistic fit needs both outcomes (0 and 1); all outcomes are equal")
+    not_converged = "logistic fit did not converge (perfect separation?)"
     beta = np.zeros(design.shape[1])
     for _ in range(max_iter):
         mu = expit(off + design @ beta)
         w = mu * (1.0 - mu)
         info = design.T @ (design * w[:, None])
-        step = np.linalg.solve(info, design.T @ (y - mu))
+        try:
+            step = np.linalg.solve(info, design.T @ (y - mu))
+        except np.linalg.LinAlgError:
+            # Under separation the fitted risks reach 0 / 1 in float and the information matrix
+            # becomes singular before the iteration limit: the same failure, said the same way.
+            raise ValueError(not_converged) from None
         beta = beta + step
         if np.max(np.abs(step)) < tol:
             break
     else:
-        raise ValueError("logistic fit did not converge (perfect separation?)")
+        raise ValueError(not_converged)
     mu = expit(off + design @ beta)
     info = design.T @ (design * (mu * (1.0 - mu))[:, None])
     return beta, np.linalg.inv(info)
