@@ -58,6 +58,7 @@ class Sample:
 
 
 def _stack_optional(arrays: list[np.ndarray | None], name: str) -> tuple[torch.Tensor | None, torch.Tensor]:
+    """Stack the present arrays into one float32 ``[B, ...]`` tensor, zeros where absent, plus the flags."""
     present = torch.tensor([a is not None for a in arrays], dtype=torch.bool)
     if not present.any():
         return None, present
@@ -66,10 +67,11 @@ def _stack_optional(arrays: list[np.ndarray | None], name: str) -> tuple[torch.T
     if len(shapes) > 1:
         raise ValueError(f"{name}: samples in one batch have different shapes {sorted(shapes)}; "
                          "prepare every record for the same encoder input spec")
-    out = torch.zeros((len(arrays), *ref.shape), dtype=torch.float32)
-    for i, a in enumerate(arrays):
-        if a is not None:
-            out[i] = torch.as_tensor(np.asarray(a, dtype=np.float32))
+    # One np.stack writes the whole batch straight into the tensor's memory (a torch-owned
+    # buffer, so DataLoader workers can share it); an absent sample is one shared zero block.
+    out = torch.empty((len(arrays), *ref.shape), dtype=torch.float32)
+    zeros = np.zeros(ref.shape, dtype=np.float32)
+    np.stack([zeros if a is None else np.asarray(a, dtype=np.float32) for a in arrays], out=out.numpy())
     return out, present
 
 
