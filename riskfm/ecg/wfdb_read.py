@@ -6,6 +6,12 @@ record path without extension (record names may contain dots, ``JS00001.v2``); s
 converted to mV from each channel's header units. Channels stored in several signal files (PTB's
 ``.dat`` + ``.xyz``) are handled by wfdb; multi-segment records are merged.
 
+The header is parsed once (:func:`wfdb.rdheader`, for the checks below); the samples of a
+single-segment record are then read by the steps of :func:`wfdb.rdrecord` run on that header
+(:func:`wfdb.rdrecord` itself would parse it again, which cost more than decoding a 10 s record).
+A wfdb without those steps, a header without a signal length, and multi-segment records go through
+:func:`wfdb.rdrecord`. The mV array is written once, float32 and C-ordered.
+
 Before wfdb decodes anything, the header is checked against the signal files of the kept channels:
 a signal format WFDB does not define is an :class:`~riskfm.ecg.errors.ECGHeaderError`, and a
 fixed-width signal file (formats 8, 16, 24, 32, 61, 80, 160, 212, 310, 311) shorter than the
