@@ -146,3 +146,14 @@ def test_to_millivolts_matches_the_scale_then_cast_formula():
     got = to_millivolts(ints, ["uV", "mV"], ["a", "b"], "x")
     expected = (ints.astype(np.float64).T * np.array([1e-3, 1.0])[:, None]).astype(np.float32)
     assert np.array_equal(got, expected)
+
+
+def test_multiple_samples_per_frame_unchanged(tmp_path):
+    # lead II stored at twice the frame rate: wfdb averages its frames (smooth_frames), as before
+    rng = np.random.default_rng(5)
+    expanded = [rng.normal(0, 0.5, 1000 * k) for k in (1, 2, 1)]
+    wfdb.wrsamp("spf", fs=250, units=["mV", "uV", "mV"], sig_name=["I", "II", "V1"], e_p_signal=expanded,
+                samps_per_frame=[1, 2, 1], fmt=["16"] * 3, adc_gain=[1000, 1, 1000], baseline=[0] * 3,
+                write_dir=str(tmp_path))
+    assert wfdb.rdheader(str(tmp_path / "spf")).samps_per_frame == [1, 2, 1]
+    _assert_same(tmp_path / "spf", "standard")
