@@ -206,8 +206,14 @@ def to_millivolts(
             )
         factors.append(factor)
     # Scale in float64, then store float32: mV values of ECGs need ~4 significant digits only.
-    signal = np.asarray(samples, dtype=np.float64).T * np.asarray(factors, dtype=np.float64)[:, None]
-    return signal.astype(np.float32)
+    # The result is written once, transposed and cast in one pass into a C-ordered array (what ECG
+    # keeps, so it does not copy again). Channels already in mV are not multiplied: x * 1.0 == x
+    # exactly, so the values are those of the scaled path.
+    samples = np.asarray(samples, dtype=np.float64)
+    factors = np.asarray(factors, dtype=np.float64)
+    if np.any(factors != 1.0):
+        samples = samples * factors[None, :]
+    return np.ascontiguousarray(samples.T, dtype=np.float32)
 
 
 def check_samples(signal: np.ndarray, leads: Sequence[str], channel_names: Sequence[str],

@@ -6,6 +6,12 @@ record path without extension (record names may contain dots, ``JS00001.v2``); s
 converted to mV from each channel's header units. Channels stored in several signal files (PTB's
 ``.dat`` + ``.xyz``) are handled by wfdb; multi-segment records are merged.
 
+The header is parsed once (:func:`wfdb.rdheader`, for the checks below); the samples of a
+single-segment record are then read by the steps of :func:`wfdb.rdrecord` run on that header
+(:func:`wfdb.rdrecord` itself would parse it again, which cost more than decoding a 10 s record).
+A wfdb without those steps, a header without a signal length, and multi-segment records go through
+:func:`wfdb.rdrecord`. The mV array is written once, float32 and C-ordered.
+
 Before wfdb decodes anything, the header is checked against the signal files of the kept channels:
 a signal format WFDB does not define is an :class:`~riskfm.ecg.errors.ECGHeaderError`, and a
 fixed-width signal file (formats 8, 16, 24, 32, 61, 80, 160, 212, 310, 311) shorter than the
@@ -15,6 +21,7 @@ both sample counts. A file longer than declared is read to the declared length.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from collections.abc import Sequence
@@ -219,6 +226,74 @@ def _first_header_line(header_file: Path) -> str | None:
     return None
 
 
+@functools.cache
+def _wfdb_segment_reader():
+    """Return wfdb's single-segment sample reader (private API), or None when this wfdb lacks it.
+
+    Looked up on first use, so importing riskfm does not import wfdb.
+
+    The names and keyword arguments checked here are exactly those :func:`_rdrecord_with_header`
+    uses; any other wfdb makes :func:`_read_wfdb` fall back to :func:`wfdb.rdrecord`.
+    """
+    import inspect
+
+    try:
+        from wfdb.io import _signal
+        from wfdb.io.record import Record
+
+        params = set(inspect.signature(_signal._rd_segment).parameters)
+    except (ImportError, AttributeError, TypeError, ValueError):
+        return None
+    wanted = {"file_name", "dir_name", "pn_dir", "fmt", "n_sig", "sig_len", "byte_offset", "samps_per_frame",
+              "skew", "init_value", "sampfrom", "sampto", "channels", "ignore_skew", "no_file", "sig_data",
+              "return_res"}
+    methods = ("check_read_inputs", "_arrange_fields", "dac", "convert_dtype")
+    if not wanted <= params or not all(hasattr(Record, name) for name in methods):
+        return None
+    return _signal._rd_segment
+
+
+def _can_read_with_header(header) -> bool:
+    """Tell whether :func:`_rdrecord_with_header` reproduces ``wfdb.rdrecord`` for ``header``.
+
+    That is a single-segment record with a declared length and at least one channel to read, and
+    a wfdb with the private pieces it uses. Otherwise (header without ``sig_len``, whose length
+    wfdb infers from the file size) the caller uses :func:`wfdb.rdrecord`.
+    """
+    import wfdb
+
+    return (_wfdb_segment_reader() is not None and isinstance(header, wfdb.Record) and header.sig_len is not None
+            and bool(header.n_sig))
+
+
+def _rdrecord_with_header(header, record: Path, channels: Sequence[int]):
+    """``wfdb.rdrecord(record, physical=True, channels=channels)`` on an already parsed header.
+
+    The same calls, in the same order, as the single-segment branch of :func:`wfdb.rdrecord`
+    (wfdb 4.x, default arguments: all samples, smoothed frames, 64-bit physical values), minus its
+    own :func:`wfdb.rdheader` call. ``header`` is left unchanged (rdrecord rebinds the channel
+    fields of the record it returns, so a shallow copy is enough).
+    tests/ecg/test_wfdb_read_once.py pins the result against ``wfdb.rdrecord``.
+    """
+    import copy
+
+    rec = copy.copy(header)
+    channels = list(channels)
+    sampto = rec.sig_len
+    rec.check_read_inputs(0, sampto, channels, True, True, 64)
+    rec.e_d_signal = _wfdb_segment_reader()(
+        file_name=rec.file_name, dir_name=os.path.abspath(os.path.dirname(str(record))), pn_dir=None,
+        fmt=rec.fmt, n_sig=rec.n_sig, sig_len=rec.sig_len, byte_offset=rec.byte_offset,
+        samps_per_frame=rec.samps_per_frame, skew=rec.skew, init_value=rec.init_value, sampfrom=0,
+        sampto=sampto, channels=channels, ignore_skew=False, no_file=False, sig_data=None, return_res=64,
+    )
+    rec._arrange_fields(channels=channels, sampfrom=0, smooth_frames=True)
+    rec.dac(expanded=False, return_res=64, inplace=True)
+    if rec.n_sig > 0:
+        rec.convert_dtype(True, 64, True)
+    return rec
+
+
 def _read_wfdb(record: Path, source: Path, mode: str) -> ECG:
     """Read a WFDB record (``record`` = path without extension) into an ECG in mV."""
     import wfdb
@@ -243,9 +318,14 @@ def _read_wfdb(record: Path, source: Path, mode: str) -> ECG:
     if header.sig_len == 0:
         raise EmptySignalError(source, "zero-length signal (the WFDB header declares 0 samples)")
 
-    def read(**kwargs):
-        """wfdb.rdrecord with its assorted exceptions turned into ECGReadError subclasses."""
+    def read(header=None, **kwargs):
+        """Read the samples, wfdb's assorted exceptions turned into ECGReadError subclasses.
+
+        With ``header``, the single-segment branch of wfdb.rdrecord runs on it (no second parse).
+        """
         try:
+            if header is not None and _can_read_with_header(header):
+                return _rdrecord_with_header(header, record, kwargs["channels"])
             return wfdb.rdrecord(str(record), physical=True, **kwargs)
         except FileNotFoundError as exc:
             missing = exc.filename or str(exc)
@@ -265,7 +345,9 @@ def _read_wfdb(record: Path, source: Path, mode: str) -> ECG:
         selection = select_channels(names, mode, source)
         _check_wfdb_signal_files(header, record, selection.indices, source)
         # Read only the kept channels: faster, and a bad dropped channel cannot fail the read.
-        rec = read(channels=selection.indices)
+        # The samples are read against the header parsed above: wfdb.rdrecord would parse it a
+        # second time, and parsing costs more than decoding a 10 s record.
+        rec = read(channels=selection.indices, header=header)
         samples = rec.p_signal
         kept_units = list(rec.units or [None] * len(selection.indices))
     else:
