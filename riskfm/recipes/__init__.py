@@ -13,6 +13,8 @@ fits) and ``to_dict()`` for JSON.
 * ``run_stenosis_detection``: CORA, stenotic lesions (lesion-level precision / recall / F1).
 * ``run_artery_segmentation``: CORA, coronary lumen (Dice, clDice, surface distance in mm).
 * ``run_data_efficiency``: CORA segmentation at growing training sizes, pretrained vs scratch.
+* ``cora_mace``: CORA's 30-day MACE study (``riskfm study cora-mace``): CT, clinical text through a
+  frozen language model, and both, one training run per arm, AUROCs and paired bootstrap tests.
 
 The recipe functions are imported on first use (``riskfm.recipes.run_demo``), so importing the
 package stays cheap.
@@ -21,8 +23,10 @@ package stays cheap.
 from riskfm.recipes.result import RecipeResult
 
 __all__ = [
+    "CoraMaceOptions",
     "DenseTaskOptions",
     "RecipeResult",
+    "cora_mace",
     "run_artery_segmentation",
     "run_data_efficiency",
     "run_demo",
@@ -35,7 +39,9 @@ __all__ = [
 ]
 
 _WHERE = {
+    "CoraMaceOptions": "cora_mace_study",
     "DenseTaskOptions": "cora_common",
+    "cora_mace": "cora_mace_study",
     "run_artery_segmentation": "cora_segmentation",
     "run_data_efficiency": "cora_segmentation",
     "run_demo": "demo",
