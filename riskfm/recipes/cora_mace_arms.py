@@ -203,7 +203,7 @@ def plan_arms(run: Any, arms: Sequence[str] | None, *, image_projection: bool, c
         data["out"] = str(Path(run.out) / "arms" / name)
         data["modalities"] = list(mods)
         data["targets"] = [TARGET]
-        data["encoders"] = {m: base["encoders"][m] for m in mods}
+        data["encoders"] = {m: data["encoders"][m] for m in mods}  # from the copy: base stays intact
         if "ct" in mods and name.endswith("_scratch"):
             data["encoders"]["ct"]["checkpoint"] = None
         passthrough = [m for m in base["fusion"].get("passthrough", []) if m in mods]
