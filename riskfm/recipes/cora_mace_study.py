@@ -191,6 +191,17 @@ def _split_patients(runs: list[ArmRun], split: str, notes: list[str]) -> pd.Data
     return out
 
 
+def _without_ct(run: Any) -> set[str]:
+    """Patient ids whose manifest row names no CT (the paper's cohort had a CCTA for everyone)."""
+    from riskfm.data.manifest import read_manifest_table
+
+    table = read_manifest_table(run.manifest, na_values=run.data.na_values)
+    if "ct_path" not in table.columns:
+        return set(table["patient_id"].astype(str))
+    empty = table["ct_path"].isna() | (table["ct_path"].astype(str).str.strip() == "")
+    return set(table.loc[empty, "patient_id"].astype(str))
+
+
 def _eval_splits(run: Any, opts: CoraMaceOptions) -> list[str]:
     has_external = bool(run.split.external_sites)
     if opts.splits is None:
@@ -336,11 +347,16 @@ def cora_mace(config: str | os.PathLike | dict[str, Any], overrides: dict[str, A
 
     status("comparing the arms")
     min_ev, min_non = run.evaluate.min_events, run.evaluate.min_nonevents
+    no_ct = _without_ct(run) if any("ct" in p.modalities for p in plans) else set()
     summaries, tests, patients, figures = [], [], {}, {}
     for split in splits:
         table = _split_patients(runs, split, notes)
         if table.empty:
             raise RiskfmError(f"split {split!r}: no patient with a known {TARGET} was scored by every arm")
+        k = int(table["patient_id"].isin(no_ct).sum())
+        if k:
+            notes.append(f"{split}: {k} of {len(table)} compared patients have no CT (empty ct_path); the CT arms "
+                         "score them from the learned missing-CT embedding alone (CT only: one constant risk)")
         patients[split] = table
         scores = {n: table[f"y_prob_{n}"].to_numpy() for n in names}
         aurocs, comp = compare_arms(table["y_true"].to_numpy(), scores, pairs, n_boot=opts.n_boot, seed=opts.seed,

@@ -123,6 +123,13 @@ def test_every_arm_has_the_same_split_and_is_scored_on_the_same_patients(cli_stu
     preds = pd.read_csv(out / "predictions.csv", dtype={"patient_id": str})
     test = preds[preds["split"] == "test"]
     assert set(test["patient_id"]) == set(splits["ct"].loc[splits["ct"]["split"] == "test", "patient_id"])
+    # Patients without a CT are scored by the CT arms from the missing-CT embedding: counted in a note.
+    manifest = pd.read_csv(yaml.safe_load(cli_study[0].read_text())["manifest"], dtype={"patient_id": str})
+    no_ct = set(manifest.loc[manifest["ct_path"].isna(), "patient_id"])
+    notes = json.loads((out / "study.json").read_text())["notes"]
+    for split in ("test", "external"):
+        k = len(set(preds.loc[preds["split"] == split, "patient_id"]) & no_ct)
+        assert any(n.startswith(f"{split}: {k} of ") and "have no CT" in n for n in notes) == (k > 0)
 
 
 @pytest.mark.slow
