@@ -63,6 +63,10 @@ PAPER_FIG5: dict[str, dict[str, tuple[float, float | None, float | None]]] = {
 }
 
 
+# Order of arms within a default pair (difference = first minus second).
+_PAIR_ORDER = ("ct_clinical", "ct", "clinical", "ct_clinical_scratch", "ct_scratch")
+
+
 class CoraMaceOptions(StudyOptions):
     """The ``study:`` section of ``riskfm study cora-mace``.
 
@@ -75,7 +79,8 @@ class CoraMaceOptions(StudyOptions):
     splits : list of {"test", "external"}, optional
         Splits evaluated (default: ``test``, and ``external`` when ``split.external_sites`` is set).
     pairs : list of [arm, arm], optional
-        Pairs compared by the paired bootstrap (default: every pair of arms run).
+        Pairs compared by the paired bootstrap, difference = first minus second (default: every
+        pair of arms run, the richer arm first: CT + clinical, CT, clinical, then the scratch arms).
     n_boot : int
         Bootstrap resamples of the CIs and of the paired test (the paper: 500).
     seed : int
@@ -338,7 +343,10 @@ def cora_mace(config: str | os.PathLike | dict[str, Any], overrides: dict[str, A
     plans = plan_arms(run, opts.arms, image_projection=opts.image_projection,
                       clinical_columns=opts.clinical_columns, notes=notes)
     names = [p.name for p in plans]
-    pairs = [tuple(p) for p in opts.pairs] if opts.pairs else list(combinations(names, 2))
+    # Default: every pair, the richer arm first (multimodal before image, pretrained before scratch), so a
+    # positive difference reads as the gain the paper reports.
+    pairs = [tuple(p) for p in opts.pairs] if opts.pairs else list(
+        combinations(sorted(names, key=_PAIR_ORDER.index), 2))
     bad = [p for p in pairs if not set(p) <= set(names)]
     if bad:
         raise RiskfmError(f"{study.source}: study.pairs: {bad} name arms that are not run (arms: {names})")
@@ -381,7 +389,7 @@ def cora_mace(config: str | os.PathLike | dict[str, Any], overrides: dict[str, A
     for name, t in tables.items():
         files[name] = out / f"{name}.csv"
         t.to_csv(files[name], index=False)
-    metrics = {"study": "cora_mace", "seed": "001", "target": TARGET, "options": opts.model_dump(mode="json"),
+    metrics = {"study": "cora_mace", "paper": "seed 001: CORA (Hao et al.), Fig. 5", "target": TARGET, "options": opts.model_dump(mode="json"),
                "splits": splits, "notes": notes, "arms": arms.to_dict(orient="records"),
                "summary": summary.to_dict(orient="records"), "comparisons": comparisons.to_dict(orient="records"),
                "paper_fig5": _paper_table().to_dict(orient="records")}

@@ -104,6 +104,9 @@ def test_cli_study_writes_every_arm_the_tables_figures_and_report(cli_study):
     assert "Paired bootstrap tests" in html and "CT (scratch) + clinical" in html and "data:image/png" in html
     study = json.loads((out / "study.json").read_text())
     assert study["options"]["n_boot"] == 60 and len(study["comparisons"]) == 2 * 3
+    # Default pairs: the richer arm first, so a positive difference is a gain.
+    assert [(c["arm_1"], c["arm_2"]) for c in study["comparisons"][:3]] == [
+        ("ct_clinical", "ct"), ("ct_clinical", "clinical"), ("ct", "clinical")]
     # Each arm is one run of the config restricted to its modalities; the paper's fusion for CT.
     arm_cfg = yaml.safe_load((out / "arms" / "ct_clinical" / "config.yaml").read_text())
     assert arm_cfg["modalities"] == ["ct", "clinical"] and arm_cfg["targets"] == ["mace_30d"]
