@@ -207,6 +207,20 @@ def _without_ct(run: Any) -> set[str]:
     return set(table.loc[empty, "patient_id"].astype(str))
 
 
+def _check_one_process(run: Any) -> None:
+    """Refuse a multi-process launch: the study trains its arms one after another in this process."""
+    from riskfm.train.trainer import launched_world
+
+    t = run.train
+    one_gpu_list = isinstance(t.devices, str) and len([d for d in t.devices.split(",") if d.strip()]) == 1
+    if launched_world() is not None or t.num_nodes > 1 or not (t.devices == 1 or one_gpu_list):
+        raise RiskfmError(
+            f"{run.source}: train.devices / num_nodes: the study trains its arms one after another in one process "
+            f"(devices {t.devices!r}, nodes {t.num_nodes}{', under torchrun' if launched_world() else ''}); a "
+            "multi-process launch would run the whole study in every process. Run it with train.devices: 1 "
+            "(one GPU or the CPU) and without torchrun")
+
+
 def _eval_splits(run: Any, opts: CoraMaceOptions) -> list[str]:
     has_external = bool(run.split.external_sites)
     if opts.splits is None:
@@ -338,6 +352,7 @@ def cora_mace(config: str | os.PathLike | dict[str, Any], overrides: dict[str, A
     if (out / "fingerprint.json").is_file():
         raise RiskfmError(f"{out} is a riskfm train run folder; the study writes its arms and report into its own "
                           "folder: set `out` (or --out) to a new folder")
+    _check_one_process(run)
     splits = _eval_splits(run, opts)
     notes: list[str] = []
     plans = plan_arms(run, opts.arms, image_projection=opts.image_projection,

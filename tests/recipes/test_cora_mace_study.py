@@ -229,6 +229,8 @@ def test_scratch_arms_need_a_checkpoint_and_arms_need_their_modalities(tmp_path,
         cora_mace(no_ct)
     with pytest.raises(RiskfmError, match="split.external_sites is empty"):
         cora_mace({**cfg, "split": {"seed": 0}, "study": {"splits": ["external"]}})
+    with pytest.raises(RiskfmError, match="train.devices: 1"):
+        cora_mace({**cfg, "train": {**cfg["train"], "devices": 2}})
     with pytest.raises(ConfigError, match="names an arm not in arms"):
         cora_mace({**cfg, "study": {"arms": ["ct", "clinical"], "pairs": [["ct", "ct_clinical"]]}})
 
