@@ -138,7 +138,8 @@ def compare_arms(y: Any, scores: dict[str, Any], pairs: list[tuple[str, str]], *
         ``arm, n, n_events, auroc, ci_low, ci_high, method, not_estimable``.
     tests : DataFrame
         ``arm_1, arm_2, n, n_events, auroc_1, auroc_2, difference, ci_low, ci_high, z, p_value,
-        method, not_estimable``.
+        significance`` (the paper's ``*`` / ``**`` / ``***`` at 0.05 / 0.01 / 0.001, else ``ns``),
+        ``method, not_estimable``.
     """
     from riskfm.evaluate import estimable, paired_bootstrap_test, roc_auc
     from riskfm.evaluate.results import bootstrap_method
@@ -163,10 +164,18 @@ def compare_arms(y: Any, scores: dict[str, Any], pairs: list[tuple[str, str]], *
         tests.append({"arm_1": a, "arm_2": b, "n": res.n, "n_events": res.n_pos, "auroc_1": res.value1,
                       "auroc_2": res.value2, "difference": res.value,
                       "ci_low": res.ci[0] if res.ci else np.nan, "ci_high": res.ci[1] if res.ci else np.nan,
-                      "z": res.z, "p_value": res.p_value, "method": res.method, "not_estimable": res.not_estimable})
+                      "z": res.z, "p_value": res.p_value, "significance": _stars(res.p_value), "method": res.method,
+                      "not_estimable": res.not_estimable})
     return pd.DataFrame(rows), pd.DataFrame(tests, columns=[
         "arm_1", "arm_2", "n", "n_events", "auroc_1", "auroc_2", "difference", "ci_low", "ci_high", "z", "p_value",
-        "method", "not_estimable"])
+        "significance", "method", "not_estimable"])
+
+
+def _stars(p: float) -> str | None:
+    """Return the paper's mark: ``***`` p < 0.001, ``**`` p < 0.01, ``*`` p < 0.05, ``ns``; None when not estimable."""
+    if not np.isfinite(p):
+        return None
+    return "***" if p < 0.001 else "**" if p < 0.01 else "*" if p < 0.05 else "ns"
 
 
 def _split_patients(runs: list[ArmRun], split: str, notes: list[str]) -> pd.DataFrame:

@@ -304,7 +304,7 @@ def test_compare_arms_matches_sklearn_and_a_numpy_paired_bootstrap():
     assert t["difference"] == pytest.approx(roc_auc_score(y, p_a) - roc_auc_score(y, p_b), abs=1e-12)
     assert (t["ci_low"], t["ci_high"]) == pytest.approx(tuple(np.quantile(diffs, [0.05, 0.95])), abs=1e-12)
     assert t["p_value"] == pytest.approx(2 * norm.sf(abs(t["difference"]) / diffs.std(ddof=1)), rel=1e-9)
-    assert t["p_value"] < 0.05  # a clear difference is found
+    assert t["p_value"] < 0.05 and t["significance"] in ("*", "**", "***")  # a clear difference is found
 
 
 def test_too_few_events_are_not_estimable_not_numbers():
@@ -314,3 +314,4 @@ def test_too_few_events_are_not_estimable_not_numbers():
                                  min_events=10, min_nonevents=10)
     assert aurocs["auroc"].isna().all() and (aurocs["not_estimable"] == "3 events < 10").all()
     assert np.isnan(tests.loc[0, "difference"]) and tests.loc[0, "not_estimable"] == "3 events < 10"
+    assert tests.loc[0, "significance"] is None
