@@ -117,9 +117,14 @@ def table1_columns(columns: Sequence[str]) -> tuple[list[str], list[str]]:
     return table1, [c for c in clinical if c not in table1]
 
 
-def _label(name: str, checkpoint: str | None) -> str:
+def _label(name: str, checkpoint: str | None, clinical: Any) -> str:
     weights = "scratch" if name.endswith("_scratch") or checkpoint is None else "pretrained"
-    return {"ct": f"CT ({weights})", "ct_scratch": "CT (scratch)", "clinical": "Clinical text (frozen LM)",
+    text = clinical is None or clinical.name in ("text-lm", "minilm")
+    reader = "LM" if text else clinical.name
+    if clinical is not None and (clinical.freeze or clinical.finetune == "linear_probe"):
+        reader = f"frozen {reader}"
+    clinical_label = f"Clinical {'text' if text else 'variables'} ({reader})"
+    return {"ct": f"CT ({weights})", "ct_scratch": "CT (scratch)", "clinical": clinical_label,
             "ct_clinical": f"CT ({weights}) + clinical", "ct_clinical_scratch": "CT (scratch) + clinical"}[name]
 
 
@@ -211,7 +216,8 @@ def plan_arms(run: Any, arms: Sequence[str] | None, *, image_projection: bool, c
             passthrough.append("ct")
         data["fusion"]["passthrough"] = passthrough
         weights = None if "ct" not in mods else ("pretrained" if data["encoders"]["ct"]["checkpoint"] else "scratch")
-        plans.append(ArmPlan(name, _label(name, checkpoint), mods, weights, parse_config(data, f"{source} (arm {name})")))
+        label = _label(name, checkpoint, run.encoders.get("clinical"))
+        plans.append(ArmPlan(name, label, mods, weights, parse_config(data, f"{source} (arm {name})")))
     return plans
 
 
