@@ -191,13 +191,13 @@ def plan_arms(run: Any, arms: Sequence[str] | None, *, image_projection: bool, c
         elif not (enc.freeze or enc.finetune == "linear_probe"):
             notes.append("encoders.clinical is trained (freeze: false); the paper keeps its language model frozen")
     base = run.model_dump(mode="json")
+    table1 = None
     if "clinical" in needed and run.data.clinical_columns is None and clinical_columns == "table1":
         table1, others = table1_columns(read_manifest_table(run.manifest, na_values=run.data.na_values).columns)
         if not table1:
             raise RiskfmError(f"{run.manifest}: no column is one of CORA's Table 1 clinical variables (age, sex, "
                               "race, bmi, sbp, dbp, tobacco, hypertension, diabetes, total_cholesterol, ldl, hdl, "
                               "or a common alias); set data.clinical_columns, or study.clinical_columns: all")
-        base["data"]["clinical_columns"] = table1
         if others:
             notes.append(f"{len(others)} clinical column(s) of the manifest are not Table 1 variables and are not "
                          f"given to the language model: {others} (set data.clinical_columns to choose)")
@@ -208,6 +208,10 @@ def plan_arms(run: Any, arms: Sequence[str] | None, *, image_projection: bool, c
         data["out"] = str(Path(run.out) / "arms" / name)
         data["modalities"] = list(mods)
         data["targets"] = [TARGET]
+        if table1 is not None and "clinical" in mods:
+            # Only arms that read the clinical variables get them: an arm's config (its identity, and
+            # so whether a finished run is reused) must not depend on which other arms are run.
+            data["data"]["clinical_columns"] = table1
         data["encoders"] = {m: data["encoders"][m] for m in mods}  # from the copy: base stays intact
         if "ct" in mods and name.endswith("_scratch"):
             data["encoders"]["ct"]["checkpoint"] = None

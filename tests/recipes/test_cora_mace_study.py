@@ -114,6 +114,8 @@ def test_cli_study_writes_every_arm_the_tables_figures_and_report(cli_study):
     assert arm_cfg["data"]["clinical_columns"] == ["age", "sex", "race", "bmi", "sbp", "dbp", "tobacco",
                                                    "hypertension", "diabetes", "total_cholesterol", "ldl", "hdl"]
     assert yaml.safe_load((out / "arms" / "clinical" / "config.yaml").read_text())["modalities"] == ["clinical"]
+    # An arm without clinical variables does not carry them (its identity is independent of the other arms).
+    assert yaml.safe_load((out / "arms" / "ct" / "config.yaml").read_text())["data"]["clinical_columns"] is None
 
 
 @pytest.mark.slow
@@ -182,6 +184,13 @@ def test_python_rerun_reuses_finished_arms_and_gives_the_same_tables(cli_study):
     pd.testing.assert_frame_equal(res.tables["summary"].drop(columns="not_estimable"),
                                   before.drop(columns="not_estimable"), check_dtype=False)
     assert res.files["report"] == out / "report.html"
+    # Only the same arm configuration counts as finished: another learning rate is another run.
+    from riskfm.recipes.cora_mace_arms import _finished
+
+    kw = {"image_projection": False, "clinical_columns": "table1", "notes": []}
+    same = plan_arms(load_study_config(path).run, ["ct"], **kw)[0]
+    other = plan_arms(load_study_config(path, {"train.lr": 0.5}).run, ["ct"], **kw)[0]
+    assert _finished(same) and not _finished(other)
     # A study option is not part of an arm: a new n_boot re-reads the arms and recomputes the intervals.
     res = cora_mace(path, overrides={"study.n_boot": 30})
     assert res.tables["arms"]["reused"].all() and res.tables["summary"]["method"].str.contains("30 resamples").all()
