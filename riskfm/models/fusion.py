@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import nn
 
@@ -96,12 +98,16 @@ class ConcatFusion(nn.Module):
         vector's overall magnitude, which for an encoder whose features grow with disease (ST
         deviation, plaque volume) throws away the severity itself -- in an ECG-only study on the demo
         cohort it cost 0.008 AUROC per artery. ``"none"`` leaves features as they are.
+    passthrough : modalities whose (normalised) features enter the concatenation as they are, without
+        the projection: CORA's MACE model concatenates the globally pooled image features directly
+        and projects only the language model's embedding. Such a modality contributes its encoder's
+        ``feature_dim`` to ``out_dim`` and its missing embedding has that size.
     """
 
     NORMS = ("batch", "layer", "none")
 
     def __init__(self, input_dims: dict[str, int], proj_dim: int = 128, modality_dropout: float = 0.1,
-                 dropout: float = 0.1, norm: str = "batch") -> None:
+                 dropout: float = 0.1, norm: str = "batch", passthrough: Sequence[str] = ()) -> None:
         super().__init__()
         if not input_dims:
             raise ValueError("ConcatFusion needs at least one modality")
@@ -109,17 +115,24 @@ class ConcatFusion(nn.Module):
             raise ValueError(f"modality_dropout must be in [0, 1), got {modality_dropout}")
         if norm not in self.NORMS:
             raise ValueError(f"ConcatFusion: norm must be one of {self.NORMS}, got {norm!r}")
+        unknown = sorted(set(passthrough) - set(input_dims))
+        if unknown:
+            raise ValueError(f"ConcatFusion: passthrough modalities {unknown} have no encoder "
+                             f"(modalities: {list(input_dims)})")
         self.modalities = list(input_dims)
+        self.passthrough = [m for m in self.modalities if m in set(passthrough)]
         self.norm = norm
         self.norms = nn.ModuleDict({m: _norm_layer(norm, d) for m, d in input_dims.items()})
         self.proj = nn.ModuleDict({
-            m: nn.Sequential(nn.Linear(d, proj_dim), nn.GELU(), nn.Dropout(dropout)) for m, d in input_dims.items()
+            m: nn.Identity() if m in self.passthrough else
+            nn.Sequential(nn.Linear(d, proj_dim), nn.GELU(), nn.Dropout(dropout)) for m, d in input_dims.items()
         })
-        self.missing = nn.ParameterDict({m: nn.Parameter(torch.zeros(proj_dim)) for m in input_dims})
+        widths = {m: d if m in self.passthrough else proj_dim for m, d in input_dims.items()}
+        self.missing = nn.ParameterDict({m: nn.Parameter(torch.zeros(w)) for m, w in widths.items()})
         for p in self.missing.values():
             nn.init.normal_(p, std=0.02)
         self.modality_dropout = modality_dropout
-        self.out_dim = proj_dim * len(input_dims)
+        self.out_dim = sum(widths.values())
 
     def forward(self, features: dict[str, torch.Tensor], present: dict[str, torch.Tensor]) -> torch.Tensor:
         """Fuse per-modality features into one vector per patient.
@@ -134,7 +147,8 @@ class ConcatFusion(nn.Module):
         Returns
         -------
         Tensor [B, out_dim]
-            Concatenated projections, ``proj_dim`` per modality in :attr:`modalities` order; absent
+            Concatenated projections, ``proj_dim`` per modality (its ``D_m`` for a passthrough
+            modality) in :attr:`modalities` order; absent
             (or dropped) modalities hold their learned missing embedding.
         """
         keep = {m: present[m].bool() for m in self.modalities}

@@ -16,6 +16,8 @@ fits) and ``to_dict()`` for JSON.
 * ``ecg_stenosis``: seed 002's study on a run configuration (``riskfm study ecg-stenosis``): an ECG
   encoder fine-tuned for severe stenosis per artery, then per-artery AUROC beside the paper's,
   the normal-ECG subset, subgroups, risk groups and waveform differences in one HTML report.
+* ``cora_mace``: CORA's 30-day MACE study (``riskfm study cora-mace``): CT, clinical text through a
+  frozen language model, and both, one training run per arm, AUROCs and paired bootstrap tests.
 
 The recipe functions are imported on first use (``riskfm.recipes.run_demo``), so importing the
 package stays cheap.
@@ -24,8 +26,10 @@ package stays cheap.
 from riskfm.recipes.result import RecipeResult
 
 __all__ = [
+    "CoraMaceOptions",
     "DenseTaskOptions",
     "RecipeResult",
+    "cora_mace",
     "ecg_stenosis",
     "run_artery_segmentation",
     "run_data_efficiency",
@@ -39,7 +43,9 @@ __all__ = [
 ]
 
 _WHERE = {
+    "CoraMaceOptions": "cora_mace_study",
     "DenseTaskOptions": "cora_common",
+    "cora_mace": "cora_mace_study",
     "ecg_stenosis": "ecg_stenosis_study",
     "run_artery_segmentation": "cora_segmentation",
     "run_data_efficiency": "cora_segmentation",

@@ -28,9 +28,11 @@ from pydantic import (
     ConfigDict,
     Field,
     PrivateAttr,
+    SerializerFunctionWrapHandler,
     ValidationError,
     create_model,
     field_validator,
+    model_serializer,
     model_validator,
 )
 
@@ -104,6 +106,18 @@ class FusionConfig(_Strict):
     dropout: float = Field(0.1, ge=0, lt=1)
     norm: Literal["batch", "layer", "none"] = Field(
         "batch", description="per-modality feature normalisation before projection (see ConcatFusion)")
+    passthrough: list[Literal["ecg", "ct", "clinical"]] = Field(
+        default_factory=list, description="modalities whose features are concatenated without projection "
+                                          "(CORA's MACE model: the pooled CT features)")
+
+    @model_serializer(mode="wrap")
+    def _omit_empty_passthrough(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # Left out when empty, so that configs and fingerprints of runs written before the key
+        # existed stay identical (a run folder refuses a resume whose fingerprint differs).
+        data = handler(self)
+        if not data.get("passthrough"):
+            data.pop("passthrough", None)
+        return data
 
 
 class TrainConfig(_Strict):
@@ -250,6 +264,9 @@ class RunConfig(_Strict):
         for m in self.modalities:
             if m not in self.encoders:
                 self.encoders[m] = EncoderConfig(**DEFAULT_ENCODERS[m])
+        stray = [m for m in self.fusion.passthrough if m not in self.modalities]
+        if stray:
+            raise ValueError(f"fusion.passthrough lists modalities not in `modalities`: {stray}")
         return self
 
 

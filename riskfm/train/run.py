@@ -156,7 +156,7 @@ def build_model(cfg: RunConfig, encoders: dict[str, torch.nn.Module], train_df: 
     """
     fusion = ConcatFusion({m: e.feature_dim for m, e in encoders.items()}, proj_dim=cfg.fusion.proj_dim,
                           modality_dropout=cfg.fusion.modality_dropout, dropout=cfg.fusion.dropout,
-                          norm=cfg.fusion.norm)
+                          norm=cfg.fusion.norm, passthrough=cfg.fusion.passthrough)
     model = RiskModel(encoders, fusion, _heads(cfg, fusion.out_dim, train_df, cfg.train.balance_positives))
     for m in cfg.modalities:
         ec = cfg.encoders[m]

@@ -47,3 +47,31 @@ def test_run_config_names_the_fusion_norm():
     assert parse_config({**base, "fusion": {"norm": "layer"}}).fusion.norm == "layer"
     with pytest.raises(ConfigError, match="norm"):
         parse_config({**base, "fusion": {"norm": "instance"}})
+
+
+def test_passthrough_modality_is_concatenated_unprojected():
+    # CORA's MACE model: pooled image features as they are, the text embedding projected.
+    torch.manual_seed(0)
+    fusion = ConcatFusion({"ct": 6, "clinical": 5}, proj_dim=3, norm="none", modality_dropout=0.0,
+                          passthrough=["ct"]).eval()
+    assert fusion.out_dim == 6 + 3 and fusion.passthrough == ["ct"]
+    ct, text = torch.randn(4, 6), torch.randn(4, 5)
+    present = {"ct": torch.tensor([True, True, False, True]), "clinical": torch.ones(4, dtype=torch.bool)}
+    z = fusion({"ct": ct, "clinical": text}, present)
+    torch.testing.assert_close(z[present["ct"], :6], ct[present["ct"]])
+    torch.testing.assert_close(z[2, :6], fusion.missing["ct"].detach())  # absent CT: its learned embedding
+    torch.testing.assert_close(z[:, 6:], fusion.proj["clinical"](text))
+    with pytest.raises(ValueError, match="passthrough"):
+        ConcatFusion({"ct": 6}, passthrough=["ecg"])
+
+
+def test_run_config_passthrough_is_checked_and_left_out_of_old_configs():
+    from riskfm.train.config import ConfigError, parse_config
+
+    base = {"manifest": "m.csv", "out": "o", "modalities": ["ct", "clinical"], "targets": ["mace_30d"]}
+    # Absent from the dump when empty: fingerprints of runs written before the key existed still match.
+    assert "passthrough" not in parse_config(base).model_dump(mode="json")["fusion"]
+    cfg = parse_config({**base, "fusion": {"passthrough": ["ct"]}})
+    assert cfg.model_dump(mode="json")["fusion"]["passthrough"] == ["ct"]
+    with pytest.raises(ConfigError, match=r"fusion.passthrough lists modalities not in `modalities`: \['ecg'\]"):
+        parse_config({**base, "fusion": {"passthrough": ["ecg"]}})
