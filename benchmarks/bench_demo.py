@@ -53,6 +53,14 @@ def write_cohort(seed: int, scratch: Path, quick: bool = False) -> tuple:
     return cohort, time.perf_counter() - t0
 
 
+def existing_cohort(root: Path):
+    """A cohort ``make_cohort`` already wrote in ``root`` (``run_demo`` checks its n, seed and sites)."""
+    from riskfm.synthetic.cohort import SyntheticCohort
+
+    info = json.loads((root / "cohort.json").read_text())
+    return SyntheticCohort(root, root / "manifest.csv", root / "oracle.csv", int(info["n"]), 0.0)
+
+
 def run_once(seed: int, threads: int, scratch: Path, cohort_and_seconds: tuple, quick: bool = False) -> dict:
     """Run the demo once for ``seed`` on ``threads`` torch threads on its written cohort; return its numbers."""
     import torch
@@ -123,7 +131,8 @@ def _result(args, runs: list[dict], complete: bool) -> tuple[dict, bool, dict]:
         "quick": args.quick, "complete": complete,
         "what": "riskfm demo (n=1000) over seeds; gap = oracle AUROC - model AUROC; targets with < 10 events "
                 "in a split have no AUROC there",
-        "seeds": args.seeds, "default_threads": args.default_threads, "jobs": args.jobs, "cores": os.cpu_count(),
+        "seeds": args.seeds, "default_threads": args.default_threads, "jobs": args.jobs,
+        "cohorts_reused_from": args.cohorts, "cores": os.cpu_count(),
         "load_average_at_end": [round(x, 2) for x in os.getloadavg()], "torch": torch.__version__,
         "python": platform.python_version(), "goal": GOAL, "goal_met": goal_met,
         "summary_over_seeds": summary, "runs": runs, "demo_config": config,
@@ -138,6 +147,9 @@ def main() -> None:
                     help="torch thread counts of the extra runs of the first seed")
     ap.add_argument("--default-threads", type=int, default=2, help="threads of the per-seed runs")
     ap.add_argument("--scratch", type=Path, default=None, help="scratch folder (emptied first; default: a temp dir)")
+    ap.add_argument("--cohorts", default=None,
+                    help="reuse cohorts make_cohort wrote earlier with this code, e.g. 'runs/c{seed}' "
+                         "(default: write each seed's cohort into the scratch folder)")
     ap.add_argument("--jobs", type=int, default=1, help="demos run side by side (default 1: wall times of one demo)")
     ap.add_argument("--quick", action="store_true", help="smoke test of this script: the demo's --quick size")
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "demo.json")
@@ -158,6 +170,11 @@ def main() -> None:
     try:
         cohorts = {}
         for seed in dict.fromkeys(s for s, _ in plan):  # each seed's cohort once, with all cores
+            if args.cohorts:
+                cohorts[seed] = (existing_cohort(Path(args.cohorts.format(seed=seed))), 0.0)
+                print(f"bench_demo: reusing the cohort of seed {seed} in {cohorts[seed][0].root} "
+                      "(run_demo checks its cohort.json)", flush=True)
+                continue
             print(f"bench_demo: writing the cohort of seed {seed} ...", flush=True)
             cohorts[seed] = write_cohort(seed, scratch, quick=args.quick)
         # --jobs > 1 runs the demos side by side (one process each): the AUROCs are the same, the
