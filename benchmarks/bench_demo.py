@@ -16,7 +16,9 @@ with >= 10 external events) the mean and SD of the external gap over the seeds, 
 the default thread count. Prints a table.
 
 Run: ``python benchmarks/bench_demo.py [--seeds 0 1 2] [--threads 1 2] [--scratch runs/bench_demo]``
-(about 2-4 min per run on 2 idle cores).
+(about 2-4 min per run on 2 idle cores). ``--jobs N`` runs N demos side by side (same AUROCs, other
+wall times); ``--cohorts 'runs/c{seed}'`` reuses cohorts written earlier by this code. On a loaded
+machine use ``--default-threads 1``: an oversubscribed two-thread run can be many times slower.
 """
 
 from __future__ import annotations
