@@ -1,8 +1,8 @@
 """The default run configuration: what ``riskfm train`` uses without a CONFIG, and ``riskfm config init`` writes.
 
-It is the demo's configuration (:func:`riskfm.recipes.demo.demo_config`: a median-beat CNN on the
-ECG, a small 3D CNN on the CT, the tabular encoder on the clinical variables, cosine schedule, EMA,
-augmentation) with two changes for a cohort that is not the demo's: no external site is held out
+It is the demo's configuration (:func:`riskfm.recipes.demo.demo_config`: the standardised ST map of
+the ECG's median beats read linearly, a small 3D CNN on the CT, the tabular encoder on the clinical
+variables, cosine schedule, EMA, augmentation) with two changes for a cohort that is not the demo's: no external site is held out
 (the demo holds out its synthetic ``site_ext``), and a rerun resumes an interrupted run (the demo
 always starts over). :data:`DEFAULT_CONFIG_YAML` is that configuration as commented YAML; the
 library defaults of every key it leaves out are in :mod:`riskfm.train.config` and docs/training.md.
@@ -49,9 +49,12 @@ encoders:
     name: median-beat-cnn
     kwargs:
       feature_dim: 128
+      conv: false             # the standardised ST map read linearly; true adds the CNN branch
+      st_norm: true
       input_spec: {fs: 250.0, n_samples: 2500, bandpass_hz: [0.67, 40.0], representation: median_beat}
   ct:                         # small 3D CNN on the four CORA HU windows
     name: cnn3d-small
+    lr: 0.0002                # a fifth of train.lr: the CT network memorises a small cohort fast
     kwargs: {widths: [8, 16, 32, 64]}
   clinical:                   # the clinical variables as a table; for large cohorts try
     name: tabular-mlp         # {name: text-lm, freeze: true} (the record as text, MiniLM)
@@ -64,7 +67,7 @@ fusion:
 train:
   epochs: 24                  # or --epochs
   batch_size: 32
-  lr: 0.002
+  lr: 0.001
   weight_decay: 0.01
   scheduler: cosine           # warm-up then cosine decay per step
   ema_decay: 0.98             # evaluate and keep an exponential moving average of the weights

@@ -17,6 +17,8 @@ logistic regression on hand-measured ST levels (external per-artery AUROC gap to
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -45,8 +47,18 @@ class MedianBeatCNN(nn.Module):
     dropout : dropout before the linear read-outs.
     st_map : add the PR-referenced ST-map read-out (half of ``feature_dim``; the convolutions get
         the other half). False gives the convolutions alone.
+    conv : keep the convolutional branch. False gives the ST-map read-out alone (all of
+        ``feature_dim``; needs ``st_map``), a linear model of the ST map with no Grad-CAM layer.
     st_bin_s : width in seconds of the ST-map bins.
     pr_reference_s : (start, end) seconds before R averaged as each lead's isoelectric level.
+    st_norm : standardise every lead x bin of the ST map over patients (batch normalisation without
+        affine weights; running statistics at inference) before its read-out. In mV the QRS bins
+        vary ~10x more between patients than the ST bins, so an unscaled linear read-out learns
+        the ST changes slowly and noisily; a logistic regression on the standardised map does not
+        have that problem.
+    st_start_s : first second of the ST map relative to R (negative: before R); bins starting
+        earlier are left out of the read-out (None: the whole beat). ``-0.01`` keeps QRS, ST and T
+        and drops the P wave and PR segment, which carry no ischaemia.
     input_spec : an ``ECGInputSpec`` with ``representation="median_beat"`` (default: 250 Hz,
         ECGFounder's 0.67-40 Hz band-pass, beats from 0.25 s before to 0.45 s after R).
     """
@@ -55,6 +67,7 @@ class MedianBeatCNN(nn.Module):
 
     def __init__(self, widths: tuple[int, int] = (16, 32), feature_dim: int = 64, dropout: float = 0.2,
                  st_map: bool = True, st_bin_s: float = 0.02, pr_reference_s: tuple[float, float] = (0.09, 0.07),
+                 st_norm: bool = False, st_start_s: float | None = None, conv: bool = True,
                  input_spec: ECGInputSpec | None = None) -> None:
         super().__init__()
         spec = input_spec if input_spec is not None else _default_spec()
@@ -64,8 +77,11 @@ class MedianBeatCNN(nn.Module):
         self.input_spec = spec
         self.feature_dim = int(feature_dim)
         n_leads, length = len(spec.leads), spec.input_samples
-        self.st_map = bool(st_map)
-        conv_dim = self.feature_dim - self.feature_dim // 2 if self.st_map else self.feature_dim
+        self.st_map, self.conv = bool(st_map), bool(conv)
+        if not (self.st_map or self.conv):
+            raise ValueError("median-beat-cnn: st_map and conv cannot both be off (nothing would read the beat)")
+        st_dim = (self.feature_dim // 2 if self.conv else self.feature_dim) if self.st_map else 0
+        conv_dim = self.feature_dim - st_dim
         if self.st_map:
             before_r = spec.beat_window_s[0]
             if not before_r > pr_reference_s[0] > pr_reference_s[1] >= 0:
@@ -75,20 +91,38 @@ class MedianBeatCNN(nn.Module):
             self.pr_slice = (r_index - round(pr_reference_s[0] * spec.fs), r_index - round(pr_reference_s[1] * spec.fs) + 1)
             self.st_bin = max(1, round(st_bin_s * spec.fs))
             n_bins = length // self.st_bin
-            self.st_head = nn.Sequential(nn.Flatten(), nn.Dropout(dropout),
-                                         nn.Linear(n_leads * n_bins, self.feature_dim // 2))
-        self.features = nn.Sequential(
-            nn.Conv1d(n_leads, widths[0], 7, stride=2, padding=3), nn.GELU(),
-            nn.Conv1d(widths[0], widths[1], 5, stride=2, padding=2), nn.GELU(),
-        )
-        with torch.no_grad():
-            n_flat = self.features(torch.zeros(1, n_leads, length)).numel()
-        self.head = nn.Sequential(nn.Flatten(), nn.Dropout(dropout), nn.Linear(n_flat, conv_dim))
+            self.st_first_bin = 0
+            if st_start_s is not None:
+                # The first bin whose start lies at or after st_start_s relative to R.
+                self.st_first_bin = max(0, math.ceil(round((before_r + st_start_s) * spec.fs, 6) / self.st_bin))
+                if self.st_first_bin >= n_bins:
+                    raise ValueError(f"median-beat-cnn: st_start_s {st_start_s} leaves no ST-map bin in the beat "
+                                     f"({before_r} s before to {spec.beat_window_s[1]} s after R)")
+            n_read = n_leads * (n_bins - self.st_first_bin)
+            # Standardises each lead x bin; None when off keeps the state-dict keys of earlier models.
+            self.st_bn = nn.BatchNorm1d(n_read, affine=False) if st_norm else None
+            self.st_head = nn.Sequential(nn.Flatten(), nn.Dropout(dropout), nn.Linear(n_read, st_dim))
+        if self.conv:
+            self.features = nn.Sequential(
+                nn.Conv1d(n_leads, widths[0], 7, stride=2, padding=3), nn.GELU(),
+                nn.Conv1d(widths[0], widths[1], 5, stride=2, padding=2), nn.GELU(),
+            )
+            with torch.no_grad():
+                n_flat = self.features(torch.zeros(1, n_leads, length)).numel()
+            self.head = nn.Sequential(nn.Flatten(), nn.Dropout(dropout), nn.Linear(n_flat, conv_dim))
         self.in_leads, self.length = n_leads, length
 
     @property
     def gradcam_layer(self) -> nn.Module:
-        """The second convolution; its output ``[B, widths[1], ceil(L / 4)]`` is the Grad-CAM map."""
+        """The second convolution; its output ``[B, widths[1], ceil(L / 4)]`` is the Grad-CAM map.
+
+        Raises
+        ------
+        AttributeError
+            With ``conv=False``: the ST-map read-out alone has no feature map to hook.
+        """
+        if not self.conv:
+            raise AttributeError("median-beat-cnn with conv=False has no convolutional layer for Grad-CAM")
         return self.features[-2]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -103,8 +137,8 @@ class MedianBeatCNN(nn.Module):
         Returns
         -------
         Tensor [B, feature_dim]
-            ST-map read-out (``feature_dim // 2``) then convolutional read-out, or the convolutional
-            read-out alone when ``st_map=False``.
+            ST-map read-out (``feature_dim // 2``) then convolutional read-out, or either alone
+            when ``st_map=False`` / ``conv=False``.
 
         Raises
         ------
@@ -114,10 +148,29 @@ class MedianBeatCNN(nn.Module):
         if x.ndim != 3 or x.shape[1] != self.in_leads or x.shape[2] != self.length:
             raise ValueError(f"median-beat-cnn expects [B, {self.in_leads}, {self.length}] median beats, "
                              f"got {tuple(x.shape)}")
-        conv = self.head(self.features(x))
-        if not self.st_map:
-            return conv
-        return torch.cat([self.st_head(self.st_levels(x)), conv], dim=1)
+        parts = []
+        if self.st_map:
+            parts.append(self.st_head(self.st_read_out_input(x)))
+        if self.conv:
+            parts.append(self.head(self.features(x)))
+        return parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
+
+    def st_read_out_input(self, x: torch.Tensor) -> torch.Tensor:
+        """Return the flattened ST-map values the read-out sees ``[B, leads * kept bins]``.
+
+        The bins from ``st_start_s`` on, lead-major, standardised per value when ``st_norm``
+        (with the batch's statistics in training, the running ones in eval mode or for a batch
+        of one patient, which has no spread to standardise with).
+        """
+        z = self.st_levels(x)[:, :, self.st_first_bin:].flatten(1)
+        if self.st_bn is None:
+            return z
+        bn = self.st_bn
+        use_batch = self.training and z.shape[0] > 1
+        if use_batch:
+            bn.num_batches_tracked.add_(1)
+        return nn.functional.batch_norm(z, bn.running_mean, bn.running_var, training=use_batch,
+                                        momentum=bn.momentum, eps=bn.eps)
 
     def st_levels(self, x: torch.Tensor) -> torch.Tensor:
         """Return ST-map levels: each lead minus its PR-segment mean, averaged in ``st_bin_s`` bins.

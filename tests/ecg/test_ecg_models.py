@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -118,3 +119,63 @@ def test_median_beat_st_map_is_relative_to_the_pr_segment():
     assert MedianBeatCNN(feature_dim=32, st_map=False, input_spec=spec)(beat).shape == (1, 32)
     with pytest.raises(ValueError, match="pr_reference_s"):
         MedianBeatCNN(pr_reference_s=(0.3, 0.1), input_spec=spec)
+
+
+def _median_beat_spec():
+    from riskfm.ecg.spec import ECGInputSpec
+
+    return ECGInputSpec(fs=250.0, n_samples=2500, representation="median_beat")
+
+
+def test_median_beat_st_read_out_starts_at_st_start_s_and_is_standardised():
+    from riskfm.ecg.beatnet import MedianBeatCNN
+
+    spec = _median_beat_spec()
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(16, 12, spec.input_samples, generator=gen) * torch.linspace(0.05, 1.0, 12)[None, :, None]
+    plain = MedianBeatCNN(feature_dim=32, st_start_s=-0.01, input_spec=spec)
+    # R sits 0.25 s (62.5 -> 62 samples) into the beat; 20 ms bins of 5 samples: bin 12 starts at
+    # 60 samples = 0.24 s, 10 ms before R, the first bin that starts at or after -0.01 s.
+    assert plain.st_first_bin == 12
+    levels = plain.st_levels(x)
+    torch.testing.assert_close(plain.st_read_out_input(x), levels[:, :, 12:].reshape(16, -1))
+    assert plain.st_head[-1].in_features == 12 * (levels.shape[2] - 12)
+
+    normed = MedianBeatCNN(feature_dim=32, st_norm=True, st_start_s=-0.01, input_spec=spec).train()
+    z = levels[:, :, 12:].reshape(16, -1).double().numpy()
+    expected = (z - z.mean(0)) / np.sqrt(z.var(0) + 1e-5)  # the batch's statistics, biased variance
+    np.testing.assert_allclose(normed.st_read_out_input(x).double().numpy(), expected, rtol=1e-4, atol=1e-5)
+    assert int(normed.st_bn.num_batches_tracked) == 1
+    running = (normed.st_bn.running_mean.clone(), normed.st_bn.running_var.clone())
+    normed.st_read_out_input(x[:1])  # one patient in training: running statistics, none updated
+    assert int(normed.st_bn.num_batches_tracked) == 1
+    torch.testing.assert_close(normed.st_bn.running_mean, running[0])
+    normed.eval()
+    mean, var = (r.double().numpy() for r in running)
+    np.testing.assert_allclose(normed.st_read_out_input(x).double().numpy(), (z - mean) / np.sqrt(var + 1e-5),
+                               rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match="st_start_s 0.5 leaves no ST-map bin"):
+        MedianBeatCNN(st_start_s=0.5, input_spec=spec)
+
+
+def test_median_beat_st_map_alone_is_a_linear_read_out_without_grad_cam():
+    from riskfm.ecg.beatnet import MedianBeatCNN
+
+    spec = _median_beat_spec()
+    enc = MedianBeatCNN(feature_dim=24, conv=False, input_spec=spec).eval()
+    x = torch.randn(3, 12, spec.input_samples)
+    out = enc(x)
+    assert out.shape == (3, 24) and not hasattr(enc, "features") and not hasattr(enc, "gradcam_layer")
+    lin = enc.st_head[-1]
+    torch.testing.assert_close(out, enc.st_levels(x).reshape(3, -1) @ lin.weight.T + lin.bias)
+    assert hasattr(MedianBeatCNN(input_spec=spec), "gradcam_layer")
+    with pytest.raises(ValueError, match="st_map and conv cannot both be off"):
+        MedianBeatCNN(st_map=False, conv=False, input_spec=spec)
+
+
+def test_median_beat_default_keeps_the_state_dict_of_earlier_models():
+    from riskfm.ecg.beatnet import MedianBeatCNN
+
+    keys = set(MedianBeatCNN(input_spec=_median_beat_spec()).state_dict())
+    assert keys == {"features.0.weight", "features.0.bias", "features.2.weight", "features.2.bias",
+                    "head.2.weight", "head.2.bias", "st_head.2.weight", "st_head.2.bias"}
