@@ -364,6 +364,11 @@ class LMTokenEncoder(nn.Module):
             raise ValueError("LMTokenEncoder: the preprocessor's feature_names do not follow its layout")
         return {"layout": layout}
 
+    @classmethod
+    def from_preprocessor(cls, preprocessor: TabularPreprocessor, **kwargs: Any) -> LMTokenEncoder:
+        """Build an encoder for the columns of a fitted preprocessor (other settings as keywords)."""
+        return cls(**cls.tabular_kwargs(preprocessor), **kwargs)
+
     # ------------------------------------------------------------------ forward
     def tokens(self, x: torch.Tensor) -> torch.Tensor:
         """Return the variable tokens ``[B, n_columns, token_dim]`` of a preprocessed batch ``[B, n_features]``."""

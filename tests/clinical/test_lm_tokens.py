@@ -87,7 +87,7 @@ def test_embeddings_are_centred_unit_rms_language_model_vectors(pre):
 
 
 def test_missing_values_get_their_own_token_not_the_mean(pre, table):
-    enc = _encoder(pre, token_dropout=0.0).eval()
+    enc = LMTokenEncoder.from_preprocessor(pre, token_dropout=0.0).eval()
     x = torch.from_numpy(pre.transform(table))
     tokens = enc.tokens(x)
     unknown = enc._unknown_tokens().detach()
@@ -226,6 +226,7 @@ def _write_manifest(path, n=120, seed=0):
     return path
 
 
+@pytest.mark.slow  # a training run and an explanation: 7-40 s on 2 shared cores
 def test_trains_inside_riskfm_train_and_reloads_for_predict(tmp_path):
     import riskfm
     from riskfm.train.run import load_run_model, run_training
@@ -247,3 +248,8 @@ def test_trains_inside_riskfm_train_and_reloads_for_predict(tmp_path):
     again = again[again["target"] == "mace_30d"].set_index("patient_id")["y_prob"]
     np.testing.assert_allclose(again.loc[saved.index].to_numpy(), saved.to_numpy(), rtol=1e-5, atol=1e-6)
     assert saved.std() > 0  # not a constant prediction
+    # Clinical attributions take the tabular path: one feature-ablation value per variable.
+    explained = riskfm.load_run(tmp_path / "run").explain([saved.index[0]], target="mace_30d", cohort_size=0,
+                                                          sanity=False)
+    per_variable = explained.summary["patients"][saved.index[0]]["clinical"]
+    assert set(per_variable) == {"nt_probnp", "smoking_status"}
