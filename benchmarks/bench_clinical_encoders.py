@@ -52,6 +52,8 @@ ENCODERS: dict[str, dict] = {
     "tabular-mlp": {"name": "tabular-mlp"},
     "text-lm": {"name": "text-lm", "freeze": True},
     "clinical-lm-tokens": {"name": "clinical-lm-tokens"},
+    # The first default (token_dropout 0.1), before design selection on development cohorts.
+    "clinical-lm-tokens-drop01": {"name": "clinical-lm-tokens", "kwargs": {"token_dropout": 0.1}},
 }
 ARTERIES = ("stenosis_lm", "stenosis_lad", "stenosis_lcx", "stenosis_rca")
 MIN_EVENTS = 10
