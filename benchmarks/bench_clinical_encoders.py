@@ -149,6 +149,18 @@ def summarise(runs_dir: Path = RUNS, out_path: Path = SUMMARY) -> dict:
     return out
 
 
+def markdown_table(out: dict) -> str:
+    """Return the summary as the markdown table of docs/clinical-encoders.md (mean +- SD over seeds)."""
+    lines = ["| encoder | seeds | external gap, arteries | external gap, MACE | test gap, arteries | test gap, MACE "
+             "| train + evaluate, s |", "|---|---|---|---|---|---|---|"]
+    for label, s in out["summary"].items():
+        cells = [f"{_num(s[k]['mean'])} ± {_num(s[k]['sd'])}" for k in
+                 ("external_artery_gap", "external_mace_gap", "test_artery_gap", "test_mace_gap")]
+        t = s["train_seconds"]
+        lines.append(f"| `{label}` | {', '.join(map(str, s['seeds']))} | {' | '.join(cells)} | {t['mean']:.0f} |")
+    return "\n".join(lines)
+
+
 def _num(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3f}"
 
@@ -190,6 +202,7 @@ def main(argv: list[str] | None = None) -> None:
                 print(f"{label} seed {seed}: external gap arteries {_num(s['artery_gap'])}, MACE "
                       f"{_num(s['mace_gap'])}, {record['train_seconds']:.0f} s", flush=True)
     out = summarise(runs_dir, SUMMARY if runs_dir == RUNS else runs_dir.with_name(runs_dir.name + "_summary.json"))
+    print(markdown_table(out))
     for label, s in out["summary"].items():
         a, m = s["external_artery_gap"], s["external_mace_gap"]
         print(f"{label:24s} seeds {s['seeds']}: external gap arteries {_num(a['mean'])} +- {_num(a['sd'])}, "
