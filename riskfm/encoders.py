@@ -78,6 +78,7 @@ _BUILTIN_MODULES: tuple[str, ...] = (
     "riskfm.ct.cora",
     "riskfm.clinical.text_encoder",
     "riskfm.clinical.tabular",
+    "riskfm.clinical.lm_tokens",
 )
 
 # Prefixes that wrappers add to parameter names: DistributedDataParallel / DataParallel ("module.")

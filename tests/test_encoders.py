@@ -29,7 +29,10 @@ from riskfm.errors import RiskfmError
 
 # Constructor arguments an entry needs to be built in a test (everything else: registry defaults).
 # The full-width CORA U-Net keeps its 19.4M parameters; a 16^3 grid keeps its forward pass fast.
-_TEST_KWARGS = {"tabular-mlp": {"n_features": 7}, "cora-resunet": {"input_spec": {"shape": (16, 16, 16)}}}
+_TEST_KWARGS = {"tabular-mlp": {"n_features": 7}, "cora-resunet": {"input_spec": {"shape": (16, 16, 16)}},
+                # Embeds 5 short texts with the installed MiniLM once per process (cached after).
+                "clinical-lm-tokens": {"layout": {"numeric": ["age", "ldl"],
+                                                  "categorical": {"sex": ["female", "male", "unknown"]}}}}
 # Language-model encoders load real weights (seconds); tests/clinical/test_text_encoder.py covers them.
 _SLOW = {"text-lm"}
 # Adapters wrap the user's own model (local transformers folder / torch module); tests/ecg/test_ecg_models.py covers them.

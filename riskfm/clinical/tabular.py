@@ -341,6 +341,15 @@ class TabularEncoder(nn.Module):
         names = preprocessor.feature_names
         return cls(n_features=len(names), feature_names=names, **kwargs)
 
+    @classmethod
+    def tabular_kwargs(cls, preprocessor: TabularPreprocessor) -> dict[str, Any]:
+        """Return the keyword arguments sizing the encoder for a fitted preprocessor (``n_features``).
+
+        ``riskfm train`` fits a :class:`TabularPreprocessor` on the training split for every clinical
+        encoder class that has this method and passes these keywords (unless the config sets them).
+        """
+        return {"n_features": preprocessor.n_features}
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Encode a batch.
 

@@ -37,7 +37,7 @@ import pandas as pd
 
 from riskfm.clinical.spec import CORA_PROMPT
 
-__all__ = ["KNOWN_VARIABLES", "ClinicalVariable", "canonical_variable", "serialise_clinical"]
+__all__ = ["KNOWN_VARIABLES", "ClinicalVariable", "canonical_variable", "describe_variable", "serialise_clinical"]
 
 
 @dataclass(frozen=True)
@@ -222,6 +222,36 @@ def _lookup(mapping: Mapping[str, str] | None, *keys: str) -> str | None:
         if key in mapping:
             return mapping[key]
     return None
+
+
+def describe_variable(
+    column: str,
+    *,
+    units: Mapping[str, str] | None = None,
+    labels: Mapping[str, str] | None = None,
+) -> tuple[str, str]:
+    """Return the label and unit a column is written with, as :func:`serialise_clinical` writes it.
+
+    Parameters
+    ----------
+    column : str
+        A manifest column name, known (``SBP``, ``ldl_c``) or not (``troponin_t``).
+    units, labels : Mapping[str, str], optional
+        Overrides keyed by column name or canonical variable name, as for :func:`serialise_clinical`.
+
+    Returns
+    -------
+    (label, unit) : tuple of str
+        E.g. ``("Systolic blood pressure", "mmHg")``; an unknown column gets its humanised name
+        (``"Troponin t"``) and ``""`` unless overridden.
+    """
+    var = canonical_variable(column)
+    keys = (column,) if var is None else (column, var.name)
+    label = _lookup(labels, *keys) or (_humanise(column) if var is None else var.label)
+    unit = _lookup(units, *keys)
+    if unit is None:
+        unit = "" if var is None else var.unit
+    return label, unit
 
 
 def serialise_clinical(

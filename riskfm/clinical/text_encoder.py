@@ -25,7 +25,7 @@ from __future__ import annotations
 import inspect
 import os
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -128,10 +128,14 @@ def _hidden_size(config: Any) -> int:
     raise ValueError(f"cannot read the hidden size of a {type(config).__name__} (no hidden_size / d_model)")
 
 
-def _clear_cache_hook(module: TextEncoder, *args: Any) -> None:
+def _clear_cache_hook(module: TextEncoder, state_dict: Mapping[str, Any], prefix: str, *args: Any) -> None:
     # A module-level function (not a lambda holding self) so that copies of the encoder clear their own
-    # cache, not the original's.
-    module.clear_cache()
+    # cache, not the original's. Only new language-model weights invalidate the cached embeddings: a
+    # RiskModel checkpoint of a frozen LM leaves its weights out (they reload from model_path), and
+    # reloading the best epoch's weights must not make every text be encoded a second time.
+    lm_prefix = prefix + "lm."
+    if any(key.startswith(lm_prefix) for key in state_dict):
+        module.clear_cache()
 
 
 @register_encoder(
@@ -269,7 +273,7 @@ class TextEncoder(nn.Module):
             self.lm.eval()
         if device is not None:
             self.lm.to(device)
-        # Cached embeddings belong to the weights they came from: new weights empty the cache.
+        # Cached embeddings belong to the weights they came from: new LM weights empty the cache.
         self.register_load_state_dict_pre_hook(_clear_cache_hook)
 
     @staticmethod

@@ -37,7 +37,7 @@ from riskfm.data.manifest import STENOSIS_TARGETS, ManifestError, read_manifest_
 from riskfm.data.sample import collate_samples
 from riskfm.data.splits import make_splits
 from riskfm.ecg.plausibility import ECGPlausibility
-from riskfm.encoders import check_encoder_kwargs, create_encoder
+from riskfm.encoders import check_encoder_kwargs, create_encoder, encoder_info
 from riskfm.errors import CheckpointError
 from riskfm.models.fusion import ConcatFusion
 from riskfm.models.heads import build_head
@@ -106,14 +106,28 @@ def check_run_encoders(cfg: RunConfig) -> None:
             raise FileNotFoundError(f"{source}: encoders.{m}.checkpoint: file not found: {ec.checkpoint}")
 
 
-def build_encoders(cfg: RunConfig, n_tabular_features: int | None = None) -> dict[str, torch.nn.Module]:
-    """Create each modality's encoder from the registry (weights from local checkpoints only)."""
+def _reads_table(encoder_name: str) -> bool:
+    """Return whether a clinical encoder reads the matrix of a fitted ``TabularPreprocessor``.
+
+    Such encoders (``tabular-mlp``, ``clinical-lm-tokens``) have a ``tabular_kwargs(preprocessor)``
+    class method giving the keywords that size them for the training split's columns.
+    """
+    return hasattr(encoder_info(encoder_name).constructor, "tabular_kwargs")
+
+
+def build_encoders(cfg: RunConfig, tabular: Any = None) -> dict[str, torch.nn.Module]:
+    """Create each modality's encoder from the registry (weights from local checkpoints only).
+
+    ``tabular``, the fitted clinical ``TabularPreprocessor`` when the clinical encoder reads the table,
+    sizes that encoder (its ``tabular_kwargs``; keywords set in the config win).
+    """
     encoders = {}
     for m in cfg.modalities:
         ec = cfg.encoders[m]
         kwargs = dict(ec.kwargs)
-        if ec.name == "tabular-mlp" and n_tabular_features is not None:
-            kwargs.setdefault("n_features", n_tabular_features)
+        if m == "clinical" and tabular is not None and _reads_table(ec.name):
+            for key, value in encoder_info(ec.name).constructor.tabular_kwargs(tabular).items():
+                kwargs.setdefault(key, value)
         enc = create_encoder(ec.name, checkpoint=ec.checkpoint, weights_only=ec.weights_only, **kwargs)
         if getattr(enc, "modality", m) != m:
             raise ValueError(f"encoders.{m}.name: {ec.name!r} is a {enc.modality} encoder, not a {m} encoder")
@@ -269,9 +283,9 @@ def _run_locked(cfg: RunConfig, fabric, out: Path, cohort: Cohort) -> RunResult:
                          val_fraction=cfg.split.val_fraction, train_fraction=cfg.split.train_fraction,
                          seed=cfg.split.seed)
     tabular = None
-    if "clinical" in cfg.modalities and cfg.encoders["clinical"].name == "tabular-mlp":
+    if "clinical" in cfg.modalities and _reads_table(cfg.encoders["clinical"].name):
         tabular = _tabular(cfg, cohort, splits["train"])
-    encoders = build_encoders(cfg, None if tabular is None else len(tabular.feature_names))
+    encoders = build_encoders(cfg, tabular)
     prepared = prepare_for(cohort, encoders, cfg.data.n_workers, progress=cfg.train.progress and rank0,
                            ecg_store=cfg.data.ecg_store, ecg_quality=cfg.data.ecg_quality_filter, cfg=cfg)
     splits = {k: np.asarray([p for p in v if p in set(cohort.patient_ids)]) for k, v in splits.items()}
@@ -403,7 +417,7 @@ def load_run_model(run_dir: str | os.PathLike) -> LoadedRunModel:
         tabular = TabularPreprocessor.from_dict(bundle["tabular"])
     for m in cfg.modalities:  # the bundle holds every weight; don't reload encoder checkpoints
         cfg.encoders[m].checkpoint = None
-    encoders = build_encoders(cfg, None if tabular is None else len(tabular.feature_names))
+    encoders = build_encoders(cfg, tabular)
     model = build_model(cfg, encoders)
     try:
         model.load_checkpoint_state_dict(bundle["model"])

@@ -110,6 +110,29 @@ def test_loading_weights_empties_the_cache(fresh):
     assert fresh.cache_info().size == 0
 
 
+def test_reloading_a_risk_model_checkpoint_keeps_the_frozen_cache(fresh):
+    """The best epoch's weights are reloaded without the frozen LM's: its texts are not encoded again."""
+    from riskfm.models.fusion import ConcatFusion
+    from riskfm.models.heads import build_head
+    from riskfm.models.risk_model import RiskModel
+
+    fusion = ConcatFusion({"clinical": fresh.feature_dim})
+    model = RiskModel({"clinical": fresh}, fusion, [build_head("mace_30d", fusion.out_dim)])
+    model.freeze_encoder("clinical")
+    model.eval()  # no dropout: the two forward passes must agree
+    counter = ForwardCounter(fresh.lm)
+    batch = {"clinical_text": list(TEXTS), "clinical_present": torch.ones(len(TEXTS), dtype=torch.bool)}
+    before = model(batch)["mace_30d"].detach()
+    model.load_checkpoint_state_dict(model.checkpoint_state_dict())
+    after = model(batch)["mace_30d"].detach()
+    counter.handle.remove()
+    assert counter.texts == len(set(TEXTS)) and fresh.cache_info().size == len(set(TEXTS))
+    torch.testing.assert_close(before, after)
+    # Whole-model weights that include the LM's still empty the cache (they may be other weights).
+    model.load_state_dict(model.state_dict())
+    assert fresh.cache_info().size == 0
+
+
 def test_long_text_truncation_warns(fresh):
     fresh.max_length = 8
     fresh._warned_truncation = False
@@ -137,34 +160,6 @@ def test_bad_inputs_are_clear_errors(minilm, tmp_path):
 
 
 # --------------------------------------------------------------------------- tiny decoder-only Qwen2
-def _byte_level_alphabet() -> list[str]:
-    """The 256 printable characters byte-level BPE uses for bytes (GPT-2 convention)."""
-    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
-    extra = iter(range(256, 512))
-    return [chr(b) if b in printable else chr(next(extra)) for b in range(256)]
-
-
-@pytest.fixture(scope="module")
-def qwen_dir(tmp_path_factory):
-    """A random 2-layer Qwen2 (hidden 32) with a byte-level tokenizer WITHOUT a pad token."""
-    from transformers import Qwen2Config, Qwen2Model
-    from transformers.models.qwen2.tokenization_qwen2 import Qwen2Tokenizer
-
-    folder = tmp_path_factory.mktemp("tiny_qwen2")
-    vocab = {ch: i for i, ch in enumerate(_byte_level_alphabet())}
-    vocab["<|endoftext|>"] = len(vocab)
-    tokenizer = Qwen2Tokenizer(vocab=vocab, merges=[], pad_token=None)
-    assert tokenizer.pad_token is None
-    tokenizer.save_pretrained(folder)
-    config = Qwen2Config(
-        vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-        num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=512,
-    )
-    torch.manual_seed(0)
-    Qwen2Model(config).save_pretrained(folder)
-    return folder
-
-
 def test_decoder_only_model_uses_last_token_pooling(qwen_dir):
     enc = TextEncoder(qwen_dir)
     assert enc.decoder_only and enc.pooling == "last" and enc.input_spec.pooling == "last"
