@@ -62,6 +62,8 @@ def build(name, tmp_path_factory, text_encoder):
     if name == "tabular-mlp":
         return create_encoder(name, n_features=5, feature_names=["age", "age__missing", "sex=female", "sex=male",
                                                                  "sex=unknown"])
+    if name == "clinical-lm-tokens":  # a table layout, as riskfm train derives it from the manifest
+        return create_encoder(name, layout={"numeric": ["age"], "categorical": {"sex": ["female", "male", "unknown"]}})
     if name == "generic-ecg":
         from riskfm.ecg.spec import ECGInputSpec
 
