@@ -41,6 +41,46 @@ def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
     return list(zip(edges[::2], edges[1::2]))
 
 
+def _lead_grid(c: Any, draw: Any, *, lo: float, hi: float, ylabel: str, legend_ncols: int, title: str,
+               width_in: float, height_in: float) -> Figure:
+    """One panel per lead of a median-beat comparison ``c``: shading where the groups differ, then ``draw``.
+
+    ``draw(ax, ms, li)`` draws lead index ``li`` against ``ms`` (ms from R); the grid, the shading
+    (runs of ``c.significant``), the R marker, the y range ``[lo, hi]`` with a 5% margin, the axis
+    labels, the shared legend (plus the shading's entry) and the title are the same for every figure.
+    """
+    order, nrows, ncols = _panel_order(c.leads)
+    ms = c.time_s * 1000.0
+    dt = (ms[1] - ms[0]) if len(ms) > 1 else 1.0
+    pad = 0.05 * (hi - lo or 1.0)
+    with publication_style():
+        fig = new_figure(width_in, height_in)
+        axes = fig.subplots(nrows, ncols, sharex=True, sharey=True, squeeze=False)
+        for k, lead in enumerate(order):
+            ax = axes[k // ncols][k % ncols]
+            li = list(c.leads).index(lead)
+            for start, stop in _runs(c.significant[li]):
+                ax.axvspan(ms[start] - dt / 2, ms[stop - 1] + dt / 2, color=NEUTRAL, alpha=0.18, lw=0, zorder=0)
+            draw(ax, ms, li)
+            ax.axvline(0.0, color=NEUTRAL, lw=0.4, ls=":", zorder=0)
+            ax.set_title(lead, fontsize=8, pad=2)
+            ax.set_ylim(lo - pad, hi + pad)
+            if k // ncols == nrows - 1:
+                ax.set_xlabel("ms from R")
+            if k % ncols == 0:
+                ax.set_ylabel(ylabel)
+        for k in range(len(order), nrows * ncols):
+            axes[k // ncols][k % ncols].set_axis_off()
+        handles, labels = axes[0][0].get_legend_handles_labels()
+        from matplotlib.patches import Patch
+
+        handles.append(Patch(color=NEUTRAL, alpha=0.18, lw=0))
+        labels.append(f"differ (Welch t, BH q < {c.alpha:g})")
+        fig.legend(handles, labels, loc="outside lower center", ncols=legend_ncols, fontsize=7)
+        fig.suptitle(title, fontsize=9, x=0.01, ha="left")
+    return fig
+
+
 def plot_median_beat_comparison(comparison: Any, *, title: str | None = None, width_in: float = DOUBLE_COLUMN_IN,
                                 height_in: float = 5.2) -> Figure:
     """Mean median beats of two risk groups per lead, CI bands, shading where q < alpha.
@@ -50,44 +90,19 @@ def plot_median_beat_comparison(comparison: Any, *, title: str | None = None, wi
     comparison : :class:`riskfm.explain.waveforms.MedianBeatComparison`.
     """
     c = comparison
-    order, nrows, ncols = _panel_order(c.leads)
-    ms = c.time_s * 1000.0
-    dt = (ms[1] - ms[0]) if len(ms) > 1 else 1.0
     lo = min(np.nanmin(c.high_risk_ci[0]), np.nanmin(c.low_risk_ci[0]))
     hi = max(np.nanmax(c.high_risk_ci[1]), np.nanmax(c.low_risk_ci[1]))
-    pad = 0.05 * (hi - lo or 1.0)
     colours = (RISK_GROUP_COLORS["high"], RISK_GROUP_COLORS["low"])
-    with publication_style():
-        fig = new_figure(width_in, height_in)
-        axes = fig.subplots(nrows, ncols, sharex=True, sharey=True, squeeze=False)
-        for k, lead in enumerate(order):
-            ax = axes[k // ncols][k % ncols]
-            li = list(c.leads).index(lead)
-            for start, stop in _runs(c.significant[li]):
-                ax.axvspan(ms[start] - dt / 2, ms[stop - 1] + dt / 2, color=NEUTRAL, alpha=0.18, lw=0, zorder=0)
-            for mean, ci, colour, label, n in ((c.mean_high, c.high_risk_ci, colours[0], c.labels[0], c.n_high),
-                                               (c.mean_low, c.low_risk_ci, colours[1], c.labels[1], c.n_low)):
-                ax.fill_between(ms, ci[0, li], ci[1, li], color=colour, alpha=0.25, lw=0, zorder=1)
-                ax.plot(ms, mean[li], color=colour, lw=0.9, zorder=2, label=f"{label} (n={n})")
-            ax.axvline(0.0, color=NEUTRAL, lw=0.4, ls=":", zorder=0)
-            ax.set_title(lead, fontsize=8, pad=2)
-            ax.set_ylim(lo - pad, hi + pad)
-            if k // ncols == nrows - 1:
-                ax.set_xlabel("ms from R")
-            if k % ncols == 0:
-                ax.set_ylabel("mV")
-        for k in range(len(order), nrows * ncols):
-            axes[k // ncols][k % ncols].set_axis_off()
-        handles, labels = axes[0][0].get_legend_handles_labels()
-        from matplotlib.patches import Patch
 
-        handles.append(Patch(color=NEUTRAL, alpha=0.18, lw=0))
-        labels.append(f"differ (Welch t, BH q < {c.alpha:g})")
-        fig.legend(handles, labels, loc="outside lower center", ncols=3, fontsize=7)
-        what = f" \u2014 {c.target}" if c.target else ""
-        fig.suptitle(title or f"Median beats by predicted risk{what} (mean, {c.confidence:.0%} CI)",
-                     fontsize=9, x=0.01, ha="left")
-    return fig
+    def draw(ax: Any, ms: np.ndarray, li: int) -> None:
+        for mean, ci, colour, label, n in ((c.mean_high, c.high_risk_ci, colours[0], c.labels[0], c.n_high),
+                                           (c.mean_low, c.low_risk_ci, colours[1], c.labels[1], c.n_low)):
+            ax.fill_between(ms, ci[0, li], ci[1, li], color=colour, alpha=0.25, lw=0, zorder=1)
+            ax.plot(ms, mean[li], color=colour, lw=0.9, zorder=2, label=f"{label} (n={n})")
+
+    what = f" \u2014 {c.target}" if c.target else ""
+    return _lead_grid(c, draw, lo=lo, hi=hi, ylabel="mV", legend_ncols=3, width_in=width_in, height_in=height_in,
+                      title=title or f"Median beats by predicted risk{what} (mean, {c.confidence:.0%} CI)")
 
 
 def plot_median_beat_difference(comparison: Any, *, title: str | None = None, width_in: float = DOUBLE_COLUMN_IN,
@@ -109,45 +124,20 @@ def plot_median_beat_difference(comparison: Any, *, title: str | None = None, wi
     c = comparison
     if c.difference is None or c.difference_ci is None:
         raise ValueError("this comparison holds no difference; build it with compare_median_beats")
-    order, nrows, ncols = _panel_order(c.leads)
-    ms = c.time_s * 1000.0
-    dt = (ms[1] - ms[0]) if len(ms) > 1 else 1.0
     lo, hi = float(np.nanmin(c.difference_ci[0])), float(np.nanmax(c.difference_ci[1]))
-    lo, hi = min(lo, 0.0), max(hi, 0.0)
-    pad = 0.05 * (hi - lo or 1.0)
     colour = RISK_GROUP_COLORS["high"]
-    with publication_style():
-        fig = new_figure(width_in, height_in)
-        axes = fig.subplots(nrows, ncols, sharex=True, sharey=True, squeeze=False)
-        for k, lead in enumerate(order):
-            ax = axes[k // ncols][k % ncols]
-            li = list(c.leads).index(lead)
-            for start, stop in _runs(c.significant[li]):
-                ax.axvspan(ms[start] - dt / 2, ms[stop - 1] + dt / 2, color=NEUTRAL, alpha=0.18, lw=0, zorder=0)
-            ax.axhline(0.0, color=NEUTRAL, lw=0.5, zorder=1)
-            ax.fill_between(ms, c.difference_ci[0, li], c.difference_ci[1, li], color=colour, alpha=0.25, lw=0,
-                            zorder=1)
-            ax.plot(ms, c.difference[li], color=colour, lw=0.9, zorder=2,
-                    label=f"{c.labels[0]} \u2212 {c.labels[1]} (n={c.n_high} vs {c.n_low})")
-            ax.axvline(0.0, color=NEUTRAL, lw=0.4, ls=":", zorder=0)
-            ax.set_title(lead, fontsize=8, pad=2)
-            ax.set_ylim(lo - pad, hi + pad)
-            if k // ncols == nrows - 1:
-                ax.set_xlabel("ms from R")
-            if k % ncols == 0:
-                ax.set_ylabel("\u0394 mV")
-        for k in range(len(order), nrows * ncols):
-            axes[k // ncols][k % ncols].set_axis_off()
-        handles, labels = axes[0][0].get_legend_handles_labels()
-        from matplotlib.patches import Patch
 
-        handles.append(Patch(color=NEUTRAL, alpha=0.18, lw=0))
-        labels.append(f"differ (Welch t, BH q < {c.alpha:g})")
-        fig.legend(handles, labels, loc="outside lower center", ncols=2, fontsize=7)
-        what = f" \u2014 {c.target}" if c.target else ""
-        fig.suptitle(title or f"Median-beat difference, high \u2212 low risk{what} (pointwise {c.confidence:.0%} CI)",
-                     fontsize=9, x=0.01, ha="left")
-    return fig
+    def draw(ax: Any, ms: np.ndarray, li: int) -> None:
+        ax.axhline(0.0, color=NEUTRAL, lw=0.5, zorder=1)
+        ax.fill_between(ms, c.difference_ci[0, li], c.difference_ci[1, li], color=colour, alpha=0.25, lw=0, zorder=1)
+        ax.plot(ms, c.difference[li], color=colour, lw=0.9, zorder=2,
+                label=f"{c.labels[0]} \u2212 {c.labels[1]} (n={c.n_high} vs {c.n_low})")
+
+    what = f" \u2014 {c.target}" if c.target else ""
+    return _lead_grid(c, draw, lo=min(lo, 0.0), hi=max(hi, 0.0), ylabel="\u0394 mV", legend_ncols=2,
+                      width_in=width_in, height_in=height_in,
+                      title=title or f"Median-beat difference, high \u2212 low risk{what} "
+                                     f"(pointwise {c.confidence:.0%} CI)")
 
 
 def plot_median_beat_attribution(beat: np.ndarray, attribution: np.ndarray, time_s: np.ndarray,
