@@ -15,9 +15,11 @@ from riskfm.evaluate.calibration import (
     expected_calibration_error,
     fit_recalibration,
     logistic_fit,
+    logit,
     spiegelhalter_z,
 )
 from riskfm.evaluate.horizons import censor_at, target_horizon_days
+from riskfm.evaluate.risk_groups import reliability_table
 from riskfm.evaluate.thresholds import (
     three_level_thresholds,
     threshold_at_sensitivity,
@@ -229,6 +231,8 @@ def test_logistic_fit_errors_say_why():
         logistic_fit(np.array([1.0, 1.0, 1.0]), None)
     with pytest.raises(ValueError, match=r"^logistic fit did not converge \(perfect separation\?\)$"):
         logistic_fit(np.array([0.0, 0.0, 1.0, 1.0]), np.array([1.0, 2.0, 3.0, 4.0]))
+    with pytest.raises(ValueError, match=r"^logistic fit did not converge \(perfect separation\?\)$"):
+        logistic_fit(Y_C.astype(float), logit(P_C), max_iter=1)  # the iteration limit, said the same way
 
 
 def test_calibration_defaults_bins_and_dict(tmp_path):
@@ -257,6 +261,38 @@ def test_quantile_bins_never_fall_below_two():
 def test_spiegelhalter_is_nan_when_its_variance_is_zero():
     z, pval = spiegelhalter_z([0, 1, 1], [0.5, 0.5, 1.0])  # (1 - 2p)^2 p (1 - p) = 0 for p in {0.5, 1}
     assert math.isnan(z) and math.isnan(pval)
+
+
+def test_calibration_estimates_carry_method_counts_and_confidence():
+    res = calibration(Y_C, P_C, confidence=0.9)
+    assert res.confidence == 0.9
+    for est in (res.intercept, res.slope):
+        assert (est.method, est.n, est.n_pos, est.confidence) == ("Wald", 300, int(Y_C.sum()), 0.9)
+    assert np.array_equal(res.y, Y_C) and np.array_equal(res.p, P_C)
+    ref = reliability_table(Y_C, P_C, n_bins=10, strategy="uniform", confidence=0.9)
+    assert np.allclose(res.table[["ci_low", "ci_high"]].to_numpy(), ref[["ci_low", "ci_high"]].to_numpy(),
+                       rtol=0, atol=0, equal_nan=True)
+
+
+def test_logit_computes_in_float64_whatever_the_input_dtype():
+    p32 = np.array([0.1, 0.3, 0.7], dtype=np.float32)
+    out = logit(p32)
+    assert out.dtype == np.float64
+    p64 = p32.astype(np.float64)
+    assert np.array_equal(out, np.log(p64) - np.log1p(-p64))
+
+
+@pytest.mark.parametrize("method", ["platt", "temperature", "isotonic"])
+def test_every_recalibrator_names_its_method_and_fit_size(method):
+    rec = fit_recalibration(Y_C, P_C, method)
+    assert rec.method == method and rec.n_fit == 300 and rec.to_dict()["method"] == method
+
+
+def test_temperature_search_stops_at_exp_5():
+    # Predictions that rank patients backwards: the likelihood keeps improving as T flattens them
+    # towards 0.5, so the fit stops at the upper end of the search, T = e^5 (about 148).
+    hot = fit_recalibration([0, 1, 0, 1], [0.9, 0.1, 0.8, 0.2], "temperature").params["temperature"]
+    assert hot == pytest.approx(math.exp(5.0), rel=1e-6)
 
 
 # ---- horizons -----------------------------------------------------------------------------------
