@@ -1,8 +1,8 @@
 """The default run configuration: what ``riskfm train`` uses without a CONFIG, and ``riskfm config init`` writes.
 
 It is the demo's configuration (:func:`riskfm.recipes.demo.demo_config`: the standardised ST map of
-the ECG's median beats read linearly, a small 3D CNN on the CT, the tabular encoder on the clinical
-variables, cosine schedule, EMA, augmentation) with two changes for a cohort that is not the demo's: no external site is held out
+the ECG's median beats read linearly, a small 3D CNN on the CT, one language-model token per clinical
+variable, cosine schedule, EMA, augmentation) with two changes for a cohort that is not the demo's: no external site is held out
 (the demo holds out its synthetic ``site_ext``), and a rerun resumes an interrupted run (the demo
 always starts over). :data:`DEFAULT_CONFIG_YAML` is that configuration as commented YAML; the
 library defaults of every key it leaves out are in :mod:`riskfm.train.config` and docs/training.md.
@@ -56,8 +56,8 @@ encoders:
     name: cnn3d-small
     lr: 0.0002                # a fifth of train.lr: the CT network memorises a small cohort fast
     kwargs: {widths: [8, 16, 32, 64]}
-  clinical:                   # the clinical variables as a table; for large cohorts try
-    name: tabular-mlp         # {name: text-lm, freeze: true} (the record as text, MiniLM)
+  clinical:                   # one token per clinical variable from MiniLM embeddings of its name and
+    name: clinical-lm-tokens  # values; {name: tabular-mlp} reads the table without a language model
 
 fusion:
   proj_dim: 64                # width each modality is projected to before concatenation
