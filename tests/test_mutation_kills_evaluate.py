@@ -18,6 +18,7 @@ from riskfm.evaluate.calibration import (
     logit,
     spiegelhalter_z,
 )
+from riskfm.evaluate.guards import class_counts, estimable, is_missing, min_counts, not_estimable_text
 from riskfm.evaluate.horizons import censor_at, target_horizon_days
 from riskfm.evaluate.risk_groups import reliability_table
 from riskfm.evaluate.thresholds import (
@@ -328,3 +329,53 @@ def test_censor_at_returns_floats_and_keeps_an_event_on_the_horizon_day():
 def test_censor_at_refuses_a_horizon_that_is_not_positive(bad):
     with pytest.raises(ValueError, match=rf"^horizon_days must be > 0, got {bad!r}$"):
         censor_at([1.0], [1], bad)
+
+
+# ---- guards (the small-sample rule) -------------------------------------------------------------
+
+def test_min_counts_sources_in_order_explicit_spec_default():
+    assert min_counts() == (10, 10)
+    assert min_counts({"min_events": 5}) == (5, 10)
+    assert min_counts({"min_events": 5, "min_nonevents": 7}) == (5, 7)
+    assert min_counts(type("Spec", (), {"min_events": 3, "min_nonevents": 4})()) == (3, 4)
+    assert min_counts(object()) == (10, 10)
+    assert min_counts({"min_events": 5}, min_events=2, min_nonevents=1) == (2, 1)
+    assert min_counts(min_events=1.0) == (1, 10) and type(min_counts(min_events=1.0)[0]) is int
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"min_events": 0}, "min_events must be an integer >= 1, got 0"),
+    ({"min_events": 2.5}, "min_events must be an integer >= 1, got 2.5"),
+    ({"min_nonevents": -1}, "min_nonevents must be an integer >= 1, got -1"),
+])
+def test_min_counts_refuses_non_integers_and_values_below_1(kwargs, message):
+    with pytest.raises(ValueError) as err:
+        min_counts(**kwargs)
+    assert str(err.value) == message
+
+
+def test_class_counts_ignores_unknown_outcomes():
+    assert class_counts([1, 0, np.nan, 1.0, 0.0]) == (4, 2)
+    assert class_counts([True, False, False]) == (3, 1)
+    assert class_counts([[1, 0], [np.nan, 1]]) == (3, 2)
+    assert class_counts([]) == (0, 0)
+    assert class_counts([1, None, 0]) == (2, 1)  # an object column (pandas) with None for unknown
+
+
+def test_estimable_names_every_shortfall_with_counts_at_the_exact_floor():
+    assert estimable([0] * 10 + [1] * 10) is None
+    assert estimable([0] * 10 + [1] * 9) == "9 events < 10"
+    assert estimable([0] * 29 + [1]) == "1 event < 10"
+    assert estimable([0] * 9 + [1] * 10) == "9 non-events < 10"
+    assert estimable([0] + [1] * 10) == "1 non-event < 10"
+    assert estimable([0] * 3 + [1] * 4) == "4 events < 10, 3 non-events < 10"
+    assert estimable([0] * 3 + [1] * 4, min_events=4, min_nonevents=3) is None
+    assert estimable([0] * 3 + [1] * 4, {"min_events": 5, "min_nonevents": 3}) == "4 events < 5"
+    assert estimable([]) == estimable([np.nan]) == "no patients with a known outcome"
+
+
+def test_not_estimable_text_and_missing_values():
+    assert not_estimable_text("1 event < 10") == "n/e (1 event < 10)"
+    assert not_estimable_text(None) == not_estimable_text("") == "n/e"
+    assert is_missing(None) and is_missing(float("nan")) and is_missing(np.float32("nan"))
+    assert not is_missing(0) and not is_missing(0.5) and not is_missing("abc") and not is_missing([1])
