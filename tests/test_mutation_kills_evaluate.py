@@ -20,6 +20,15 @@ from riskfm.evaluate.calibration import (
 )
 from riskfm.evaluate.guards import class_counts, estimable, is_missing, min_counts, not_estimable_text
 from riskfm.evaluate.horizons import censor_at, target_horizon_days
+from riskfm.evaluate.results import (
+    Estimate,
+    bootstrap_method,
+    finite_or_none,
+    flat_row,
+    jsonable,
+    make_ci,
+    percentile_ci,
+)
 from riskfm.evaluate.risk_groups import reliability_table
 from riskfm.evaluate.thresholds import (
     three_level_thresholds,
@@ -379,3 +388,103 @@ def test_not_estimable_text_and_missing_values():
     assert not_estimable_text(None) == not_estimable_text("") == "n/e"
     assert is_missing(None) and is_missing(float("nan")) and is_missing(np.float32("nan"))
     assert not is_missing(0) and not is_missing(0.5) and not is_missing("abc") and not is_missing([1])
+
+
+# ---- results (one result shape, one interval spelling) ------------------------------------------
+
+def test_finite_or_none_and_make_ci():
+    assert finite_or_none(None) is None and finite_or_none(math.nan) is None
+    assert finite_or_none(math.inf) is None and finite_or_none(-math.inf) is None
+    assert finite_or_none(np.int64(3)) == 3.0 and type(finite_or_none(np.int64(3))) is float
+    assert make_ci(None, 1) is None and make_ci(0, None) is None
+    assert make_ci(math.nan, 1) is None and make_ci(0, math.nan) is None
+    ci = make_ci(np.float32(0.25), 1)
+    assert ci == (0.25, 1.0) and all(type(v) is float for v in ci)
+
+
+def test_percentile_ci_uses_the_finite_resamples_only():
+    v = [0.1, 0.2, math.nan, 0.3, math.inf, 0.4, -math.inf, 0.5]
+    finite = np.array([0.1, 0.2, 0.3, 0.4, 0.5])
+    alpha = 1.0 - 0.9
+    assert percentile_ci(v, 0.9) == tuple(np.quantile(finite, [alpha / 2.0, 1.0 - alpha / 2.0]))
+    assert percentile_ci([math.nan, math.inf], 0.95) is None and percentile_ci([], 0.95) is None
+    low, high = percentile_ci(np.arange(101.0).reshape(1, -1), 0.5)  # any shape is flattened
+    assert (low, high) == (25.0, 75.0) and type(low) is float
+
+
+def test_bootstrap_method_names():
+    assert bootstrap_method(500) == "stratified bootstrap (500 resamples)"
+    assert bootstrap_method(200.0, "parametric") == "parametric bootstrap (200 resamples)"
+    assert bootstrap_method(100, "") == "bootstrap (100 resamples)"
+
+
+def test_jsonable_converts_every_supported_type(tmp_path):
+    import pandas as pd
+
+    est = Estimate(0.8, (0.7, 0.9), "DeLong", 10, 3)
+    out = jsonable({1: est, "df": pd.DataFrame({"a": [1, 2], 3: [np.nan, 0.5]}),
+                    "t": (np.int32(1), np.float32(2.5)), "arr": np.array([[1, 2]]), "s": pd.Series([True]),
+                    "none": None, "b": np.bool_(True), "s2": "x", "f": np.float64(math.inf), "p": tmp_path})
+    assert out["1"] == est.to_dict()
+    assert out["df"] == {"a": [1, 2], "3": [None, 0.5]}
+    assert out["t"] == [1, 2.5] and type(out["t"][0]) is int
+    assert out["arr"] == [[1, 2]] and out["s"] == [True]
+    assert out["none"] is None and out["b"] is True and out["s2"] == "x" and out["f"] is None
+    assert out["p"] == str(tmp_path)
+    thing = object()
+    assert jsonable(thing) is thing  # anything else is left as it is
+
+
+def test_flat_row_spells_every_interval_as_low_and_high():
+    row = flat_row({
+        "auroc": {"value": 0.8, "ci": [0.7, 0.9], "method": "DeLong", "n": 10},
+        "auprc": {"value": None, "ci": None, "not_estimable": "1 event < 10"},
+        "ci": [0.1, 0.2], "slope_ci": None, "loa": (-1, 1), "bins": [1, 2, 3],
+        "survival": {"n": 3, "c_ci": [0.5, 0.6]}, "name": "x",
+    })
+    assert row == {
+        "auroc": 0.8, "auroc_ci_low": 0.7, "auroc_ci_high": 0.9,
+        "auprc": None, "auprc_ci_low": None, "auprc_ci_high": None, "auprc_not_estimable": "1 event < 10",
+        "ci_low": 0.1, "ci_high": 0.2, "slope_ci_low": None, "slope_ci_high": None,
+        "loa_low": -1, "loa_high": 1, "bins": [1, 2, 3],
+        "survival_n": 3, "survival_c_ci_low": 0.5, "survival_c_ci_high": 0.6, "name": "x",
+    }
+
+
+def test_estimate_dict_and_row():
+    est = Estimate(0.8, (0.7, 0.9), "DeLong", 10, 3, 0.9)
+    d = est.to_dict()
+    assert d["value"] == 0.8 and d["ci"] == [0.7, 0.9] and d["method"] == "DeLong" and d["n"] == 10
+    assert d["n_pos"] == 3 and d["confidence"] == 0.9 and "not_estimable" not in d
+    assert est.to_row()["ci_low"] == 0.7 and est.to_row()["ci_high"] == 0.9
+    missing = Estimate.missing("1 event < 10", "DeLong", 30, 1)
+    assert missing.to_dict()["not_estimable"] == "1 event < 10" and missing.to_dict()["value"] is None
+
+
+def test_estimate_values_are_floats_and_missing_defaults():
+    assert type(Estimate(1, None, "none", 3).value) is float and Estimate(1, None, "none", 3).value == 1.0
+    assert math.isnan(Estimate(None, None, "none", 3).value)
+    assert Estimate.missing("1 event < 10", "DeLong", 30, 1).confidence == 0.95
+
+
+def test_jsonable_keeps_bools_and_percentile_ci_computes_in_float64():
+    assert jsonable(True) is True and jsonable(False) is False
+    v32 = np.linspace(0, 1, 11, dtype=np.float32)
+    assert percentile_ci(v32, 0.9) == percentile_ci(v32.astype(np.float64), 0.9)
+
+
+def test_result_to_dict_leaves_out_private_fields_and_an_unset_reason_only():
+    from dataclasses import dataclass
+
+    from riskfm.evaluate.results import Result
+
+    @dataclass
+    class Example(Result):
+        value: float
+        not_estimable: str | None = None
+        after: int = 7
+        _hidden: int = 1
+
+    assert Example(0.5).to_dict() == {"value": 0.5, "after": 7}
+    assert Example(0.5, "1 event < 10").to_dict() == {"value": 0.5, "not_estimable": "1 event < 10", "after": 7}
+    assert "_y" not in calibration(Y_C, P_C).to_dict()
