@@ -60,6 +60,7 @@ def _mount_commands() -> None:
     from riskfm.commands import cac, config, ct, ecg, evaluate, explain, run, study
 
     for name, command in (("demo", run.demo), ("train", run.train), ("predict", run.predict),
+                          ("prepare", run.prepare),
                           ("evaluate", evaluate.evaluate), ("explain", explain.explain),
                           ("pretrain-ct", ct.pretrain_ct)):
         app.command(name)(command)

@@ -2,9 +2,10 @@
 
 It is the demo's configuration (:func:`riskfm.recipes.demo.demo_config`: the standardised ST map of
 the ECG's median beats read linearly, a small 3D CNN on the CT, one language-model token per clinical
-variable, cosine schedule, EMA, augmentation) with two changes for a cohort that is not the demo's: no external site is held out
-(the demo holds out its synthetic ``site_ext``), and a rerun resumes an interrupted run (the demo
-always starts over). :data:`DEFAULT_CONFIG_YAML` is that configuration as commented YAML; the
+variable, cosine schedule, EMA, augmentation) with three changes for a cohort that is not the demo's: no external site is held out
+(the demo holds out its synthetic ``site_ext``), a rerun resumes an interrupted run (the demo
+always starts over), and the prepared cache is the default folder (the demo keeps its own beside
+its cohort). :data:`DEFAULT_CONFIG_YAML` is that configuration as commented YAML; the
 library defaults of every key it leaves out are in :mod:`riskfm.train.config` and docs/training.md.
 
 Examples

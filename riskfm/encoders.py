@@ -59,6 +59,7 @@ __all__ = [
     "check_encoder_kwargs",
     "create_encoder",
     "encoder_info",
+    "encoder_input_spec",
     "input_spec_from_mapping",
     "list_encoders",
     "load_checkpoint_state_dict",
@@ -753,3 +754,40 @@ def create_encoder(
             state_dict = model.adapt_checkpoint(state_dict)
         _load_into(model, state_dict, strict=strict, source=f"{os.fspath(checkpoint)} -> {info.name}")
     return model
+
+
+
+def encoder_input_spec(name: str, **kwargs: Any) -> Any:
+    """Return the input spec an encoder built with ``kwargs`` would have, without building it.
+
+    What the data pipeline needs (``riskfm prepare``, the ECG store) is the spec, not 30.8M
+    initialised weights: an ``input_spec`` keyword (or the entry's default one) is returned checked,
+    else the constructor's ``default_input_spec(**kwargs)`` when it has one (every built-in ECG and
+    CT encoder does); only an encoder without either is built to read its spec. No checkpoint is
+    loaded: weights never change a spec.
+
+    Parameters
+    ----------
+    name : str
+        Registry name or alias.
+    **kwargs
+        Constructor keywords, as for :func:`create_encoder` (an ``input_spec`` mapping included).
+
+    Returns
+    -------
+    ECGInputSpec, CTInputSpec, TextInputSpec or TabularInputSpec
+        The encoder's ``input_spec``.
+
+    Raises
+    ------
+    UnknownEncoderError, EncoderArgumentError
+        As :func:`create_encoder`.
+    """
+    info = _resolve(name)
+    merged = {**info.default_kwargs, **_checked_kwargs(info, kwargs)}
+    if merged.get("input_spec") is not None:
+        return _check_input_spec(info, merged["input_spec"])
+    factory = getattr(info.constructor, "default_input_spec", None)
+    if factory is not None:
+        return factory(**merged)
+    return create_encoder(name, **kwargs).input_spec

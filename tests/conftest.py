@@ -31,6 +31,18 @@ def tiny_cohort(tmp_path_factory):
     return make_cohort(n=80, seed=3, out_dir=tmp_path_factory.mktemp("cohort"), n_workers=1)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _prepared_cache_in_tmp(tmp_path_factory):
+    """Runs write their prepared cache under the session's tmp folder, never to ~/.cache."""
+    old = os.environ.get("RISKFM_CACHE_DIR")
+    os.environ["RISKFM_CACHE_DIR"] = str(tmp_path_factory.mktemp("prepared-cache"))
+    yield
+    if old is None:
+        os.environ.pop("RISKFM_CACHE_DIR", None)
+    else:
+        os.environ["RISKFM_CACHE_DIR"] = old
+
+
 @pytest.fixture(autouse=True)
 def _progress_not_quiet():
     """Each test starts with progress output on: `riskfm --quiet ...` (CliRunner) silences the process."""

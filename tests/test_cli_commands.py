@@ -26,7 +26,7 @@ def _params(*path):
 
 def test_every_command_lives_in_riskfm_commands():
     leaves = dict(_leaves(typer.main.get_command(app)))
-    expected = {("demo",), ("train",), ("predict",), ("evaluate",), ("explain",), ("pretrain-ct",),
+    expected = {("demo",), ("train",), ("predict",), ("prepare",), ("evaluate",), ("explain",), ("pretrain-ct",),
                 ("config", "init"), ("config", "show"), ("ecg", "store", "build"), ("ecg", "store", "info"),
                 ("cac", "score"), ("cac", "train"), ("cac", "low-data"), ("cac", "fairness"), ("cac", "nongated"),
                 ("ct", "abnormality"), ("ct", "plaque"), ("ct", "stenosis"), ("ct", "segment"),

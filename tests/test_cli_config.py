@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import yaml
 from typer.testing import CliRunner
 
@@ -43,6 +45,8 @@ def test_default_config_is_the_demo_config_for_any_cohort():
     assert default["split"].pop("external_sites") == []  # the demo holds out its synthetic site_ext
     demo["split"].pop("external_sites")
     assert demo["train"].pop("resume") is False  # the demo always starts over; a user's run resumes
+    # the demo's prepared arrays live beside its cohort; a user's go to the default cache folder
+    assert demo.pop("data") == {"cache_dir": str(Path("out").parent / "cache")} and "data" not in default
     for key in ("manifest", "out"):
         demo.pop(key), default.pop(key)
     assert default == demo

@@ -345,3 +345,36 @@ def test_refused_checkpoint_message_is_one_line(tmp_path):
     assert "\n" not in message and message.startswith(f"{path}: refused:")
     assert "argparse.Namespace" in message and "weights_only: false" in message
     assert isinstance(err.value, RiskfmError)
+
+
+@pytest.mark.parametrize("name", ["resnet1d", "resnet1d-small", "median-beat-cnn", "ecgfounder-12lead",
+                                  "ecgfounder-1lead", "ecgfounder-tiny", "cnn3d-small", "cora-resunet",
+                                  "cora-resunet-small"])
+def test_input_spec_without_building_is_the_built_encoders_spec(name, monkeypatch):
+    from riskfm.encoders import create_encoder, encoder_info, encoder_input_spec
+
+    built = create_encoder(name).input_spec
+    if encoder_info(name).modality == "ecg":
+        custom = {"fs": 250, "n_samples": 2500, "leads": list(built.leads)}
+    else:
+        custom = {"shape": [32, 32, 32], "spacing": [2.0, 2.0, 2.0]}
+    if name == "median-beat-cnn":
+        custom["representation"] = "median_beat"
+    built_custom = create_encoder(name, input_spec=custom).input_spec
+
+    def no_build(*a, **k):
+        raise AssertionError("the encoder was built to read its spec")
+
+    monkeypatch.setattr("riskfm.encoders.create_encoder", no_build)
+    assert encoder_input_spec(name) == built
+    assert encoder_input_spec(name, input_spec=custom) == built_custom
+    assert built.batch_key == encoder_info(name).modality
+
+
+def test_input_spec_without_building_checks_keywords_like_create_encoder():
+    from riskfm.encoders import EncoderArgumentError, UnknownEncoderError, encoder_input_spec
+
+    with pytest.raises(UnknownEncoderError):
+        encoder_input_spec("resnet-1d-smal")
+    with pytest.raises(EncoderArgumentError, match="widht"):
+        encoder_input_spec("resnet1d", widht=3)

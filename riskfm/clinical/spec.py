@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 #: CORA's prompt, written in front of the patient's variables (methods.md).
 CORA_PROMPT = (
@@ -31,6 +32,9 @@ class TextInputSpec:
         Any further settings recorded with the spec.
     """
 
+    #: The batch key that feeds an encoder of this spec (``collate_samples`` output).
+    batch_key: ClassVar[str] = "clinical_text"
+
     model_path: str = ""
     prompt: str = CORA_PROMPT
     max_length: int = 256
@@ -43,6 +47,9 @@ class TextInputSpec:
 @dataclass(frozen=True)
 class TabularInputSpec:
     """A tabular encoder: numeric columns standardised, categoricals one-hot, NaN -> 0 plus a missing flag."""
+
+    #: The batch key that feeds an encoder of this spec (``collate_samples`` output).
+    batch_key: ClassVar[str] = "clinical_tabular"
 
     n_features: int = 0
     licence: str = "MIT"

@@ -125,3 +125,29 @@ def predict(
     preds.to_csv(out, index=False)
     typer.echo(cohort.report())
     typer.echo(f"{preds['patient_id'].nunique()} patients scored -> {out}")
+
+
+@handle_errors
+def prepare(
+    config: Annotated[Path | None, typer.Argument(
+        help="run configuration (YAML), as for `riskfm train`; omitted: the default configuration, "
+             "which needs --manifest")] = None,
+    manifest: Annotated[Path | None, typer.Option(help="override `manifest`")] = None,
+    shard: Annotated[str | None, typer.Option(
+        help="prepare part i of N (0-based, e.g. 0/4): N machines sharing the cache folder fill it together")] = None,
+    workers: Annotated[int | None, typer.Option(help="threads preparing files (default `data.n_workers`)")] = None,
+    cache_dir: Annotated[Path | None, typer.Option(help="override `data.cache_dir`")] = None,
+    verbose: bool = False,
+) -> None:
+    """Prepare the ECG and CT files of CONFIG's cohort into the prepared cache (resumable, shardable)."""
+    from riskfm.config_default import resolve_run_config
+    from riskfm.progress import is_quiet
+    from riskfm.train.prepare import parse_shard, prepare_run
+
+    part = parse_shard(shard)
+    cfg = resolve_run_config(config, {
+        "manifest": str(manifest.resolve()) if manifest else None,
+        "data.cache_dir": str(cache_dir.resolve()) if cache_dir else None,
+    })
+    table = prepare_run(cfg, part=part, workers=workers, progress=not is_quiet())
+    typer.echo(table.to_string(index=False))

@@ -13,6 +13,7 @@ must train on a CPU.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -105,6 +106,11 @@ class CNN3d(nn.Module):
 
     modality = "ct"
 
+    @staticmethod
+    def default_input_spec(**_: Any) -> CTInputSpec:
+        """Return the spec used without an ``input_spec`` keyword (40 x 64 x 64 at 2.0 x 1.5 x 1.5 mm)."""
+        return CTInputSpec()
+
     def __init__(
         self,
         widths: Sequence[int] = (16, 32, 64, 96),
@@ -114,7 +120,7 @@ class CNN3d(nn.Module):
         input_spec: CTInputSpec | None = None,
     ) -> None:
         super().__init__()
-        spec = input_spec if input_spec is not None else CTInputSpec()
+        spec = input_spec if input_spec is not None else self.default_input_spec()
         widths = tuple(int(w) for w in widths)
         grid = tuple(int(g) for g in grid)
         if not widths or min(widths) < 1:

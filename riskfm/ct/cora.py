@@ -30,6 +30,7 @@ are zero-padded (0 is every window's floor) and the dense output is cropped back
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -130,13 +131,18 @@ class CoraResUNet(nn.Module):
 
     modality = "ct"
 
+    @staticmethod
+    def default_input_spec(**_: Any) -> CTInputSpec:
+        """Return the spec used without an ``input_spec`` keyword (:func:`cora_input_spec`)."""
+        return cora_input_spec()
+
     def __init__(self, width: int = 32, out_channels: int = 1, input_spec: CTInputSpec | None = None) -> None:
         super().__init__()
         # MONAI is imported on construction, not with this module: the encoder registry imports
         # every built-in encoder module, and importing MONAI costs seconds.
         from monai.networks.blocks.dynunet_block import UnetOutBlock, UnetUpBlock
 
-        spec = input_spec if input_spec is not None else cora_input_spec()
+        spec = input_spec if input_spec is not None else self.default_input_spec()
         width = int(width)
         if width < 1:
             raise ValueError(f"CoraResUNet: width must be a positive number of channels, got {width}")

@@ -34,6 +34,7 @@ __all__ = [
     "crop_to_mask",
     "prepare_ct",
     "resample_mask",
+    "resample_crop",
     "resample_to_spacing",
     "window_channels",
 ]
@@ -348,6 +349,53 @@ def window_channels(hu: np.ndarray, windows: Sequence[tuple[float, float]]) -> n
 
 
 # --------------------------------------------------------------------------------- the pipeline
+def resample_crop(vol: CTVolume, spacing: Sequence[float], shape: Sequence[int], order: int = 1) -> np.ndarray:
+    """Resample to ``spacing`` and centre crop / pad to ``shape`` in one pass (HU, air outside).
+
+    Equal to ``crop_or_pad(resample_to_spacing(vol, spacing, order).array, shape)`` but interpolates
+    only the voxels that survive the crop: a few ms for a ~40 x 64 x 64 target.
+
+    Parameters
+    ----------
+    vol : CTVolume
+        Volume ``[Z, Y, X]`` in HU with its spacing in mm.
+    spacing : sequence of 3 float
+        Target spacing ``(z, y, x)`` in mm.
+    shape : sequence of 3 int
+        Target grid ``(Z, Y, X)`` in voxels.
+    order : int
+        Interpolation order (1 trilinear by default; see :func:`resample_to_spacing`).
+
+    Returns
+    -------
+    np.ndarray
+        float32 ``shape`` in HU (-1024 where the volume does not reach).
+
+    Raises
+    ------
+    ValueError
+        If NaN or infinite HU reach the prepared field of view, or ``spacing`` / ``shape`` are invalid.
+    """
+    target = _check_spacing(spacing, "spacing")
+    order = _check_order(order)
+    shape = tuple(int(s) for s in shape)
+    if len(shape) != 3 or any(s < 1 for s in shape):
+        raise ValueError(f"shape must be three positive sizes (Z, Y, X); got {shape!r}")
+    coords, valid = [], []
+    for n, s, t, size in zip(vol.shape, vol.spacing, target, shape):
+        n_grid = _grid_size(n, s, t)
+        c, v = _axis_samples(n, s, t, n_grid, (n_grid - size) // 2, size)
+        coords.append(c)
+        valid.append(v)
+    hu = _sample(vol.array, coords, valid, order, AIR_HU)
+    # Checking the sampled grid (not the whole input) is cheaper and enough: interpolation carries
+    # any NaN that could reach the encoder into it, and NaN outside the crop cannot.
+    if not np.isfinite(hu).all():
+        source = vol.meta.get("source", "the volume")
+        raise ValueError(f"{source}: CT volume holds NaN or infinite HU inside the prepared field of view")
+    return hu
+
+
 def prepare_ct(vol: CTVolume, spec: CTInputSpec, order: int = 1) -> np.ndarray:
     """Preprocess a volume exactly as an encoder with input spec ``spec`` expects.
 
@@ -375,21 +423,4 @@ def prepare_ct(vol: CTVolume, spec: CTInputSpec, order: int = 1) -> np.ndarray:
         If NaN or infinite HU reach the prepared field of view, or the spec's spacing / shape /
         windows are invalid.
     """
-    target = _check_spacing(spec.spacing, "spec.spacing")
-    order = _check_order(order)
-    shape = tuple(int(s) for s in spec.shape)
-    if len(shape) != 3 or any(s < 1 for s in shape):
-        raise ValueError(f"spec.shape must be three positive sizes (Z, Y, X); got {spec.shape!r}")
-    coords, valid = [], []
-    for n, s, t, size in zip(vol.shape, vol.spacing, target, shape):
-        n_grid = _grid_size(n, s, t)
-        c, v = _axis_samples(n, s, t, n_grid, (n_grid - size) // 2, size)
-        coords.append(c)
-        valid.append(v)
-    hu = _sample(vol.array, coords, valid, order, AIR_HU)
-    # Checking the sampled grid (not the whole input) is cheaper and enough: interpolation carries
-    # any NaN that could reach the encoder into it, and NaN outside the crop cannot.
-    if not np.isfinite(hu).all():
-        source = vol.meta.get("source", "the volume")
-        raise ValueError(f"{source}: CT volume holds NaN or infinite HU inside the prepared field of view")
-    return window_channels(hu, spec.windows)
+    return window_channels(resample_crop(vol, spec.spacing, spec.shape, order), spec.windows)

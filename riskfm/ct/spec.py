@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 #: CORA's four windows as (level, width) in HU: fat, soft tissue, angiographic, calcification.
 CORA_WINDOWS: tuple[tuple[float, float], ...] = ((-100.0, 140.0), (50.0, 400.0), (350.0, 700.0), (500.0, 2000.0))
@@ -26,6 +27,9 @@ class CTInputSpec:
     extra : dict
         Any further settings recorded with the spec.
     """
+
+    #: The batch key that feeds an encoder of this spec (``collate_samples`` output).
+    batch_key: ClassVar[str] = "ct"
 
     spacing: tuple[float, float, float] = (2.0, 1.5, 1.5)
     shape: tuple[int, int, int] = (40, 64, 64)

@@ -1,15 +1,17 @@
-"""From a ``Cohort`` to ``Sample``s: read each file once, prepare it for its encoder, keep it in memory.
+"""From a ``Cohort`` to ``Sample``s: each file prepared once through its encoder spec's pipeline.
 
-Reading and preparing every ECG and CT once (``PreparedCohort``) and sharing the arrays between
-the train / validation / test datasets makes an epoch cost only tensor copies: file parsing
-(~5 ms per WFDB record, more per NIfTI) would otherwise dominate CPU training.
+``prepare_cohort`` runs each encoder spec's pipeline (``ecg_pipeline``, ``ct_pipeline``) over the cohort's files, either into the prepared
+cache on disk (``cache_dir``; :mod:`riskfm.data.cache`), from which ``RiskDataset`` reads each
+patient when it is drawn (memory independent of the cohort; the next run reads no source file),
+or into memory. ``RiskDataset`` then applies what must stay per item: augmentation of the HU and
+mV values and the CT window channels.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,19 +21,20 @@ import torch
 
 from riskfm.clinical.text import serialise_clinical
 from riskfm.ct.augment import CTAugment
-from riskfm.ct.io import read_ct
-from riskfm.ct.plausibility import CTPlausibility, check_ct_plausibility
-from riskfm.ct.preprocess import crop_or_pad, resample_to_spacing, window_channels
+from riskfm.ct.plausibility import CTPlausibility
 from riskfm.ct.spec import CTInputSpec
+from riskfm.ct.transforms import WindowChannels, ct_pipeline
+from riskfm.data.cache import CachedArrays, PreparedCache, cohort_entries
 from riskfm.data.cohort import Cohort
 from riskfm.data.manifest import STENOSIS_TARGETS
+from riskfm.data.pipeline import Implausible, Pipeline
 from riskfm.data.sample import Sample
 from riskfm.ecg.augment import ECGAugment
-from riskfm.ecg.beats import BeatDetectionError, median_beat
-from riskfm.ecg.io import read_ecg
-from riskfm.ecg.plausibility import ECGPlausibility, check_ecg_plausibility, drop_leads
-from riskfm.ecg.preprocess import prepare_ecg
+from riskfm.ecg.plausibility import ECGPlausibility
 from riskfm.ecg.spec import ECGInputSpec
+from riskfm.ecg.transforms import ecg_pipeline
+
+__all__ = ["Implausible", "PreparedCohort", "RiskDataset", "prepare_cohort"]
 
 log = logging.getLogger(__name__)
 
@@ -44,15 +47,18 @@ class PreparedCohort:
     ----------
     ecg_spec, ct_spec : ECGInputSpec or CTInputSpec or None
         The specs the arrays were prepared for.
-    ecg : dict of str to (ndarray, ndarray)
+    ecg : mapping of str to (ndarray, ndarray)
         Patient -> (float16 ``[leads, ecg_spec.input_samples]`` prepared for ``ecg_spec`` (mV unless
-        the spec normalises), bool ``[leads]`` lead mask).
-    ct_hu : dict of str to ndarray
+        the spec normalises), bool ``[leads]`` lead mask). A dict in memory, or a
+        :class:`~riskfm.data.cache.CachedArrays` reading the prepared cache on access.
+    ct_hu : mapping of str to ndarray
         Patient -> int16 ``[Z, Y, X]`` HU on the encoder grid (windows are applied per item,
         which keeps the cache at one channel instead of four).
     failures : list of dict
         One dict per unreadable or implausible file (``patient_id``, ``reason``); the caller
         excludes those patients with ``Cohort.exclude`` so nothing is dropped silently.
+    caches : dict of str to PreparedCache
+        Modality -> the prepared cache the arrays are read from (empty in memory).
     notes : list of dict
         One dict per file kept with a repair (``patient_id``, ``note``), e.g. flat leads masked
         absent; the caller records them with ``Cohort.note``.
@@ -60,57 +66,72 @@ class PreparedCohort:
 
     ecg_spec: ECGInputSpec | None = None
     ct_spec: CTInputSpec | None = None
-    ecg: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
-    ct_hu: dict[str, np.ndarray] = field(default_factory=dict)
+    ecg: Mapping[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    ct_hu: Mapping[str, np.ndarray] = field(default_factory=dict)
     failures: list[dict] = field(default_factory=list)
     notes: list[dict] = field(default_factory=list)
+    caches: dict[str, PreparedCache] = field(default_factory=dict)
 
 
-class Implausible(ValueError):
-    """A file that reads but fails a plausibility check; its message is the exclusion reason."""
+def _pairs(cohort: Cohort, column: str) -> list[tuple[str, str]]:
+    return [(pid, p) for pid, p in zip(cohort.df["patient_id"], cohort.df[column]) if p]
 
 
-def _prepare_ecg_file(path: str, spec: ECGInputSpec, quality: bool = False,
-                      checks: ECGPlausibility | None = None) -> tuple[tuple[np.ndarray, np.ndarray], str | None]:
-    """((x, lead mask), note) for one ECG file; note says which flat leads were masked absent."""
-    ecg = read_ecg(path)
-    note = None
-    checks = checks or ECGPlausibility()
-    if checks.enabled:
-        verdict = check_ecg_plausibility(ecg, spec.seconds, checks)
-        if verdict.exclude_reason:
-            raise Implausible(verdict.exclude_reason)
-        if verdict.flat_leads and checks.mask_flat_leads:
-            ecg = drop_leads(ecg, verdict.flat_leads)
-            note = f"ecg flat leads masked absent: {', '.join(verdict.flat_leads)}"
-    if quality:
-        from riskfm.ecg.quality import ecg_quality
+def _from_store(prepared: PreparedCohort, cohort: Cohort, spec: ECGInputSpec, ecg_store: Any,
+                ecg_quality: bool) -> None:
+    """Serve ECGs from a prebuilt ECG store (raw windows only); absent or failed records are failures."""
+    from riskfm.ecg.store import ECGStore
 
-        report = ecg_quality(ecg)
-        if not report.ok:
-            raise ValueError(f"{path}: poor signal quality ({'; '.join(report.reasons)})")
-    x, mask = prepare_ecg(ecg, spec)
-    if spec.representation == "median_beat":
-        try:
-            x = median_beat(x, spec.fs, window_s=spec.beat_window_s)
-        except BeatDetectionError as exc:
-            raise ValueError(f"{path}: {exc}") from None
-    elif spec.representation != "raw":
-        raise ValueError(f"unknown ECG representation {spec.representation!r}; use 'raw' or 'median_beat'")
-    if not np.isfinite(x).all():
-        raise ValueError(f"{path}: non-finite values after preprocessing")
-    return (x.astype(np.float16), mask), note
+    if spec.representation != "raw":
+        raise ValueError("the ECG store holds raw windows; representation "
+                         f"{spec.representation!r} is computed from files only")
+    store = ecg_store if isinstance(ecg_store, ECGStore) else ECGStore(ecg_store)
+    store.check_spec(spec)
+    for pid, p in _pairs(cohort, "ecg_path"):
+        if p not in store:
+            prepared.failures.append({"patient_id": pid, "reason": f"ecg not in store {store.path}: {p}"})
+            continue
+        rec = store.record(p)
+        if not bool(rec["ok"]):
+            prepared.failures.append({"patient_id": pid, "reason": f"ecg unreadable: {rec['reason']}"})
+        elif ecg_quality and not bool(rec["quality_ok"]):
+            prepared.failures.append({"patient_id": pid, "reason": f"ecg quality: {rec['quality_flags']}"})
+        else:
+            prepared.ecg[pid] = store[p]
 
 
-def _prepare_ct_file(path: str, spec: CTInputSpec, checks: CTPlausibility | None = None) -> np.ndarray:
-    vol = read_ct(path)
-    reasons = check_ct_plausibility(vol, checks or CTPlausibility())
-    if reasons:
-        raise Implausible("; ".join(reasons))
-    if tuple(np.round(vol.spacing, 4)) != tuple(np.round(spec.spacing, 4)):
-        vol = resample_to_spacing(vol, spec.spacing)
-    hu = crop_or_pad(vol.array, spec.shape, fill=-1024.0)
-    return np.clip(np.rint(hu), -32768, 32767).astype(np.int16)
+def _in_memory(prepared: PreparedCohort, pipeline: Pipeline, pairs: list[tuple[str, str]], workers: int,
+               progress: bool) -> dict:
+    """Prepare every file now and keep the arrays in memory (no cache)."""
+    values = {}
+    outcomes = pipeline.map([p for _, p in pairs], workers=workers, progress=progress)
+    for (pid, _), (_, result, reason) in zip(pairs, outcomes):
+        if result is None:
+            prepared.failures.append({"patient_id": pid, "reason": reason})
+            continue
+        if result.note:
+            prepared.notes.append({"patient_id": pid, "note": result.note})
+        values[pid] = result.array if result.mask is None else (result.array, result.mask)
+    return values
+
+
+def _from_cache(prepared: PreparedCohort, pipeline: Pipeline, pairs: list[tuple[str, str]], cache_dir: Any,
+                workers: int, progress: bool, part: tuple[int, int] | None, barrier) -> CachedArrays:
+    """Fill what the cache lacks (this process's part of it), then serve every patient from the cache."""
+    cache = PreparedCache(cache_dir, pipeline)
+    report = cache.fill([p for _, p in pairs], workers=workers, progress=progress, part=part)
+    if report.prepared or report.failed:
+        log.info("prepared cache %s: %d prepared, %d failed, %d reused (%.1f s)", cache.folder, report.prepared,
+                 report.failed, report.reused, report.seconds)
+    if barrier is not None:
+        barrier()  # every process has written its part
+    if report.skipped or barrier is not None:
+        cache.reload()
+    entries, failures, notes = cohort_entries(cache, pairs)
+    prepared.failures += failures
+    prepared.notes += notes
+    prepared.caches[pipeline.modality] = cache
+    return CachedArrays(cache.reader, entries, with_mask=pipeline.mask_shape is not None)
 
 
 def prepare_cohort(
@@ -124,17 +145,28 @@ def prepare_cohort(
     ecg_quality: bool = False,
     ecg_checks: ECGPlausibility | None = None,
     ct_checks: CTPlausibility | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    part: tuple[int, int] | None = None,
+    barrier: Any = None,
 ) -> PreparedCohort:
-    """Read and prepare every ECG (for ``ecg_spec``) and CT (for ``ct_spec``) of the cohort once.
+    """Prepare every ECG (for ``ecg_spec``) and CT (for ``ct_spec``) of the cohort through its spec's pipeline.
 
-    Unreadable files do not stop the run: each becomes a ``failures`` entry with the reader's
-    message (which names the file and the problem).
+    The preparation is the spec's pipeline (``ecg_pipeline(spec)``, ``ct_pipeline(spec)``; (:mod:`riskfm.ecg.transforms`,
+    :mod:`riskfm.ct.transforms`). Unreadable files do not stop the run: each becomes a ``failures``
+    entry with the reader's message (which names the file and the problem).
+
+    With ``cache_dir`` the prepared arrays live in the prepared cache (:mod:`riskfm.data.cache`):
+    files it lacks (or whose content changed) are prepared and written there, then every array is
+    read from disk when a sample is drawn, so memory does not grow with the cohort and the next run
+    reads no source file. Without it, every file is prepared now and kept in memory.
+
+    ``part=(i, n)`` with ``barrier`` (a callable every process calls) splits the filling between
+    the ``n`` processes of a distributed run: each prepares its part, waits at the barrier, then
+    serves the whole cohort from the cache.
 
     ``ecg_store`` (a folder or :class:`riskfm.ecg.store.ECGStore` built for ``ecg_spec``) serves
-    the ECGs from memory-mapped shards instead of parsing files: the arrays are views read when a
-    sample is drawn. ECGs absent from the store, or that failed when it was built, are failures.
-    ``ecg_quality=True`` also excludes records failing :func:`riskfm.ecg.quality.ecg_quality`
-    (reason ``"ecg quality: ..."``, so the cohort report counts them).
+    the ECGs from a prebuilt store instead (raw windows only). ``ecg_quality=True`` also excludes
+    records failing :func:`riskfm.ecg.quality.ecg_quality` (reason ``"ecg quality: ..."``).
 
     ``ecg_checks`` / ``ct_checks`` are the plausibility checks (on by default, see
     docs/data-quality.md): an implausible file excludes its patient with the check's reason
@@ -142,62 +174,20 @@ def prepare_cohort(
     applies no plausibility checks (it serves prepared windows): build it from checked files.
     """
     prepared = PreparedCohort(ecg_spec=ecg_spec, ct_spec=ct_spec)
-    jobs: list[tuple[str, str, str]] = []
-    if ecg_spec is not None and ecg_store is not None:
-        from riskfm.ecg.store import ECGStore
-
-        if ecg_spec.representation != "raw":
-            raise ValueError("the ECG store holds raw windows; representation "
-                             f"{ecg_spec.representation!r} is computed from files only")
-        store = ecg_store if isinstance(ecg_store, ECGStore) else ECGStore(ecg_store)
-        store.check_spec(ecg_spec)
-        for pid, p in zip(cohort.df["patient_id"], cohort.df["ecg_path"]):
-            if not p:
-                continue
-            if p not in store:
-                prepared.failures.append({"patient_id": pid, "reason": f"ecg not in store {store.path}: {p}"})
-                continue
-            rec = store.record(p)
-            if not bool(rec["ok"]):
-                prepared.failures.append({"patient_id": pid, "reason": f"ecg unreadable: {rec['reason']}"})
-            elif ecg_quality and not bool(rec["quality_ok"]):
-                prepared.failures.append({"patient_id": pid, "reason": f"ecg quality: {rec['quality_flags']}"})
-            else:
-                prepared.ecg[pid] = store[p]
-    elif ecg_spec is not None:
-        jobs += [("ecg", pid, p) for pid, p in zip(cohort.df["patient_id"], cohort.df["ecg_path"]) if p]
-    if ct_spec is not None:
-        jobs += [("ct", pid, p) for pid, p in zip(cohort.df["patient_id"], cohort.df["ct_path"]) if p]
-
-    def run(job):
-        kind, pid, path = job
-        try:
-            if kind == "ecg":
-                value, note = _prepare_ecg_file(path, ecg_spec, ecg_quality, ecg_checks)
-                return kind, pid, value, None, note
-            return kind, pid, _prepare_ct_file(path, ct_spec, ct_checks), None, None
-        except Implausible as exc:
-            return kind, pid, None, f"{exc} ({path})", None
-        except Exception as exc:  # noqa: BLE001 - every reader error becomes a counted exclusion
-            if kind == "ecg" and "poor signal quality" in str(exc):
-                return kind, pid, None, f"ecg quality: {exc}", None
-            return kind, pid, None, f"{kind} unreadable: {exc}", None
-
     workers = n_workers or min(8, os.cpu_count() or 1)
-    iterator = ThreadPoolExecutor(workers).map(run, jobs) if workers > 1 else map(run, jobs)
-    if progress:
-        from riskfm.progress import progress as progress_bar
-
-        iterator = progress_bar(iterator, total=len(jobs), desc=f"reading {len(jobs)} ECG/CT files", unit="file")
-    for kind, pid, value, err, note in iterator:
-        if note is not None:
-            prepared.notes.append({"patient_id": pid, "note": note})
-        if err is not None:
-            prepared.failures.append({"patient_id": pid, "reason": err})
-        elif kind == "ecg":
-            prepared.ecg[pid] = value
+    jobs: list[tuple[str, Pipeline, list]] = []
+    if ecg_spec is not None and ecg_store is not None:
+        _from_store(prepared, cohort, ecg_spec, ecg_store, ecg_quality)
+    elif ecg_spec is not None:
+        jobs.append(("ecg", ecg_pipeline(ecg_spec, checks=ecg_checks, quality=ecg_quality), _pairs(cohort, "ecg_path")))
+    if ct_spec is not None:
+        jobs.append(("ct_hu", ct_pipeline(ct_spec, checks=ct_checks), _pairs(cohort, "ct_path")))
+    for attr, pipeline, pairs in jobs:
+        if cache_dir is None:
+            values = _in_memory(prepared, pipeline, pairs, workers, progress)
         else:
-            prepared.ct_hu[pid] = value
+            values = _from_cache(prepared, pipeline, pairs, cache_dir, workers, progress, part, barrier)
+        setattr(prepared, attr, values)
     return prepared
 
 
@@ -237,11 +227,15 @@ class RiskDataset(torch.utils.data.Dataset):
         self.ct_augment = CTAugment()
         self.seed = int(seed)
         self.epoch = 0
+        self.windows = WindowChannels(prepared.ct_spec.windows) if prepared.ct_spec is not None else None
         self.clinical_mode = clinical
         df = cohort.df
         self.patient_ids = df["patient_id"].tolist()
         self.sites = df["site"].tolist()
-        self.clinical_records = df[cohort.clinical_columns].to_dict("records")
+        # df[[]].to_dict("records") is [], not one empty dict per row: a manifest without clinical
+        # columns still has one (empty) record per patient.
+        self.clinical_records = (df[cohort.clinical_columns].to_dict("records") if cohort.clinical_columns
+                                 else [{} for _ in range(len(df))])
         self.texts: list[str | None] = [None] * len(df)
         if clinical == "text" and cohort.clinical_columns:
             kw = {} if prompt is None else {"prompt": prompt}
@@ -267,7 +261,7 @@ class RiskDataset(torch.utils.data.Dataset):
             hu = hu.astype(np.float32)
             if rng is not None:
                 hu = self.ct_augment(hu, rng)
-            ct = window_channels(hu, self.prepared.ct_spec.windows)
+            ct = self.windows(hu)
         ecg_x = None if ecg is None else ecg[0].astype(np.float32)
         if ecg_x is not None and rng is not None:
             ecg_x = self.ecg_augment(ecg_x, rng)

@@ -72,7 +72,17 @@ def _stack_optional(arrays: list[np.ndarray | None], name: str) -> tuple[torch.T
     # present samples into a zeroed buffer, so absent rows are never copied into (copying zeros
     # there measured slower than leaving the zeroed rows alone).
     full = bool(present.all())
-    out = (torch.empty if full else torch.zeros)((len(arrays), *ref.shape), dtype=torch.float32)
+    shape = (len(arrays), *ref.shape)
+    if torch.utils.data.get_worker_info() is not None:
+        # In a DataLoader worker the batch is sent to the training process through shared memory:
+        # writing it there directly saves a copy of the whole batch (~0.15 s for 16 CTs at
+        # 4 x 64 x 128 x 128). New shared memory reads as zeros; absent rows are zeroed anyway.
+        out = torch.empty(0, dtype=torch.float32).set_(
+            torch.UntypedStorage._new_shared(int(np.prod(shape)) * 4), 0, shape)
+        if not full:
+            out[~present] = 0.0
+    else:
+        out = (torch.empty if full else torch.zeros)(shape, dtype=torch.float32)
     rows = out.numpy()
     start = None
     for i, a in enumerate([*arrays, None]):

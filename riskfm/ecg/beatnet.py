@@ -18,6 +18,7 @@ logistic regression on hand-measured ST levels (external per-artery AUROC gap to
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import nn
@@ -65,12 +66,17 @@ class MedianBeatCNN(nn.Module):
 
     modality = "ecg"
 
+    @staticmethod
+    def default_input_spec(**_: Any) -> ECGInputSpec:
+        """Return the spec used without an ``input_spec`` keyword (250 Hz, 10 s, 0.67-40 Hz, median beat)."""
+        return _default_spec()
+
     def __init__(self, widths: tuple[int, int] = (16, 32), feature_dim: int = 64, dropout: float = 0.2,
                  st_map: bool = True, st_bin_s: float = 0.02, pr_reference_s: tuple[float, float] = (0.09, 0.07),
                  st_norm: bool = False, st_start_s: float | None = None, conv: bool = True,
                  input_spec: ECGInputSpec | None = None) -> None:
         super().__init__()
-        spec = input_spec if input_spec is not None else _default_spec()
+        spec = input_spec if input_spec is not None else self.default_input_spec()
         if spec.representation != "median_beat":
             raise ValueError("median-beat-cnn needs input_spec.representation='median_beat' "
                              f"(got {spec.representation!r})")

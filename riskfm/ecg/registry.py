@@ -62,3 +62,18 @@ def generic_ecg(**kwargs: Any):
     from riskfm.ecg.generic_adapter import GenericECGEncoder
 
     return GenericECGEncoder(**kwargs)
+
+
+def _founder_spec(n_leads: int):
+    def default_input_spec(**_: Any):
+        """Return ECGFounder's reference input spec for this lead count (no weights built)."""
+        from riskfm.ecg.net1d import ecgfounder_input_spec
+
+        return ecgfounder_input_spec(n_leads)
+    return default_input_spec
+
+
+ecgfounder_12lead.default_input_spec = _founder_spec(12)
+ecgfounder_1lead.default_input_spec = _founder_spec(1)
+ecgfounder_tiny.default_input_spec = lambda n_leads=12, **_: _founder_spec(n_leads)()
+

@@ -18,6 +18,7 @@ Any record length of at least 32 samples works thanks to the global pooling.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -132,6 +133,11 @@ class ResNet1d(nn.Module):
 
     modality = "ecg"
 
+    @staticmethod
+    def default_input_spec(**_: Any) -> ECGInputSpec:
+        """Return the spec used without an ``input_spec`` keyword: 12 leads, 10 s at 500 Hz, mV."""
+        return ECGInputSpec(fs=500.0, n_samples=5000, normalisation="none")
+
     def __init__(
         self,
         in_leads: int | None = None,
@@ -142,8 +148,7 @@ class ResNet1d(nn.Module):
         input_spec: ECGInputSpec | None = None,
     ) -> None:
         super().__init__()
-        spec = input_spec if input_spec is not None else ECGInputSpec(fs=500.0, n_samples=5000,
-                                                                      normalisation="none")
+        spec = input_spec if input_spec is not None else self.default_input_spec()
         n_spec = len(spec.leads)
         if in_leads is None:
             in_leads = n_spec

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 #: Canonical 12-lead order used everywhere in riskfm (ECGFounder's order).
 STANDARD_LEADS: tuple[str, ...] = (
@@ -44,6 +45,9 @@ class ECGInputSpec:
     extra : dict
         Any further settings recorded with the spec.
     """
+
+    #: The batch key that feeds an encoder of this spec (``collate_samples`` output).
+    batch_key: ClassVar[str] = "ecg"
 
     fs: float = 500.0
     n_samples: int = 5000

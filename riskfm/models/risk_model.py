@@ -7,7 +7,6 @@ from typing import Any
 import torch
 from torch import nn
 
-from riskfm.clinical.spec import TabularInputSpec, TextInputSpec
 from riskfm.models.fusion import ConcatFusion
 
 
@@ -19,15 +18,14 @@ def encoder_input_key(modality: str, encoder: nn.Module) -> str:
     TypeError
         If a clinical encoder's ``input_spec`` is neither a text nor a tabular spec.
     """
+    spec = getattr(encoder, "input_spec", None)
+    key = getattr(spec, "batch_key", None)
     if modality != "clinical":
         return modality
-    spec = getattr(encoder, "input_spec", None)
-    if isinstance(spec, TextInputSpec):
-        return "clinical_text"
-    if isinstance(spec, TabularInputSpec):
-        return "clinical_tabular"
-    raise TypeError(f"clinical encoder {type(encoder).__name__} has input_spec {type(spec).__name__}; "
-                    "expected TextInputSpec or TabularInputSpec")
+    if key not in ("clinical_text", "clinical_tabular"):
+        raise TypeError(f"clinical encoder {type(encoder).__name__} has input_spec {type(spec).__name__}; "
+                        "expected TextInputSpec or TabularInputSpec")
+    return key
 
 
 class RiskModel(nn.Module):
@@ -85,7 +83,7 @@ class RiskModel(nn.Module):
         # A frozen language model is rebuilt from its local model folder (input_spec.model_path), so
         # checkpoints need not carry its weights (90 MB for MiniLM, GBs for a 7B model).
         return [f"encoders.{m}." for m in self._frozen
-                if isinstance(getattr(self.encoders[m], "input_spec", None), TextInputSpec)]
+                if getattr(getattr(self.encoders[m], "input_spec", None), "batch_key", None) == "clinical_text"]
 
     def checkpoint_state_dict(self) -> dict[str, torch.Tensor]:
         """Return ``state_dict`` less the weights of frozen encoders that reload from their model folder."""

@@ -46,7 +46,8 @@ TARGET = "mace_30d"
 #: File written into an arm's folder once its run has finished (see the module docstring).
 MARKER = "study_arm.json"
 # Keys that do not change what an arm computes (progress bars, loader threads, resume switch).
-_NOT_IDENTITY = ("train.progress", "train.num_workers", "train.resume", "data.n_workers")
+_NOT_IDENTITY = ("train.progress", "train.num_workers", "train.resume", "data.n_workers", "data.cache",
+                 "data.cache_dir")
 
 
 @dataclass(frozen=True)

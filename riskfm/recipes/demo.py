@@ -69,6 +69,9 @@ def demo_config(manifest: Path, out: Path, *, quick: bool = False, epochs: int |
                   "scheduler": "cosine", "ema_decay": 0.98, "augment": True, "patience": 8, "seed": seed,
                   "resume": False},
         "evaluate": {"n_boot": 200 if quick else 500},
+        # The demo's prepared arrays live beside its cohort (out_dir/cache), not in ~/.cache: the
+        # cohort is written anew by each demo, which would leave the old arrays behind there.
+        "data": {"cache_dir": str(Path(out).parent / "cache")},
     }
 
 
@@ -176,6 +179,7 @@ def run_demo(out_dir: str | Path = "runs/demo", *, n: int | None = None, quick: 
     t0 = time.perf_counter()
     if cohort is None:
         cohort = make_cohort(n=n, seed=seed, out_dir=out_dir / "cohort")
+        shutil.rmtree(out_dir / "cache", ignore_errors=True)  # arrays of the files just replaced
     else:
         _check_reused_cohort(cohort, n=n, seed=seed)
     t_cohort = time.perf_counter() - t0

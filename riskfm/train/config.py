@@ -140,7 +140,9 @@ class TrainConfig(_Strict):
     patience: int = Field(5, ge=1, description="epochs without validation AUROC gain before stopping")
     min_epochs: int = Field(1, ge=1)
     seed: int = 0
-    num_workers: int = Field(0, ge=0)
+    num_workers: int | Literal["auto"] = Field(
+        "auto", description="DataLoader worker processes per training process; auto: CPUs per process - 1, "
+                            "at most 4 (0: batches are assembled in the training process)")
     accelerator: str = "auto"
     devices: int | str = Field(1, description="processes per node: a count, -1 or 'auto' (all), or GPU ids '0,1'")
     strategy: str = "auto"
@@ -152,6 +154,13 @@ class TrainConfig(_Strict):
     resume: bool = Field(True, description="continue from out/checkpoints/last.ckpt when present")
     progress: bool = True
 
+
+    @field_validator("num_workers")
+    @classmethod
+    def _num_workers(cls, v: int | str) -> int | str:
+        if isinstance(v, int) and v < 0:
+            raise ValueError("must be >= 0 or 'auto'")
+        return v
 
     @field_validator("devices")
     @classmethod
@@ -200,7 +209,8 @@ class DataConfig(_Strict):
     """The ``data`` section: missing files, clinical columns, plausibility checks and ECG sources.
 
     ``on_missing_file``: ``"exclude"`` the patient, treat the modality as ``"missing"``, or
-    ``"raise"``; ``n_workers``: threads reading files (default ``min(8, CPUs)``).
+    ``"raise"``; ``n_workers``: threads reading files (default ``min(8, CPUs)``); ``cache`` /
+    ``cache_dir``: the prepared cache (:mod:`riskfm.data.cache`; docs/training.md "Large cohorts").
     """
 
     on_missing_file: Literal["exclude", "missing", "raise"] = "exclude"
@@ -214,6 +224,10 @@ class DataConfig(_Strict):
     ecg_store: str | None = Field(None, description="ECG store folder (riskfm ecg store build) to read "
                                                     "ECGs from instead of parsing files")
     ecg_quality_filter: bool = Field(False, description="exclude ECGs with flat/saturated/NaN/noisy leads")
+    cache: bool = Field(True, description="prepare each ECG/CT once into the prepared cache and stream from it "
+                                          "(false: prepare every file into memory at each run)")
+    cache_dir: str | None = Field(None, description="prepared cache root (default $RISKFM_CACHE_DIR, else "
+                                                    "~/.cache/riskfm/prepared); shared by runs and machines")
 
 
 class RunConfig(_Strict):
@@ -341,9 +355,11 @@ def read_config_file(path: str | os.PathLike) -> dict[str, Any]:
     for key in ("manifest", "out"):
         if isinstance(data.get(key), str) and not Path(data[key]).expanduser().is_absolute():
             data[key] = str((path.parent / data[key]).resolve())
-    store = (data.get("data") or {}).get("ecg_store") if isinstance(data.get("data"), dict) else None
-    if isinstance(store, str) and not Path(store).expanduser().is_absolute():
-        data["data"]["ecg_store"] = str((path.parent / store).resolve())
+    section = data.get("data") if isinstance(data.get("data"), dict) else {}
+    for key in ("ecg_store", "cache_dir"):
+        value = section.get(key)
+        if isinstance(value, str) and not Path(value).expanduser().is_absolute():
+            section[key] = str((path.parent / value).resolve())
     return data
 
 

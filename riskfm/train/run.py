@@ -34,7 +34,6 @@ from riskfm.data.cohort import Cohort
 from riskfm.data.columns import clinical_summary, format_summary
 from riskfm.data.dataset import PreparedCohort, RiskDataset, prepare_cohort
 from riskfm.data.manifest import STENOSIS_TARGETS, ManifestError, read_manifest_table
-from riskfm.data.sample import collate_samples
 from riskfm.data.splits import make_splits
 from riskfm.ecg.plausibility import ECGPlausibility
 from riskfm.encoders import check_encoder_kwargs, create_encoder, encoder_info
@@ -45,7 +44,7 @@ from riskfm.models.risk_model import RiskModel, encoder_input_key
 from riskfm.train.checkpoint import load_checkpoint, save_atomic
 from riskfm.train.config import RunConfig, dump_config, parse_config
 from riskfm.train.run_folder import RunLock, check_fingerprint, run_fingerprint, write_fingerprint
-from riskfm.train.trainer import FitResult, fit, make_fabric, predict
+from riskfm.train.trainer import FitResult, data_loader, fit, make_fabric, predict, resolve_num_workers
 
 log = logging.getLogger(__name__)
 
@@ -211,21 +210,36 @@ def plausibility_limits(cfg: RunConfig) -> tuple[ECGPlausibility, CTPlausibility
     return (ECGPlausibility(**cfg.data.checks.ecg.model_dump()), CTPlausibility(**cfg.data.checks.ct.model_dump()))
 
 
+def cache_root(cfg: RunConfig | None) -> Path | None:
+    """Return the prepared-cache root a run uses (None: prepare into memory, ``data.cache: false``)."""
+    from riskfm.data.cache import default_cache_dir
+
+    if cfg is not None and not cfg.data.cache:
+        return None
+    if cfg is not None and cfg.data.cache_dir:
+        return Path(cfg.data.cache_dir).expanduser()
+    return default_cache_dir()
+
+
 def prepare_for(cohort: Cohort, encoders: dict[str, torch.nn.Module], n_workers: int | None = None,
                 progress: bool = False, ecg_store: str | None = None, ecg_quality: bool = False,
-                cfg: RunConfig | None = None) -> PreparedCohort:
-    """Read and prepare every file for the encoders' input specs.
+                cfg: RunConfig | None = None, fabric: Any = None) -> PreparedCohort:
+    """Prepare every file for the encoders' input specs, through the prepared cache unless ``data.cache`` is off.
 
     Unreadable or implausible files exclude their patient (counted with the reason); repairs
-    (masked flat leads) are noted.
+    (masked flat leads) are noted. Under a distributed ``fabric`` each process fills its part of
+    what the cache lacks, then all serve the whole cohort from it.
     """
     ecg_checks, ct_checks = plausibility_limits(cfg) if cfg is not None else (None, None)
+    part = barrier = None
+    if fabric is not None and fabric.world_size > 1:
+        part, barrier = (fabric.global_rank, fabric.world_size), fabric.barrier
     prepared = prepare_cohort(
         cohort,
         ecg_spec=encoders["ecg"].input_spec if "ecg" in encoders else None,
         ct_spec=encoders["ct"].input_spec if "ct" in encoders else None,
         n_workers=n_workers, progress=progress, ecg_store=ecg_store, ecg_quality=ecg_quality,
-        ecg_checks=ecg_checks, ct_checks=ct_checks,
+        ecg_checks=ecg_checks, ct_checks=ct_checks, cache_dir=cache_root(cfg), part=part, barrier=barrier,
     )
     cohort.exclude(prepared.failures)
     cohort.note(prepared.notes)
@@ -287,7 +301,8 @@ def _run_locked(cfg: RunConfig, fabric, out: Path, cohort: Cohort) -> RunResult:
         tabular = _tabular(cfg, cohort, splits["train"])
     encoders = build_encoders(cfg, tabular)
     prepared = prepare_for(cohort, encoders, cfg.data.n_workers, progress=cfg.train.progress and rank0,
-                           ecg_store=cfg.data.ecg_store, ecg_quality=cfg.data.ecg_quality_filter, cfg=cfg)
+                           ecg_store=cfg.data.ecg_store, ecg_quality=cfg.data.ecg_quality_filter, cfg=cfg,
+                           fabric=fabric)
     splits = {k: np.asarray([p for p in v if p in set(cohort.patient_ids)]) for k, v in splits.items()}
     mode = _clinical_mode(encoders)
     datasets = {k: RiskDataset(cohort.subset(v), prepared, clinical=mode, tabular=tabular,
@@ -307,9 +322,8 @@ def _run_locked(cfg: RunConfig, fabric, out: Path, cohort: Cohort) -> RunResult:
 
     frames = []
     for name, ds in datasets.items():
-        loader = fabric.setup_dataloaders(torch.utils.data.DataLoader(
-            ds, batch_size=cfg.train.batch_size, shuffle=False,
-            collate_fn=collate_samples))
+        workers = resolve_num_workers(cfg.train.num_workers, max(1, fabric.world_size // cfg.train.num_nodes))
+        loader = fabric.setup_dataloaders(data_loader(ds, cfg.train.batch_size, workers))
         frames.append(predict(fabric, model, loader, ds).assign(split=name))
     preds = pd.concat(frames, ignore_index=True)
     preds = preds[["patient_id", "split", "target", "y_true", "y_prob", "site", "time_to_event_days", "event"]]
@@ -464,10 +478,13 @@ def predict_loaded(loaded: LoadedRunModel, manifest: str | os.PathLike, *, batch
             raise ManifestError(f"{manifest}: clinical columns the model was trained with are missing: "
                                 f"{missing}") from None
         raise
-    prepared = prepare_for(cohort, dict(model.encoders.items()), cfg=cfg)
+    # The training machine's cache folder may not exist here: predict uses this machine's default
+    # cache ($RISKFM_CACHE_DIR or ~/.cache/riskfm/prepared) unless the cache is switched off.
+    local = cfg.model_copy(update={"data": cfg.data.model_copy(update={"cache_dir": None})})
+    prepared = prepare_for(cohort, dict(model.encoders.items()), cfg=local)
     ds = RiskDataset(cohort, prepared, clinical=_clinical_mode(dict(model.encoders.items())), tabular=tabular)
     _precompute_text(dict(model.encoders.items()), [ds])
     fabric = Fabric(accelerator="cpu", devices=1)
-    loader = torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=False, collate_fn=collate_samples)
+    loader = data_loader(ds, batch_size, resolve_num_workers(cfg.train.num_workers))
     preds = predict(fabric, model, loader, ds).assign(split="predict")
     return preds[["patient_id", "split", "target", "y_true", "y_prob", "site", "time_to_event_days", "event"]], cohort

@@ -39,7 +39,7 @@ LOCK = ".riskfm.lock"
 #: Config keys that may change between a run and its resume without making it another run.
 RESUMABLE_KEYS: tuple[str, ...] = (
     "train.epochs", "train.patience", "train.min_epochs", "train.progress", "train.resume",
-    "train.num_workers", "data.n_workers",
+    "train.num_workers", "data.n_workers", "data.cache", "data.cache_dir",
 )
 
 

@@ -183,12 +183,35 @@ class FitResult:
     stopped_early: bool = False
 
 
-def _loader(dataset, cfg: TrainConfig, shuffle: bool) -> DataLoader:
-    # Persistent workers keep their own copy of the dataset, so the epoch that selects the
-    # augmentation draws would not reach them: an augmented dataset gets fresh workers each epoch.
-    persistent = cfg.num_workers > 0 and not getattr(dataset, "augment", False)
-    return DataLoader(dataset, batch_size=cfg.batch_size, shuffle=shuffle, collate_fn=collate_samples,
-                      num_workers=cfg.num_workers, persistent_workers=persistent, drop_last=False)
+def resolve_num_workers(value: int | str, processes: int = 1) -> int:
+    """Return DataLoader workers per training process for ``train.num_workers`` (an int, or ``"auto"``).
+
+    ``auto``: the CPUs this process may use, divided among the ``processes`` training processes of
+    this machine, less one for the training process itself; at most 4 (reading a cached row and
+    collating is cheap, more workers only cost memory). 0 on a single CPU.
+    """
+    if value != "auto":
+        return int(value)
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        cpus = os.cpu_count() or 1
+    return max(0, min(4, cpus // max(1, processes) - 1))
+
+
+def data_loader(dataset, batch_size: int, num_workers: int, shuffle: bool = False) -> DataLoader:
+    """Return the DataLoader of a :class:`~riskfm.data.dataset.RiskDataset` (collation runs in the workers).
+
+    Persistent workers keep their own copy of the dataset, so the epoch that selects the
+    augmentation draws would not reach them: an augmented dataset gets fresh workers each epoch.
+    """
+    persistent = num_workers > 0 and not getattr(dataset, "augment", False)
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, collate_fn=collate_samples,
+                      num_workers=num_workers, persistent_workers=persistent, drop_last=False)
+
+
+def _loader(dataset, cfg: TrainConfig, shuffle: bool, processes: int = 1) -> DataLoader:
+    return data_loader(dataset, cfg.batch_size, resolve_num_workers(cfg.num_workers, processes), shuffle)
 
 
 def _param_groups(model: RiskModel, lr: float, encoder_lr: dict[str, float],
@@ -289,7 +312,9 @@ def fit(
         if cfg.resume and last.is_file() and state.get("ema"):
             ema.module.load_checkpoint_state_dict(state["ema"])
     keep = model if ema is None else ema.module
-    train_loader, val_loader = fabric.setup_dataloaders(_loader(train_set, cfg, True), _loader(val_set, cfg, False))
+    local = max(1, fabric.world_size // cfg.num_nodes)  # training processes on this machine
+    train_loader, val_loader = fabric.setup_dataloaders(_loader(train_set, cfg, True, local),
+                                                        _loader(val_set, cfg, False, local))
 
     bar = None
     if cfg.progress and fabric.is_global_zero:
