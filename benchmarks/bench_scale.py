@@ -13,13 +13,16 @@ Per size, each measurement in a fresh process (so peak memory is that measuremen
 
 * ``fill``: time to fill the cache (``PreparedCache.fill``) with 1 thread (on the first 300
   files, reported per file) and with 2 threads (every file);
-* ``cache``: training steps from the cache with ``num_workers`` DataLoader workers (2): peak RSS
+* ``cache``: training steps from the cache with ``num_workers`` DataLoader workers (2), the
+  dataset built as ``riskfm train`` builds it (HU from the workers, window channels computed in the
+  training process and counted as step time, not waiting): peak RSS
   of the training process and of a worker, seconds per patient (fixed number of steps over a
   shuffled epoch, after 3 warm-up steps), and the share of step time spent waiting for data;
 * ``memory``: today's path, ``data.cache: false`` and ``num_workers: 0`` (every array in the
   process before the first step), where it fits in memory (skipped with the reason where not);
-* ``predict``: ``predict_loaded`` (riskfm predict's library call) on 500 cached patients, against
-  the model's forward pass alone on the same batches already in memory.
+* ``predict``: ``predict_loaded`` (riskfm predict's library call, with ``num_workers: auto``) on
+  500 cached patients, against the model's forward pass alone on the same batches, already
+  collated and windowed in memory; three interleaved repeats, medians.
 
 At the smallest size also a 2-process DDP run on CPU (gloo, torchrun) from the cache: every
 patient exactly once in the predictions.
@@ -137,7 +140,8 @@ def measure_training(manifest: Path, cache: Path | None, workers: int, steps: in
     t0 = time.perf_counter()
     prepared = prepare_for(cohort, encoders, n_workers=2, cfg=cfg)
     t_prepare = time.perf_counter() - t0
-    ds = RiskDataset(cohort, prepared, clinical=None, augment=True, seed=0)
+    # as run_training builds them: CT as HU from the workers, window channels in this process
+    ds = RiskDataset(cohort, prepared, clinical=None, augment=True, seed=0, ct_windows="batch")
     model = build_model(cfg, encoders, ds.frame())
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     loader = data_loader(ds, cfg.train.batch_size, workers, shuffle=True)
@@ -152,6 +156,7 @@ def measure_training(manifest: Path, cache: Path | None, workers: int, steps: in
             it = iter(loader)
             batch = next(it)
         t1 = time.perf_counter()
+        batch = ds.finish_batch(batch)
         out = model(batch)
         loss, _ = model.loss(out, batch)
         opt.zero_grad()

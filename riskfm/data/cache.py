@@ -69,8 +69,14 @@ def default_cache_dir() -> Path:
     return Path(base) / "riskfm" / "prepared"
 
 
-def _stat_entries(path: Path) -> list[tuple[str, int, int]]:
-    """(name, size in bytes, mtime in ns) of every file that makes up the source ``path``."""
+#: Signal-file suffixes of WFDB records: the header and these beside it make up one record.
+_WFDB_PARTS = (".hea", ".dat", ".mat")
+
+
+def _stat_entries(source: str) -> list[tuple[str, int, int]]:
+    """(name, size in bytes, mtime in ns) of every file that makes up ``source``."""
+    text, member = (str(source).split("::", 1) + [""])[:2] if "::" in str(source) else (str(source), "")
+    path = Path(text)
     if path.is_dir():  # a DICOM series folder: every file in it, stray files included
         out = []
         for root, dirs, files in os.walk(path):
@@ -79,14 +85,16 @@ def _stat_entries(path: Path) -> list[tuple[str, int, int]]:
                 st = os.stat(os.path.join(root, name))
                 out.append((os.path.relpath(os.path.join(root, name), path), st.st_size, st.st_mtime_ns))
         return out
-    if path.is_file() and path.suffix.lower() != ".hea":
+    if path.is_file() and (member or path.suffix.lower() not in _WFDB_PARTS):
+        # One file (NIfTI, DICOM, XML), or a record inside a container (CODE-15's
+        # "exams_part0.hdf5::<exam_id>"): the member is part of the name, the container's stats count.
         st = path.stat()
-        return [(path.name, st.st_size, st.st_mtime_ns)]
-    # A WFDB record: its name without extension (PhysioNet's convention) or its .hea; the header and
-    # the usual signal files beside it all count, so a rewritten .dat is noticed.
+        return [(path.name + (f"::{member}" if member else ""), st.st_size, st.st_mtime_ns)]
+    # A WFDB record: its name without extension (PhysioNet's convention), its .hea or its signal
+    # file; the header and the usual signal files beside it all count, so a rewritten .dat is noticed.
     stem = path.with_suffix("") if path.is_file() else path
     out = []
-    for ext in (".hea", ".dat", ".mat"):
+    for ext in _WFDB_PARTS:
         p = stem.with_name(stem.name + ext)
         if p.is_file():
             st = p.stat()
@@ -97,15 +105,16 @@ def _stat_entries(path: Path) -> list[tuple[str, int, int]]:
 def source_fingerprint(path: str | os.PathLike) -> str:
     """20 hex digits identifying the current content of a source file or folder, from stats only.
 
-    Size and modification time (ns) of each file the source is made of: a file replaced or edited
-    gets another fingerprint without being read.
+    Size and modification time (ns) of each file the source is made of (a WFDB record's header and
+    signal files, every file of a DICOM folder, the container of ``"file.hdf5::<exam_id>"`` with
+    the member named): a file replaced or edited gets another fingerprint without being read.
 
     Raises
     ------
     FileNotFoundError
         Nothing exists at ``path`` (nor a WFDB record of that name).
     """
-    entries = _stat_entries(Path(path))
+    entries = _stat_entries(os.fspath(path))
     if not entries:
         raise FileNotFoundError(f"{path}: no such file, folder or WFDB record")
     text = "\n".join(f"{n}\0{s}\0{m}" for n, s, m in entries)

@@ -11,7 +11,7 @@ import torch
 from riskfm.arteries import ARTERIES
 from riskfm.data.manifest import STENOSIS_TARGETS
 
-__all__ = ["ARTERIES", "Sample", "collate_samples"]
+__all__ = ["ARTERIES", "Sample", "collate_samples", "window_batch"]
 
 
 @dataclass
@@ -30,6 +30,11 @@ class Sample:
         bool ``[leads]``, False for a lead the record lacks (its row is zeros).
     ct : np.ndarray or None
         float32 ``[C, Z, Y, X]`` window channels in [0, 1] on the encoder's grid.
+    ct_hu : np.ndarray or None
+        The CT as HU ``[Z, Y, X]`` (int16 from the cache, float32 after augmentation) instead of
+        ``ct``, when the dataset leaves the window channels to the training process
+        (``RiskDataset(ct_windows="batch")``): 2 bytes a voxel cross from the loader workers instead
+        of 16, and the windows are computed on the model's device (:func:`window_batch`).
     clinical : dict
         The raw clinical values (column -> value).
     clinical_text : str or None
@@ -48,6 +53,7 @@ class Sample:
     ecg: np.ndarray | None = None
     ecg_lead_mask: np.ndarray | None = None
     ct: np.ndarray | None = None
+    ct_hu: np.ndarray | None = None
     clinical: dict[str, Any] = field(default_factory=dict)
     clinical_text: str | None = None
     clinical_tabular: np.ndarray | None = None
@@ -57,8 +63,9 @@ class Sample:
     event: float = float("nan")
 
 
-def _stack_optional(arrays: list[np.ndarray | None], name: str) -> tuple[torch.Tensor | None, torch.Tensor]:
-    """Stack the present arrays into one float32 ``[B, ...]`` tensor, zeros where absent, plus the flags."""
+def _stack_optional(arrays: list[np.ndarray | None], name: str, dtype: torch.dtype = torch.float32
+                    ) -> tuple[torch.Tensor | None, torch.Tensor]:
+    """Stack the present arrays into one ``dtype`` ``[B, ...]`` tensor, zeros where absent, plus the flags."""
     present = torch.tensor([a is not None for a in arrays], dtype=torch.bool)
     if not present.any():
         return None, present
@@ -77,19 +84,21 @@ def _stack_optional(arrays: list[np.ndarray | None], name: str) -> tuple[torch.T
         # In a DataLoader worker the batch is sent to the training process through shared memory:
         # writing it there directly saves a copy of the whole batch (~0.15 s for 16 CTs at
         # 4 x 64 x 128 x 128). New shared memory reads as zeros; absent rows are zeroed anyway.
-        out = torch.empty(0, dtype=torch.float32).set_(
-            torch.UntypedStorage._new_shared(int(np.prod(shape)) * 4), 0, shape)
+        itemsize = torch.empty(0, dtype=dtype).element_size()
+        out = torch.empty(0, dtype=dtype).set_(
+            torch.UntypedStorage._new_shared(int(np.prod(shape)) * itemsize), 0, shape)
         if not full:
             out[~present] = 0.0
     else:
-        out = (torch.empty if full else torch.zeros)(shape, dtype=torch.float32)
+        out = (torch.empty if full else torch.zeros)(shape, dtype=dtype)
     rows = out.numpy()
+    np_dtype = rows.dtype
     start = None
     for i, a in enumerate([*arrays, None]):
         if a is not None and start is None:
             start = i
         elif a is None and start is not None:
-            np.stack([np.asarray(b, dtype=np.float32) for b in arrays[start:i]], out=rows[start:i])
+            np.stack([np.asarray(b, dtype=np_dtype) for b in arrays[start:i]], out=rows[start:i])
             start = None
     return out, present
 
@@ -98,7 +107,9 @@ def collate_samples(samples: list[Sample]) -> dict[str, Any]:
     """Batch samples. Absent modalities become zeros with ``<modality>_present = False``.
 
     Keys: ``patient_id`` (list), ``site`` (list), ``index`` [B] long, ``ecg`` [B, L, T],
-    ``ecg_lead_mask`` [B, L], ``ct`` [B, C, Z, Y, X], ``clinical_text`` (list, None where absent),
+    ``ecg_lead_mask`` [B, L], ``ct`` [B, C, Z, Y, X] (or ``ct_hu`` [B, Z, Y, X] HU, int16 or
+    float32, for samples carrying ``ct_hu``: :func:`window_batch` turns it into ``ct``),
+    ``clinical_text`` (list, None where absent),
     ``clinical_tabular`` [B, F], ``<m>_present`` [B] bool for m in ecg, ct, clinical,
     ``stenosis`` [B, 4], ``mace_30d`` [B], ``time_to_event_days`` [B], ``event`` [B] (NaN unknown).
     A modality no sample has is left out of the batch (its ``_present`` flags are all False).
@@ -118,6 +129,11 @@ def collate_samples(samples: list[Sample]) -> dict[str, Any]:
     ct, batch["ct_present"] = _stack_optional([s.ct for s in samples], "ct")
     if ct is not None:
         batch["ct"] = ct
+    hus = [s.ct_hu for s in samples]
+    if any(h is not None for h in hus):
+        # int16 straight from the cache stays int16 (half the bytes); augmented HU are float32
+        as_int = all(h is None or h.dtype == np.int16 for h in hus)
+        batch["ct_hu"], batch["ct_present"] = _stack_optional(hus, "ct_hu", torch.int16 if as_int else torch.float32)
     tab, tab_present = _stack_optional([s.clinical_tabular for s in samples], "clinical_tabular")
     if tab is not None:
         batch["clinical_tabular"] = tab
@@ -129,3 +145,34 @@ def collate_samples(samples: list[Sample]) -> dict[str, Any]:
     for key in ("mace_30d", "time_to_event_days", "event"):
         batch[key] = torch.tensor([getattr(s, key) for s in samples], dtype=torch.float32)
     return batch
+
+
+def window_batch(batch: dict[str, Any], windows) -> dict[str, Any]:
+    """Replace a batch's ``ct_hu`` ``[B, Z, Y, X]`` (HU) by ``ct`` ``[B, C, Z, Y, X]`` window channels, in place.
+
+    The same float32 arithmetic as :func:`riskfm.ct.preprocess.window_channels` (so the same
+    values), done by torch on whatever device the batch is on; rows of absent CTs
+    (``ct_present`` False) stay zeros. A batch without ``ct_hu`` is returned unchanged.
+
+    Parameters
+    ----------
+    batch : dict
+        A batch of :func:`collate_samples`.
+    windows : sequence of (float, float)
+        (level, width) in HU, one channel each.
+    """
+    hu = batch.pop("ct_hu", None)
+    if hu is None:
+        return batch
+    hu = hu.to(torch.float32)
+    out = torch.empty((hu.shape[0], len(windows), *hu.shape[1:]), dtype=torch.float32, device=hu.device)
+    for c, (level, width) in enumerate(windows):
+        low = np.float32(float(level) - float(width) / 2.0)  # the same float32 constants as window_channels
+        torch.sub(hu, float(low), out=out[:, c])
+        out[:, c].div_(float(np.float32(width))).clamp_(0.0, 1.0)
+    present = batch.get("ct_present")
+    if present is not None and not bool(present.all()):
+        out[~present.to(out.device)] = 0.0  # an absent CT is zeros (flagged absent), not windowed 0 HU
+    batch["ct"] = out
+    return batch
+

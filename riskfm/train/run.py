@@ -306,7 +306,7 @@ def _run_locked(cfg: RunConfig, fabric, out: Path, cohort: Cohort) -> RunResult:
     splits = {k: np.asarray([p for p in v if p in set(cohort.patient_ids)]) for k, v in splits.items()}
     mode = _clinical_mode(encoders)
     datasets = {k: RiskDataset(cohort.subset(v), prepared, clinical=mode, tabular=tabular,
-                               augment=cfg.train.augment and k == "train", seed=cfg.train.seed)
+                               augment=cfg.train.augment and k == "train", seed=cfg.train.seed, ct_windows="batch")
                 for k, v in splits.items()}
     for k, d in datasets.items():
         if len(d) == 0:
@@ -482,7 +482,8 @@ def predict_loaded(loaded: LoadedRunModel, manifest: str | os.PathLike, *, batch
     # cache ($RISKFM_CACHE_DIR or ~/.cache/riskfm/prepared) unless the cache is switched off.
     local = cfg.model_copy(update={"data": cfg.data.model_copy(update={"cache_dir": None})})
     prepared = prepare_for(cohort, dict(model.encoders.items()), cfg=local)
-    ds = RiskDataset(cohort, prepared, clinical=_clinical_mode(dict(model.encoders.items())), tabular=tabular)
+    ds = RiskDataset(cohort, prepared, clinical=_clinical_mode(dict(model.encoders.items())), tabular=tabular,
+                     ct_windows="batch")
     _precompute_text(dict(model.encoders.items()), [ds])
     fabric = Fabric(accelerator="cpu", devices=1)
     loader = data_loader(ds, batch_size, resolve_num_workers(cfg.train.num_workers))

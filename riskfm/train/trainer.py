@@ -121,7 +121,10 @@ def predict(fabric: Fabric, model: torch.nn.Module, loader: DataLoader, dataset)
     core = model.module if hasattr(model, "module") else model
     idx_parts, prob_parts = [], []
     targets = core.targets
+    finish = getattr(dataset, "finish_batch", None)
     for batch in loader:
+        if finish is not None:
+            batch = finish(batch)
         outputs = model(batch)
         probs = {}
         for h in core.heads:
@@ -332,6 +335,8 @@ def fit(
         losses = []
         n_batches = len(train_loader)
         for i, batch in enumerate(train_loader):
+            if hasattr(train_set, "finish_batch"):
+                batch = train_set.finish_batch(batch)
             accumulating = (i + 1) % cfg.accumulate_grad_batches != 0 and (i + 1) != n_batches
             with fabric.no_backward_sync(wrapped, enabled=accumulating):
                 outputs = wrapped(batch)

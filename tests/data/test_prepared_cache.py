@@ -175,3 +175,40 @@ def test_batches_collated_in_workers_equal_those_collated_in_process_with_absent
     (batch,) = list(torch.utils.data.DataLoader(ds, batch_size=len(ds), num_workers=1, collate_fn=collate_samples))
     assert torch.equal(batch["ct"], serial["ct"]) and batch["ct_present"].tolist() == serial["ct_present"].tolist()
     assert not batch["ct_present"][[1, 2, 5]].any() and (batch["ct"][[1, 2, 5]] == 0).all()
+
+
+def test_code15_hdf5_members_are_cached_each_under_its_own_key(tmp_path):
+    from riskfm.data.cache import PreparedCache
+    from tests.ecg.test_formats import write_code15_part
+
+    h5 = tmp_path / "exams_part0.hdf5"
+    write_code15_part(h5, [11, 42, 7], n_real=4000)
+    keys = [f"{h5}::{e}" for e in (11, 42, 7)]
+    assert len({source_fingerprint(k) for k in keys}) == 3
+    spec = ECGInputSpec(fs=400, n_samples=4000)
+    cache = PreparedCache(tmp_path / "c", ecg_pipeline(spec, checks=ECGPlausibility(enabled=False)))
+    report = cache.fill(keys + [f"{h5}::99"])
+    assert report.prepared == 3 and report.failed == 1
+    assert "exam id 99" in cache.lookup(f"{h5}::99").reason
+    direct = ecg_pipeline(spec, checks=ECGPlausibility(enabled=False))(keys[1])
+    np.testing.assert_array_equal(cache.read(cache.lookup(keys[1])).array, direct.array)
+    os.utime(h5, ns=(5, 5))  # the container rewritten: every member is prepared again
+    assert PreparedCache(tmp_path / "c", cache.pipeline).missing(keys)[1] == 0
+
+
+@pytest.mark.parametrize("augment", [False, True])
+def test_windows_computed_on_the_batch_equal_those_of_each_sample(cohort_dir, tmp_path, augment):
+    cohort = _cohort(cohort_dir)
+    cohort.df.loc[3, "ct_path"] = ""
+    prepared = prepare_cohort(cohort, ct_spec=CT, n_workers=1, cache_dir=tmp_path / "c")
+    per_sample = RiskDataset(cohort, prepared, clinical=None, augment=augment, seed=4)
+    per_batch = RiskDataset(cohort, prepared, clinical=None, augment=augment, seed=4, ct_windows="batch")
+    a = collate_samples([per_sample[i] for i in range(len(cohort))])
+    b = collate_samples([per_batch[i] for i in range(len(cohort))])
+    assert b["ct_hu"].dtype == (torch.float32 if augment else torch.int16) and "ct" not in b
+    b = per_batch.finish_batch(b)
+    assert "ct_hu" not in b and b["ct"].dtype == torch.float32
+    assert torch.equal(a["ct"], b["ct"])  # bit for bit: the same float32 arithmetic
+    assert b["ct_present"].tolist() == a["ct_present"].tolist() and not b["ct_present"][3]
+    with pytest.raises(ValueError, match="ct_windows"):
+        RiskDataset(cohort, prepared, clinical=None, ct_windows="gpu")
