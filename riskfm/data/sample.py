@@ -164,12 +164,15 @@ def window_batch(batch: dict[str, Any], windows) -> dict[str, Any]:
     hu = batch.pop("ct_hu", None)
     if hu is None:
         return batch
-    hu = hu.to(torch.float32)
     out = torch.empty((hu.shape[0], len(windows), *hu.shape[1:]), dtype=torch.float32, device=hu.device)
-    for c, (level, width) in enumerate(windows):
-        low = np.float32(float(level) - float(width) / 2.0)  # the same float32 constants as window_channels
-        torch.sub(hu, float(low), out=out[:, c])
-        out[:, c].div_(float(np.float32(width))).clamp_(0.0, 1.0)
+    # the same float32 constants as window_channels (level - width / 2 rounded once, then width)
+    consts = [(float(np.float32(float(level) - float(width) / 2.0)), float(np.float32(width)))
+              for level, width in windows]
+    for i in range(hu.shape[0]):  # one sample at a time: its few MB stay in cache over the three passes
+        x = hu[i].to(torch.float32)
+        for c, (low, width) in enumerate(consts):
+            torch.sub(x, low, out=out[i, c])
+            out[i, c].div_(width).clamp_(0.0, 1.0)
     present = batch.get("ct_present")
     if present is not None and not bool(present.all()):
         out[~present.to(out.device)] = 0.0  # an absent CT is zeros (flagged absent), not windowed 0 HU

@@ -141,8 +141,8 @@ class TrainConfig(_Strict):
     min_epochs: int = Field(1, ge=1)
     seed: int = 0
     num_workers: int | Literal["auto"] = Field(
-        "auto", description="DataLoader worker processes per training process; auto: CPUs per process - 1, "
-                            "at most 4 (0: batches are assembled in the training process)")
+        "auto", description="DataLoader worker processes per training process; auto: with a GPU, CPUs per "
+                            "process - 1 (at most 4), on the CPU 0 (the model's threads use every core)")
     accelerator: str = "auto"
     devices: int | str = Field(1, description="processes per node: a count, -1 or 'auto' (all), or GPU ids '0,1'")
     strategy: str = "auto"

@@ -322,7 +322,8 @@ def _run_locked(cfg: RunConfig, fabric, out: Path, cohort: Cohort) -> RunResult:
 
     frames = []
     for name, ds in datasets.items():
-        workers = resolve_num_workers(cfg.train.num_workers, max(1, fabric.world_size // cfg.train.num_nodes))
+        workers = resolve_num_workers(cfg.train.num_workers, max(1, fabric.world_size // cfg.train.num_nodes),
+                                      fabric.device.type)
         loader = fabric.setup_dataloaders(data_loader(ds, cfg.train.batch_size, workers))
         frames.append(predict(fabric, model, loader, ds).assign(split=name))
     preds = pd.concat(frames, ignore_index=True)
@@ -486,6 +487,6 @@ def predict_loaded(loaded: LoadedRunModel, manifest: str | os.PathLike, *, batch
                      ct_windows="batch")
     _precompute_text(dict(model.encoders.items()), [ds])
     fabric = Fabric(accelerator="cpu", devices=1)
-    loader = data_loader(ds, batch_size, resolve_num_workers(cfg.train.num_workers))
+    loader = data_loader(ds, batch_size, resolve_num_workers(cfg.train.num_workers, device="cpu"))
     preds = predict(fabric, model, loader, ds).assign(split="predict")
     return preds[["patient_id", "split", "target", "y_true", "y_prob", "site", "time_to_event_days", "event"]], cohort

@@ -186,15 +186,21 @@ class FitResult:
     stopped_early: bool = False
 
 
-def resolve_num_workers(value: int | str, processes: int = 1) -> int:
+def resolve_num_workers(value: int | str, processes: int = 1, device: str = "cpu") -> int:
     """Return DataLoader workers per training process for ``train.num_workers`` (an int, or ``"auto"``).
 
-    ``auto``: the CPUs this process may use, divided among the ``processes`` training processes of
-    this machine, less one for the training process itself; at most 4 (reading a cached row and
-    collating is cheap, more workers only cost memory). 0 on a single CPU.
+    ``auto`` on an accelerator (``device`` "cuda", "mps", ...): the CPUs this process may use,
+    divided among the ``processes`` training processes of this machine, less one for the training
+    process itself; at most 4 (reading a cached row and collating is cheap, more workers only cost
+    memory). ``auto`` with the model on the CPU: 0, because the model's own threads already use
+    every core and loader processes only compete with them (benchmarks/bench_scale.py on 2 cores:
+    the same seconds per patient in training with 0 or 2 workers, and prediction 1.34x the forward
+    time with 0 workers against 1.5x with 1).
     """
     if value != "auto":
         return int(value)
+    if device == "cpu":
+        return 0
     try:
         cpus = len(os.sched_getaffinity(0))
     except AttributeError:  # macOS, Windows
@@ -213,8 +219,8 @@ def data_loader(dataset, batch_size: int, num_workers: int, shuffle: bool = Fals
                       num_workers=num_workers, persistent_workers=persistent, drop_last=False)
 
 
-def _loader(dataset, cfg: TrainConfig, shuffle: bool, processes: int = 1) -> DataLoader:
-    return data_loader(dataset, cfg.batch_size, resolve_num_workers(cfg.num_workers, processes), shuffle)
+def _loader(dataset, cfg: TrainConfig, shuffle: bool, processes: int = 1, device: str = "cpu") -> DataLoader:
+    return data_loader(dataset, cfg.batch_size, resolve_num_workers(cfg.num_workers, processes, device), shuffle)
 
 
 def _param_groups(model: RiskModel, lr: float, encoder_lr: dict[str, float],
@@ -316,8 +322,9 @@ def fit(
             ema.module.load_checkpoint_state_dict(state["ema"])
     keep = model if ema is None else ema.module
     local = max(1, fabric.world_size // cfg.num_nodes)  # training processes on this machine
-    train_loader, val_loader = fabric.setup_dataloaders(_loader(train_set, cfg, True, local),
-                                                        _loader(val_set, cfg, False, local))
+    device = fabric.device.type
+    train_loader, val_loader = fabric.setup_dataloaders(_loader(train_set, cfg, True, local, device),
+                                                        _loader(val_set, cfg, False, local, device))
 
     bar = None
     if cfg.progress and fabric.is_global_zero:
