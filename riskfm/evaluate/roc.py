@@ -41,7 +41,7 @@ def roc_curve_band(y: Any, p: Any, *, n_boot: int = 200, seed: int = 0, confiden
         Stratified resamples (positives and negatives drawn separately with ``rng.choice``, in
         that order, per resample), seed of ``numpy.random.default_rng``, coverage.
     n_grid : int
-        False-positive rates on an even grid from 0 to 1.
+        False-positive rates on an even grid from 0 to 1 (``i / (n_grid - 1)``; at least 2).
 
     Returns
     -------
@@ -53,11 +53,15 @@ def roc_curve_band(y: Any, p: Any, *, n_boot: int = 200, seed: int = 0, confiden
     y_b, p_f = check_binary_scores(y, p)
     check_confidence(confidence)
     n_boot = check_n_boot(n_boot)
+    n_grid = check_n_boot(n_grid, minimum=2, name="n_grid")
     rng = np.random.default_rng(seed)
     pos, neg = np.flatnonzero(y_b), np.flatnonzero(~y_b)
     if len(pos) == 0 or len(neg) == 0:
         raise ValueError("ROC band needs both classes")
-    grid = np.linspace(0.0, 1.0, n_grid)
+    # i / (n_grid - 1) is the double nearest to each rate, as k / n_neg is for the curve's rates:
+    # np.linspace's 0.8333333333333333 (7 rates) is one ulp below 5 / 6, which missed the top of a
+    # vertical segment there and gave its bottom instead.
+    grid = np.arange(n_grid) / float(n_grid - 1)
     tprs = np.empty((n_boot, n_grid))
     for b in range(n_boot):
         idx = np.r_[rng.choice(pos, len(pos)), rng.choice(neg, len(neg))]

@@ -193,9 +193,8 @@ def resolve_num_workers(value: int | str, processes: int = 1, device: str = "cpu
     divided among the ``processes`` training processes of this machine, less one for the training
     process itself; at most 4 (reading a cached row and collating is cheap, more workers only cost
     memory). ``auto`` with the model on the CPU: 0, because the model's own threads already use
-    every core and loader processes only compete with them (benchmarks/bench_scale.py on 2 cores:
-    the same seconds per patient in training with 0 or 2 workers, and prediction 1.34x the forward
-    time with 0 workers against 1.5x with 1).
+    every core and loader processes only compete with them (on 2 cores a predicting worker
+    was no faster than none; docs/training.md "Large cohorts").
     """
     if value != "auto":
         return int(value)
