@@ -34,6 +34,7 @@ import json
 import math
 import os
 import secrets
+import shutil
 import time
 import zlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -45,7 +46,7 @@ import pandas as pd
 
 from riskfm.data.pipeline import Pipeline, Prepared
 
-__all__ = ["CACHE_ENV", "CacheEntry", "CachedArrays", "FillReport", "PreparedCache", "ShardReader",
+__all__ = ["CACHE_ENV", "CacheEntry", "CacheSpaceError", "CachedArrays", "FillReport", "PreparedCache", "ShardReader",
            "cohort_entries", "default_cache_dir", "in_part", "source_fingerprint"]
 
 #: Environment variable naming the default cache root.
@@ -127,6 +128,10 @@ def in_part(key: str, part: tuple[int, int] | None) -> bool:
         return True
     i, n = part
     return zlib.crc32(key.encode()) % n == i
+
+
+class CacheSpaceError(OSError):
+    """The disk under the cache folder has less free space than a fill needs."""
 
 
 @dataclass(frozen=True)
@@ -324,6 +329,18 @@ class PreparedCache:
             self._index.setdefault(key, []).append(CacheEntry(key, source, shard, row, ok_flag == "1", reason,
                                                               note))
 
+    def _check_space(self, need: int, n: int) -> None:
+        """Refuse to start a fill that cannot fit: a full disk halfway through 10,000 CTs helps no one."""
+        probe = self.folder
+        while not probe.exists() and probe != probe.parent:
+            probe = probe.parent
+        free = shutil.disk_usage(probe).free
+        if need > free:
+            raise CacheSpaceError(
+                f"prepared cache {self.folder}: {n} files need about {need / 2**30:.1f} GB but {probe} has "
+                f"{free / 2**30:.1f} GB free; set data.cache_dir (or ${CACHE_ENV}) to a larger disk, or "
+                "data.cache: false to prepare into memory")
+
     def missing(self, keys: Iterable[str]) -> tuple[list[tuple[str, str]], int]:
         """Return the ``(key, source fingerprint)`` pairs not in the cache for their current source, and the hit count.
 
@@ -365,9 +382,10 @@ class PreparedCache:
         todo, hits = self.missing(keys)
         mine = [(k, s) for k, s in todo if in_part(k, part)]
         report = FillReport(reused=hits, skipped=len(todo) - len(mine))
-        if mine:
-            self._write_meta()
         item_bytes = max(1, int(math.prod(self.pipeline.shape)) * np.dtype(self.pipeline.dtype).itemsize)
+        if mine:
+            self._check_space(len(mine) * item_bytes, len(mine))
+            self._write_meta()
         per_shard = max(1, min(_MAX_SHARD_ITEMS, _SHARD_BYTES // item_bytes))
         sources = dict(mine)
         outcomes = self.pipeline.map([k for k, _ in mine], workers=workers, progress=progress)

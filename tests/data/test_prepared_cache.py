@@ -212,3 +212,16 @@ def test_windows_computed_on_the_batch_equal_those_of_each_sample(cohort_dir, tm
     assert b["ct_present"].tolist() == a["ct_present"].tolist() and not b["ct_present"][3]
     with pytest.raises(ValueError, match="ct_windows"):
         RiskDataset(cohort, prepared, clinical=None, ct_windows="gpu")
+
+
+def test_a_fill_that_cannot_fit_is_refused_before_writing(cohort_dir, tmp_path, monkeypatch):
+    import collections
+
+    from riskfm.data.cache import CacheSpaceError
+
+    usage = collections.namedtuple("usage", "total used free")
+    monkeypatch.setattr("riskfm.data.cache.shutil.disk_usage", lambda p: usage(10**9, 10**9 - 1000, 1000))
+    cohort = _cohort(cohort_dir, modalities=["ct"])
+    with pytest.raises(CacheSpaceError, match=r"10 files need about .* GB .*data.cache_dir"):
+        PreparedCache(tmp_path / "c", ct_pipeline(CT)).fill(list(cohort.df["ct_path"]))
+    assert not (tmp_path / "c").exists()
