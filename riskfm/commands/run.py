@@ -110,6 +110,9 @@ def predict(
     manifest: Annotated[Path, typer.Argument(help="manifest of the patients to score")],
     out: Annotated[Path, typer.Option(help="where to write the predictions CSV")] = Path("predictions.csv"),
     batch_size: int = 32,
+    cache_dir: Annotated[Path | None, typer.Option(
+        help="prepared cache to read and fill (default $RISKFM_CACHE_DIR, else ~/.cache/riskfm/prepared)")] = None,
+    cache: Annotated[bool, typer.Option(help="--no-cache: prepare every file into memory instead")] = True,
 ) -> None:
     """Score the patients of MANIFEST with a trained run."""
     from riskfm.train.run import predict_manifest
@@ -120,7 +123,8 @@ def predict(
     if not manifest.is_file():
         raise FileNotFoundError(f"{manifest}: manifest not found")
     with run_model_errors(run_dir):
-        preds, cohort = predict_manifest(run_dir, manifest, batch_size=batch_size)
+        preds, cohort = predict_manifest(run_dir, manifest, batch_size=batch_size,
+                                         cache_dir=False if not cache else cache_dir)
     out.parent.mkdir(parents=True, exist_ok=True)
     preds.to_csv(out, index=False)
     typer.echo(cohort.report())

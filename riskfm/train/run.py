@@ -449,14 +449,21 @@ def load_run_model(run_dir: str | os.PathLike) -> LoadedRunModel:
 
 
 def predict_manifest(run_dir: str | os.PathLike, manifest: str | os.PathLike, *, batch_size: int = 32,
-                     on_missing_file: str = "exclude") -> tuple[pd.DataFrame, Cohort]:
-    """Apply a trained run to the patients of another manifest (labels may be empty)."""
-    return predict_loaded(load_run_model(run_dir), manifest, batch_size=batch_size, on_missing_file=on_missing_file)
+                     on_missing_file: str = "exclude", cache_dir: str | os.PathLike | bool | None = None
+                     ) -> tuple[pd.DataFrame, Cohort]:
+    """Apply a trained run to the patients of another manifest (labels may be empty); see :func:`predict_loaded`."""
+    return predict_loaded(load_run_model(run_dir), manifest, batch_size=batch_size, on_missing_file=on_missing_file,
+                          cache_dir=cache_dir)
 
 
 def predict_loaded(loaded: LoadedRunModel, manifest: str | os.PathLike, *, batch_size: int = 32,
-                   on_missing_file: str = "exclude") -> tuple[pd.DataFrame, Cohort]:
+                   on_missing_file: str = "exclude", cache_dir: str | os.PathLike | bool | None = None
+                   ) -> tuple[pd.DataFrame, Cohort]:
     """Score a manifest with an already loaded run model (:func:`load_run_model`).
+
+    ``cache_dir``: the prepared cache to read and fill (None or True: this machine's default,
+    ``$RISKFM_CACHE_DIR`` or ``~/.cache/riskfm/prepared``, not the training machine's folder;
+    False: prepare into memory).
 
     Returns
     -------
@@ -480,8 +487,10 @@ def predict_loaded(loaded: LoadedRunModel, manifest: str | os.PathLike, *, batch
                                 f"{missing}") from None
         raise
     # The training machine's cache folder may not exist here: predict uses this machine's default
-    # cache ($RISKFM_CACHE_DIR or ~/.cache/riskfm/prepared) unless the cache is switched off.
-    local = cfg.model_copy(update={"data": cfg.data.model_copy(update={"cache_dir": None})})
+    # cache ($RISKFM_CACHE_DIR or ~/.cache/riskfm/prepared) unless told otherwise.
+    data = {"cache_dir": None} if cache_dir is None or cache_dir is True else (
+        {"cache": False} if cache_dir is False else {"cache": True, "cache_dir": os.fspath(cache_dir)})
+    local = cfg.model_copy(update={"data": cfg.data.model_copy(update=data)})
     prepared = prepare_for(cohort, dict(model.encoders.items()), cfg=local)
     ds = RiskDataset(cohort, prepared, clinical=_clinical_mode(dict(model.encoders.items())), tabular=tabular,
                      ct_windows="batch")

@@ -61,6 +61,17 @@ def test_prepare_in_two_parts_then_train_and_predict_read_no_source_file(tmp_pat
     monkeypatch.setattr("riskfm.ct.io.read_ct", refuse)
     res = runner.invoke(app, ["predict", str(tmp_path / "run"), str(manifest), "--out", str(tmp_path / "p2.csv")])
     assert res.exit_code == 0, res.output + repr(res.exception)
+    monkeypatch.undo()
+    res = runner.invoke(app, ["predict", str(tmp_path / "run"), str(manifest), "--out", str(tmp_path / "p3.csv"),
+                              "--cache-dir", str(tmp_path / "elsewhere")])
+    assert res.exit_code == 0 and sorted(p.name.split("-")[0] for p in (tmp_path / "elsewhere").iterdir()) == [
+        "ct", "ecg"]
+    before = sorted((tmp_path / "cache").rglob("*.index.csv"))
+    res = runner.invoke(app, ["predict", str(tmp_path / "run"), str(manifest), "--out", str(tmp_path / "p4.csv"),
+                              "--no-cache"])
+    assert res.exit_code == 0 and sorted((tmp_path / "cache").rglob("*.index.csv")) == before
+    for name in ("p3.csv", "p4.csv"):
+        pd.testing.assert_frame_equal(pd.read_csv(tmp_path / name), pd.read_csv(tmp_path / "p2.csv"))
     a, b = pd.read_csv(tmp_path / "p.csv"), pd.read_csv(tmp_path / "p2.csv")
     np.testing.assert_allclose(a["y_prob"], b["y_prob"], rtol=0, atol=0)
     # the run's own predictions of the same patients, from the same cache, agree
