@@ -24,7 +24,7 @@ from riskfm.ct.augment import CTAugment
 from riskfm.ct.plausibility import CTPlausibility
 from riskfm.ct.spec import CTInputSpec
 from riskfm.ct.transforms import WindowChannels, ct_pipeline
-from riskfm.data.cache import CachedArrays, PreparedCache, cohort_entries
+from riskfm.data.cache import CachedArrays, FillReport, PreparedCache, cohort_entries
 from riskfm.data.cohort import Cohort
 from riskfm.data.manifest import STENOSIS_TARGETS
 from riskfm.data.pipeline import Implausible, Pipeline
@@ -59,6 +59,8 @@ class PreparedCohort:
         excludes those patients with ``Cohort.exclude`` so nothing is dropped silently.
     caches : dict of str to PreparedCache
         Modality -> the prepared cache the arrays are read from (empty in memory).
+    fills : dict of str to FillReport
+        Modality -> what filling its cache did (prepared, failed, reused, left to other parts).
     notes : list of dict
         One dict per file kept with a repair (``patient_id``, ``note``), e.g. flat leads masked
         absent; the caller records them with ``Cohort.note``.
@@ -71,6 +73,7 @@ class PreparedCohort:
     failures: list[dict] = field(default_factory=list)
     notes: list[dict] = field(default_factory=list)
     caches: dict[str, PreparedCache] = field(default_factory=dict)
+    fills: dict[str, FillReport] = field(default_factory=dict)
 
 
 def _pairs(cohort: Cohort, column: str) -> list[tuple[str, str]]:
@@ -131,6 +134,7 @@ def _from_cache(prepared: PreparedCohort, pipeline: Pipeline, pairs: list[tuple[
     prepared.failures += failures
     prepared.notes += notes
     prepared.caches[pipeline.modality] = cache
+    prepared.fills[pipeline.modality] = report
     return CachedArrays(cache.reader, entries, with_mask=pipeline.mask_shape is not None)
 
 

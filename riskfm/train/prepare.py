@@ -7,11 +7,8 @@ the cache folder, and be resumed after an interruption (whole shards are kept).
 
 from __future__ import annotations
 
-import time
-
 import pandas as pd
 
-from riskfm.data.cache import PreparedCache
 from riskfm.train.config import RunConfig
 
 __all__ = ["parse_shard", "prepare_run"]
@@ -63,38 +60,33 @@ def prepare_run(cfg: RunConfig, *, part: tuple[int, int] | None = None, workers:
     ValueError
         ``data.cache`` is false, or the run has neither ECG nor CT.
     """
-    import os
-
-    from riskfm.ct.transforms import ct_pipeline
-    from riskfm.ecg.transforms import ecg_pipeline
+    from riskfm.data.dataset import prepare_cohort
     from riskfm.encoders import encoder_input_spec
     from riskfm.train.run import cache_root, load_cohort, plausibility_limits
 
     root = cache_root(cfg)
     if root is None:
         raise ValueError(f"{cfg.source}: data.cache is false; there is no cache to prepare")
-    imaging = [m for m in cfg.modalities if m in ("ecg", "ct")]
+    imaging = [m for m in cfg.modalities if m in ("ecg", "ct") and not (m == "ecg" and cfg.data.ecg_store)]
     if not imaging:
-        raise ValueError(f"{cfg.source}: modalities {cfg.modalities} hold no ECG or CT to prepare")
-    if "ecg" in imaging and cfg.data.ecg_store:
-        imaging.remove("ecg")  # served from the ECG store the config names
+        raise ValueError(f"{cfg.source}: modalities {cfg.modalities} hold no ECG or CT to prepare (an ECG "
+                         "store named in data.ecg_store is already prepared)")
     cohort = load_cohort(cfg)
     # The specs are read without building the networks' weights (weights never change a spec).
     specs = {m: encoder_input_spec(cfg.encoders[m].name, **cfg.encoders[m].kwargs) for m in imaging}
     ecg_checks, ct_checks = plausibility_limits(cfg)
-    workers = workers or cfg.data.n_workers or min(8, os.cpu_count() or 1)
+    # The same preparation `riskfm train` runs (prepare_cohort), stopped before any array is read.
+    prepared = prepare_cohort(cohort, ecg_spec=specs.get("ecg"), ct_spec=specs.get("ct"),
+                              n_workers=workers or cfg.data.n_workers, progress=progress,
+                              ecg_quality=cfg.data.ecg_quality_filter, ecg_checks=ecg_checks, ct_checks=ct_checks,
+                              cache_dir=root, part=part)
     rows = []
     for m in imaging:
-        spec = specs[m]
-        pipeline = (ecg_pipeline(spec, checks=ecg_checks, quality=cfg.data.ecg_quality_filter) if m == "ecg"
-                    else ct_pipeline(spec, checks=ct_checks))
-        paths = [p for p in cohort.df[f"{m}_path"] if p]
-        start = time.perf_counter()
-        cache = PreparedCache(root, pipeline)
-        report = cache.fill(paths, workers=workers, progress=progress, part=part)
-        rows.append({"modality": m, "cache": str(cache.folder), "files": len(set(paths)),
+        cache, report = prepared.caches[m], prepared.fills[m]
+        rows.append({"modality": m, "cache": str(cache.folder),
+                     "files": len({p for p in cohort.df[f"{m}_path"] if p}),
                      "prepared": report.prepared, "failed": report.failed, "reused": report.reused,
-                     "left_to_other_parts": report.skipped, "seconds": round(time.perf_counter() - start, 2),
+                     "left_to_other_parts": report.skipped, "seconds": round(report.seconds, 2),
                      "size_mb": round(cache.size_bytes() / 2**20, 1)})
     return pd.DataFrame(rows)
 
