@@ -55,6 +55,7 @@ __all__ = [
     "CheckpointError",
     "EncoderArgumentError",
     "EncoderInfo",
+    "FINETUNE_RECIPE_KEYS",
     "UnknownEncoderError",
     "check_encoder_kwargs",
     "create_encoder",
@@ -144,6 +145,10 @@ class EncoderInfo:
         One line saying what the encoder is.
     aliases : tuple of str
         Other names ``create_encoder`` accepts for this entry.
+    finetune_recipe : Mapping[str, Any] or None
+        The published fine-tuning recipe of the weights (keys of :data:`FINETUNE_RECIPE_KEYS`:
+        encoder ``lr`` and ``weight_decay``, ``train.optimizer`` and ``train.scheduler``), which
+        ``riskfm train`` fills in wherever the config leaves them open; None when there is none.
     """
 
     name: str
@@ -154,7 +159,12 @@ class EncoderInfo:
     source: str = ""
     description: str = ""
     aliases: tuple[str, ...] = ()
+    finetune_recipe: Mapping[str, Any] | None = None
 
+
+#: What a fine-tuning recipe may set: encoder ``lr`` / ``weight_decay``, ``train.optimizer`` /
+#: ``train.scheduler``.
+FINETUNE_RECIPE_KEYS: tuple[str, ...] = ("lr", "weight_decay", "optimizer", "scheduler")
 
 _REGISTRY: dict[str, EncoderInfo] = {}
 _ALIASES: dict[str, str] = {}
@@ -175,6 +185,7 @@ def register_encoder(
     description: str,
     default_kwargs: Mapping[str, Any] | None = None,
     aliases: tuple[str, ...] | list[str] = (),
+    finetune_recipe: Mapping[str, Any] | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register an encoder class (or factory function) under ``name`` (a decorator).
 
@@ -193,11 +204,15 @@ def register_encoder(
         Keyword arguments passed to the constructor unless the caller overrides them.
     aliases : sequence of str, optional
         Extra names accepted by :func:`create_encoder` (not listed by :func:`list_encoders`).
+    finetune_recipe : Mapping, optional
+        The weights' published fine-tuning recipe (see :attr:`EncoderInfo.finetune_recipe`),
+        readable without building the network.
 
     Raises
     ------
     ValueError
-        If ``modality`` is unknown, or ``name`` / an alias is already taken by another constructor.
+        If ``modality`` is unknown, ``name`` / an alias is already taken by another constructor, or
+        the recipe has a key outside :data:`FINETUNE_RECIPE_KEYS`.
 
     Examples
     --------
@@ -215,6 +230,10 @@ def register_encoder(
     if not name or not isinstance(name, str):
         raise ValueError(f"register_encoder: name must be a non-empty string, got {name!r}")
     aliases = tuple(aliases)
+    unknown = sorted(set(finetune_recipe or {}) - set(FINETUNE_RECIPE_KEYS))
+    if unknown:
+        raise ValueError(f"register_encoder({name!r}): finetune_recipe keys {unknown} are not among "
+                         f"{list(FINETUNE_RECIPE_KEYS)}")
 
     def decorator(constructor: Callable[..., Any]) -> Callable[..., Any]:
         for key in (name, *aliases):
@@ -237,6 +256,7 @@ def register_encoder(
             source=source,
             description=description,
             aliases=aliases,
+            finetune_recipe=None if finetune_recipe is None else MappingProxyType(dict(finetune_recipe)),
         )
         for alias in aliases:
             _ALIASES[alias] = name

@@ -48,7 +48,9 @@ def files(tmp_path):
     """A tiny manifest, a tiny CT, a corrupt and an unsafe checkpoint, configs."""
     import nibabel as nib
 
-    nib.save(nib.Nifti1Image(np.zeros((8, 8, 8), np.float32), np.eye(4)), str(tmp_path / "ct.nii.gz"))
+    hu = np.full((8, 8, 8), -1000.0, np.float32)  # air around a soft-tissue block: a plausible CT
+    hu[2:6, 2:6, 2:6] = np.random.default_rng(0).normal(40.0, 30.0, (4, 4, 4))
+    nib.save(nib.Nifti1Image(hu, np.eye(4)), str(tmp_path / "ct.nii.gz"))
     (tmp_path / "ecg").mkdir()
     rows = ["patient_id,site,ecg_path,ct_path,mace_30d"]
     rows += [f"p{i},a,ecg/p{i}.csv,ct.nii.gz,{i % 2}" for i in range(4)]

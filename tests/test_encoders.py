@@ -378,3 +378,38 @@ def test_input_spec_without_building_checks_keywords_like_create_encoder():
         encoder_input_spec("resnet-1d-smal")
     with pytest.raises(EncoderArgumentError, match="widht"):
         encoder_input_spec("resnet1d", widht=3)
+
+
+def test_fine_tuning_recipe_is_read_from_the_registry_without_building(monkeypatch):
+    from riskfm.ecg.finetune import apply_finetune_recipes
+    from riskfm.train.config import RunConfig
+
+    def no_build(*a, **k):
+        raise AssertionError("the encoder was built to read its recipe")
+
+    monkeypatch.setattr("riskfm.encoders.create_encoder", no_build)
+    published = {"lr": 1e-4, "weight_decay": 1e-5, "optimizer": "adam", "scheduler": "plateau"}
+    for name in ("ecgfounder-12lead", "ecgfounder", "ecgfounder-1lead", "ecgfounder-tiny"):
+        assert dict(encoder_info(name).finetune_recipe) == published
+    assert encoder_info("resnet1d").finetune_recipe is None  # trained from scratch: no published recipe
+
+    # an encoder a user registers brings its own recipe, applied where the config is silent
+    @register_encoder("recipe-test-encoder", modality="ecg", licence="x", source="x", description="x",
+                      finetune_recipe={"lr": 3e-5, "scheduler": "cosine"})
+    class WithRecipe(nn.Module):
+        pass
+
+    try:
+        cfg = RunConfig(manifest="m.csv", out="o", modalities=["ecg"],
+                        encoders={"ecg": {"name": "recipe-test-encoder", "weight_decay": 0.5}},
+                        train={"optimizer": "adamw"})
+        notes = apply_finetune_recipes(cfg)
+        assert cfg.encoders["ecg"].lr == 3e-5 and cfg.encoders["ecg"].weight_decay == 0.5  # the user's value kept
+        assert cfg.train.scheduler == "cosine" and cfg.train.optimizer == "adamw"
+        assert notes == ["encoders.ecg.lr = 3e-05 (recipe-test-encoder recipe)",
+                         "train.scheduler = cosine (recipe-test-encoder recipe)"]
+    finally:
+        _unregister("recipe-test-encoder")
+    with pytest.raises(ValueError, match=r"finetune_recipe keys \['learning_rate'\]"):
+        register_encoder("bad-recipe", modality="ecg", licence="x", source="x", description="x",
+                         finetune_recipe={"learning_rate": 1e-3})

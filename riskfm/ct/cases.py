@@ -10,8 +10,9 @@ A *case* is one CT (NIfTI file or DICOM folder) plus optional masks on the same 
   ``P001_labels.nii.gz``, the synthetic cohort's artery labels), ``P001_plaque.nii.gz``,
   ``P001_stenosis.nii.gz``; a DICOM folder ``P001/`` -> ``P001_heart.nii.gz`` beside it.
 
-:func:`load_case` reads a case, resamples CT (trilinear) and masks (nearest) to one spacing and
-optionally crops everything to the heart.
+:func:`load_case` reads a case through :func:`riskfm.ct.transforms.ct_case_pipeline`: the CT's
+plausibility checks, its masks, optionally a crop of everything to the heart, then CT (trilinear)
+and masks (nearest) resampled to one spacing.
 """
 
 from __future__ import annotations
@@ -22,8 +23,6 @@ from pathlib import Path
 
 import numpy as np
 
-from riskfm.ct.io import read_ct
-from riskfm.ct.preprocess import crop_to_mask, resample_mask, resample_to_spacing
 from riskfm.ct.volume import CTVolume
 
 __all__ = ["MASK_KINDS", "CTCase", "LoadedCase", "cases_from_folder", "cases_from_manifest", "find_cases",
@@ -159,13 +158,6 @@ def find_cases(source: str | Path) -> list[CTCase]:
     return cases_from_folder(source)
 
 
-def _read_mask(path: Path, vol: CTVolume) -> np.ndarray:
-    mask = read_ct(path)
-    if mask.shape != vol.shape:
-        raise ValueError(f"{path}: mask grid {mask.shape} differs from its CT grid {vol.shape}")
-    return np.rint(mask.array).clip(0, 255).astype(np.uint8)
-
-
 def load_case(
     case: CTCase,
     spacing: Sequence[float] | None = None,
@@ -173,6 +165,7 @@ def load_case(
     kinds: Sequence[str] = ("heart", "coronary", "plaque", "stenosis"),
     crop_heart: bool = False,
     margin_mm: float = 10.0,
+    checks=None,
 ) -> LoadedCase:
     """Read a case and put CT and masks on one grid.
 
@@ -186,21 +179,27 @@ def load_case(
     crop_heart : bool
         Crop CT and masks to the heart mask's bounding box plus ``margin_mm`` (CORA's stenosis
         input); requires a heart mask.
+    checks : CTPlausibility, optional
+        Plausibility limits for the CT (defaults when None): a mask, a scout or a series without
+        its rescale given as the CT is refused with the reasons, never trained on.
 
     Returns
     -------
     LoadedCase
+
+    Raises
+    ------
+    ValueError
+        The CT is implausible (:class:`~riskfm.data.pipeline.Implausible`, naming the file), a mask
+        lies on another grid, or ``crop_heart`` is set for a case without a heart mask.
     """
-    vol = read_ct(case.ct_path)
-    masks = {k: _read_mask(case.masks[k], vol) for k in kinds if k in case.masks}
-    if crop_heart:
-        if "heart" not in masks:
-            raise ValueError(f"{case.ct_path}: crop_heart needs a heart mask (none found for this case)")
-        cropped = crop_to_mask(vol, masks["heart"], margin_mm)
-        bounds = tuple(slice(a, b) for a, b in cropped.meta["crop_bbox"])
-        masks = {k: m[bounds].copy() for k, m in masks.items()}
-        vol = cropped
-    if spacing is not None and tuple(float(s) for s in spacing) != tuple(vol.spacing):
-        masks = {k: resample_mask(m, vol, spacing) for k, m in masks.items()}
-        vol = resample_to_spacing(vol, spacing)
-    return LoadedCase(case, vol, masks)
+    from riskfm.ct.transforms import ct_case_pipeline
+    from riskfm.data.pipeline import Implausible
+
+    pipeline = ct_case_pipeline(spacing, kinds=kinds, crop_to="heart" if crop_heart else None,
+                                margin_mm=margin_mm, checks=checks)
+    try:
+        item = pipeline.run(str(case.ct_path), {"mask_paths": dict(case.masks)})
+    except Implausible as exc:
+        raise Implausible(f"{case.ct_path}: {exc}") from None
+    return LoadedCase(case, item.data, item.meta["masks"])

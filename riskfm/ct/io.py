@@ -111,6 +111,10 @@ class CTFileNotFoundError(CTReadError, FileNotFoundError):
         super().__init__(path, problem)
         self.filename = str(path)
 
+    def __str__(self) -> str:
+        # OSError's own __str__ would print "[Errno None] None: '<path>'" once filename is set
+        return f"{self.path}: {self.problem}"
+
 
 class MixedSeriesError(CTReadError):
     """A DICOM folder holds CT images of more than one SeriesInstanceUID."""

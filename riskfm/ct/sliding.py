@@ -18,7 +18,6 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 
-from riskfm.ct.preprocess import resample_to_spacing, window_channels
 from riskfm.ct.volume import CTVolume
 
 __all__ = ["count_windows", "predict_volume", "sliding_window_predict"]
@@ -122,6 +121,7 @@ def predict_volume(
     sw_batch_size: int = 2,
     back_to_input_grid: bool = False,
     progress: bool | str = False,
+    checks=None,
 ) -> CTVolume:
     """Return the dense probability map of a whole CT from a network with ``forward_dense`` (e.g. CORA).
 
@@ -137,6 +137,9 @@ def predict_volume(
         See :func:`sliding_window_predict`.
     back_to_input_grid : bool
         Resample the map (trilinear) back onto ``vol``'s grid.
+    checks : CTPlausibility, optional
+        Plausibility limits (defaults when None): a mask or a volume without its rescale is
+        refused (:class:`~riskfm.data.pipeline.Implausible`) instead of mapped.
 
     Returns
     -------
@@ -144,12 +147,18 @@ def predict_volume(
         Probability of the first output channel as float32 ``[Z, Y, X]`` on the model's grid
         (or the input grid), with the matching spacing and affine; ``meta["kind"] = "probability"``.
     """
+    import dataclasses
+
+    from riskfm.ct.transforms import ct_volume_pipeline
+    from riskfm.data.pipeline import Item
+
     spec = model.input_spec
-    spacing = tuple(spacing if spacing is not None else spec.spacing)
-    windows = tuple(windows if windows is not None else spec.windows)
     roi = tuple(roi_size if roi_size is not None else spec.shape)
-    resampled = resample_to_spacing(vol, spacing) if tuple(vol.spacing) != spacing else vol
-    image = window_channels(resampled.array, windows)
+    spec = dataclasses.replace(spec, spacing=tuple(spacing if spacing is not None else spec.spacing),
+                               windows=tuple(windows if windows is not None else spec.windows))
+    # the spec's whole-volume preparation (checks, resampling, windows), on a volume in memory
+    item = ct_volume_pipeline(spec, checks=checks).apply(Item(str(vol.meta.get("path", "<volume>")), data=vol))
+    image, resampled = item.data, item.meta["volume"]
     was_training = model.training
     model.eval()
     try:

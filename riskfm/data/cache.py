@@ -241,6 +241,10 @@ class PreparedCache:
     """
 
     def __init__(self, root: str | os.PathLike, pipeline: Pipeline) -> None:
+        if pipeline.shape is None:
+            # one shard holds one shape: a whole-volume pipeline keeps each file's own grid
+            raise ValueError(f"PreparedCache: the {pipeline.modality} pipeline has no fixed output shape "
+                             f"({[s.name for s in pipeline.steps]}); only fixed-shape pipelines are cached")
         self.root = Path(root).expanduser()
         self.pipeline = pipeline
         self.folder = self.root / f"{pipeline.modality}-v{LAYOUT_VERSION}-{pipeline.fingerprint}"

@@ -296,14 +296,16 @@ class RiskDataset(torch.utils.data.Dataset):
             event=float(self.outcomes[i, 2]),
         )
 
-    def finish_batch(self, batch: dict) -> dict:
+    def finish_batch(self, batch: dict, workspace: dict | None = None) -> dict:
         """Return a collated batch ready for the model: CT window channels computed on its device.
 
         A no-op unless the dataset leaves the windows to the batch (``ct_windows="batch"``).
+        ``workspace``: see :func:`~riskfm.data.sample.window_batch` (one reused buffer, for loops
+        that drop each batch before finishing the next).
         """
         if self.ct_windows != "batch" or self.windows is None:
             return batch
-        return window_batch(batch, self.windows.windows)
+        return window_batch(batch, self.windows.windows, workspace)
 
     def frame(self) -> pd.DataFrame:
         """Return patient ids, sites and labels of this dataset, in item order (NaN unknown)."""

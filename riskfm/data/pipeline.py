@@ -65,6 +65,9 @@ class Step:
 
     name: str = "step"
     version: int = 1
+    #: True for the step that reads the source file: :meth:`Pipeline.apply` skips it for data
+    #: already in memory.
+    reads: bool = False
 
     def params(self) -> dict:
         """JSON-able parameters that determine the output (hashed into the pipeline fingerprint)."""
@@ -108,8 +111,9 @@ class Pipeline:
         ``"ecg"`` or ``"ct"``.
     steps : tuple of Step
         Applied in order to an ``Item`` holding the source path; the last leaves the array to cache.
-    shape : tuple of int
-        Shape of every prepared array (e.g. ``[leads, samples]``, ``[Z, Y, X]``).
+    shape : tuple of int or None
+        Shape of every prepared array (e.g. ``[leads, samples]``, ``[Z, Y, X]``); None for a
+        whole-volume pipeline whose output keeps each file's own grid (not cacheable).
     dtype : str
         Its numpy dtype name (``"float16"`` for ECG in mV or z-scores, ``"int16"`` for CT in HU).
     mask_shape : tuple of int or None
@@ -118,7 +122,7 @@ class Pipeline:
 
     modality: str
     steps: tuple[Step, ...]
-    shape: tuple[int, ...]
+    shape: tuple[int, ...] | None
     dtype: str
     mask_shape: tuple[int, ...] | None = None
 
@@ -128,7 +132,7 @@ class Pipeline:
 
         return {
             "modality": self.modality,
-            "shape": list(self.shape),
+            "shape": None if self.shape is None else list(self.shape),
             "dtype": self.dtype,
             "mask_shape": None if self.mask_shape is None else list(self.mask_shape),
             "riskfm": __version__,
@@ -141,11 +145,25 @@ class Pipeline:
         text = json.dumps(self.describe(), sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:20]
 
-    def run(self, path: str) -> Item:
-        """Apply every step to the file or folder ``path`` and return the final item."""
-        item = Item(source=str(path))
+    def run(self, path: str, meta: dict | None = None) -> Item:
+        """Apply every step to the file or folder ``path`` and return the final item.
+
+        ``meta`` starts the item's ``meta`` (e.g. the companion mask files a step reads).
+        """
+        item = Item(source=str(path), meta=dict(meta or {}))
         for step in self.steps:
             item = step(item)
+        return item
+
+    def apply(self, item: Item) -> Item:
+        """Apply every step but the reading one to an item already holding its data (in memory).
+
+        For a volume or record the caller has read (or made) itself, so that it gets exactly the
+        preparation a file would.
+        """
+        for step in self.steps:
+            if not step.reads:
+                item = step(item)
         return item
 
     def __call__(self, path: str) -> Prepared:
@@ -158,6 +176,8 @@ class Pipeline:
         Exception
             Whatever the reader raises for an unreadable file (its message names the file).
         """
+        if self.shape is None:
+            raise ValueError(f"{path}: a whole-volume pipeline has no fixed output shape; use Pipeline.run")
         item = self.run(path)
         array = np.asarray(item.data)
         if tuple(array.shape) != tuple(self.shape) or array.dtype != np.dtype(self.dtype):
@@ -213,8 +233,9 @@ class Pipeline:
                 pool.shutdown(wait=True, cancel_futures=True)
 
 
-def compose(modality: str, steps: Sequence[Step], shape: Sequence[int], dtype: str,
+def compose(modality: str, steps: Sequence[Step], shape: Sequence[int] | None, dtype: str,
             mask_shape: Sequence[int] | None = None) -> Pipeline:
     """Build a :class:`Pipeline` (tuples made of the sequences)."""
-    return Pipeline(modality, tuple(steps), tuple(int(s) for s in shape), str(np.dtype(dtype)),
+    return Pipeline(modality, tuple(steps), None if shape is None else tuple(int(s) for s in shape),
+                    str(np.dtype(dtype)),
                     None if mask_shape is None else tuple(int(s) for s in mask_shape))

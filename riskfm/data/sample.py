@@ -147,7 +147,7 @@ def collate_samples(samples: list[Sample]) -> dict[str, Any]:
     return batch
 
 
-def window_batch(batch: dict[str, Any], windows) -> dict[str, Any]:
+def window_batch(batch: dict[str, Any], windows, workspace: dict | None = None) -> dict[str, Any]:
     """Replace a batch's ``ct_hu`` ``[B, Z, Y, X]`` (HU) by ``ct`` ``[B, C, Z, Y, X]`` window channels, in place.
 
     The same float32 arithmetic as :func:`riskfm.ct.preprocess.window_channels` (so the same
@@ -160,11 +160,24 @@ def window_batch(batch: dict[str, Any], windows) -> dict[str, Any]:
         A batch of :func:`collate_samples`.
     windows : sequence of (float, float)
         (level, width) in HU, one channel each.
+    workspace : dict, optional
+        A dict the caller keeps between batches: the ``ct`` tensor is then a view of one buffer
+        reused batch after batch, so the previous batch's ``ct`` is overwritten. On a CPU this
+        saves the page faults of a fresh allocation (16 MB a patient at 64 x 128 x 128 x 4
+        channels), most of the windowing time. Only for loops that drop each batch before
+        windowing the next, as prediction does.
     """
     hu = batch.pop("ct_hu", None)
     if hu is None:
         return batch
-    out = torch.empty((hu.shape[0], len(windows), *hu.shape[1:]), dtype=torch.float32, device=hu.device)
+    shape = (hu.shape[0], len(windows), *hu.shape[1:])
+    if workspace is None:
+        out = torch.empty(shape, dtype=torch.float32, device=hu.device)
+    else:
+        buf = workspace.get("ct")
+        if buf is None or buf.device != hu.device or buf.shape[1:] != shape[1:] or buf.shape[0] < shape[0]:
+            buf = workspace["ct"] = torch.empty(shape, dtype=torch.float32, device=hu.device)
+        out = buf[: shape[0]]
     # the same float32 constants as window_channels (level - width / 2 rounded once, then width)
     consts = [(float(np.float32(float(level) - float(width) / 2.0)), float(np.float32(width)))
               for level, width in windows]

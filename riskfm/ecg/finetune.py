@@ -11,28 +11,19 @@ supports ``linear_probe`` and ``full``.
   ``lr * d ** (n - 1 - i)``, so early, generic layers move less than late ones.
 
 :func:`apply_finetune_recipes` fills a run config with an encoder's published fine-tuning recipe
-(ECGFounder: Adam, lr 1e-4, weight decay 1e-5, ReduceLROnPlateau on validation AUROC) wherever
-the config does not say otherwise.
+(its registry entry's ``finetune_recipe``; ECGFounder: Adam, lr 1e-4, weight decay 1e-5,
+ReduceLROnPlateau on validation AUROC) wherever the config does not say otherwise.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from torch import nn
 
-__all__ = ["FINETUNE_MODES", "FINETUNE_RECIPES", "apply_partial_unfreeze", "layerwise_param_groups",
-           "apply_finetune_recipes"]
+__all__ = ["FINETUNE_MODES", "apply_partial_unfreeze", "layerwise_param_groups", "apply_finetune_recipes"]
 
 FINETUNE_MODES: tuple[str, ...] = ("full", "linear_probe", "partial")
-
-#: Published fine-tuning recipes by registry name: encoder ``lr`` / ``weight_decay`` and the
-#: ``train.optimizer`` / ``train.scheduler`` they were tuned with.
-FINETUNE_RECIPES: dict[str, dict[str, Any]] = {
-    name: {"lr": 1e-4, "weight_decay": 1e-5, "optimizer": "adam", "scheduler": "plateau"}
-    for name in ("ecgfounder-12lead", "ecgfounder-1lead", "ecgfounder-tiny")
-}
 
 
 def _groups(encoder: nn.Module) -> list[list[nn.Module]]:
@@ -100,18 +91,18 @@ def apply_finetune_recipes(cfg: Any) -> list[str]:
     notes = []
     for modality, ec in cfg.encoders.items():
         try:
-            name = encoder_info(ec.name).name
+            info = encoder_info(ec.name)
         except KeyError:
             continue
-        recipe: Mapping[str, Any] | None = FINETUNE_RECIPES.get(name)
+        name, recipe = info.name, info.finetune_recipe
         if recipe is None:
             continue
         for key in ("lr", "weight_decay"):
-            if getattr(ec, key) is None:
+            if key in recipe and getattr(ec, key) is None:
                 setattr(ec, key, recipe[key])
                 notes.append(f"encoders.{modality}.{key} = {recipe[key]} ({name} recipe)")
         for key in ("optimizer", "scheduler"):
-            if key not in cfg.train.model_fields_set:
+            if key in recipe and key not in cfg.train.model_fields_set:
                 setattr(cfg.train, key, recipe[key])
                 notes.append(f"train.{key} = {recipe[key]} ({name} recipe)")
     return notes

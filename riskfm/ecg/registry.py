@@ -18,11 +18,13 @@ from riskfm.encoders import register_encoder
 __all__: list[str] = []
 
 _ECGFOUNDER_SOURCE = "ECGFounder (Li et al. 2025), github.com/PKUDigitalHealth/ECGFounder; local .pth only"
+#: ECGFounder's published fine-tuning: Adam, lr 1e-4, weight decay 1e-5, ReduceLROnPlateau.
+_ECGFOUNDER_RECIPE = {"lr": 1e-4, "weight_decay": 1e-5, "optimizer": "adam", "scheduler": "plateau"}
 
 
 @register_encoder("ecgfounder-12lead", modality="ecg", licence="MIT", source=_ECGFOUNDER_SOURCE,
                   description="ECGFounder Net1D, 12 leads x 10 s at 500 Hz -> 1024 features (30.8M parameters)",
-                  aliases=("ecgfounder",))
+                  aliases=("ecgfounder",), finetune_recipe=_ECGFOUNDER_RECIPE)
 def ecgfounder_12lead(**kwargs: Any):
     from riskfm.ecg.net1d import ECGFounderEncoder
 
@@ -30,7 +32,8 @@ def ecgfounder_12lead(**kwargs: Any):
 
 
 @register_encoder("ecgfounder-1lead", modality="ecg", licence="MIT", source=_ECGFOUNDER_SOURCE,
-                  description="ECGFounder Net1D, lead I x 10 s at 500 Hz -> 1024 features")
+                  description="ECGFounder Net1D, lead I x 10 s at 500 Hz -> 1024 features",
+                  finetune_recipe=_ECGFOUNDER_RECIPE)
 def ecgfounder_1lead(**kwargs: Any):
     from riskfm.ecg.net1d import ECGFounderEncoder
 
@@ -39,7 +42,7 @@ def ecgfounder_1lead(**kwargs: Any):
 
 @register_encoder("ecgfounder-tiny", modality="ecg", licence="MIT", source="riskfm (random init)",
                   description="ECGFounder's Net1D structure at 1/8 width (128 features) for tests and CPU runs",
-                  default_kwargs={"width_multiplier": 0.125})
+                  default_kwargs={"width_multiplier": 0.125}, finetune_recipe=_ECGFOUNDER_RECIPE)
 def ecgfounder_tiny(**kwargs: Any):
     from riskfm.ecg.net1d import ECGFounderEncoder
 

@@ -36,6 +36,7 @@ class ReadECG(Step):
     """Read the recording (``item.data`` becomes an :class:`~riskfm.ecg.record.ECG` in mV)."""
 
     name = "read_ecg"
+    reads = True
 
     def __call__(self, item: Item) -> Item:
         """Read ``item.source``; reader errors name the file and the problem."""

@@ -122,9 +122,12 @@ def predict(fabric: Fabric, model: torch.nn.Module, loader: DataLoader, dataset)
     idx_parts, prob_parts = [], []
     targets = core.targets
     finish = getattr(dataset, "finish_batch", None)
+    # Each batch is dropped (its probabilities copied out) before the next is windowed, so
+    # one window buffer serves every batch: no fresh 16 MB a patient to page in on a CPU.
+    workspace: dict = {}
     for batch in loader:
         if finish is not None:
-            batch = finish(batch)
+            batch = finish(batch, workspace=workspace)
         outputs = model(batch)
         probs = {}
         for h in core.heads:

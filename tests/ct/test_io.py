@@ -392,6 +392,8 @@ def test_missing_path_and_empty_folders(tmp_path):
     with pytest.raises(FileNotFoundError) as excinfo:
         read_ct(missing)
     assert isinstance(excinfo.value, CTReadError) and str(missing) in str(excinfo.value)
+    # the message a user reads, not OSError's "[Errno None] None: '<path>'"
+    assert str(excinfo.value) == f"{missing}: no such file or folder"
 
     empty = tmp_path / "empty"
     empty.mkdir()

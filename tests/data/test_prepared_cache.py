@@ -214,6 +214,25 @@ def test_windows_computed_on_the_batch_equal_those_of_each_sample(cohort_dir, tm
         RiskDataset(cohort, prepared, clinical=None, ct_windows="gpu")
 
 
+def test_a_reused_window_buffer_gives_each_batch_its_own_values(cohort_dir, tmp_path):
+    # prediction windows every batch into one buffer: a smaller last batch and an absent CT must
+    # still get exactly their own values, never the previous batch's leftovers
+    cohort = _cohort(cohort_dir)
+    cohort.df.loc[7, "ct_path"] = ""
+    prepared = prepare_cohort(cohort, ct_spec=CT, n_workers=1, cache_dir=tmp_path / "c")
+    ds = RiskDataset(cohort, prepared, clinical=None, ct_windows="batch")
+    workspace: dict = {}
+    first = ds.finish_batch(collate_samples([ds[i] for i in range(6)]), workspace=workspace)
+    kept = first["ct"].clone()
+    buffer = workspace["ct"]
+    last = ds.finish_batch(collate_samples([ds[i] for i in range(6, 9)]), workspace=workspace)
+    assert workspace["ct"] is buffer and last["ct"].data_ptr() == buffer.data_ptr()  # no new allocation
+    fresh = ds.finish_batch(collate_samples([ds[i] for i in range(6, 9)]))
+    assert last["ct"].shape == fresh["ct"].shape == (3, *kept.shape[1:])
+    assert torch.equal(last["ct"], fresh["ct"]) and not last["ct"][1].any()  # row 1 is patient 7: absent
+    assert not torch.equal(first["ct"][:3], kept[:3])  # the buffer was overwritten, as documented
+
+
 def test_a_fill_that_cannot_fit_is_refused_before_writing(cohort_dir, tmp_path, monkeypatch):
     import collections
 
