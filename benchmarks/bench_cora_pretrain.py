@@ -277,12 +277,13 @@ def main() -> None:
     torch.set_num_threads(1)
     from riskfm.ct.cases import cases_from_manifest
     from riskfm.ct.finetune import plaque_targets
-    from riskfm.ct.pretrain import PretrainConfig, pretrain_cora
+    from riskfm.ct.pretrain import PretrainConfig
     from riskfm.ct.synthesis import SynthesisConfig
     from riskfm.data.splits import split_indices
     from riskfm.recipes.cora_common import load_cases
     from riskfm.recipes.cora_plaque import run_plaque_characterisation
     from riskfm.synthetic import make_cohort
+    from riskfm.train.tasks.cora_pretrain import pretrain_cora
 
     t_start = time.perf_counter()
     cpu_start = time.process_time()

@@ -30,8 +30,8 @@ if TYPE_CHECKING:  # heavy modules (torch, readers) load only when a run is trai
 
     from riskfm.explain.run import ExplainRunResult
     from riskfm.train.config import RunConfig
+    from riskfm.train.engine import EngineResult
     from riskfm.train.run import LoadedRunModel
-    from riskfm.train.trainer import FitResult
 
 __all__ = ["Run", "load_run", "train"]
 
@@ -45,14 +45,14 @@ class Run:
     ----------
     out_dir : str or path
         The ``out`` folder of a finished ``riskfm train`` (it holds ``model.pt``).
-    fit : FitResult, optional
+    fit : EngineResult, optional
         The training history, when the run was trained in this process (:func:`train`).
 
     Attributes
     ----------
     out_dir : Path
         Absolute path of the run folder.
-    fit : FitResult or None
+    fit : EngineResult or None
         Best epoch, its validation AUROC and the per-epoch history (None for a loaded run; the
         history is in ``out_dir/history.csv``).
 
@@ -62,7 +62,7 @@ class Run:
         ``out_dir`` is not a finished run folder (no ``model.pt``).
     """
 
-    def __init__(self, out_dir: str | os.PathLike, *, fit: FitResult | None = None) -> None:
+    def __init__(self, out_dir: str | os.PathLike, *, fit: EngineResult | None = None) -> None:
         self.out_dir = Path(out_dir).expanduser().absolute()  # the handle survives a change of directory
         if not (self.out_dir / "model.pt").is_file():
             what = "does not exist" if not self.out_dir.exists() else "has no model.pt"

@@ -43,8 +43,9 @@ def cohort(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def checkpoint(cohort, tmp_path_factory):
-    from riskfm.ct.pretrain import PretrainConfig, pretrain_cora
+    from riskfm.ct.pretrain import PretrainConfig
     from riskfm.ct.synthesis import SynthesisConfig
+    from riskfm.train.tasks.cora_pretrain import pretrain_cora
 
     cfg = PretrainConfig(width=4, patch_size=(16, 16, 16), spacing=(3.4, 3.0, 3.0), steps=1, batch_size=1,
                          synthesis=SynthesisConfig(patch_size=(16, 16, 16)))
@@ -127,7 +128,7 @@ def test_library_training_bars_honour_their_flag(capsys):
     import numpy as np
     import torch
 
-    from riskfm.ct.finetune import fit_steps
+    from riskfm.train.tasks.sampled import SampledBatchTask, fit_sampled
 
     module = torch.nn.Linear(3, 1)
 
@@ -135,13 +136,17 @@ def test_library_training_bars_honour_their_flag(capsys):
         x = torch.from_numpy(rng.normal(size=(4, 3)).astype(np.float32))
         return x, x.sum(dim=1, keepdim=True)
 
-    fit_steps(module, torch.nn.functional.mse_loss, batches, 12, desc="fitting a line")
+    def fit_line(**kw):
+        fit_sampled(SampledBatchTask("cora-plaque", module, torch.nn.functional.mse_loss, batches), 12,
+                    desc="fitting a line", **kw)
+
+    fit_line()
     err = capsys.readouterr().err
     assert "fitting a line" in err and "12/12" in err and "loss=" in err
-    fit_steps(module, torch.nn.functional.mse_loss, batches, 12, desc="fitting a line", progress=False)
+    fit_line(progress=False)
     assert capsys.readouterr().err == ""
     set_quiet(True)
-    fit_steps(module, torch.nn.functional.mse_loss, batches, 12, desc="fitting a line")
+    fit_line()
     assert capsys.readouterr().err == ""
 
 

@@ -103,8 +103,9 @@ def pretrain_ct(
     seed: int = 0,
 ) -> None:
     """Pretrain CORA on unlabelled CTs by segmenting synthetic plaques (Tversky + focal loss)."""
-    from riskfm.ct.pretrain import PretrainConfig, pretrain_cora
+    from riskfm.ct.pretrain import PretrainConfig
     from riskfm.ct.synthesis import SynthesisConfig
+    from riskfm.train.tasks.cora_pretrain import pretrain_cora
 
     patch_size = _triple(patch, "patch", int)
     cfg = PretrainConfig(width=width, patch_size=patch_size, spacing=_triple(spacing, "spacing"), steps=steps,
@@ -118,7 +119,8 @@ def pretrain_ct(
         res = pretrain_cora(source, out, cfg, resume=resume)
     except CheckpointError as exc:
         if resume and "last.ckpt" in str(exc):
-            raise CheckpointError(f"{exc}; delete it, or pass --no-resume, to start over") from exc
+            raise type(exc)(str(exc).replace("pass resume=False (riskfm pretrain-ct --no-resume)",
+                                             "pass --no-resume")) from exc
         raise
     if res.history:
         first, last = res.loss_drop()

@@ -3,9 +3,10 @@
 Arrays are float32 ``[Z, Y, X]`` in HU with spacing ``(z, y, x)`` in mm; the affine maps array
 indices ``(z, y, x, 1)`` to patient LPS mm (see :mod:`riskfm.ct.volume`).
 
-CORA (docs/cora.md): :class:`CoraResUNet` (the 3D residual U-Net encoder), its synthesis-driven
-pretraining (:func:`pretrain_cora`, :class:`PretrainConfig`, :func:`load_pretrained`,
-:func:`abnormality_map`), the plaque classifier of the fine-tunes (:class:`PlaqueClassifier`) and
+CORA (docs/cora.md): :class:`CoraResUNet` (the 3D residual U-Net encoder), what its
+synthesis-driven pretraining needs (:class:`PretrainConfig`, :func:`load_pretrained`,
+:func:`abnormality_map`; the run itself, like every training, is on riskfm.train's engine:
+:func:`riskfm.train.tasks.cora_pretrain.pretrain_cora`), the plaque classifier of the fine-tunes (:class:`PlaqueClassifier`) and
 sliding-window inference (:func:`sliding_window_predict`). They import torch, so they load on
 first use: ``import riskfm.ct`` stays light.
 """
@@ -20,7 +21,6 @@ _LAZY = {
     "CoraResUNet": "riskfm.ct.cora",
     "cora_input_spec": "riskfm.ct.cora",
     "PretrainConfig": "riskfm.ct.pretrain",
-    "pretrain_cora": "riskfm.ct.pretrain",
     "load_pretrained": "riskfm.ct.pretrain",
     "abnormality_map": "riskfm.ct.pretrain",
     "PlaqueClassifier": "riskfm.ct.finetune",

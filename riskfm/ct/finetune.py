@@ -1,22 +1,18 @@
-"""Fine-tuning CORA for its downstream tasks: models, batch samplers and one Fabric training loop.
+"""Fine-tuning CORA for its downstream tasks: models and batch samplers (trained by riskfm.train's engine).
 
 * :class:`PlaqueClassifier` - pretrained encoder + pooling of the bottleneck (average, max or both,
   :func:`pool_features`) + linear head (multi-label: calcified, non-calcified plaque present), on
   whole volumes;
 * :class:`DensePatchSampler` - random training patches of (windowed CT, target mask) with a
   share of patches centred on target voxels (lesions are sparse);
-* :func:`fit_steps` - AdamW + cosine decay for a fixed number of steps on Lightning Fabric;
+* training: :class:`riskfm.train.tasks.sampled.SampledBatchTask` on the engine
+  (:func:`riskfm.train.tasks.sampled.fit_sampled`);
 * :func:`predict_dense` - whole-volume probability by Gaussian-blended sliding windows;
-* :class:`StepProgress` - the progress bar of a training loop (steps, time left, current loss) on
-  stderr, silenced by ``riskfm --quiet`` / ``RISKFM_QUIET=1`` (:mod:`riskfm.progress`).
 """
 
 from __future__ import annotations
 
-import math
-import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -28,8 +24,8 @@ from riskfm.ct.preprocess import crop_or_pad, window_channels
 from riskfm.ct.sliding import sliding_window_predict
 from riskfm.progress import progress as progress_bar
 
-__all__ = ["HEAD_INITS", "POOLS", "SCALES", "DensePatchSampler", "FitResult", "PlaqueClassifier", "StepProgress",
-           "fit_steps", "plaque_targets", "pool_features", "predict_dense", "volume_input"]
+__all__ = ["HEAD_INITS", "POOLS", "SCALES", "DensePatchSampler", "PlaqueClassifier",
+           "plaque_targets", "pool_features", "predict_dense", "volume_input"]
 
 PLAQUE_TARGETS: tuple[str, ...] = ("plaque_calcified", "plaque_noncalcified")
 
@@ -300,153 +296,6 @@ class DensePatchSampler:
             xs.append(crop_or_pad(self.images[i], self.patch, fill=0.0, center=centre))
             ys.append(crop_or_pad(self.targets[i], self.patch, fill=0.0, center=centre)[None])
         return torch.from_numpy(np.stack(xs)), torch.from_numpy(np.stack(ys))
-
-
-class StepProgress:
-    """Progress of a training loop on stderr: steps done, rate, time left, and the loss in the postfix.
-
-    A ``tqdm`` bar from :func:`riskfm.progress.progress` (silent under ``riskfm --quiet`` /
-    ``RISKFM_QUIET=1``), kept on screen when done so a log shows the final loss and duration.
-    The loss in the postfix is updated every ``every`` steps (and at the first and last), not at
-    every step.
-
-    Parameters
-    ----------
-    total : int
-        Steps of the whole run.
-    desc : str
-        What is being trained, e.g. ``"pretraining CORA"``.
-    initial : int
-        Steps already done (a resumed run).
-    enabled : bool
-        False gives a bar that does nothing (e.g. on ranks other than 0).
-    every : int
-        Steps between updates of the loss shown.
-
-    >>> with StepProgress(100, desc="fine-tuning") as bar:                     # doctest: +SKIP
-    ...     for step in range(1, 101):
-    ...         bar.step(step, loss)
-    """
-
-    def __init__(self, total: int, *, desc: str, initial: int = 0, enabled: bool = True, every: int = 5) -> None:
-        from riskfm.progress import progress
-
-        self.total = int(total)
-        self.every = max(1, int(every))
-        self.bar = None
-        if enabled and self.total > initial:
-            self.bar = progress(total=self.total, initial=int(initial), desc=desc, unit="step", leave=True)
-            if self.bar.disable:  # quiet: skip the postfix formatting too
-                self.bar = None
-
-    def step(self, step: int, loss: float) -> None:
-        """Record that optimizer step ``step`` (1-based) finished with ``loss``."""
-        if self.bar is None:
-            return
-        if step % self.every == 0 or step == 1 or step >= self.total:
-            self.bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
-        self.bar.update(1)
-
-    def close(self) -> None:
-        """Close the bar (it stays on screen); safe to call twice."""
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
-
-    def __enter__(self) -> StepProgress:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-@dataclass
-class FitResult:
-    """``history``: one dict per step (step, loss); ``seconds``: wall time."""
-
-    history: list[dict]
-    seconds: float
-
-    def losses(self) -> np.ndarray:
-        """Return the loss of every step, ``[n_steps]``."""
-        return np.array([h["loss"] for h in self.history])
-
-
-def fit_steps(
-    module: nn.Module,
-    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
-    batches: Callable[[np.random.Generator], tuple[torch.Tensor, torch.Tensor]],
-    steps: int,
-    *,
-    lr: float = 1e-3,
-    encoder_lr: float | None = None,
-    encoder: nn.Module | None = None,
-    weight_decay: float = 1e-5,
-    seed: int = 0,
-    accelerator: str = "cpu",
-    precision: str = "32-true",
-    grad_clip: float | None = 12.0,
-    desc: str = "fine-tuning",
-    progress: bool = True,
-) -> FitResult:
-    """Train ``module`` for ``steps`` AdamW steps (cosine decay) on Lightning Fabric.
-
-    Parameters
-    ----------
-    module : nn.Module
-        ``module(x)`` gives what ``loss_fn(output, y)`` takes.
-    loss_fn : callable
-    batches : callable
-        ``rng -> (x, y)``; drawn from one generator seeded with ``seed`` (reproducible runs).
-    steps : int
-    lr : float
-        Learning rate of everything not in ``encoder``.
-    encoder_lr, encoder
-        A separate (usually smaller) learning rate for the pretrained encoder's parameters.
-    desc : str
-        What the progress bar calls the run (default ``"fine-tuning"``).
-    progress : bool
-        Show a progress bar of the steps with the current loss on stderr (:class:`StepProgress`;
-        silent anyway under ``riskfm --quiet`` / ``RISKFM_QUIET=1``).
-
-    Returns
-    -------
-    FitResult
-        The loss of every step and the wall time; ``module`` is trained in place and left in eval mode.
-    """
-    from lightning_fabric import Fabric
-
-    t0 = time.perf_counter()
-    fabric = Fabric(accelerator=accelerator, devices=1, precision=precision)
-    fabric.seed_everything(seed, verbose=False)
-    if encoder is not None and encoder_lr is not None:
-        enc_ids = {id(p) for p in encoder.parameters()}
-        groups = [{"params": [p for p in module.parameters() if id(p) in enc_ids], "lr": encoder_lr},
-                  {"params": [p for p in module.parameters() if id(p) not in enc_ids], "lr": lr}]
-    else:
-        groups = [{"params": list(module.parameters()), "lr": lr}]
-    optimizer = torch.optim.AdamW(groups, weight_decay=weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: 0.5 * (1.0 + math.cos(math.pi * min(1.0, s / max(1, steps)))))
-    wrapped, optimizer = fabric.setup(module, optimizer)
-    rng = np.random.default_rng(seed)
-    history = []
-    wrapped.train()
-    with StepProgress(int(steps), desc=desc, enabled=progress) as bar:
-        for step in range(1, int(steps) + 1):
-            x, y = batches(rng)
-            x, y = fabric.to_device((x, y))
-            loss = loss_fn(wrapped(x), y)
-            optimizer.zero_grad(set_to_none=True)
-            fabric.backward(loss)
-            if grad_clip:
-                fabric.clip_gradients(wrapped, optimizer, max_norm=grad_clip)
-            optimizer.step()
-            scheduler.step()
-            history.append({"step": step, "loss": float(loss.detach())})
-            bar.step(step, history[-1]["loss"])
-    module.eval()
-    return FitResult(history, time.perf_counter() - t0)
 
 
 class DenseOutput(nn.Module):

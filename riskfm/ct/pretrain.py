@@ -1,4 +1,7 @@
-"""Synthesis-driven pretraining of CORA (seed 001) on Lightning Fabric, and zero-shot abnormality maps.
+"""Synthesis-driven pretraining of CORA (seed 001): its data, loss and settings; zero-shot abnormality maps.
+
+The training run is :func:`riskfm.train.tasks.cora_pretrain.pretrain_cora` (the engine's
+:class:`~riskfm.train.tasks.cora_pretrain.CoraPretrainTask`); this module holds what it trains on.
 
 Pretraining is self-supervised segmentation: the lesion-synthesis engine inserts plaques into
 artery-centred patches of unlabelled CTs and the network learns to segment them, with loss
@@ -15,7 +18,7 @@ body); the run's ``volumes.csv`` records which rule each CT used.
 
 Distributed runs
 ----------------
-The loop runs on Fabric: one process on a laptop CPU, or ``torchrun --nproc_per_node N`` /
+The engine runs on Fabric: one process on a laptop CPU, or ``torchrun --nproc_per_node N`` /
 several nodes (DDP). Sample ``k`` of the run is a pure function of ``(seed, k)``, and the sampler
 gives each process a disjoint share of the ``k``; resuming after a crash continues with the next
 unseen ``k``. Checkpoints are atomic (``checkpoints/last.ckpt``, every ``checkpoint_every`` steps),
@@ -33,10 +36,8 @@ from __future__ import annotations
 
 import json
 import logging
-import math
-import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,29 +45,25 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
-from riskfm.ct.cases import CTCase, find_cases, load_case
+from riskfm.ct.cases import CTCase, load_case
 from riskfm.ct.cora import CoraResUNet, cora_input_spec
-from riskfm.ct.finetune import DenseOutput, StepProgress
 from riskfm.ct.preprocess import CORA_SPACING
 from riskfm.ct.sliding import predict_volume
 from riskfm.ct.synthesis import LesionSynthesisEngine, SynthesisConfig, candidate_voxels, vessel_candidates
 from riskfm.ct.volume import CTVolume
-from riskfm.progress import progress as progress_bar
 
 log = logging.getLogger(__name__)
 
 __all__ = [
     "CoraLoss",
     "PretrainConfig",
-    "PretrainResult",
     "PretrainVolume",
     "SynthesisPatchDataset",
     "abnormality_map",
     "load_pretrained",
     "prepare_volume",
-    "pretrain_cora",
 ]
 
 
@@ -237,7 +234,7 @@ class SynthesisPatchDataset(Dataset):
         return torch.from_numpy(patch.image), torch.from_numpy(patch.mask[None].astype(np.float32))
 
 
-# ------------------------------------------------------------------------------ the loop
+# ----------------------------------------------------------------------------- settings
 @dataclass
 class PretrainConfig:
     """Pretraining settings.
@@ -300,167 +297,6 @@ class PretrainConfig:
         out = asdict(self)
         out["synthesis"] = {k: (list(v) if isinstance(v, tuple) else v) for k, v in out["synthesis"].items()}
         return json.loads(json.dumps(out, default=list))
-
-
-@dataclass
-class PretrainResult:
-    """What a pretraining run produced: ``checkpoint`` (final weights), ``history`` (step, loss)."""
-
-    out_dir: Path
-    checkpoint: Path
-    history: list[dict]
-    seconds: float
-    volumes: list[dict]
-
-    def loss_drop(self, fraction: float = 0.2) -> tuple[float, float]:
-        """Return the mean loss over the first and the last ``fraction`` of the steps."""
-        losses = np.array([h["loss"] for h in self.history])
-        n = max(1, int(len(losses) * fraction))
-        return float(losses[:n].mean()), float(losses[-n:].mean())
-
-
-def _schedule(step: int, cfg: PretrainConfig) -> float:
-    if step < cfg.warmup_steps:
-        return (step + 1) / cfg.warmup_steps
-    progress = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
-    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
-
-
-def _final_payload(net: CoraResUNet, cfg: PretrainConfig, step: int) -> dict:
-    return {"model": net.state_dict(), "step": step,
-            "config": {"encoder": "cora-resunet", "width": cfg.width, "spacing": list(cfg.spacing),
-                       "patch_size": list(cfg.patch_size), "windows": [list(w) for w in net.input_spec.windows],
-                       "pretrain": cfg.to_dict()}}
-
-
-def pretrain_cora(
-    source: str | Path | Sequence[CTCase | PretrainVolume],
-    out_dir: str | Path,
-    config: PretrainConfig | None = None,
-    *,
-    resume: bool = True,
-    preload: bool = True,
-    progress: Callable[[int, float], None] | None = None,
-    show_progress: bool = True,
-) -> PretrainResult:
-    """Pretrain CORA by synthetic-lesion segmentation.
-
-    Parameters
-    ----------
-    source : path or sequence
-        A manifest (CSV / Parquet with ``ct_path``), a folder of CTs, or prepared cases / volumes.
-    out_dir : path
-        Output folder: ``cora_pretrained.pt``, ``checkpoints/last.ckpt``, ``history.csv``,
-        ``volumes.csv`` and ``config.json``.
-    config : PretrainConfig, optional
-    resume : bool
-        Continue from ``checkpoints/last.ckpt`` when it exists.
-    preload : bool
-        Prepare every volume once up front (small archives); False streams them through a
-        per-worker cache.
-    progress : callable, optional
-        Called as ``progress(step, loss)`` after every optimizer step (rank 0).
-    show_progress : bool
-        Progress bars on stderr (rank 0): reading the CTs, then the steps with the current loss
-        (silent anyway under ``riskfm --quiet`` / ``RISKFM_QUIET=1``).
-
-    Returns
-    -------
-    PretrainResult
-    """
-    from lightning_fabric import Fabric
-
-    from riskfm.train.checkpoint import load_checkpoint, save_atomic
-
-    cfg = config if config is not None else PretrainConfig()
-    t0 = time.perf_counter()
-    out = Path(out_dir)
-    ckpt_dir = out / "checkpoints"
-    items = find_cases(source) if isinstance(source, str | Path) else list(source)
-    if preload:
-        to_read = sum(not isinstance(v, PretrainVolume) for v in items)
-        with progress_bar(total=to_read, enabled=show_progress, desc=f"reading {to_read} CTs", unit="CT") as bar:
-            prepared = []
-            for v in items:
-                if not isinstance(v, PretrainVolume):
-                    v = prepare_volume(v, cfg.spacing, cfg.patch_size)
-                    bar.update(1)
-                prepared.append(v)
-        items = prepared
-    volumes_info = [{"patient_id": v.patient_id, "mask_source": v.mask_source, "shape": list(v.hu.shape),
-                     "n_candidates": int(len(v.candidates))} for v in items if isinstance(v, PretrainVolume)]
-
-    fabric = Fabric(accelerator=cfg.accelerator, devices=cfg.devices, strategy=cfg.strategy,
-                    num_nodes=cfg.num_nodes, precision=cfg.precision)
-    fabric.launch()
-    fabric.seed_everything(cfg.seed, verbose=False)
-    net = CoraResUNet(width=cfg.width, input_spec=cora_input_spec(cfg.spacing, cfg.patch_size))
-    optimizer = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: _schedule(s, cfg))
-    start, history = 0, []
-    last = ckpt_dir / "last.ckpt"
-    if resume and last.is_file():
-        state = load_checkpoint(last)
-        net.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        start, history = int(state["step"]), list(state["history"])
-        fabric.print(f"resuming pretraining from {last} at step {start}")
-    wrapped, optimizer = fabric.setup(DenseOutput(net), optimizer)
-    loss_fn = CoraLoss()
-
-    per_step = cfg.batch_size * fabric.world_size
-    engine = LesionSynthesisEngine(SynthesisConfig(**{**asdict(cfg.synthesis), "patch_size": cfg.patch_size}))
-    dataset = SynthesisPatchDataset(items, engine, max(0, cfg.steps - start) * per_step, cfg.seed,
-                                    offset=start * per_step, spacing=cfg.spacing,
-                                    patches_per_volume=cfg.patches_per_volume)
-    loader = fabric.setup_dataloaders(DataLoader(dataset, batch_size=cfg.batch_size, shuffle=False,
-                                                 num_workers=cfg.num_workers,
-                                                 persistent_workers=cfg.num_workers > 0))
-
-    def save(step: int) -> None:
-        if fabric.is_global_zero:
-            save_atomic({"model": net.state_dict(), "optimizer": optimizer.state_dict(),
-                         "scheduler": scheduler.state_dict(), "step": step, "history": history,
-                         "config": cfg.to_dict()}, last)
-        fabric.barrier()
-
-    step = start
-    wrapped.train()
-    bar = StepProgress(cfg.steps, desc="pretraining CORA", initial=start,
-                       enabled=show_progress and fabric.is_global_zero)
-    try:
-        for image, mask in loader:
-            logits = wrapped(image)
-            loss = loss_fn(logits, mask)
-            optimizer.zero_grad(set_to_none=True)
-            fabric.backward(loss)
-            if cfg.grad_clip:
-                fabric.clip_gradients(wrapped, optimizer, max_norm=cfg.grad_clip)
-            optimizer.step()
-            scheduler.step()
-            step += 1
-            value = float(fabric.all_reduce(loss.detach(), reduce_op="mean"))
-            history.append({"step": step, "loss": value, "lr": optimizer.param_groups[0]["lr"],
-                            "lesion_fraction": float(mask.mean())})
-            if progress is not None and fabric.is_global_zero:
-                progress(step, value)
-            bar.step(step, value)
-            if step % cfg.checkpoint_every == 0 and step < cfg.steps:
-                save(step)
-    finally:
-        bar.close()
-    save(step)
-    final = out / "cora_pretrained.pt"
-    if fabric.is_global_zero:
-        save_atomic(_final_payload(net, cfg, step), final)
-        import pandas as pd
-
-        pd.DataFrame(history).to_csv(out / "history.csv", index=False)
-        pd.DataFrame(volumes_info).to_csv(out / "volumes.csv", index=False)
-        (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
-    fabric.barrier()
-    return PretrainResult(out, final, history, time.perf_counter() - t0, volumes_info)
 
 
 # -------------------------------------------------------------------------- using the weights
@@ -529,7 +365,7 @@ def abnormality_map_of_file(
     ct : str or path
         The CT (HU).
     checkpoint : str or path
-        A CORA pretraining checkpoint (:func:`pretrain_cora`'s ``cora_pretrained.pt``).
+        A CORA pretraining checkpoint (``cora_pretrained.pt`` of :func:`riskfm.train.tasks.cora_pretrain.pretrain_cora`).
     out : str or path, optional
         Output NIfTI of the probability map.
     overlap : float

@@ -19,9 +19,11 @@ import pandas as pd
 
 from riskfm.ct.cases import CTCase, LoadedCase, find_cases, load_case
 from riskfm.ct.cora import CoraResUNet, cora_input_spec
-from riskfm.ct.finetune import DenseOutput, DensePatchSampler, FitResult, fit_steps
+from riskfm.ct.finetune import DenseOutput, DensePatchSampler
 from riskfm.progress import progress as progress_bar
 from riskfm.recipes.result import jsonable
+from riskfm.train.engine import EngineResult
+from riskfm.train.tasks.sampled import SampledBatchTask, fit_sampled
 
 __all__ = ["DEFAULT_SPACING", "DenseTaskOptions", "build_network", "evaluate_cases", "fine_tune_dense",
            "load_cases", "write_json", "write_outputs"]
@@ -156,7 +158,8 @@ def fine_tune_dense(
     foreground_prob: float | None = None,
     desc: str = "fine-tuning CORA",
     progress: bool = True,
-) -> tuple[CoraResUNet, FitResult]:
+    checkpoint_dir: str | Path | None = None,
+) -> tuple[CoraResUNet, EngineResult]:
     """Build the network (:func:`build_network`) and fine-tune it on patches of the training cases.
 
     Parameters
@@ -182,21 +185,38 @@ def fine_tune_dense(
         Share of patches centred on the target (default: the sampler's).
     desc, progress
         Label of the training bar on stderr, and whether to show it.
+    checkpoint_dir : path, optional
+        Where ``checkpoints/last.ckpt`` is written every 100 steps: a killed run started again
+        with the same inputs resumes from it exactly (another run's checkpoint there is refused).
 
     Returns
     -------
     net : CoraResUNet
         The fine-tuned network (its input spec has the patch shape).
-    fit : FitResult
-        Loss history and timing.
+    fit : EngineResult
+        Loss and learning rate per step (``fit.steps``) and timing.
     """
     net = build_network(checkpoint, width=width or opts.width, spacing=opts.spacing or tuple(cases[0].vol.spacing),
                         shape=opts.patch, new_decoder=new_decoder)
     kwargs = {} if foreground_prob is None else {"foreground_prob": foreground_prob}
     sampler = DensePatchSampler([cases[i] for i in train_idx], target, opts.patch, net.input_spec.windows, **kwargs)
-    fit = fit_steps(DenseOutput(net), loss, lambda rng: sampler(rng, opts.batch_size), opts.steps, lr=opts.lr,
-                    seed=opts.seed, desc=desc, progress=progress)
+    config = {"task": "cora-dense", "target": target, "loss": type(loss).__name__,
+              "checkpoint": None if checkpoint is None else str(checkpoint), "width": net.width,
+              "new_decoder": new_decoder, "foreground_prob": foreground_prob,
+              "options": jsonable({f.name: getattr(opts, f.name) for f in fields(opts)}),
+              "train_cases": [cases[i].case.patient_id for i in train_idx]}
+    task = SampledBatchTask("cora-dense", DenseOutput(net), loss, lambda rng: sampler(rng, opts.batch_size),
+                            seed=opts.seed)
+    fit = fit_sampled(task, opts.steps, lr=opts.lr, seed=opts.seed, out_dir=checkpoint_dir, config=config,
+                      fingerprint=config_fingerprint(config), desc=desc, progress=progress)
     return net, fit
+
+
+def config_fingerprint(config: Mapping[str, Any]) -> str:
+    """Return 20 hex digits of SHA-256 over a JSON-able config (a fine-tune's identity in its checkpoints)."""
+    import hashlib
+
+    return hashlib.sha256(json.dumps(jsonable(config), sort_keys=True).encode()).hexdigest()[:20]
 
 
 def evaluate_cases(indices: Iterable[int], score: Callable[[int], dict], *, desc: str = "evaluating",

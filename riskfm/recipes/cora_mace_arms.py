@@ -290,7 +290,7 @@ def run_arm(plan: ArmPlan) -> ArmRun:
     result = run_training(plan.config)
     marker = {"arm": plan.name, "label": plan.label, "config": _identity(plan.config),
               "fingerprint": _fingerprint(plan.config), "best_epoch": int(result.fit.best_epoch),
-              "best_val_auroc": float(result.fit.best_val_auroc)}
+              "best_val_auroc": float(result.fit.best_metric)}
     from riskfm.recipes.result import jsonable
 
     (out / MARKER).write_text(json.dumps(jsonable(marker), indent=2) + "\n")

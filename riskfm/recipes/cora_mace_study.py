@@ -218,7 +218,7 @@ def _without_ct(run: Any) -> set[str]:
 
 def _check_one_process(run: Any) -> None:
     """Refuse a multi-process launch: the study trains its arms one after another in this process."""
-    from riskfm.train.trainer import launched_world
+    from riskfm.train.engine import launched_world
 
     t = run.train
     one_gpu_list = isinstance(t.devices, str) and len([d for d in t.devices.split(",") if d.strip()]) == 1

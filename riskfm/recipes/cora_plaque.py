@@ -36,15 +36,15 @@ from riskfm.ct.finetune import (
     POOLS,
     SCALES,
     PlaqueClassifier,
-    fit_steps,
     plaque_targets,
     volume_input,
 )
 from riskfm.data.splits import split_indices
 from riskfm.evaluate.run_metrics import metrics_from_predictions
 from riskfm.progress import progress as progress_bar
-from riskfm.recipes.cora_common import build_network, load_cases, write_outputs
+from riskfm.recipes.cora_common import build_network, config_fingerprint, load_cases, write_outputs
 from riskfm.recipes.result import RecipeResult
+from riskfm.train.tasks.sampled import SampledBatchTask, fit_sampled
 
 __all__ = ["run_plaque_characterisation"]
 
@@ -182,8 +182,14 @@ def run_plaque_characterisation(
 
     if head_init == "probe":
         model.init_head_from_probe(x_train, y_train.numpy(), progress=progress)
-    fit = fit_steps(model, loss, batches, steps, lr=lr, encoder=None if freeze_encoder else net,
-                    encoder_lr=encoder_lr, seed=seed, desc="fine-tuning CORA (plaque)", progress=progress)
+    config = {"task": "cora-plaque", "checkpoint": None if checkpoint is None else str(checkpoint),
+              "width": net.width, "pool": pool, "scales": scales, "freeze_encoder": bool(freeze_encoder),
+              "head_init": head_init, "steps": steps, "batch_size": batch_size, "lr": lr, "encoder_lr": encoder_lr,
+              "seed": seed, "input_shape": list(shape), "train_cases": [cases[i].case.patient_id for i in train_idx]}
+    task = SampledBatchTask("cora-plaque", model, loss, batches, seed=seed,
+                            encoder=None if freeze_encoder else net, encoder_lr=encoder_lr)
+    fit = fit_sampled(task, steps, lr=lr, seed=seed, out_dir=out, config=config,
+                      fingerprint=config_fingerprint(config), desc="fine-tuning CORA (plaque)", progress=progress)
     model.eval()
     # Score only the cases of the two parts: with a subsampled training set (label-efficiency runs)
     # the unused cases would cost a forward pass each for nothing.
@@ -212,6 +218,6 @@ def run_plaque_characterisation(
                "steps": steps, "head_init": head_init,
                "lr": lr, "encoder_lr": None if freeze_encoder else encoder_lr,
                "n_train": int(len(train_idx)), "n_test": int(len(test_idx)), "input_shape": list(shape)}
-    tables = {"predictions": predictions, "history": pd.DataFrame(fit.history)}
+    tables = {"predictions": predictions, "history": pd.DataFrame(fit.steps)}
     return RecipeResult("cora_plaque", metrics=metrics, tables=tables, files=write_outputs(out, metrics, tables),
                         extras={"model": model, "fit": fit, "train_indices": train_idx, "test_indices": test_idx})

@@ -48,12 +48,12 @@ def _cases(source, checkpoint, spacing, progress: bool = True) -> list[LoadedCas
 
 
 def _train_and_score(cases, train_idx, test_idx, checkpoint, opts: DenseTaskOptions, width=None,
-                     progress: bool = True, mask_dir: Path | None = None):
+                     progress: bool = True, mask_dir: Path | None = None, checkpoint_dir: Path | None = None):
     from monai.losses import DiceLoss
 
     net, fit = fine_tune_dense(cases, train_idx, "coronary", DiceLoss(sigmoid=True), checkpoint, opts, width=width,
                                new_decoder=True, foreground_prob=0.8, desc="fine-tuning CORA (segmentation)",
-                               progress=progress)
+                               progress=progress, checkpoint_dir=checkpoint_dir)
     windows = net.input_spec.windows
 
     def score(i: int) -> dict:
@@ -115,10 +115,10 @@ def run_artery_segmentation(
     cases = _cases(source, checkpoint, opts.spacing, progress)
     train_idx, test_idx = split_indices(len(cases), opts.test_fraction, opts.seed)
     per_case, fit = _train_and_score(cases, train_idx, test_idx, checkpoint, opts, progress=progress,
-                                     mask_dir=out / "masks")
+                                     mask_dir=out / "masks", checkpoint_dir=out)
     metrics = {**_summary(per_case), "pretrained": checkpoint is not None, "n_train": int(len(train_idx)),
                "n_test": int(len(test_idx)), "steps": opts.steps}
-    tables = {"per_case": per_case, "history": pd.DataFrame(fit.history)}
+    tables = {"per_case": per_case, "history": pd.DataFrame(fit.steps)}
     files = {**write_outputs(out, metrics, tables), "masks": out / "masks"}
     return RecipeResult("cora_segmentation", metrics=metrics, tables=tables, files=files, extras={"fit": fit})
 

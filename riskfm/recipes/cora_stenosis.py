@@ -86,7 +86,7 @@ def run_stenosis_detection(
         ``tp_pred``; ``target``, ``threshold``, ``min_overlap``, ``pretrained``, ``n_train``,
         ``n_test``, ``steps``); ``tables`` ``per_case`` (one row per test CT) and ``history`` (loss
         per step); ``files`` ``metrics``, ``per_case``, ``history``; ``extras`` ``fit``
-        (FitResult) and ``network`` (the fine-tuned CoraResUNet).
+        (EngineResult: ``fit.steps`` the loss per step) and ``network`` (the fine-tuned CoraResUNet).
     """
     out = Path(out_dir)
     opts = DenseTaskOptions.resolve(options, **overrides)
@@ -95,7 +95,7 @@ def run_stenosis_detection(
     target = stenosis_target(cases)
     train_idx, test_idx = split_indices(len(cases), opts.test_fraction, opts.seed)
     net, fit = fine_tune_dense(cases, train_idx, target, CoraLoss(), checkpoint, opts,
-                               desc="fine-tuning CORA (stenosis)", progress=progress)
+                               desc="fine-tuning CORA (stenosis)", progress=progress, checkpoint_dir=out)
 
     scored: list[LesionScores] = []
 
@@ -109,6 +109,6 @@ def run_stenosis_detection(
     metrics = {**total.to_dict(), "target": target, "threshold": opts.threshold, "min_overlap": min_overlap,
                "pretrained": checkpoint is not None, "n_train": int(len(train_idx)),
                "n_test": int(len(test_idx)), "steps": opts.steps}
-    tables = {"per_case": pd.DataFrame(rows), "history": pd.DataFrame(fit.history)}
+    tables = {"per_case": pd.DataFrame(rows), "history": pd.DataFrame(fit.steps)}
     return RecipeResult("cora_stenosis", metrics=metrics, tables=tables, files=write_outputs(out, metrics, tables),
                         extras={"fit": fit, "network": net})

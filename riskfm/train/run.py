@@ -43,8 +43,15 @@ from riskfm.models.heads import build_head
 from riskfm.models.risk_model import RiskModel, encoder_input_key
 from riskfm.train.checkpoint import load_checkpoint, save_atomic
 from riskfm.train.config import RunConfig, dump_config, parse_config
-from riskfm.train.run_folder import RunLock, check_fingerprint, run_fingerprint, write_fingerprint
-from riskfm.train.trainer import FitResult, data_loader, fit, make_fabric, predict, resolve_num_workers
+from riskfm.train.engine import EngineResult, fit, make_fabric
+from riskfm.train.run_folder import (
+    RunLock,
+    check_fingerprint,
+    fingerprint_id,
+    run_fingerprint,
+    write_fingerprint,
+)
+from riskfm.train.trainer import data_loader, predict, resolve_num_workers
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +68,7 @@ class RunResult:
         Long format: ``patient_id, split, target, y_true, y_prob, site, time_to_event_days, event``.
     metrics : dict
         ``metrics.json``: ``{split: {target: {...}}}`` (empty on ranks other than 0).
-    fit : FitResult
+    fit : EngineResult
         Best epoch, its validation AUROC and the per-epoch history.
     cohort : Cohort
         The patients kept, with the exclusions and their reasons.
@@ -72,7 +79,7 @@ class RunResult:
     out_dir: Path
     predictions: pd.DataFrame
     metrics: dict
-    fit: FitResult
+    fit: EngineResult
     cohort: Cohort
     splits: dict[str, np.ndarray]
 
@@ -281,12 +288,12 @@ def run_training(cfg: RunConfig | dict) -> RunResult:
             lock.release()
             raise
     try:
-        return _run_locked(cfg, fabric, out, cohort)
+        return _run_locked(cfg, fabric, out, cohort, fingerprint_id(fingerprint) if rank0 else "")
     finally:
         lock.release()
 
 
-def _run_locked(cfg: RunConfig, fabric, out: Path, cohort: Cohort) -> RunResult:
+def _run_locked(cfg: RunConfig, fabric, out: Path, cohort: Cohort, fingerprint: str = "") -> RunResult:
     rank0 = fabric.is_global_zero
     if rank0 and cfg.data.clinical_columns is None and "clinical" in cfg.modalities:
         # Inferred clinical variables are shown, so a column taken by mistake is seen before a paper is.
@@ -317,8 +324,12 @@ def _run_locked(cfg: RunConfig, fabric, out: Path, cohort: Cohort) -> RunResult:
     encoder_lr = {m: cfg.encoders[m].lr for m in cfg.modalities if cfg.encoders[m].lr}
     encoder_opts = {m: {"weight_decay": cfg.encoders[m].weight_decay,
                         "layerwise_lr_decay": cfg.encoders[m].layerwise_lr_decay} for m in cfg.modalities}
-    result = fit(fabric, model, datasets["train"], datasets["val"], cfg.train, out, encoder_lr=encoder_lr,
-                 run_config=cfg.model_dump(mode="json"), encoder_opts=encoder_opts)
+    from riskfm.train.tasks.risk_model import RiskModelTask, engine_config
+
+    task = RiskModelTask(model, datasets["train"], datasets["val"], cfg.train, encoder_lr=encoder_lr,
+                         encoder_opts=encoder_opts)
+    result = fit(task, engine_config(cfg.train), out, fabric=fabric, config=cfg.model_dump(mode="json"),
+                 fingerprint=fingerprint)
 
     frames = []
     for name, ds in datasets.items():
@@ -355,7 +366,7 @@ def evaluation_covariates(manifest: str | os.PathLike) -> pd.DataFrame | None:
 
 
 def write_run_outputs(cfg: RunConfig, out: Path, preds: pd.DataFrame, cohort: Cohort,
-                      splits: dict[str, np.ndarray], result: FitResult, model: RiskModel, tabular: Any) -> dict:
+                      splits: dict[str, np.ndarray], result: EngineResult, model: RiskModel, tabular: Any) -> dict:
     """Write a finished run's files (predictions, evaluation, cohort report, splits, history, model.pt).
 
     Returns
@@ -381,7 +392,7 @@ def write_run_outputs(cfg: RunConfig, out: Path, preds: pd.DataFrame, cohort: Co
                  "tabular": None if tabular is None else tabular.to_dict(),
                  "clinical_columns": list(cohort.clinical_columns), "targets": model.targets,
                  "clinical_types": dict(cohort.clinical_types),
-                 "best_epoch": result.best_epoch, "best_val_auroc": result.best_val_auroc}, out / "model.pt")
+                 "best_epoch": result.best_epoch, "best_val_auroc": result.best_metric}, out / "model.pt")
     return metrics
 
 

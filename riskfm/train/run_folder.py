@@ -114,6 +114,17 @@ def run_fingerprint(config: dict, manifest: str | os.PathLike, files: list[str])
     }
 
 
+def fingerprint_id(fingerprint: dict[str, Any]) -> str:
+    """Return 20 hex digits identifying a run (its fingerprint less the library versions, which may change on resume).
+
+    Stored in the run's checkpoint bundles, so a checkpoint copied into another run's folder is refused.
+    """
+    import hashlib
+
+    same = {k: v for k, v in fingerprint.items() if k != "versions"}
+    return hashlib.sha256(json.dumps(same, sort_keys=True, default=str).encode()).hexdigest()[:20]
+
+
 def _differences(old: dict, new: dict, prefix: str = "") -> list[str]:
     out = []
     for key in sorted(set(old) | set(new)):

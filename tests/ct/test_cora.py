@@ -232,10 +232,15 @@ def test_max_pooling_keeps_a_single_hot_position_that_averaging_dilutes():
 
 
 # ------------------------------------------------------------------ fine-tuning learning rates
-def test_fit_steps_gives_the_encoder_its_own_learning_rate():
+def test_fine_tuning_gives_the_encoder_its_own_learning_rate():
     # Standard fine-tuning of a pretrained encoder: a smaller encoder learning rate than the head's.
     # With encoder_lr 0 the encoder must not move at all while the head trains.
-    from riskfm.ct.finetune import PlaqueClassifier, fit_steps
+    from riskfm.ct.finetune import PlaqueClassifier
+    from riskfm.train.tasks.sampled import SampledBatchTask, fit_sampled
+
+    def fit_steps(model, loss, draw, steps, lr, encoder=None, encoder_lr=None):
+        task = SampledBatchTask("cora-plaque", model, loss, draw, encoder=encoder, encoder_lr=encoder_lr)
+        return fit_sampled(task, steps, lr=lr, progress=False)
 
     net = _small(width=2)
     model = PlaqueClassifier(net, n_labels=2, pool="max")
@@ -243,7 +248,7 @@ def test_fit_steps_gives_the_encoder_its_own_learning_rate():
     head_before = model.head.weight.detach().clone()
     x, y = torch.rand(4, 4, 16, 16, 16), torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [0.0, 0.0]])
     fit = fit_steps(model, nn.BCEWithLogitsLoss(), lambda rng: (x, y), 3, lr=1e-2, encoder=net, encoder_lr=0.0)
-    assert len(fit.history) == 3
+    assert len(fit.steps) == 3
     assert all(torch.equal(a, b) for a, b in zip(enc_before, net.parameters()))
     assert not torch.equal(head_before, model.head.weight)
     # Without a separate encoder rate every parameter trains at ``lr``.

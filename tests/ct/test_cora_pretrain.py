@@ -16,11 +16,11 @@ from riskfm.ct.pretrain import (
     abnormality_map,
     load_pretrained,
     prepare_volume,
-    pretrain_cora,
 )
 from riskfm.ct.sliding import predict_volume, sliding_window_predict
 from riskfm.ct.synthesis import LesionSynthesisEngine, SynthesisConfig
 from riskfm.encoders import create_encoder
+from riskfm.train.tasks.cora_pretrain import pretrain_cora
 
 
 def test_loss_is_tversky_alpha_01_beta_09_plus_focal_gamma_4():

@@ -11,8 +11,9 @@ from sklearn.metrics import roc_auc_score
 from typer.testing import CliRunner
 
 from riskfm.ct.cases import cases_from_folder, cases_from_manifest, companion_masks, load_case
-from riskfm.ct.pretrain import PretrainConfig, pretrain_cora
+from riskfm.ct.pretrain import PretrainConfig
 from riskfm.ct.synthesis import SynthesisConfig
+from riskfm.train.tasks.cora_pretrain import pretrain_cora
 
 SPACING = (3.4, 3.0, 3.0)
 
@@ -75,7 +76,7 @@ def test_plaque_characterisation_reports_auroc_with_cis(cohort, checkpoint, tmp_
             assert lo <= hi
         else:
             assert m["auroc"]["value"] is None and "event" in m["not_estimable"]
-    assert len(res.extras["fit"].history) == 2
+    assert len(res.extras["fit"].steps) == 2
     # The default head is the whole-volume one of docs/ct.md (max pooling of all four stages,
     # started as a linear probe), and a pretrained encoder fine-tunes at a tenth of the head's
     # rate; all recorded with the run.
@@ -194,7 +195,7 @@ def test_probe_head_init_leaves_the_pretrained_encoder_untouched(cohort, checkpo
 
     res = run_plaque_characterisation(cohort.manifest_path, tmp_path, checkpoint=checkpoint, steps=0,
                                       batch_size=2, test_fraction=0.5, n_boot=20)
-    assert len(res.extras["fit"].history) == 0 and res.extras["model"].norm_fixed
+    assert len(res.extras["fit"].steps) == 0 and res.extras["model"].norm_fixed
     reference = load_pretrained(checkpoint).state_dict()
     assert all(torch.equal(v, reference[k]) for k, v in res.extras["model"].encoder.state_dict().items())
     assert res.tables["predictions"]["y_prob"].between(0, 1).all()
@@ -205,6 +206,6 @@ def test_probe_head_init_leaves_the_pretrained_encoder_untouched(cohort, checkpo
     # With the standardisation fixed by the probe, batches of one volume train; a random head cannot.
     one = run_plaque_characterisation(cohort.manifest_path, tmp_path / "one", checkpoint=checkpoint, steps=1,
                                       batch_size=1, test_fraction=0.5, n_boot=20)
-    assert len(one.extras["fit"].history) == 1
+    assert len(one.extras["fit"].steps) == 1
     with pytest.raises(ValueError, match="batch_size must be >= 2"):
         run_plaque_characterisation(cohort.manifest_path, tmp_path, head_init="random", batch_size=1)

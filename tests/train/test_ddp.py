@@ -54,7 +54,7 @@ def _train(**kw):
 
 
 def test_under_torchrun_default_devices_become_the_launched_processes():
-    from riskfm.train.trainer import resolve_launch
+    from riskfm.train.engine import resolve_launch
 
     assert resolve_launch(_train(), WORLD2) == {"devices": 2, "strategy": "ddp", "num_nodes": 1}
     assert resolve_launch(_train(devices="auto"), WORLD2)["devices"] == 2
@@ -73,7 +73,7 @@ def test_under_torchrun_default_devices_become_the_launched_processes():
 ])
 def test_config_that_contradicts_torchrun_is_an_error(kw, match):
     from riskfm.train.config import ConfigError
-    from riskfm.train.trainer import resolve_launch
+    from riskfm.train.engine import resolve_launch
 
     with pytest.raises(ConfigError, match=match):
         resolve_launch(_train(**kw), WORLD2)

@@ -4,6 +4,7 @@ import pandas as pd
 import pytest
 
 import riskfm.train.trainer as trainer
+from riskfm.train.bundle import load_bundle
 from riskfm.train.run import run_training
 
 from .foreign_cohort import write_foreign_cohort
@@ -31,7 +32,7 @@ def test_crash_then_resume_continues_from_last_checkpoint(tmp_path, monkeypatch)
     monkeypatch.setattr(trainer, "predict", crashing_predict)
     with pytest.raises(RuntimeError, match="simulated crash"):
         run_training(_cfg(manifest, tmp_path / "run", epochs=4))
-    last = trainer.load_checkpoint(tmp_path / "run" / "checkpoints" / "last.ckpt")
+    last = load_bundle(tmp_path / "run" / "checkpoints" / "last.ckpt", "risk-model")["train"]
     assert last["epoch"] == 1 and len(last["history"]) == 2
     monkeypatch.setattr(trainer, "predict", real_predict)
     result = run_training(_cfg(manifest, tmp_path / "run", epochs=4))
@@ -40,3 +41,8 @@ def test_crash_then_resume_continues_from_last_checkpoint(tmp_path, monkeypatch)
     # the first two epochs are the crashed run's, carried over rather than re-trained
     assert history["train_loss"].iloc[:2].tolist() == pytest.approx([h["train_loss"] for h in last["history"]])
     assert result.fit.epochs_run == 4
+    # exactly where an uninterrupted run of the same config ends: the same predictions, bit for bit
+    whole = run_training(_cfg(manifest, tmp_path / "whole", epochs=4))
+    resumed = pd.read_csv(tmp_path / "run" / "predictions.csv")
+    pd.testing.assert_frame_equal(resumed, pd.read_csv(tmp_path / "whole" / "predictions.csv"))
+    assert whole.fit.history == result.fit.history
