@@ -381,8 +381,8 @@ def test_input_spec_without_building_checks_keywords_like_create_encoder():
 
 
 def test_fine_tuning_recipe_is_read_from_the_registry_without_building(monkeypatch):
-    from riskfm.ecg.finetune import apply_finetune_recipes
     from riskfm.train.config import RunConfig
+    from riskfm.train.finetune import with_finetune_recipes
 
     def no_build(*a, **k):
         raise AssertionError("the encoder was built to read its recipe")
@@ -400,10 +400,12 @@ def test_fine_tuning_recipe_is_read_from_the_registry_without_building(monkeypat
         pass
 
     try:
-        cfg = RunConfig(manifest="m.csv", out="o", modalities=["ecg"],
-                        encoders={"ecg": {"name": "recipe-test-encoder", "weight_decay": 0.5}},
-                        train={"optimizer": "adamw"})
-        notes = apply_finetune_recipes(cfg)
+        given = RunConfig(manifest="m.csv", out="o", modalities=["ecg"],
+                          encoders={"ecg": {"name": "recipe-test-encoder", "weight_decay": 0.5}},
+                          train={"optimizer": "adamw"})
+        before = given.model_dump()
+        cfg, notes = with_finetune_recipes(given)
+        assert given.model_dump() == before  # the user's config object is never changed
         assert cfg.encoders["ecg"].lr == 3e-5 and cfg.encoders["ecg"].weight_decay == 0.5  # the user's value kept
         assert cfg.train.scheduler == "cosine" and cfg.train.optimizer == "adamw"
         assert notes == ["encoders.ecg.lr = 3e-05 (recipe-test-encoder recipe)",

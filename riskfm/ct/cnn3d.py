@@ -168,6 +168,10 @@ class CNN3d(nn.Module):
         """The last conv block (its output ``[B, widths[-1], Z', Y', X']`` is the map for Grad-CAM)."""
         return self.blocks[-1]
 
+    def layer_groups(self) -> list[list[nn.Module]]:
+        """Return module groups from input to output, ``[block 0, ..., projection]`` (partial FT, LLRD)."""
+        return [*[[block] for block in self.blocks], [self.fc]]
+
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Return the feature map before pooling.
 

@@ -196,6 +196,13 @@ class CoraResUNet(nn.Module):
         """Return the parameters of the four encoder stages."""
         return [p for s in self.stages for p in s.parameters()]
 
+    def layer_groups(self) -> list[list[nn.Module]]:
+        """Return the four encoder stages from input to bottleneck (partial FT, LLRD of the risk-model encoder).
+
+        The decoder and head are not groups: the risk model reads the bottleneck's features.
+        """
+        return [[stage] for stage in self.stages]
+
     @property
     def gradcam_layer(self) -> nn.Module:
         """The last residual block of the bottleneck (map ``[B, 8 * width, Z/8, Y/8, X/8]``)."""

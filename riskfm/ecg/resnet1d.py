@@ -202,6 +202,10 @@ class ResNet1d(nn.Module):
         """The last residual stage (temporal feature map for Grad-CAM)."""
         return self.stages[-1]
 
+    def layer_groups(self) -> list[list[nn.Module]]:
+        """Return module groups from input to output, ``[stem, stage 0, ..., projection]`` (partial FT, LLRD)."""
+        return [[self.stem], *[[stage] for stage in self.stages], [self.fc]]
+
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Return the temporal feature map ``[B, widths[-1], ceil(T / 32)]`` of ``x`` ``[B, n_leads, T]``.
 

@@ -183,7 +183,7 @@ def build_model(cfg: RunConfig, encoders: dict[str, torch.nn.Module], train_df: 
         if ec.freeze or ec.finetune == "linear_probe":
             model.freeze_encoder(m)
         elif ec.finetune == "partial":
-            from riskfm.ecg.finetune import apply_partial_unfreeze
+            from riskfm.train.finetune import apply_partial_unfreeze
 
             apply_partial_unfreeze(model.encoders[m], ec.unfreeze_last_k)
     return model
@@ -265,10 +265,11 @@ def run_training(cfg: RunConfig | dict) -> RunResult:
     """Train and evaluate one configuration end to end; see the module docstring for the outputs."""
     if isinstance(cfg, dict):
         cfg = parse_config(cfg)
-    from riskfm.ecg.finetune import apply_finetune_recipes
+    from riskfm.train.finetune import with_finetune_recipes
 
     check_run_encoders(cfg)  # a typo in an encoder name or keyword fails before any file is read
-    for note in apply_finetune_recipes(cfg):
+    cfg, notes = with_finetune_recipes(cfg)  # a copy: the caller's config is never changed
+    for note in notes:
         log.info("fine-tuning recipe: %s", note)
     out = Path(cfg.out)
     fabric = make_fabric(cfg.train)

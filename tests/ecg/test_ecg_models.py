@@ -9,9 +9,9 @@ import torch
 import yaml
 from torch import nn
 
-from riskfm.ecg.finetune import apply_partial_unfreeze, layerwise_param_groups
 from riskfm.ecg.spec import ECGInputSpec
 from riskfm.encoders import create_encoder
+from riskfm.train.finetune import apply_partial_unfreeze, layerwise_param_groups
 
 
 def test_hf_adapter_loads_a_local_tiny_hubert(tmp_path):

@@ -70,7 +70,7 @@ class RiskModelTask(Task):
             opts = self.encoder_opts.get(m, {})
             lr = self.encoder_lr.get(m, cfg.lr)
             if params and opts.get("layerwise_lr_decay"):
-                from riskfm.ecg.finetune import layerwise_param_groups
+                from riskfm.train.finetune import layerwise_param_groups
 
                 groups += layerwise_param_groups(enc, lr, opts["layerwise_lr_decay"],
                                                  weight_decay=opts.get("weight_decay"), name=f"encoder.{m}")

@@ -97,7 +97,7 @@ def fit_sampled(task: SampledBatchTask, steps: int, *, lr: float = 1e-3, weight_
                 grad_clip: float | None = 12.0, seed: int = 0, accelerator: str = "cpu",
                 precision: str = "32-true", out_dir: str | os.PathLike | None = None, checkpoint_every: int = 100,
                 config: Mapping[str, Any] | None = None, fingerprint: str = "", desc: str = "fine-tuning",
-                progress: bool = True) -> EngineResult:
+                progress: bool = True, fabric=None) -> EngineResult:
     """Train a sampled-batch task for ``steps`` AdamW steps (cosine decay to 0) with the engine.
 
     Parameters
@@ -118,6 +118,10 @@ def fit_sampled(task: SampledBatchTask, steps: int, *, lr: float = 1e-3, weight_
         Stored in the checkpoints; a ``last.ckpt`` of another fingerprint is refused.
     desc, progress
         The progress bar's label, and whether to show it.
+    fabric : lightning_fabric.Fabric, optional
+        A launched Fabric to train on (e.g. :func:`riskfm.train.engine.make_fabric` under
+        torchrun: DDP, each process drawing its own batches); default: one process on
+        ``accelerator`` at ``precision``.
 
     Returns
     -------
@@ -131,7 +135,8 @@ def fit_sampled(task: SampledBatchTask, steps: int, *, lr: float = 1e-3, weight_
     cfg = EngineConfig(epochs=max(1, math.ceil(steps / every)), steps_per_epoch=every, max_steps=int(steps),
                        optimizer="adamw", lr=lr, weight_decay=weight_decay, scheduler="cosine",
                        grad_clip=grad_clip, seed=seed, progress=progress, desc=desc, log_steps=True)
-    fabric = Fabric(accelerator=accelerator, devices=1, precision=precision)
+    if fabric is None:
+        fabric = Fabric(accelerator=accelerator, devices=1, precision=precision)
     result = fit(task, cfg, out_dir, fabric=fabric, config=config, fingerprint=fingerprint)
     task.model.eval()
     return result

@@ -1,8 +1,9 @@
-"""Fine-tuning modes for pretrained ECG encoders: linear probe, partial unfreezing, layer-wise learning rates.
+"""Fine-tuning modes for pretrained encoders: linear probe, partial unfreezing, layer-wise learning rates.
 
-An encoder that exposes ``layer_groups()`` (a list of module lists ordered from input to output,
-e.g. ECGFounder's ``[stem, stage 0, ..., stage 6]``) supports all three modes; any encoder
-supports ``linear_probe`` and ``full``.
+An encoder declares its layer groups with ``layer_groups()`` (a list of module lists ordered from
+input to output: ECGFounder's ``[stem, stage 0, ..., stage 6]``, ``resnet1d``'s stem, stages and
+projection, ``cnn3d``'s conv blocks and projection, CORA's encoder stages) and then supports all
+three modes; any encoder supports ``linear_probe`` and ``full``.
 
 * ``linear_probe``: every encoder weight frozen, only riskfm's fusion and heads train (what
   ECGFounder's paper calls linear probing);
@@ -10,9 +11,10 @@ supports ``linear_probe`` and ``full``.
 * ``full``: everything trains; with ``layerwise_lr_decay = d`` group ``i`` of ``n`` gets
   ``lr * d ** (n - 1 - i)``, so early, generic layers move less than late ones.
 
-:func:`apply_finetune_recipes` fills a run config with an encoder's published fine-tuning recipe
-(its registry entry's ``finetune_recipe``; ECGFounder: Adam, lr 1e-4, weight decay 1e-5,
-ReduceLROnPlateau on validation AUROC) wherever the config does not say otherwise.
+:func:`with_finetune_recipes` returns a copy of a run config with each encoder's published
+fine-tuning recipe (its registry entry's ``finetune_recipe``; ECGFounder: Adam, lr 1e-4, weight
+decay 1e-5, ReduceLROnPlateau on validation AUROC) wherever the config does not say otherwise.
+The config it is given is never changed.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from typing import Any
 
 from torch import nn
 
-__all__ = ["FINETUNE_MODES", "apply_partial_unfreeze", "layerwise_param_groups", "apply_finetune_recipes"]
+__all__ = ["FINETUNE_MODES", "apply_partial_unfreeze", "layerwise_param_groups", "with_finetune_recipes"]
 
 FINETUNE_MODES: tuple[str, ...] = ("full", "linear_probe", "partial")
 
@@ -80,15 +82,22 @@ def layerwise_param_groups(encoder: nn.Module, lr: float, decay: float, *, weigh
     return out
 
 
-def apply_finetune_recipes(cfg: Any) -> list[str]:
-    """Fill ``cfg`` (a ``RunConfig``) with each encoder's recipe where the config leaves it open.
+def with_finetune_recipes(cfg: Any) -> tuple[Any, list[str]]:
+    """Return a copy of ``cfg`` (a ``RunConfig``) with each encoder's recipe where the config leaves it open.
 
     Encoder ``lr`` / ``weight_decay`` are filled when None; ``train.optimizer`` and
-    ``train.scheduler`` when the config did not set them. Returns a line per filled value (logged).
+    ``train.scheduler`` when the config did not set them. ``cfg`` itself is not changed.
+
+    Returns
+    -------
+    (RunConfig, list of str)
+        The filled copy and one line per filled value (logged by ``riskfm train``).
     """
     from riskfm.encoders import encoder_info
 
-    notes = []
+    notes: list[str] = []
+    encoders = dict(cfg.encoders)
+    train_updates: dict[str, Any] = {}
     for modality, ec in cfg.encoders.items():
         try:
             info = encoder_info(ec.name)
@@ -97,12 +106,15 @@ def apply_finetune_recipes(cfg: Any) -> list[str]:
         name, recipe = info.name, info.finetune_recipe
         if recipe is None:
             continue
-        for key in ("lr", "weight_decay"):
-            if key in recipe and getattr(ec, key) is None:
-                setattr(ec, key, recipe[key])
-                notes.append(f"encoders.{modality}.{key} = {recipe[key]} ({name} recipe)")
+        updates = {key: recipe[key] for key in ("lr", "weight_decay") if key in recipe and getattr(ec, key) is None}
+        if updates:
+            encoders[modality] = ec.model_copy(update=updates)
+            notes += [f"encoders.{modality}.{key} = {value} ({name} recipe)" for key, value in updates.items()]
         for key in ("optimizer", "scheduler"):
-            if key in recipe and key not in cfg.train.model_fields_set:
-                setattr(cfg.train, key, recipe[key])
+            if key in recipe and key not in cfg.train.model_fields_set and key not in train_updates:
+                train_updates[key] = recipe[key]
                 notes.append(f"train.{key} = {recipe[key]} ({name} recipe)")
-    return notes
+    if not notes:
+        return cfg, notes
+    train = cfg.train.model_copy(update=train_updates)
+    return cfg.model_copy(update={"encoders": encoders, "train": train}), notes
