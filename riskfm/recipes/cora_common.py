@@ -196,6 +196,10 @@ def fine_tune_dense(
     fit : EngineResult
         Loss and learning rate per step (``fit.steps``) and timing.
     """
+    import torch
+
+    # a new decoder (and a network from scratch) start from the seed, whatever ran before in the process
+    torch.manual_seed(opts.seed)
     net = build_network(checkpoint, width=width or opts.width, spacing=opts.spacing or tuple(cases[0].vol.spacing),
                         shape=opts.patch, new_decoder=new_decoder)
     kwargs = {} if foreground_prob is None else {"foreground_prob": foreground_prob}

@@ -156,6 +156,8 @@ def run_plaque_characterisation(
                          f"over the batch), got {batch_size}")
     cases = load_cases(source, spacing, kinds=("plaque",), checkpoint=checkpoint, progress=progress)
     shape = tuple(int(s) for s in shape) if shape is not None else _volume_shape(cases)
+    # the new head (and a network from scratch) start from the seed, whatever ran before in the process
+    torch.manual_seed(seed)
     net = build_network(checkpoint, width=width, spacing=spacing or tuple(cases[0].vol.spacing), shape=shape)
     windows = net.input_spec.windows
     x_all = np.stack([volume_input(c, shape, windows) for c in cases])

@@ -101,6 +101,9 @@ class EngineConfig:
         Stop at the first epoch end after this much wall time.
     log_steps : bool
         Keep every optimiser step's loss and learning rate (``EngineResult.steps``).
+    history_file : str or None
+        Name of the per-epoch history written in ``out_dir`` (None: not written, e.g. when the
+        caller writes its own per-step history there).
     resume_hint : str
         How the user turns resuming off, in the message about an unusable ``last.ckpt`` (e.g.
         ``"set train.resume: false"``).
@@ -128,6 +131,7 @@ class EngineConfig:
     desc: str = "training"
     max_seconds: float | None = None
     log_steps: bool = False
+    history_file: str | None = "history.csv"
     resume_hint: str = "start without resuming"
 
     def __post_init__(self) -> None:
@@ -547,10 +551,10 @@ def fit(task: Task, cfg: EngineConfig, out_dir: str | os.PathLike | None = None,
             else:
                 bad_epochs += 1
         save_last(epoch, complete=skip + step - epoch_start_step >= steps_per_epoch)
-        if out is not None and fabric.is_global_zero:
+        if out is not None and cfg.history_file and fabric.is_global_zero:
             import pandas as pd
 
-            pd.DataFrame(history).to_csv(out / "history.csv", index=False)
+            pd.DataFrame(history).to_csv(out / cfg.history_file, index=False)
         fabric.barrier()
         if bar is not None and metric is not None:
             bar.set_postfix(epoch=epoch, loss=f"{train_loss:.4f}", **{task.metric_name: f"{metric:.3f}"})

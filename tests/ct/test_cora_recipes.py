@@ -209,3 +209,24 @@ def test_probe_head_init_leaves_the_pretrained_encoder_untouched(cohort, checkpo
     assert len(one.extras["fit"].steps) == 1
     with pytest.raises(ValueError, match="batch_size must be >= 2"):
         run_plaque_characterisation(cohort.manifest_path, tmp_path, head_init="random", batch_size=1)
+
+
+def test_a_fine_tune_gives_the_same_numbers_whatever_ran_before_it(cohort, tmp_path):
+    # same inputs + seed -> same predictions, even after other torch work in the process (the new head
+    # and a from-scratch network are drawn from the seed, not from whatever state torch's RNG is in)
+    import torch
+
+    from riskfm.recipes.cora_plaque import run_plaque_characterisation
+
+    kw = {"steps": 2, "batch_size": 2, "test_fraction": 0.5, "n_boot": 20, "width": 4, "head_init": "random",
+          "spacing": (6.8, 6.0, 6.0), "progress": False}
+    first = run_plaque_characterisation(cohort.manifest_path, tmp_path / "a", **kw).tables["predictions"]
+    torch.rand(1000)  # something else drew from torch's generator in between
+    again = run_plaque_characterisation(cohort.manifest_path, tmp_path / "b", **kw).tables["predictions"]
+    pd.testing.assert_frame_equal(first, again)
+    # the same folder again: the finished run is recognised (checkpoint of the same fingerprint), not retrained
+    same = run_plaque_characterisation(cohort.manifest_path, tmp_path / "a", **kw)
+    pd.testing.assert_frame_equal(first, same.tables["predictions"])
+    assert same.extras["fit"].steps_run == 2
+    with pytest.raises(Exception, match="belongs to another run"):
+        run_plaque_characterisation(cohort.manifest_path, tmp_path / "a", **{**kw, "steps": 3, "head_init": "probe"})

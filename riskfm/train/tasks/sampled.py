@@ -113,7 +113,8 @@ def fit_sampled(task: SampledBatchTask, steps: int, *, lr: float = 1e-3, weight_
         Lightning Fabric's (``"cpu"`` / ``"cuda"`` / ``"auto"``; ``"32-true"`` / ``"bf16-mixed"`` ...).
     out_dir : path, optional
         Where ``checkpoints/last.ckpt`` is written every ``checkpoint_every`` steps (a killed run
-        resumes from it exactly); None: nothing written.
+        resumes from it exactly); None: nothing written. No ``history.csv`` is written: the loss of
+        every step is in the result's ``steps``.
     config, fingerprint
         Stored in the checkpoints; a ``last.ckpt`` of another fingerprint is refused.
     desc, progress
@@ -134,7 +135,8 @@ def fit_sampled(task: SampledBatchTask, steps: int, *, lr: float = 1e-3, weight_
     every = max(1, min(int(checkpoint_every), int(steps)))
     cfg = EngineConfig(epochs=max(1, math.ceil(steps / every)), steps_per_epoch=every, max_steps=int(steps),
                        optimizer="adamw", lr=lr, weight_decay=weight_decay, scheduler="cosine",
-                       grad_clip=grad_clip, seed=seed, progress=progress, desc=desc, log_steps=True)
+                       grad_clip=grad_clip, seed=seed, progress=progress, desc=desc, log_steps=True,
+                       history_file=None)  # the recipes write the per-step history themselves
     if fabric is None:
         fabric = Fabric(accelerator=accelerator, devices=1, precision=precision)
     result = fit(task, cfg, out_dir, fabric=fabric, config=config, fingerprint=fingerprint)
