@@ -53,6 +53,12 @@ def test_a_killed_run_started_again_ends_with_the_uninterrupted_weights(exams, t
     state, expected = again.net.state_dict(), whole.net.state_dict()
     assert all(torch.equal(state[k], v) for k, v in expected.items())
     assert again.config.history == whole.config.history
+    # A finished run started again trains nothing more and gives the same model.
+    with monkeypatch.context() as m:
+        _spy_loss(m, more := [])
+        done = train_segmenter(exams, model=model, checkpoint_dir=run, **RUN)
+    assert more == [] and done.config.history == whole.config.history
+    assert all(torch.equal(done.net.state_dict()[k], v) for k, v in expected.items())
     # Other settings in the same folder: refused, not silently continued.
     with pytest.raises(CheckpointError, match="belongs to another run"):
         train_segmenter(exams, model=model, checkpoint_dir=run, **{**RUN, "steps_per_epoch": 3})
@@ -67,3 +73,10 @@ def test_history_is_the_mean_loss_of_each_epochs_steps(exams, tmp_path, monkeypa
     assert seg.config.history == pytest.approx(per_epoch.tolist(), rel=1e-6)  # the engine keeps it in float32
     assert seg.config.history == pd.read_csv(tmp_path / "history.csv", float_precision="round_trip")["train_loss"].tolist()
     assert not seg.net.training and next(seg.net.parameters()).device.type == "cpu"
+
+
+def test_a_device_torch_cannot_train_on_is_refused_before_any_work(exams):
+    with pytest.raises(ValueError, match="device must be 'cpu', 'cuda', 'cuda:N' or 'mps', got 'gpu0'"):
+        train_segmenter(exams, device="gpu0", **RUN)
+    with pytest.raises(ValueError, match="got 'meta'"):
+        train_segmenter(exams, device="meta", **RUN)

@@ -160,9 +160,16 @@ def _check_exams(exams: Sequence[Any]) -> list[tuple[np.ndarray, tuple[float, ..
 
 
 def _fabric(device: str):
+    """Return a one-device Fabric for a torch device string ("cpu", "cuda", "cuda:1", "mps")."""
     from lightning_fabric import Fabric
 
-    return Fabric(accelerator="cuda" if str(device).startswith("cuda") else "cpu", devices=1)
+    try:
+        dev = torch.device(device)
+    except RuntimeError as exc:
+        raise ValueError(f"device must be 'cpu', 'cuda', 'cuda:N' or 'mps', got {device!r}") from exc
+    if dev.type not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"device must be 'cpu', 'cuda', 'cuda:N' or 'mps', got {device!r}")
+    return Fabric(accelerator=dev.type, devices=[dev.index] if dev.index is not None else 1)
 
 
 def train_segmenter(
@@ -211,7 +218,8 @@ def train_segmenter(
     seed : int
         Seeds the initial weights and the batch drawing.
     device : str
-        Torch device ("cpu", "cuda", "cuda:0": one device, through Lightning Fabric).
+        Torch device: ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"mps"`` (one device, through Lightning
+        Fabric).
     max_seconds : float, optional
         Stop at the first epoch end after this wall time (the history says how far it got).
     roi : {"estimate", "none"}, default "estimate"
@@ -245,6 +253,7 @@ def train_segmenter(
         raise ValueError(f"model must be one of {MODELS}, got {model!r}")
     if roi not in ROI_MODES:
         raise ValueError(f"roi must be one of {ROI_MODES}, got {roi!r}")
+    fabric = _fabric(device)  # a wrong device fails before the heart regions are estimated
     name = progress if isinstance(progress, str) else f"training {model}"
     if progress:
         from riskfm.progress import status
@@ -269,7 +278,7 @@ def train_segmenter(
                 "patch_size": None if patch_size is None else [int(p) for p in patch_size],
                 "encoder_init": config.encoder_init, "n_exams": len(data)}
     fingerprint = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:20]
-    result = fit(task, engine, checkpoint_dir, fabric=_fabric(device), config=identity, fingerprint=fingerprint)
+    result = fit(task, engine, checkpoint_dir, fabric=fabric, config=identity, fingerprint=fingerprint)
     config.history = [float(row["train_loss"]) for row in result.history]
     return CalciumSegmenter(net.cpu().eval(), config)
 
