@@ -91,8 +91,8 @@ def main() -> None:
 
     if args.kappa:
         from riskfm.ct.calcium import agatston_bucket
-        from riskfm.ct.calcium.segmentation import train_segmenter
         from riskfm.evaluate.agreement import bland_altman, cohen_kappa, diagnostic_at_cutoffs
+        from riskfm.train.tasks.calcium_segmentation import train_segmenter
 
         torch.set_num_threads(args.threads or max(1, os.cpu_count() or 1))
         train = [make_calcium_exam(args.seed * 1000 + i) for i in range(args.n_train)]

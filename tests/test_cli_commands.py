@@ -109,8 +109,8 @@ def test_demo_prints_from_the_recipe_result(tmp_path, monkeypatch):
 def test_cac_train_and_nongated_call_one_library_function(tmp_path, monkeypatch):
     from types import SimpleNamespace
 
-    import riskfm.ct.calcium.segmentation as segmentation
     import riskfm.recipes.cac_nongated as cac_nongated
+    import riskfm.train.tasks.calcium_segmentation as segmentation
     from riskfm.recipes.result import RecipeResult
 
     calls = []

@@ -2,7 +2,7 @@
 
 Parse, validate, call the library; no logic lives here. ``score`` calls
 :func:`riskfm.ct.calcium.score_scan` and writes what its :class:`~riskfm.ct.calcium.CalciumReport`
-holds; ``train`` calls :func:`riskfm.ct.calcium.segmentation.train_segmenter_on_synthetic`;
+holds; ``train`` calls :func:`riskfm.train.tasks.calcium_segmentation.train_segmenter_on_synthetic`;
 ``nongated`` :func:`riskfm.recipes.cac_nongated.run_nongated_synthetic` and the protocols their
 recipe (:mod:`riskfm.recipes`). Long steps report on stderr
 (:mod:`riskfm.progress`: status lines and bars, silenced by ``riskfm --quiet``).
@@ -86,7 +86,8 @@ def train(
     options: dict,
 ) -> None:
     """Train the calcium segmentation model on synthetic exams and save it."""
-    from riskfm.ct.calcium.segmentation import MODELS, ROI_MODES, train_segmenter_on_synthetic
+    from riskfm.ct.calcium.segmentation import MODELS, ROI_MODES
+    from riskfm.train.tasks.calcium_segmentation import train_segmenter_on_synthetic
 
     check_choice(model, MODELS, "--model")  # before the exams are rendered
     check_choice(roi, ROI_MODES, "--roi")

@@ -67,9 +67,9 @@ def run_fairness(out: str | Path, *, segmenters: Mapping[str, Any] | None = None
         ``seconds_per_exam`` per model; ``files`` ``exams`` and
         ``table_<model>`` (CSV); ``figures`` ``figure`` (``fairness_gaps.png``).
     """
-    from riskfm.ct.calcium.segmentation import train_segmenter
     from riskfm.plots.fairness import plot_fairness_gaps
     from riskfm.progress import progress, status
+    from riskfm.train.tasks.calcium_segmentation import train_segmenter
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -23,10 +23,10 @@ import pandas as pd
 
 from riskfm.arteries import ARTERIES, ARTERY_LABELS
 from riskfm.ct.calcium.protocols import arm_name, protocol_exams
-from riskfm.ct.calcium.segmentation import train_segmenter
 from riskfm.data.splits import low_data_folds
 from riskfm.evaluate.segmentation import dice_scores
 from riskfm.recipes.result import RecipeResult
+from riskfm.train.tasks.calcium_segmentation import train_segmenter
 
 __all__ = ["run_low_data"]
 

@@ -74,7 +74,7 @@ def run_nongated(out: str | Path, segmenter: Any, *, train_exams: Sequence[Any],
     out : path
         Output folder.
     segmenter : CalciumSegmenter
-        Trained calcium segmentation (:func:`riskfm.ct.calcium.segmentation.train_segmenter`).
+        Trained calcium segmentation (:func:`riskfm.train.tasks.calcium_segmentation.train_segmenter`).
     train_exams, test_exams : sequences of exams
         ``hu``, ``spacing`` and ``reference`` (a ``CalciumScore``) each, e.g.
         ``make_calcium_exam(i, gated=False)``. The training exams need at least two buckets.
@@ -134,7 +134,7 @@ def run_nongated_synthetic(out: str | Path, model: str | Path | Any | None = Non
     """Run :func:`run_nongated` on synthetic non-gated exams, training a segmenter first if none is given.
 
     What ``riskfm cac nongated`` runs. Without ``model``, a U-Net is trained on ``n_gated`` gated
-    synthetic exams (:func:`riskfm.ct.calcium.segmentation.train_segmenter_on_synthetic`); then
+    synthetic exams (:func:`riskfm.train.tasks.calcium_segmentation.train_segmenter_on_synthetic`); then
     ``n_train`` + ``n_test`` non-gated synthetic exams are rendered (their own seeds,
     :func:`riskfm.ct.calcium.protocols.protocol_exams` offsets 20000 and 30000) and
     :func:`run_nongated` fits the bucket trees and scores the test exams. Status lines and bars on
@@ -163,8 +163,8 @@ def run_nongated_synthetic(out: str | Path, model: str | Path | Any | None = Non
     """
     from riskfm.ct.calcium import load_calcium_model
     from riskfm.ct.calcium.protocols import protocol_exams
-    from riskfm.ct.calcium.segmentation import train_segmenter_on_synthetic
     from riskfm.progress import status
+    from riskfm.train.tasks.calcium_segmentation import train_segmenter_on_synthetic
 
     if model is None:
         status(f"no segmentation model given: training a U-Net on {n_gated} gated synthetic exams first")

@@ -525,7 +525,7 @@ def fit(task: Task, cfg: EngineConfig, out_dir: str | os.PathLike | None = None,
             if bar is not None:
                 bar.update(1)
                 if step % 5 == 0 or step == total_steps:
-                    bar.set_postfix(epoch=epoch, loss=f"{value:.4f}", refresh=False)
+                    bar.set_postfix(epoch=f"{epoch + 1}/{cfg.epochs}", loss=f"{value:.4f}", refresh=False)
             if cfg.max_steps is not None and step >= cfg.max_steps:
                 break
         mean_loss = loss_sum / max(1, items)
@@ -557,7 +557,8 @@ def fit(task: Task, cfg: EngineConfig, out_dir: str | os.PathLike | None = None,
             pd.DataFrame(history).to_csv(out / cfg.history_file, index=False)
         fabric.barrier()
         if bar is not None and metric is not None:
-            bar.set_postfix(epoch=epoch, loss=f"{train_loss:.4f}", **{task.metric_name: f"{metric:.3f}"})
+            bar.set_postfix(epoch=f"{epoch + 1}/{cfg.epochs}", loss=f"{train_loss:.4f}",
+                            **{task.metric_name: f"{metric:.3f}"})
         log.info("epoch %d (step %d): train loss %.4f, %s %s", epoch, step, train_loss, task.metric_name, metric)
         if cfg.patience is not None and metric is not None and bad_epochs >= cfg.patience \
                 and epoch + 1 >= cfg.min_epochs:

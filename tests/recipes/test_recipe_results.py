@@ -49,11 +49,11 @@ def test_cac_figures(tmp_path):
 
 @pytest.mark.slow
 def test_cac_recipes_return_recipe_results(tmp_path):
-    from riskfm.ct.calcium.segmentation import train_segmenter
     from riskfm.recipes.cac_fairness import run_fairness
     from riskfm.recipes.cac_low_data import run_low_data
     from riskfm.recipes.cac_nongated import run_nongated
     from riskfm.synthetic.calcium import make_calcium_exam
+    from riskfm.train.tasks.calcium_segmentation import train_segmenter
 
     exams = [make_calcium_exam(i, burden=i % 5, **SMALL) for i in range(3)]
     ld = run_low_data(tmp_path / "ld", exams=exams, n_folds=2, fractions=(1.0,), epochs=1, steps_per_epoch=1,

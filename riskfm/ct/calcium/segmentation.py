@@ -19,17 +19,18 @@ calcium of which artery, versus aortic-wall / valve calcium and rib fragments ne
 That keeps the loss on the hard cases and lets a small model learn from a few dozen synthetic
 exams on a CPU.
 
-:func:`train_segmenter` trains any of them on exams (HU, spacing, artery labels), and
-:func:`train_segmenter_on_synthetic` on the protocols' synthetic exams; the returned
+:func:`riskfm.train.tasks.calcium_segmentation.train_segmenter` trains any of them on exams (HU,
+spacing, artery labels) with riskfm's training engine, and
+:func:`~riskfm.train.tasks.calcium_segmentation.train_segmenter_on_synthetic` on the protocols'
+synthetic exams (this package holds no optimiser and no training loop); the returned
 :class:`CalciumSegmenter` predicts label maps (one decision per 3D candidate region) and scores
-exams with :func:`riskfm.ct.calcium.score_calcium`.
+exams with :func:`riskfm.ct.calcium.score_calcium`. :meth:`CalciumSegmenter.save` writes a
+``calcium-segmenter`` checkpoint bundle (:mod:`riskfm.train.bundle`); :func:`load_segmenter`
+reads it, and files saved before bundles existed.
 """
 
 from __future__ import annotations
 
-import logging
-import math
-import time
 import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -52,11 +53,7 @@ __all__ = [
     "CalciumUNet2d",
     "SegmenterConfig",
     "load_segmenter",
-    "train_segmenter",
-    "train_segmenter_on_synthetic",
 ]
-
-log = logging.getLogger(__name__)
 
 #: HU windows (level, width) of the 2D model's input: soft tissue / fat and calcium.
 UNET_WINDOWS: tuple[tuple[float, float], ...] = ((50.0, 500.0), (600.0, 1000.0))
@@ -345,7 +342,8 @@ class SegmenterConfig:
 class CalciumSegmenter:
     """A trained calcium segmentation network with its input conventions.
 
-    Use :func:`train_segmenter` or :func:`load_segmenter` to get one.
+    Use :func:`riskfm.train.tasks.calcium_segmentation.train_segmenter` or :func:`load_segmenter`
+    to get one.
     """
 
     def __init__(self, net: nn.Module, config: SegmenterConfig) -> None:
@@ -434,16 +432,13 @@ class CalciumSegmenter:
         return score_calcium(hu, spacing, labels=labels, **kwargs)
 
     def save(self, path: str | Path) -> Path:
-        """Write weights and config to one file (loadable with ``weights_only=True``)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        """Write weights and config as a ``calcium-segmenter`` bundle (atomically; ``weights_only``-loadable)."""
+        from riskfm.train.bundle import save_bundle
+
         cfg = asdict(self.config)
         cfg["widths"] = list(cfg["widths"])
         cfg["spacing"] = None if cfg["spacing"] is None else list(cfg["spacing"])
-        torch.save({"state_dict": self.net.state_dict(), "riskfm_calcium_config": cfg}, path)
-        return path
-
-
+        return save_bundle(path, kind="calcium-segmenter", model=self.net.state_dict(), config=cfg)
 
 
 def _build(config: SegmenterConfig, encoder_checkpoint: str | Path | None = None) -> nn.Module:
@@ -459,246 +454,39 @@ def _build(config: SegmenterConfig, encoder_checkpoint: str | Path | None = None
 
 
 def load_segmenter(path: str | Path, *, weights_only: bool = True) -> CalciumSegmenter:
-    """Load a segmenter written by :meth:`CalciumSegmenter.save` (local file only)."""
+    """Load a segmenter written by :meth:`CalciumSegmenter.save` (local file only).
+
+    Reads ``calcium-segmenter`` bundles and the single-file layout riskfm wrote before bundles
+    (``{"state_dict", "riskfm_calcium_config"}``, upgraded on reading by
+    :func:`riskfm.train.bundle.load_bundle`).
+
+    Raises
+    ------
+    FileNotFoundError
+        No such file.
+    riskfm.train.bundle.BundleKindError
+        The file is a riskfm checkpoint of another kind (a risk model, CORA weights, ...).
+    CheckpointError
+        Unreadable, or the weights do not fit the network its config names.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"calcium model not found: {path}")
     from riskfm.errors import CheckpointError
-    from riskfm.train.checkpoint import load_checkpoint
+    from riskfm.train.bundle import load_bundle
 
-    obj = load_checkpoint(path, weights_only=weights_only)
-    if "riskfm_calcium_config" not in obj:
-        raise ValueError(f"{path}: not a riskfm calcium segmentation model (no 'riskfm_calcium_config')")
-    cfg = dict(obj["riskfm_calcium_config"])
+    bundle = load_bundle(path, "calcium-segmenter", weights_only=weights_only)
+    cfg = dict(bundle["config"])
+    fields = set(SegmenterConfig.__dataclass_fields__)
+    if "model" not in cfg or set(cfg) - fields:
+        raise CheckpointError(f"{path}: calcium segmenter config has no 'model' or unknown entries "
+                              f"{sorted(set(cfg) - fields)} (expected {sorted(fields)})")
     cfg["widths"] = tuple(cfg["widths"])
-    cfg["spacing"] = None if cfg["spacing"] is None else tuple(cfg["spacing"])
+    cfg["spacing"] = None if cfg.get("spacing") is None else tuple(cfg["spacing"])
     config = SegmenterConfig(**cfg)
     net = _build(config)
     try:
-        net.load_state_dict(obj["state_dict"])
+        net.load_state_dict(bundle["model"])
     except RuntimeError as exc:
         raise CheckpointError(f"{path}: weights do not fit the {config.model} model they name: {exc}") from exc
     return CalciumSegmenter(net, config)
-
-
-def train_segmenter(
-    exams: Sequence[Any],
-    *,
-    model: str = "unet2d",
-    widths: Sequence[int] = (16, 32, 64, 96),
-    epochs: int = 10,
-    steps_per_epoch: int | None = None,
-    batch_size: int = 8,
-    lr: float = 2e-3,
-    encoder_checkpoint: str | Path | None = None,
-    seed: int = 0,
-    device: str = "cpu",
-    max_seconds: float | None = None,
-    roi: str = "estimate",
-    patch_size: Sequence[int] | None = (32, 64, 64),
-    progress: bool | str = True,
-) -> CalciumSegmenter:
-    """Train a calcium segmentation network on labelled exams.
-
-    Parameters
-    ----------
-    exams : sequence
-        Objects with ``hu`` ``[Z, Y, X]`` (HU), ``spacing`` (z, y, x) mm and ``labels`` (artery
-        calcium map 0-4), e.g. :class:`riskfm.synthetic.calcium.CalciumExam`, or (hu, spacing,
-        labels) tuples.
-    model : {"unet2d", "seg3d", "cora3d"}
-        The slice-wise U-Net baseline; the 3D network on ``cnn3d-small`` conv blocks; or CORA's
-        residual U-Net with a calcium head (:class:`~riskfm.ct.calcium.cora_seg.CalciumCora3d`, the
-        foundation-model fine-tune when ``encoder_checkpoint`` is a ``riskfm pretrain-ct`` output).
-    widths : sequence of int
-        Network widths (for "seg3d" the encoder's; must match ``encoder_checkpoint``; for
-        "cora3d" only ``widths[0]``, CORA's stage-1 width, counts).
-    epochs : int
-        Passes; an epoch is ``steps_per_epoch`` optimiser steps (default: one pass over the slices
-        (2D) or the exams (3D)).
-    batch_size : int
-        Slices (2D) or exams (3D, capped at 2) per step.
-    lr : float
-        AdamW learning rate (cosine decay over the run).
-    encoder_checkpoint : path, optional
-        Pretrained encoder: ``cnn3d-small`` for "seg3d", ``cora-resunet`` for "cora3d".
-    seed : int
-    device : str
-        Torch device ("cpu", "cuda").
-    max_seconds : float, optional
-        Stop early after this wall time (the history says how far it got).
-    roi : {"estimate", "none"}, default "estimate"
-        ``"estimate"``: the loss counts only candidate voxels inside each exam's
-        :func:`~riskfm.ct.calcium.roi.estimate_heart_roi`, and the saved model predicts inside the
-        same region. The network's whole job is then the hard question -- coronary calcium, or
-        aortic-wall / valve calcium next to it -- instead of spending most of its loss on ribs and
-        spine that the region keeps out anyway. On the calcium benchmark this took bucket kappa
-        from 0.48 to 0.87 with the same U-Net and steps. ``"none"``: every voxel >= 130 HU.
-    patch_size : (int, int, int) or None, default (32, 64, 64)
-        3D models train on crops of this size (clipped to the exam), half of them centred on
-        coronary calcium; ``None`` trains on whole exams (several times slower per step).
-    progress : bool or str, default True
-        A bar of the optimiser steps with the epoch and the running loss on stderr
-        (:mod:`riskfm.progress`; silent under ``riskfm --quiet``); a string names it.
-
-    Returns
-    -------
-    CalciumSegmenter
-    """
-    if not exams:
-        raise ValueError("train_segmenter needs at least one exam")
-    data = []
-    for i, ex in enumerate(exams):
-        hu, spacing, labels = (ex if isinstance(ex, tuple) else (ex.hu, ex.spacing, ex.labels))
-        hu = np.asarray(hu, dtype=np.float32)
-        labels = np.asarray(labels)
-        if hu.ndim != 3 or labels.shape != hu.shape:
-            raise ValueError(f"exam {i}: hu must be [Z, Y, X] and labels the same shape; got {hu.shape} and {labels.shape}")
-        if labels.min() < 0 or labels.max() > 4:
-            raise ValueError(f"exam {i}: labels must be 0-4 (0 none, 1 LM, 2 LAD, 3 LCX, 4 RCA)")
-        data.append((hu, tuple(float(s) for s in spacing), labels))
-    if model not in MODELS:
-        raise ValueError(f"model must be one of {MODELS}, got {model!r}")
-    if roi not in ROI_MODES:
-        raise ValueError(f"roi must be one of {ROI_MODES}, got {roi!r}")
-    name = progress if isinstance(progress, str) else f"training {model}"
-    if progress:
-        from riskfm.progress import status
-
-        status(f"{name}: preparing {len(data)} exams" + (" (heart regions)" if roi == "estimate" else ""))
-    rois = [_estimated_roi(hu, sp) if roi == "estimate" else None for hu, sp, _ in data]
-    if model == "cora3d":  # CORA's stages are width x (1, 2, 4, 8): only the first width is free
-        widths = tuple(int(widths[0]) * m for m in (1, 2, 4, 8))
-    torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
-    config = SegmenterConfig(model=model, widths=tuple(int(w) for w in widths), roi=roi,
-                             spacing=tuple(np.mean([d[1] for d in data], axis=0).tolist()))
-    net = _build(config, encoder_checkpoint).to(device)
-    config.encoder_init = getattr(net, "encoder_init", "random")
-    opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
-
-    if model == "unet2d":
-        xs = [_slices_input(hu, config.context) for hu, _, _ in data]
-        tg = [_targets(hu, lab, r) for (hu, _, lab), r in zip(data, rois)]
-        # Only slices with a candidate voxel teach anything; slices with coronary calcium twice as often.
-        items = [(e, z) for e, (c, t) in enumerate(tg) for z in range(c.shape[0]) if c[z].any()]
-        weights = np.array([2.0 if (tg[e][1][z] > 0).any() else 1.0 for e, z in items])
-        weights /= weights.sum()
-        per_epoch = steps_per_epoch or max(1, math.ceil(len(items) / batch_size))
-    else:
-        xs = [_volume_input(hu) for hu, _, _ in data]
-        tg = [_targets(hu, lab, r) for (hu, _, lab), r in zip(data, rois)]
-        batch_size = min(batch_size, 2)
-        per_epoch = steps_per_epoch or max(1, math.ceil(len(data) / batch_size))
-    total = max(1, epochs * per_epoch)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total)
-    start = time.perf_counter()
-    net.train()
-    if progress:
-        from riskfm.progress import progress as progress_bar
-
-        bar = progress_bar(total=epochs * per_epoch, desc=name, unit="step", leave=True)
-    else:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=epochs * per_epoch, disable=True)
-    for epoch in range(epochs):
-        losses = []
-        for _ in range(per_epoch):
-            if model == "unet2d":
-                pick = rng.choice(len(items), size=min(batch_size, len(items)), p=weights)
-                sel = [items[k] for k in pick]
-                x = torch.from_numpy(np.stack([xs[e][z] for e, z in sel]))
-                cand = torch.from_numpy(np.stack([tg[e][0][z] for e, z in sel]))
-                tgt = torch.from_numpy(np.stack([tg[e][1][z] for e, z in sel]))
-            elif patch_size is not None and any(int(p) < n for p, n in zip(patch_size, tg[0][0].shape)):
-                pick = rng.choice(len(data), size=batch_size, replace=len(data) < batch_size)
-                boxes = [_patch_box(tg[k], patch_size, rng) for k in pick]
-                x = torch.from_numpy(np.stack([xs[k][(slice(None), *b)] for k, b in zip(pick, boxes)]))
-                cand = torch.from_numpy(np.stack([tg[k][0][b] for k, b in zip(pick, boxes)]))
-                tgt = torch.from_numpy(np.stack([tg[k][1][b] for k, b in zip(pick, boxes)]))
-            else:
-                pick = rng.choice(len(data), size=batch_size, replace=len(data) < batch_size)
-                shapes = {xs[k].shape for k in pick}
-                if len(shapes) > 1:  # different grids cannot share a batch
-                    pick = pick[:1]
-                x = torch.from_numpy(np.stack([xs[k] for k in pick]))
-                cand = torch.from_numpy(np.stack([tg[k][0] for k in pick]))
-                tgt = torch.from_numpy(np.stack([tg[k][1] for k in pick]))
-            logits = net(x.to(device))
-            loss = _loss(logits, cand.to(device), tgt.to(device))
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sched.step()
-            losses.append(float(loss.detach()))
-            if not bar.disable:
-                bar.set_postfix(epoch=f"{epoch + 1}/{epochs}", loss=f"{np.mean(losses):.4f}", refresh=False)
-                bar.update(1)
-        config.history.append(float(np.mean(losses)))
-        log.info("calcium %s epoch %d loss %.4f", model, epoch + 1, config.history[-1])
-        if max_seconds is not None and time.perf_counter() - start > max_seconds:
-            break
-    bar.close()
-    net.eval()
-    return CalciumSegmenter(net.cpu(), config)
-
-
-def train_segmenter_on_synthetic(
-    n_exams: int = 24,
-    *,
-    seed: int = 0,
-    model: str = "unet2d",
-    roi: str = "estimate",
-    out: str | Path | None = None,
-    desc: str = "rendering exams",
-    **kwargs: Any,
-) -> CalciumSegmenter:
-    """Render gated synthetic exams, train a segmenter on them and optionally save it.
-
-    What ``riskfm cac train`` runs: a status line (``rendering N synthetic training exams``, on
-    stderr), the ``n_exams`` gated training exams every ``cac`` protocol draws for ``seed``
-    (:func:`riskfm.ct.calcium.protocols.protocol_exams`), then :func:`train_segmenter`.
-
-    Parameters
-    ----------
-    n_exams : int, default 24
-        Synthetic training exams (:func:`riskfm.synthetic.calcium.make_calcium_exam`, gated).
-    seed : int
-        Seed of the exams and of the training.
-    model : {"unet2d", "seg3d", "cora3d"}
-        The network (:func:`train_segmenter`); checked before any exam is rendered.
-    roi : {"estimate", "none"}
-        Where the network learns to decide (:func:`train_segmenter`); checked before any exam
-        is rendered.
-    out : str or path, optional
-        Save the trained model there (``.pt``, :meth:`CalciumSegmenter.save`).
-    desc : str
-        The rendering bar's label.
-    **kwargs
-        Passed to :func:`train_segmenter`: ``epochs``, ``steps_per_epoch``, ``widths``,
-        ``encoder_checkpoint``, ``progress`` (default: a bar named ``training <model>``), ...
-
-    Returns
-    -------
-    CalciumSegmenter
-        The trained model; its ``config.history`` holds the loss per epoch.
-
-    Raises
-    ------
-    ValueError
-        ``model`` or ``roi`` is not one of the accepted values.
-    """
-    from riskfm.ct.calcium.protocols import protocol_exams
-    from riskfm.progress import status
-
-    if model not in MODELS:
-        raise ValueError(f"model must be one of {MODELS}, got {model!r}")
-    if roi not in ROI_MODES:
-        raise ValueError(f"roi must be one of {ROI_MODES}, got {roi!r}")
-    status(f"rendering {n_exams} synthetic training exams")
-    exams = protocol_exams(n_exams, seed, desc=desc)
-    seg = train_segmenter(exams, model=model, roi=roi, seed=seed, **kwargs)
-    if out is not None:
-        seg.save(out)
-    return seg

@@ -8,9 +8,11 @@ import torch
 from riskfm.ct.calcium import epicardial_fat_volume, score_calcium
 from riskfm.ct.calcium.nongated import BucketClassifier, exam_features, slice_summaries
 from riskfm.ct.calcium.protocols import add_subgroups, fairness_table
-from riskfm.ct.calcium.segmentation import CalciumSeg3d, load_segmenter, train_segmenter
+from riskfm.ct.calcium.segmentation import CalciumSeg3d, load_segmenter
 from riskfm.data.splits import low_data_folds
+from riskfm.errors import CheckpointError
 from riskfm.synthetic.calcium import DISTRACTOR_LABELS, make_calcium_exam
+from riskfm.train.tasks.calcium_segmentation import train_segmenter
 
 SMALL = {"shape": (8, 48, 48), "spacing": (3.0, 2.5, 2.5)}
 
@@ -263,6 +265,29 @@ def test_roi_trained_model_decides_only_inside_the_roi(exams, tmp_path):
     assert load_segmenter(seg.save(tmp_path / "m.pt")).config.roi == "estimate"
     with pytest.raises(ValueError, match="roi must be one of"):
         train_segmenter(exams, roi="heart", epochs=1, steps_per_epoch=1)
+
+
+def test_segmenter_files_of_older_riskfm_load_and_other_kinds_are_refused(exams, tmp_path):
+    from dataclasses import asdict
+
+    from riskfm.train.bundle import BundleKindError, load_bundle, save_bundle
+
+    seg = train_segmenter(exams[:2], widths=(4, 8), epochs=1, steps_per_epoch=1, batch_size=2, progress=False)
+    assert load_bundle(seg.save(tmp_path / "new.pt"))["kind"] == "calcium-segmenter"
+    # The single-file layout CalciumSegmenter.save wrote before bundles (config lists, no kind).
+    cfg = {**asdict(seg.config), "widths": list(seg.config.widths), "spacing": list(seg.config.spacing)}
+    torch.save({"state_dict": seg.net.state_dict(), "riskfm_calcium_config": cfg}, tmp_path / "old.pt")
+    old = load_segmenter(tmp_path / "old.pt")
+    assert old.config == seg.config
+    assert all(torch.equal(v, seg.net.state_dict()[k]) for k, v in old.net.state_dict().items())
+    ex = exams[2]
+    assert np.array_equal(old.predict(ex.hu, ex.spacing), seg.predict(ex.hu, ex.spacing))
+    save_bundle(tmp_path / "dense.pt", kind="cora-dense", model=seg.net.state_dict(), config=cfg)
+    with pytest.raises(BundleKindError, match="dense.pt: holds a 'cora-dense' checkpoint, not 'calcium-segmenter'"):
+        load_segmenter(tmp_path / "dense.pt")
+    save_bundle(tmp_path / "odd.pt", kind="calcium-segmenter", model=seg.net.state_dict(), config={"depth": 3})
+    with pytest.raises(CheckpointError, match="odd.pt: calcium segmenter config has no 'model'"):
+        load_segmenter(tmp_path / "odd.pt")
 
 
 def test_patch_boxes_fit_the_exam_and_favour_coronary_calcium():
