@@ -74,12 +74,23 @@ def _mount_commands() -> None:
 _mount_commands()
 
 
+def _end_process_group() -> None:
+    # A distributed run (torchrun) leaves gloo's threads running at exit unless the group is
+    # destroyed; the process can then abort ("terminate called without an active exception")
+    # after a run that succeeded. Only when torch.distributed was loaded: light commands stay light.
+    dist = sys.modules.get("torch.distributed")
+    if dist is not None and dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
 def main() -> None:
     """Entry point of the ``riskfm`` script (Ctrl-C exits 130)."""
     try:
         app()
     except KeyboardInterrupt:
         sys.exit(130)
+    finally:
+        _end_process_group()
 
 
 if __name__ == "__main__":

@@ -129,6 +129,31 @@ def test_mismatched_model_file_names_model_pt(five_lines, tmp_path):
         _ = riskfm.load_run(copy).model
 
 
+def test_model_pt_is_a_risk_model_bundle_and_older_ones_still_load(five_lines, tmp_path):
+    import shutil
+
+    import torch
+
+    from riskfm.errors import CheckpointError
+
+    root, _, _ = five_lines
+    run = root / "runs/quickstart"
+    bundle = torch.load(run / "model.pt", weights_only=True)
+    assert bundle["kind"] == "risk-model" and bundle["version"] == 1 and bundle["fingerprint"]
+    reference = riskfm.load_run(run).model.state_dict()
+    # a model.pt written before bundles (no kind, version, fingerprint, riskfm) loads the same weights
+    legacy = tmp_path / "legacy"
+    shutil.copytree(run, legacy, ignore=shutil.ignore_patterns("explain", "evaluation"))
+    torch.save({k: v for k, v in bundle.items() if k not in ("kind", "version", "fingerprint", "riskfm")},
+               legacy / "model.pt")
+    loaded = riskfm.load_run(legacy).model.state_dict()
+    assert all(torch.equal(v, loaded[k]) for k, v in reference.items())
+    # a bundle of another kind in its place is refused, naming both kinds
+    torch.save({**bundle, "kind": "cora-dense"}, legacy / "model.pt")
+    with pytest.raises(CheckpointError, match=r"model\.pt: holds a 'cora-dense' checkpoint, not 'risk-model'"):
+        _ = riskfm.load_run(legacy).model
+
+
 def test_train_accepts_a_dict_with_overrides(five_lines, tmp_path):
     root, _, _ = five_lines
     cfg = yaml.safe_load((root / "run.yaml").read_text())

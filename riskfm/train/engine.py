@@ -564,9 +564,13 @@ def fit(task: Task, cfg: EngineConfig, out_dir: str | os.PathLike | None = None,
                 and epoch + 1 >= cfg.min_epochs:
             stopped = True
             break
-        if cfg.max_seconds is not None and time.perf_counter() - t0 > cfg.max_seconds:
-            stopped = epoch + 1 < cfg.epochs
-            break
+        if cfg.max_seconds is not None:
+            out_of_time = time.perf_counter() - t0 > cfg.max_seconds
+            if fabric.world_size > 1:  # every process must stop at the same epoch: rank 0 decides
+                out_of_time = bool(fabric.broadcast(out_of_time, src=0))
+            if out_of_time:
+                stopped = epoch + 1 < cfg.epochs
+                break
         if cfg.max_steps is not None and step >= cfg.max_steps:
             stopped = epoch + 1 < cfg.epochs
             break

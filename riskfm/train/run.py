@@ -41,7 +41,7 @@ from riskfm.errors import CheckpointError
 from riskfm.models.fusion import ConcatFusion
 from riskfm.models.heads import build_head
 from riskfm.models.risk_model import RiskModel, encoder_input_key
-from riskfm.train.checkpoint import load_checkpoint, save_atomic
+from riskfm.train.bundle import BundleKindError, load_bundle, save_bundle
 from riskfm.train.config import RunConfig, dump_config, parse_config
 from riskfm.train.engine import EngineResult, fit, make_fabric
 from riskfm.train.run_folder import (
@@ -342,7 +342,7 @@ def _run_locked(cfg: RunConfig, fabric, out: Path, cohort: Cohort, fingerprint: 
     preds = preds[["patient_id", "split", "target", "y_true", "y_prob", "site", "time_to_event_days", "event"]]
     metrics: dict = {}
     if rank0:
-        metrics = write_run_outputs(cfg, out, preds, cohort, splits, result, model, tabular)
+        metrics = write_run_outputs(cfg, out, preds, cohort, splits, result, model, tabular, fingerprint)
     fabric.barrier()
     return RunResult(out, preds, metrics, result, cohort, splits)
 
@@ -367,7 +367,8 @@ def evaluation_covariates(manifest: str | os.PathLike) -> pd.DataFrame | None:
 
 
 def write_run_outputs(cfg: RunConfig, out: Path, preds: pd.DataFrame, cohort: Cohort,
-                      splits: dict[str, np.ndarray], result: EngineResult, model: RiskModel, tabular: Any) -> dict:
+                      splits: dict[str, np.ndarray], result: EngineResult, model: RiskModel, tabular: Any,
+                      fingerprint: str = "") -> dict:
     """Write a finished run's files (predictions, evaluation, cohort report, splits, history, model.pt).
 
     Returns
@@ -389,11 +390,13 @@ def write_run_outputs(cfg: RunConfig, out: Path, preds: pd.DataFrame, cohort: Co
     pd.DataFrame([(pid, k) for k, v in splits.items() for pid in v], columns=["patient_id", "split"]).to_csv(
         out / "splits.csv", index=False)
     pd.DataFrame(result.history).to_csv(out / "history.csv", index=False)
-    save_atomic({"model": model.checkpoint_state_dict(), "config": cfg.model_dump(mode="json"),
-                 "tabular": None if tabular is None else tabular.to_dict(),
-                 "clinical_columns": list(cohort.clinical_columns), "targets": model.targets,
-                 "clinical_types": dict(cohort.clinical_types),
-                 "best_epoch": result.best_epoch, "best_val_auroc": result.best_metric}, out / "model.pt")
+    # a risk-model bundle (riskfm.train.bundle): what predict / explain rebuild the model from
+    save_bundle(out / "model.pt", kind="risk-model", model=model.checkpoint_state_dict(),
+                config=cfg.model_dump(mode="json"), fingerprint=fingerprint,
+                tabular=None if tabular is None else tabular.to_dict(),
+                clinical_columns=list(cohort.clinical_columns), targets=model.targets,
+                clinical_types=dict(cohort.clinical_types), best_epoch=result.best_epoch,
+                best_val_auroc=result.best_metric)
     return metrics
 
 
@@ -432,8 +435,11 @@ def load_run_model(run_dir: str | os.PathLike) -> LoadedRunModel:
         describes (written by another riskfm version, or edited); the message names the file.
     """
     path = Path(run_dir) / "model.pt"
-    bundle = load_checkpoint(path)
-    if "config" not in bundle or "model" not in bundle:
+    try:
+        bundle = load_bundle(path, "risk-model")  # a model.pt of an older riskfm is read as a bundle too
+    except BundleKindError as exc:
+        raise CheckpointError(f"{exc}; give the folder that `riskfm train` wrote") from None
+    if not bundle.get("config") or "model" not in bundle:
         raise CheckpointError(f"{path}: not a riskfm run model (no 'config' / 'model'); give the folder that "
                               "`riskfm train` wrote")
     cfg = parse_config(bundle["config"], str(path))

@@ -1,4 +1,4 @@
-"""Every engine task under 2-process DDP on CPU (gloo, torchrun): CORA pretraining and a sampled fine-tune.
+"""Every engine task under 2-process DDP on CPU (gloo, torchrun): CORA pretraining, a sampled fine-tune, calcium.
 
 The risk model's DDP run is tests/train/test_ddp.py.
 """
@@ -73,6 +73,7 @@ SCRIPT = textwrap.dedent("""
     result = fit_sampled(task, 6, lr=0.05, checkpoint_every=3, out_dir=sys.argv[1], progress=False, fabric=fabric)
     torch.save({k: v.cpu() for k, v in model.state_dict().items()}, f"{sys.argv[1]}/rank{fabric.global_rank}.pt")
     print("steps", result.steps_run, "world", fabric.world_size)
+    torch.distributed.destroy_process_group()
 """)
 
 
@@ -83,3 +84,34 @@ def test_a_sampled_fine_tune_runs_under_ddp_with_replicas_in_step(tmp_path):
     assert "steps 6 world 2" in out and "distributed run on 2 processes" in out
     a, b = (torch.load(tmp_path / "run" / f"rank{r}.pt", weights_only=True) for r in (0, 1))
     assert all(torch.equal(a[k], b[k]) for k in a)  # DDP averaged the gradients of two different streams
+
+
+CALCIUM = textwrap.dedent("""
+    import sys
+    from types import SimpleNamespace
+
+    import torch
+
+    from riskfm.synthetic.calcium import make_calcium_exam
+    from riskfm.train.engine import make_fabric
+    from riskfm.train.tasks.calcium_segmentation import train_segmenter
+
+    fabric = make_fabric(SimpleNamespace(accelerator="cpu", devices=1, strategy="auto", num_nodes=1,
+                                         precision="32-true"))
+    exams = [make_calcium_exam(i, burden=2 + i % 3, shape=(8, 48, 48), spacing=(3.0, 2.5, 2.5)) for i in range(2)]
+    seg = train_segmenter(exams, widths=(4, 8), epochs=2, steps_per_epoch=2, batch_size=2, roi="none",
+                          progress=False, fabric=fabric, max_seconds=3600)
+    torch.save(seg.net.state_dict(), f"{sys.argv[1]}/rank{fabric.global_rank}.pt")
+    print("history", len(seg.config.history), "world", fabric.world_size)
+    torch.distributed.destroy_process_group()  # a script that started the group ends it (else gloo may abort at exit)
+""")
+
+
+@pytest.mark.slow
+def test_calcium_segmentation_trains_under_ddp_with_replicas_in_step(tmp_path):
+    (tmp_path / "calcium.py").write_text(CALCIUM)
+    (tmp_path / "run").mkdir()
+    out = _torchrun([tmp_path / "calcium.py", tmp_path / "run"], tmp_path)
+    assert "history 2 world 2" in out
+    a, b = (torch.load(tmp_path / "run" / f"rank{r}.pt", weights_only=True) for r in (0, 1))
+    assert all(torch.equal(a[k], b[k]) for k in a)

@@ -67,6 +67,7 @@ class CalciumSegmentationTask(Task):
         self.model = net
         self.config = config
         self.patch_size = patch_size
+        self.seed = int(seed)
         self.rng = np.random.default_rng(seed)
         self.fabric = None
         self.n_exams = len(data)
@@ -90,8 +91,10 @@ class CalciumSegmentationTask(Task):
         return max(1, math.ceil(n / self.batch_size))
 
     def setup(self, fabric) -> None:
-        """Keep the Fabric (batches are moved to its device)."""
+        """Keep the Fabric (batches are moved to its device); under DDP each process draws its own batches."""
         self.fabric = fabric
+        if fabric.global_rank:  # rank 0 keeps ``seed``: a one-process run is the same on any machine
+            self.rng = np.random.default_rng([self.seed, fabric.global_rank])
 
     def _draw(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Return one batch (input, candidate mask, target labels), drawn from the task's generator."""
@@ -189,6 +192,7 @@ def train_segmenter(
     patch_size: Sequence[int] | None = (32, 64, 64),
     progress: bool | str = True,
     checkpoint_dir: str | Path | None = None,
+    fabric=None,
 ) -> CalciumSegmenter:
     """Train a calcium segmentation network on labelled exams (with :func:`riskfm.train.engine.fit`).
 
@@ -240,6 +244,10 @@ def train_segmenter(
         written after every epoch; the same call started again there after a crash resumes from
         it and ends with the same weights as an uninterrupted run. A ``last.ckpt`` of other
         settings or another number of exams is refused. None: nothing is written.
+    fabric : lightning_fabric.Fabric, optional
+        A launched Fabric to train on instead of ``device`` (e.g.
+        :func:`riskfm.train.engine.make_fabric` under torchrun: DDP, each process drawing its own
+        batches).
 
     Returns
     -------
@@ -253,7 +261,8 @@ def train_segmenter(
         raise ValueError(f"model must be one of {MODELS}, got {model!r}")
     if roi not in ROI_MODES:
         raise ValueError(f"roi must be one of {ROI_MODES}, got {roi!r}")
-    fabric = _fabric(device)  # a wrong device fails before the heart regions are estimated
+    if fabric is None:
+        fabric = _fabric(device)  # a wrong device fails before the heart regions are estimated
     name = progress if isinstance(progress, str) else f"training {model}"
     if progress:
         from riskfm.progress import status
