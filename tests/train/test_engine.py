@@ -188,3 +188,30 @@ def test_a_sampled_batch_task_resumes_exactly(tmp_path):
     assert [s["step"] for s in resumed.steps] == list(range(1, 11)) and resumed.steps == full.steps
     assert all(torch.equal(v, resumed_task.model.state_dict()[k]) for k, v in whole.model.state_dict().items())
     assert full.steps[-1]["lr"] == 0.0  # cosine decay to 0 at the last step
+
+
+def test_cora_pretraining_killed_mid_run_resumes_to_the_same_weights(tmp_path):
+    from riskfm.ct.pretrain import PretrainConfig, PretrainVolume
+    from riskfm.ct.synthesis import SynthesisConfig
+    from riskfm.train.tasks.cora_pretrain import pretrain_cora
+
+    rng = np.random.default_rng(0)
+    hu = rng.normal(40, 30, (20, 24, 24)).astype(np.float32)
+    hu[:, 10:13, 4:20] = 350.0  # a contrast-filled vessel to centre patches on
+    candidates = np.flatnonzero((hu > 300).ravel())
+    volumes = [PretrainVolume(f"v{i}", hu, (1.0, 1.0, 1.0), candidates, "coronary") for i in range(2)]
+    cfg = PretrainConfig(width=2, patch_size=(16, 16, 16), spacing=(1.0, 1.0, 1.0), steps=5, batch_size=1,
+                         checkpoint_every=2, synthesis=SynthesisConfig(patch_size=(16, 16, 16)))
+    whole = pretrain_cora(volumes, tmp_path / "whole", cfg, show_progress=False)
+
+    def kill(step, loss):
+        if step == 3:  # after the checkpoint of step 2
+            raise Killed("killed")
+
+    with pytest.raises(Killed):
+        pretrain_cora(volumes, tmp_path / "run", cfg, show_progress=False, progress=kill)
+    resumed = pretrain_cora(volumes, tmp_path / "run", cfg, show_progress=False)
+    assert [h["step"] for h in resumed.history] == [1, 2, 3, 4, 5] and resumed.history == whole.history
+    a = load_bundle(whole.checkpoint, "cora-pretrain")["model"]
+    b = load_bundle(resumed.checkpoint, "cora-pretrain")["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
