@@ -146,6 +146,20 @@ def default_eval_times(time_days: np.ndarray, event: np.ndarray, n_times: int = 
     return q[q < time_days.max()]
 
 
+def _probabilities(p: Any, name: str) -> np.ndarray:
+    """Return ``p`` as finite floats in [0, 1], or raise naming ``name`` (a log hazard is not a probability).
+
+    ``logit`` clips to [1e-12, 1 - 1e-12]: a score outside [0, 1] would be clipped silently into a
+    wrong Brier score instead of an error.
+    """
+    x = as_finite_1d(p, name)
+    if len(x) and (x.min() < 0 or x.max() > 1):
+        raise ValueError(f"{name} must be predicted probabilities in [0, 1] for the Brier score's Cox model "
+                         f"(got {x.min():.4g} to {x.max():.4g}); pass probabilities (e.g. sigmoid of a log "
+                         "hazard), or leave train=None for the C-indices and time-dependent AUROC only")
+    return x
+
+
 class CoxOnScore:
     """Cox model with ``logit(p)`` as its single covariate: turns a predicted risk into S(t | p).
 
@@ -166,7 +180,7 @@ class CoxOnScore:
         from riskfm.evaluate.calibration import logit
 
         t, e = check_survival(time_days, event, "train ")
-        x = logit(as_finite_1d(p, "p"))
+        x = logit(_probabilities(p, "p"))
         df = pd.DataFrame({"t": t, "e": e.astype(int), "x": x})
         self.model_ = CoxPHFitter(penalizer=self.penalizer).fit(df, duration_col="t", event_col="e",
                                                                  fit_options=dict(_COX_FIT_OPTIONS))
@@ -184,7 +198,7 @@ class CoxOnScore:
         """
         from riskfm.evaluate.calibration import logit
 
-        x = logit(as_finite_1d(p, "p"))
+        x = logit(_probabilities(p, "p"))
         t = np.asarray(times_days, dtype=float)
         h0 = self.model_.baseline_cumulative_hazard_.iloc[:, 0]  # centred covariate, one row per training time
         idx = np.searchsorted(h0.index.to_numpy(dtype=float), t, side="right") - 1
@@ -202,12 +216,14 @@ def survival_metrics(
     Parameters
     ----------
     time_days, event, risk : array-like, shape [n]
-        Follow-up (days), event 0/1 and risk score of the patients evaluated.
+        Follow-up (days), event 0/1 and risk score of the patients evaluated (any monotone scale
+        for the C-indices and AUROC; with ``train``, a probability in [0, 1], which the Brier
+        score's Cox model needs: other values are refused, not clipped).
     times_days : sequence of float, optional
         Evaluation times (days), increasing and inside the follow-up of both sets; default
         ``default_eval_times``.
     train : (time_days, event, p), optional
-        Training patients' follow-up, events and predicted risks (in [0, 1]). They estimate the
+        Training patients' follow-up, events and predicted risks (in [0, 1], else an error). They estimate the
         censoring distribution of Uno's C and the Cox model of the Brier score; without them
         the evaluated patients serve for the censoring distribution and no Brier score is given.
 
@@ -242,6 +258,9 @@ def survival_metrics(
         auc_t, mean_auc = cumulative_dynamic_auc(y_train, y_test, r, times)
     ibs = None
     if p_tr is not None and len(times) >= 2 and e_tr.sum() > 0:
+        # named for the caller: a log hazard passed as risk is refused here, not clipped by logit
+        _probabilities(p_tr, "train p")
+        _probabilities(r, "risk")
         cox = CoxOnScore().fit(t_tr, e_tr, p_tr)
         ibs = float(integrated_brier_score(y_train, y_test, cox.survival(r, times), times))
     n, n_events = len(t), int(e.sum())
