@@ -347,7 +347,7 @@ def main() -> None:
                             head_init=args.head_init, seed=seed,
                             train_indices=train_idx, test_indices=test_idx)
                         scores[name] = _test_scores(res)
-                        losses = res.extras["fit"].losses()
+                        losses = np.array([s["loss"] for s in res.extras["fit"].steps])  # engine: one row a step
                         entry[name] = {**_arm_summary(scores[name], seed), "encoder_lr": arm_lrs[name],
                                        "train_seconds": res.extras["fit"].seconds,
                                        "train_loss_first_last_10": [float(np.mean(losses[:10])),
