@@ -22,6 +22,7 @@ from riskfm.ct.cora import CoraResUNet, cora_input_spec
 from riskfm.ct.finetune import DenseOutput, DensePatchSampler
 from riskfm.progress import progress as progress_bar
 from riskfm.recipes.result import jsonable
+from riskfm.train.bundle import config_fingerprint
 from riskfm.train.engine import EngineResult
 from riskfm.train.tasks.sampled import SampledBatchTask, fit_sampled
 
@@ -212,15 +213,9 @@ def fine_tune_dense(
     task = SampledBatchTask("cora-dense", DenseOutput(net), loss, lambda rng: sampler(rng, opts.batch_size),
                             seed=opts.seed)
     fit = fit_sampled(task, opts.steps, lr=opts.lr, seed=opts.seed, out_dir=checkpoint_dir, config=config,
-                      fingerprint=config_fingerprint(config), desc=desc, progress=progress)
+                      fingerprint=config_fingerprint(jsonable(config)), desc=desc, progress=progress)
     return net, fit
 
-
-def config_fingerprint(config: Mapping[str, Any]) -> str:
-    """Return 20 hex digits of SHA-256 over a JSON-able config (a fine-tune's identity in its checkpoints)."""
-    import hashlib
-
-    return hashlib.sha256(json.dumps(jsonable(config), sort_keys=True).encode()).hexdigest()[:20]
 
 
 def evaluate_cases(indices: Iterable[int], score: Callable[[int], dict], *, desc: str = "evaluating",

@@ -42,8 +42,9 @@ from riskfm.ct.finetune import (
 from riskfm.data.splits import split_indices
 from riskfm.evaluate.run_metrics import metrics_from_predictions
 from riskfm.progress import progress as progress_bar
-from riskfm.recipes.cora_common import build_network, config_fingerprint, load_cases, write_outputs
+from riskfm.recipes.cora_common import build_network, load_cases, write_outputs
 from riskfm.recipes.result import RecipeResult
+from riskfm.train.bundle import config_fingerprint
 from riskfm.train.tasks.sampled import SampledBatchTask, fit_sampled
 
 __all__ = ["run_plaque_characterisation"]

@@ -29,7 +29,8 @@ from typing import Any
 from riskfm.errors import CheckpointError
 from riskfm.train.checkpoint import load_checkpoint, save_atomic
 
-__all__ = ["BUNDLE_KINDS", "BUNDLE_VERSION", "BundleKindError", "load_bundle", "save_bundle", "upgrade_legacy"]
+__all__ = ["BUNDLE_KINDS", "BUNDLE_VERSION", "BundleKindError", "config_fingerprint", "load_bundle", "save_bundle",
+           "upgrade_legacy"]
 
 #: The bundle layout this riskfm writes and the newest it reads.
 BUNDLE_VERSION = 1
@@ -41,6 +42,18 @@ BUNDLE_KINDS: tuple[str, ...] = ("risk-model", "cora-pretrain", "cora-dense", "c
 
 class BundleKindError(CheckpointError):
     """A checkpoint holds another kind of model than the caller needs (or an unknown kind)."""
+
+
+def config_fingerprint(config: Mapping[str, Any]) -> str:
+    """Return 20 hex digits of SHA-256 over a JSON-able config: a run's identity in its bundles.
+
+    Keys are sorted and values JSON-encoded (others as ``str``), so equal configs give equal
+    fingerprints whatever their key order.
+    """
+    import hashlib
+    import json
+
+    return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:20]
 
 
 def save_bundle(path: str | os.PathLike, *, kind: str, model: Mapping[str, Any], config: Mapping[str, Any] | None = None,

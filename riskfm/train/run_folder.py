@@ -119,10 +119,9 @@ def fingerprint_id(fingerprint: dict[str, Any]) -> str:
 
     Stored in the run's checkpoint bundles, so a checkpoint copied into another run's folder is refused.
     """
-    import hashlib
+    from riskfm.train.bundle import config_fingerprint
 
-    same = {k: v for k, v in fingerprint.items() if k != "versions"}
-    return hashlib.sha256(json.dumps(same, sort_keys=True, default=str).encode()).hexdigest()[:20]
+    return config_fingerprint({k: v for k, v in fingerprint.items() if k != "versions"})
 
 
 def _differences(old: dict, new: dict, prefix: str = "") -> list[str]:

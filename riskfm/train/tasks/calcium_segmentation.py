@@ -11,8 +11,6 @@ would have and ends with the same weights.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -34,6 +32,7 @@ from riskfm.ct.calcium.segmentation import (
     _targets,
     _volume_input,
 )
+from riskfm.train.bundle import config_fingerprint
 from riskfm.train.engine import EngineConfig, Task, fit
 
 __all__ = ["CalciumSegmentationTask", "train_segmenter", "train_segmenter_on_synthetic"]
@@ -286,7 +285,7 @@ def train_segmenter(
                 "epochs": epochs, "steps_per_epoch": per_epoch, "batch_size": batch_size, "lr": lr, "seed": seed,
                 "patch_size": None if patch_size is None else [int(p) for p in patch_size],
                 "encoder_init": config.encoder_init, "n_exams": len(data)}
-    fingerprint = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:20]
+    fingerprint = config_fingerprint(identity)
     result = fit(task, engine, checkpoint_dir, fabric=fabric, config=identity, fingerprint=fingerprint)
     config.history = [float(row["train_loss"]) for row in result.history]
     return CalciumSegmenter(net.cpu().eval(), config)

@@ -10,7 +10,6 @@ finished run continued with a larger ``steps`` budget picks up where it ended.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import time
@@ -28,6 +27,7 @@ from riskfm.ct.finetune import DenseOutput
 from riskfm.ct.pretrain import CoraLoss, PretrainConfig, PretrainVolume, SynthesisPatchDataset, prepare_volume
 from riskfm.ct.synthesis import LesionSynthesisEngine, SynthesisConfig
 from riskfm.progress import progress as progress_bar
+from riskfm.train.bundle import config_fingerprint
 from riskfm.train.engine import EngineConfig, Task, fit, make_fabric
 
 __all__ = ["CoraPretrainTask", "PretrainResult", "pretrain_cora"]
@@ -103,10 +103,6 @@ class CoraPretrainTask(Task):
         return fabric.setup_dataloaders(DataLoader(dataset, batch_size=cfg.batch_size, shuffle=False,
                                                    num_workers=cfg.num_workers))
 
-    def finish_batch(self, batch):
-        """Return ``(image, mask)`` on the device (the loader set up by Fabric already moved it)."""
-        return batch
-
     def loss(self, model, batch) -> tuple[torch.Tensor, int]:
         """Return the Tversky + focal loss of the dense logits and the patches in the batch."""
         image, mask = batch
@@ -120,7 +116,7 @@ class CoraPretrainTask(Task):
 def _identity(cfg: PretrainConfig, volumes: list[dict]) -> tuple[dict, str]:
     settings = {k: v for k, v in cfg.to_dict().items() if k not in _RESUMABLE}
     config = {"task": "cora-pretrain", "pretrain": settings, "volumes": [v["patient_id"] for v in volumes]}
-    return config, hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:20]
+    return config, config_fingerprint(config)
 
 
 def pretrain_cora(

@@ -43,8 +43,6 @@ class SampledBatchTask(Task):
     encoder_lr : float, optional
     """
 
-    metric_name = "val_metric"
-
     def __init__(self, kind: str, model: nn.Module, loss_fn: Callable, draw: Callable, *, seed: int = 0,
                  encoder: nn.Module | None = None, encoder_lr: float | None = None) -> None:
         self.kind = kind
