@@ -304,14 +304,30 @@ def test_diagnostic_f1_bootstrap_default_matches_a_rebuilt_bootstrap():
 
 
 def test_diagnostic_f1_bootstrap_with_rare_positives_leaves_empty_resamples_out_quietly():
-    # Two positive exams in eight: many resamples hold none (F1 undefined, left out, no
-    # divide-by-zero warning); those holding exam 6 once and not exam 7 have F1 = 0.
+    # Two positive exams in eight: many resamples hold none (F1 undefined, left out without a 0/0:
+    # no "invalid value" warning); those holding exam 6 once and not exam 7 have F1 = 0.
+    # np.errstate: lifelines' KaplanMeierFitter switches numpy's 0/0 warnings off for the whole
+    # process (np.seterr, never restored), so a plain warnings filter would pass or fail with the
+    # order of the tests.
     ref = np.array([0, 0, 0, 0, 0, 0, 50, 200.0])
     pred = np.array([0, 0, 0, 0, 0, 0, 0, 200.0])
-    with warnings.catch_warnings():
+    with np.errstate(divide="raise", invalid="raise"), warnings.catch_warnings():
         warnings.simplefilter("error")
         t = diagnostic_at_cutoffs(ref, pred, cutoffs=(10, 100), n_boot=400, seed=1)
     for _, row in t.iterrows():
         assert (row.f1_ci_low, row.f1_ci_high) == pytest.approx(
             _boot_f1(ref, pred, row.cutoff, 400, 1, 0.95), rel=1e-12)
     assert isinstance(t, pd.DataFrame) and t["f1"].tolist() == [2 / 3, 1.0]
+
+
+def test_diagnostic_f1_bootstrap_counts_resamples_with_a_single_miss():
+    # 20 exams, 3 true positives and 1 false negative at 100: about 1.5% of resamples hold the false
+    # negative once and no true positive (F1 = 0 on 2 * 0 + 0 + 1 = 1 exam). They belong in the
+    # interval: with the defaults its lower limit is 0; leaving them out would give 0.4.
+    ref = np.array([0.0] * 16 + [150, 220, 400, 130])
+    pred = np.array([0.0] * 16 + [160, 180, 420, 60])
+    row = diagnostic_at_cutoffs(ref, pred, cutoffs=(100,)).iloc[0]
+    assert (row.tp, row.fp, row.tn, row.fn) == (3, 0, 16, 1)
+    assert row.f1 == pytest.approx(f1_score(ref >= 100, pred >= 100))
+    assert (row.f1_ci_low, row.f1_ci_high) == pytest.approx(_boot_f1(ref, pred, 100, 1000, 0, 0.95), rel=1e-12)
+    assert (row.f1_ci_low, row.f1_ci_high) == (0.0, 1.0)
