@@ -267,6 +267,9 @@ def main() -> None:
     ap.add_argument("--cohort-seed", type=int, default=0,
                     help="seed of the two synthetic cohorts (unlabelled 1000 + s, labelled 2000 + s) and of "
                          "pretraining; development runs use another one than the reported run")
+    ap.add_argument("--pretrain-seed", type=int, default=None,
+                    help="seed of the pretraining run alone (default: --cohort-seed); other values measure how "
+                         "much the result depends on which pretraining run the seeds share")
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "cora_pretrain.json")
     args = ap.parse_args()
 
@@ -297,19 +300,20 @@ def main() -> None:
         labelled = make_cohort(n=args.n_labelled, seed=2000 + args.cohort_seed, out_dir=tmp / "labelled", **grid)
         patch = (args.patch,) * 3
         if args.pretrained is None:
+            pretrain_seed = args.cohort_seed if args.pretrain_seed is None else args.pretrain_seed
             unlabelled = make_cohort(n=args.n_pretrain, seed=1000 + args.cohort_seed, out_dir=tmp / "unlabelled",
                                      **grid)
             t_cohorts = time.perf_counter() - t_start
             cfg = PretrainConfig(width=args.width, patch_size=patch, spacing=spacing, steps=args.pretrain_steps,
                                  batch_size=args.pretrain_batch, lr=args.pretrain_lr,
-                                 checkpoint_every=args.pretrain_steps, seed=args.cohort_seed,
+                                 checkpoint_every=args.pretrain_steps, seed=pretrain_seed,
                                  synthesis=SynthesisConfig(patch_size=patch))
             pre = pretrain_cora(cases_from_manifest(unlabelled.manifest_path), tmp / "pretrain", cfg)
             first, last = pre.loss_drop(0.2)
             checkpoint = pre.checkpoint
             pretrain_info = {"n_volumes": args.n_pretrain, "width": args.width, "patch": list(patch),
                              "lr": args.pretrain_lr, "steps": args.pretrain_steps, "batch_size": args.pretrain_batch,
-                             "shared_by_seeds": True, "loss_first_20pct": first, "loss_last_20pct": last,
+                             "shared_by_seeds": True, "seed": pretrain_seed, "loss_first_20pct": first, "loss_last_20pct": last,
                              "loss_decreased": last < first, "seconds": pre.seconds,
                              "loss_curve_every_10": [round(h["loss"], 4) for h in pre.history[::10]]}
             if args.save_pretrained is not None:

@@ -159,9 +159,39 @@ class Kappa(Result):
         object.__setattr__(self, "ci", None if self.ci is None else make_ci(*self.ci))
 
 
-def _contingency(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
-    """Category codes of two ratings over their joint categories: (codes a, codes b, k)."""
-    cats, codes = np.unique(np.concatenate([x, y]), return_inverse=True)
+def _scale(x: np.ndarray, y: np.ndarray, weights: str | None, categories: Sequence | None) -> np.ndarray:
+    """Return the ordered categories whose positions give weighted kappa's distances.
+
+    Weighted kappa penalises a disagreement by how many steps apart the two ratings are on the
+    rating SCALE, so a category nobody used still counts as a step: with calcium buckets 0-4 and
+    bucket 3 unused, 2 vs 4 is two steps, not one (scikit-learn's default, the categories seen,
+    would make it one and overstate agreement). Integer ratings fill the integer range between the
+    smallest and largest rating; other ratings need ``categories`` for weighted kappa, since sorted
+    labels ("high" < "low") are no order. Unweighted kappa does not depend on unused categories.
+    """
+    seen = np.unique(np.concatenate([x, y]))
+    if categories is not None:
+        cats = np.asarray(list(categories))
+        if cats.ndim != 1 or cats.size == 0:
+            raise ValueError(f"categories must be a non-empty 1-D sequence, got {categories!r}")
+        if np.unique(cats).size != cats.size:
+            raise ValueError(f"categories must not repeat a category, got {list(cats)}")
+        unknown = [v for v in seen.tolist() if v not in cats.tolist()]
+        if unknown:
+            raise ValueError(f"ratings {unknown} are not among categories {cats.tolist()}")
+        return cats
+    if weights is None:
+        return seen
+    if seen.dtype.kind in "iub" or (seen.dtype.kind == "f" and np.all(seen == np.round(seen))):
+        return np.arange(int(seen.min()), int(seen.max()) + 1)
+    raise ValueError(f"weighted kappa ({weights}) needs the order of the categories: pass "
+                     f"categories=[...] (ratings seen: {seen.tolist()})")
+
+
+def _contingency(x: np.ndarray, y: np.ndarray, cats: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """Category codes of two ratings as positions in ``cats``: (codes a, codes b, k)."""
+    order = np.argsort(cats, kind="stable")
+    codes = order[np.searchsorted(cats, np.concatenate([x, y]), sorter=order)]
     return codes[: x.size], codes[x.size:], cats.size
 
 
@@ -195,16 +225,16 @@ def _check_weights(weights: str | None) -> None:
         raise ValueError(f"weights must be None, 'linear' or 'quadratic', got {weights!r}")
 
 
-def kappa_value(a: Any, b: Any, weights: str | None = None) -> float:
+def kappa_value(a: Any, b: Any, weights: str | None = None, categories: Sequence | None = None) -> float:
     """Cohen's kappa of two ratings [N], without an interval (see :func:`cohen_kappa`)."""
     x, y = check_paired(a, b, "a", "b")
     _check_weights(weights)
-    ca, cb, k = _contingency(x, y)
+    ca, cb, k = _contingency(x, y, _scale(x, y, weights, categories))
     return _kappa_from_table(_table(ca, cb, k), weights)
 
 
-def cohen_kappa(a: Any, b: Any, *, weights: str | None = None, confidence: float = 0.95,
-                n_boot: int = 1000, seed: int = 0) -> Kappa:
+def cohen_kappa(a: Any, b: Any, *, weights: str | None = None, categories: Sequence | None = None,
+                confidence: float = 0.95, n_boot: int = 1000, seed: int = 0) -> Kappa:
     """Cohen's kappa between two categorical ratings (e.g. calcium buckets 0-4).
 
     Parameters
@@ -213,6 +243,12 @@ def cohen_kappa(a: Any, b: Any, *, weights: str | None = None, confidence: float
         Ratings (category codes) of the same N items.
     weights : {None, "linear", "quadratic"}
         Unweighted kappa (the default, as in the calcium papers) or a weighted one.
+    categories : sequence, optional
+        Every category of the rating scale, in order (e.g. ``range(5)`` for calcium buckets).
+        Weighted kappa measures a disagreement in steps along this scale, so a category no rater
+        used still counts. Default: integer ratings span the integers from the smallest to the
+        largest rating; non-integer ratings must give it for weighted kappa. Ratings outside it
+        are refused.
     confidence : float, default 0.95
     n_boot : int, default 1000
         Bootstrap resamples for weighted kappa intervals.
@@ -227,7 +263,7 @@ def cohen_kappa(a: Any, b: Any, *, weights: str | None = None, confidence: float
     x, y = check_paired(a, b, "a", "b")
     _check_weights(weights)
     conf = check_confidence(confidence)
-    ca, cb, k = _contingency(x, y)
+    ca, cb, k = _contingency(x, y, _scale(x, y, weights, categories))
     table = _table(ca, cb, k)
     kappa = _kappa_from_table(table, weights)
     z = z_value(conf)

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from riskfm.ct.calcium.categories import agatston_bucket
+from riskfm.ct.calcium.categories import BUCKET_NAMES, agatston_bucket
 from riskfm.ct.calcium.nongated import BucketClassifier, exam_features, slice_summaries
 from riskfm.ct.calcium.scoring import score_calcium
 from riskfm.recipes.result import RecipeResult
@@ -114,8 +114,9 @@ def run_nongated(out: str | Path, segmenter: Any, *, train_exams: Sequence[Any],
                                "seconds_per_exam": seconds}
     for name in ("trees", "mask"):
         pred = df[f"{name}_bucket"].to_numpy()
-        k = cohen_kappa(ref_bucket, pred)
-        kw = cohen_kappa(ref_bucket, pred, weights="linear", seed=seed)
+        # All five buckets: a bucket absent from this test set still counts as a step for weighted kappa.
+        k = cohen_kappa(ref_bucket, pred, categories=range(len(BUCKET_NAMES)))
+        kw = cohen_kappa(ref_bucket, pred, weights="linear", categories=range(len(BUCKET_NAMES)), seed=seed)
         metrics[name] = {"kappa": k.to_dict(), "kappa_linear": kw.to_dict(),
                          "accuracy": float(np.mean(pred == ref_bucket))}
     files = {"exams": out / "nongated_exams.csv", "metrics": out / "nongated_metrics.json"}
