@@ -459,3 +459,52 @@ def test_subgroup_metrics_input_errors():
     with pytest.raises(ValueError):
         subgroup_metrics(y[:-1], p, g[:-1])
     assert math.isnan(subgroup_metrics(y, p, g, n_boot=10)["value"].iloc[0]) is False
+
+
+def test_subgroup_metrics_a_rate_without_a_denominator_says_why():
+    # Bug found through mutant x_subgroup_metrics (the `est.ci is None` branch): a level where PPV or
+    # NPV has an empty denominator got value NaN with an empty `not_estimable`, i.e. a row that
+    # claims to be estimable. It now gives the reason.
+    y = np.tile([0, 1], 20)
+    p = np.r_[np.linspace(0.05, 0.4, 20), np.linspace(0.3, 0.95, 20)]
+    g = ["low"] * 20 + ["high"] * 20
+    df = subgroup_metrics(y, p, g, metric="ppv", threshold=0.5)
+    assert df["level"].tolist() == ["All", "high", "low"]
+    assert df["not_estimable"].tolist() == ["", "", "no patients with risk >= 0.5"]
+    low = df.iloc[2]
+    assert math.isnan(low["value"]) and math.isnan(low["ci_low"]) and low["method"] == ""
+    m = np.array(g) == "high"
+    tn, fp, fn, tp = confusion_matrix(y[m], p[m] >= 0.5).ravel()
+    assert df["value"].iloc[1] == pytest.approx(tp / (tp + fp), rel=1e-12)
+    df = subgroup_metrics(y, p, g, metric="npv", threshold=0.25)
+    assert df["not_estimable"].tolist() == ["", "no patients with risk < 0.25", ""]
+    m = np.array(g) == "low"
+    tn, fp, fn, tp = confusion_matrix(y[m], p[m] >= 0.25).ravel()
+    assert df["value"].iloc[2] == pytest.approx(tn / (tn + fn), rel=1e-12)
+
+
+def test_subgroup_metrics_one_event_is_estimable_for_brier():
+    y = np.r_[1, np.zeros(11, int), np.tile([0, 1], 6)]
+    p = np.linspace(0.1, 0.9, len(y))
+    df = subgroup_metrics(y, p, ["a"] * 12 + ["b"] * 12, metric="brier", n_boot=20)
+    assert df["not_estimable"].tolist() == ["", "", ""]
+    assert df["value"].iloc[1] == pytest.approx(brier_score_loss(y[:12], p[:12]), rel=1e-12)
+
+
+def test_subgroup_metrics_group_containers():
+    y, p, g = grouped()
+    cat = pd.Series(pd.Categorical(g, categories=["z", "b", "a"]))
+    # explicit levels win over the categories' order
+    assert subgroup_metrics(y, p, cat, n_boot=10, levels=["a", "b"])["level"].tolist() == ["All", "a", "b"]
+    # a plain (non-categorical) Series and a list: sorted levels
+    assert subgroup_metrics(y, p, pd.Series(g), n_boot=10)["level"].tolist() == ["All", "a", "b"]
+    assert subgroup_metrics(y, p, list(g), n_boot=10)["level"].tolist() == ["All", "a", "b"]
+    # labels are kept as given: an integer label stays "1" next to a fractional 2.5
+    df = subgroup_metrics(y[:110], p[:110], [1] * 60 + [2.5] * 50, n_boot=10)
+    assert df["level"].tolist() == ["All", "1", "2.5"]
+    assert df["n"].tolist() == [110, 60, 50]
+
+
+def test_quantile_edges_of_a_boolean_indicator():
+    # True/False read as 1/0: the median 0 is the cut ("<=0" = False, ">0" = True)
+    assert quantile_edges([True, False, False, False, True]) == [0.0]
