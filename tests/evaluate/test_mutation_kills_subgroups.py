@@ -18,9 +18,11 @@ from sklearn.metrics import average_precision_score, brier_score_loss, confusion
 from statsmodels.stats.proportion import proportion_confint
 
 from riskfm.evaluate.discrimination import roc_auc
+from riskfm.evaluate.results import Estimate
 from riskfm.evaluate.subgroups import (
     METRICS,
     _bootstrap_ci,
+    _rate,
     bin_numeric,
     metric_estimate,
     quantile_edges,
@@ -142,6 +144,25 @@ def test_rates_match_the_confusion_matrix_and_wilson(name):
 
 
 @pytest.mark.parametrize("name", ["sensitivity", "specificity", "ppv", "npv"])
+def test_rate_factory(name):
+    # METRICS' rate functions are made by _rate at import; this calls the factory itself
+    y, p = data(50)
+    tn, fp, fn, tp = confusion_matrix(y, p >= 0.4).ravel()
+    count, nobs = {"sensitivity": (tp, tp + fn), "specificity": (tn, tn + fp), "ppv": (tp, tp + fp),
+                   "npv": (tn, tn + fn)}[name]
+    rate = _rate(name)
+    est = rate(y, p, threshold=0.4)
+    assert est.value == pytest.approx(count / nobs, rel=1e-12)
+    assert est.ci == pytest.approx(proportion_confint(count, nobs, alpha=0.05, method="wilson"), rel=1e-9)
+    assert (est.method, est.confidence, est.n, est.n_pos) == ("Wilson", 0.95, 50, int(y.sum()))
+    est = rate(y, p, threshold=0.4, confidence=0.8, n_boot=7, seed=2)
+    assert est.ci == pytest.approx(proportion_confint(count, nobs, alpha=0.2, method="wilson"), rel=1e-9)
+    assert est.confidence == 0.8
+    with pytest.raises(ValueError, match=full(f"metric {name!r} needs a threshold")):
+        rate(y, p)
+
+
+@pytest.mark.parametrize("name", ["sensitivity", "specificity", "ppv", "npv"])
 def test_rates_need_a_threshold(name):
     y, p = data(20)
     with pytest.raises(ValueError, match=full(f"metric {name!r} needs a threshold")):
@@ -200,7 +221,9 @@ def test_quantile_edges_more_than_six_digits_stay_unrounded():
 
 def test_quantile_edges_at_zero_no_warning():
     x = np.array([-0.75, -0.25, 0.0, 0.0, 0.0, 0.25, 0.75])
-    with warnings.catch_warnings():
+    # lifelines' Kaplan-Meier fitter switches numpy's divide warnings off for the whole process
+    # (np.seterr); switch them on here so that a log10(0) warning is seen whatever ran before
+    with warnings.catch_warnings(), np.errstate(divide="warn"):
         warnings.simplefilter("error")  # log10(0) must not warn
         assert quantile_edges(x, 2) == [0.0]
         assert quantile_edges(np.r_[x, 1.5], 4) == [-0.062, 0.0, 0.38]  # -0.0625, 0, 0.375
@@ -508,3 +531,28 @@ def test_subgroup_metrics_group_containers():
 def test_quantile_edges_of_a_boolean_indicator():
     # True/False read as 1/0: the median 0 is the cut ("<=0" = False, ">0" = True)
     assert quantile_edges([True, False, False, False, True]) == [0.0]
+
+
+def test_subgroup_metrics_with_a_metric_added_to_metrics(monkeypatch):
+    # METRICS is the registry subgroup_metrics reads: a metric added there is used as it answers,
+    # an undefined value gets a reason, and an estimate without an interval gets NaN bounds
+    def constant(y, p, n_boot=500, seed=0, confidence=0.95):
+        return Estimate(0.25, None, "none", len(y), int(np.sum(y)), confidence)
+
+    def undefined(y, p, n_boot=500, seed=0, confidence=0.95):
+        return Estimate(math.nan, None, "none", len(y), int(np.sum(y)), confidence)
+
+    def missing(y, p, n_boot=500, seed=0, confidence=0.95):
+        return Estimate.missing("too few for this", "none", len(y))
+
+    monkeypatch.setitem(METRICS, "constant", (constant, True))
+    monkeypatch.setitem(METRICS, "undefined", (undefined, True))
+    monkeypatch.setitem(METRICS, "missing", (missing, True))
+    y, p, g = grouped()
+    df = subgroup_metrics(y, p, g, metric="constant")
+    assert df["value"].tolist() == [0.25] * 3 and df["method"].tolist() == ["none"] * 3
+    assert df["ci_low"].isna().all() and df["ci_high"].isna().all() and (df["not_estimable"] == "").all()
+    df = subgroup_metrics(y, p, g, metric="undefined")
+    assert df["not_estimable"].tolist() == ["undefined on these patients"] * 3
+    assert df["value"].isna().all() and (df["method"] == "").all()
+    assert subgroup_metrics(y, p, g, metric="missing")["not_estimable"].tolist() == ["too few for this"] * 3
