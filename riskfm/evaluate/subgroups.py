@@ -5,7 +5,7 @@ the metric is computed on that level's patients with a stratified bootstrap inte
 where the metric is not estimable gets NaN and the reason in ``not_estimable`` instead of failing
 the whole table: for AUROC and AUPRC the small-sample rule of ``riskfm.evaluate.guards`` (fewer
 than 10 events or 10 non-events), for the other metrics fewer than ``min_n`` patients or a single
-class.
+class, and for PPV / NPV nobody at or above / below the threshold (the rate has no denominator).
 
 ``subgroup_attributes`` turns a covariate table (the manifest works) into attributes: reserved
 manifest columns other than ``site`` (ids, image paths, outcomes, follow-up) are never
