@@ -5,7 +5,7 @@ the metric is computed on that level's patients with a stratified bootstrap inte
 where the metric is not estimable gets NaN and the reason in ``not_estimable`` instead of failing
 the whole table: for AUROC and AUPRC the small-sample rule of ``riskfm.evaluate.guards`` (fewer
 than 10 events or 10 non-events), for the other metrics fewer than ``min_n`` patients or a single
-class.
+class, and for PPV / NPV nobody at or above / below the threshold (the rate has no denominator).
 
 ``subgroup_attributes`` turns a covariate table (the manifest works) into attributes: reserved
 manifest columns other than ``site`` (ids, image paths, outcomes, follow-up) are never
@@ -43,6 +43,8 @@ PREDICTION_COLUMNS: tuple[str, ...] = ("split", "target", "y_true", "y_prob")
 RESERVED_SUBGROUPS: tuple[str, ...] = ("site",)  # reserved, but a valid subgroup
 DISCRIMINATION_METRICS: tuple[str, ...] = ("auroc", "auprc")
 NUMERIC_LEVELS = 6  # numeric attributes with more distinct values are cut into quantile bins
+# Why a rate at a threshold has no value although both classes are present (its denominator is 0).
+_UNDEFINED = {"ppv": "no patients with risk >= {:g}", "npv": "no patients with risk < {:g}"}
 
 
 def _bootstrap_ci(y: np.ndarray, p: np.ndarray, fn: Callable[[np.ndarray, np.ndarray], float], n_boot: int,
@@ -316,8 +318,9 @@ def subgroup_metrics(
     pandas.DataFrame
         Columns ``attribute``, ``level`` (``"All"`` first), ``metric``, ``n``, ``n_pos``, ``value``,
         ``ci_low``, ``ci_high`` (NaN when not estimable), ``method`` (how the interval was
-        obtained) and ``not_estimable`` (the reason, e.g. ``"1 event < 10"``; empty when the value
-        is reported).
+        obtained) and ``not_estimable`` (the reason, e.g. ``"1 event < 10"``, or for PPV / NPV
+        ``"no patients with risk >= 0.9"`` when nobody is predicted positive / negative; empty
+        when the value is reported).
     """
     check_confidence(confidence)
     y_b, p_f = check_binary_scores(y, p)
@@ -344,12 +347,17 @@ def subgroup_metrics(
             reason = f"single class ({n_pos} events of {n})"
         else:
             reason = None
-        if reason is not None:
-            row["not_estimable"] = reason
-        else:
+        if reason is None:
             est = metric_estimate(metric, y_b[m], p_f[m], n_boot=n_boot, seed=seed, confidence=confidence,
                                   threshold=threshold)
-            low, high = est.ci if est.ci is not None else (math.nan, math.nan)
-            row.update(value=est.value, ci_low=low, ci_high=high, method=est.method)
+            if math.isfinite(est.value):
+                low, high = est.ci if est.ci is not None else (math.nan, math.nan)
+                row.update(value=est.value, ci_low=low, ci_high=high, method=est.method)
+            else:
+                # PPV with nobody at or above the threshold, NPV with nobody below it: no value, and
+                # the row must say why rather than look estimable with a NaN.
+                reason = est.not_estimable or _UNDEFINED.get(metric, "undefined on these patients").format(threshold)
+        if reason is not None:
+            row["not_estimable"] = reason
         rows.append(row)
     return pd.DataFrame(rows)
