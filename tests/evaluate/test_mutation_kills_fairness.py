@@ -251,3 +251,189 @@ def test_plot_saves_the_figure_and_labels_the_model(tmp_path):
     assert fig.axes[0].get_xlabel() == "MAE gap (AU)"
     assert res.plot().axes  # no path: nothing saved, the figure returned
     assert sorted(p.name for p in tmp_path.iterdir()) == ["gaps.png", "named.png"]
+
+
+# ----------------------------------------------------------------------------------------- fairness_gaps
+
+
+def _level(name: str, n: int, first: int = 0) -> pd.DataFrame:
+    """n patients of level ``name``: alternating outcomes, spread scores, readings off by 2 or -1."""
+    return pd.DataFrame({"g": [name] * n, "event": [0, 1] * (n // 2) + [0] * (n % 2),
+                         "score": np.linspace(0.05, 0.95, n), "reference": np.arange(first, first + n, dtype=float),
+                         "predicted": np.arange(first, first + n, dtype=float) + (2.0 if name == "a" else -1.0)})
+
+
+def _small(n_per: int = 12) -> pd.DataFrame:
+    return pd.concat([_level("a", n_per), _level("b", n_per, n_per)], ignore_index=True)
+
+
+def test_error_messages_name_the_argument_and_the_problem():
+    df = _small()
+    with pytest.raises(ValueError, match=full(
+            "unknown metric 'f2'; choose from ['auprc', 'auroc', 'bias', 'brier', 'kappa', 'mae', 'mean', 'npv', "
+            "'ppv', 'rmse', 'sensitivity', 'specificity'] or pass a function")):
+        fairness_gaps(df, "g", "f2")
+    with pytest.raises(ValueError, match=full("a metric function needs columns= (the columns it reads)")):
+        fairness_gaps(df, "g", np.mean)
+    for name in ("sensitivity", "specificity", "ppv", "npv"):
+        with pytest.raises(ValueError, match=full(f"metric '{name}' needs a threshold")):
+            fairness_gaps(df, "g", name, columns=("event", "score"))
+    with pytest.raises(ValueError, match=full(
+            "fairness_gaps: column(s) ['sex'] missing (have ['g', 'event', 'score', 'reference', 'predicted'])")):
+        fairness_gaps(df, "sex", "mae")
+    with pytest.raises(ValueError, match=re.escape("column(s) ['y_true', 'y_prob'] missing")):
+        fairness_gaps(df, "g", "auroc")
+    bad = df.assign(event=df["event"].replace({1: 2}))
+    with pytest.raises(ValueError, match=full("event must be binary 0/1; found other values [2.0]")):
+        fairness_gaps(bad, "g", "brier", columns=("event", "score"))
+    bad = df.assign(score=df["score"].where(df.index != 3))
+    with pytest.raises(ValueError, match="^score must be finite"):
+        fairness_gaps(bad, "g", "brier", columns=("event", "score"))
+    bad = df.assign(predicted=df["predicted"].where(df.index != 3, np.inf))
+    with pytest.raises(ValueError, match="^column 'predicted' must be finite"):
+        fairness_gaps(bad, "g", "mae")
+    with pytest.raises(ValueError, match="^n_resamples must be an integer >= 2"):
+        fairness_gaps(df, "g", "mae", n_resamples=1)
+    assert len(fairness_gaps(df, "g", "mae", n_resamples=2).resamples) == 2
+
+
+def test_columns_spelled_as_a_string_a_list_or_a_tuple():
+    df = _small()
+    want = fairness_gaps(df, "g", "mae", n_resamples=5).table
+    pd.testing.assert_frame_equal(fairness_gaps(df.rename(columns={"reference": "r", "predicted": "q"}), "g", "mae",
+                                                columns=["r", "q"], n_resamples=5).table, want)
+    brier = fairness_gaps(df, "g", "brier", columns=("event", "score"), n_resamples=5).table.set_index("level")
+    a = df[df["g"] == "a"]
+    assert brier.loc["a", "metric_value"] == pytest.approx(brier_score_loss(a["event"], a["score"]), rel=1e-12)
+    assert brier.loc["a", "n_pos"] == 6
+
+    def spread(x):
+        return float(x.max() - x.min())
+
+    by_str = fairness_gaps(df, "g", spread, columns="score", n_resamples=5)
+    by_list = fairness_gaps(df, "g", spread, columns=["score"], n_resamples=5)
+    pd.testing.assert_frame_equal(by_str.table, by_list.table)
+    assert by_str.metric == "spread"
+    assert by_str.table.set_index("level").loc["b", "metric_value"] == pytest.approx(0.9, rel=1e-12)
+    assert math.isnan(by_str.table.set_index("level").loc["a", "n_pos"])
+
+    class Spread:  # a callable without __name__
+        def __call__(self, x):
+            return float(x.max() - x.min())
+
+    assert fairness_gaps(df, "g", Spread(), columns="score", n_resamples=5).metric == "metric"
+
+
+def test_min_n_is_a_floor_that_a_level_of_exactly_min_n_passes():
+    df = pd.concat([_small(12), _level("c", 9)], ignore_index=True)
+    t = fairness_gaps(df, "g", "mae", n_resamples=5).table.set_index("level")  # default min_n = 10
+    assert t.loc["c", "not_estimable"] == "9 patients < 10" and t.loc["a", "not_estimable"] == ""
+    t = fairness_gaps(df, "g", "mae", min_n=9, n_resamples=5).table.set_index("level")
+    assert t.loc["c", "not_estimable"] == "" and t.loc["c", "kind"] == "median"
+    t = fairness_gaps(df, "g", "mae", min_n=13, n_resamples=5).table.set_index("level")
+    assert set(t["not_estimable"]) == {"12 patients < 13", "9 patients < 13", "0 estimable levels, need 2"}
+    t = fairness_gaps(df, "g", "mae", min_n=0, levels=["a", "b", "zz"], n_resamples=5).table.set_index("level")
+    assert t.loc["zz", "not_estimable"] == "0 patients < 1" and t.loc["zz", "n"] == 0
+
+
+def test_a_single_class_level_has_no_brier_or_threshold_gap():
+    df = pd.concat([_small(12), _level("c", 12).assign(event=0), _level("d", 12).assign(event=1)],
+                   ignore_index=True)
+    for metric in ("brier", "sensitivity", "npv"):
+        t = fairness_gaps(df, "g", metric, columns=("event", "score"), threshold=0.5,
+                          n_resamples=5).table.set_index("level")
+        assert t.loc["c", "not_estimable"] == "single class (0 events of 12)"
+        assert t.loc["d", "not_estimable"] == "single class (12 events of 12)"
+        assert t.loc["d", "n_pos"] == 12 and t.loc["a", "not_estimable"] == ""
+        assert t.loc["a", "kind"] == "median"  # four levels, two of them estimable
+
+
+def test_auroc_takes_the_small_sample_floors_given():
+    rng = np.random.default_rng(0)
+    # level a: 5 events and 7 non-events; level b: 6 and 6
+    df = pd.DataFrame({"g": ["a"] * 12 + ["b"] * 12, "y_true": [1] * 5 + [0] * 7 + [1, 0] * 6,
+                       "y_prob": rng.uniform(0, 1, 24)})
+    t = fairness_gaps(df, "g", "auroc", n_resamples=5).table.set_index("level")
+    assert t.loc["a", "not_estimable"] == "5 events < 10, 7 non-events < 10"
+    t = fairness_gaps(df, "g", "auroc", min_events=5, min_nonevents=6, n_resamples=5).table.set_index("level")
+    assert (t.loc["a", "not_estimable"], t.loc["b", "not_estimable"]) == ("", "")
+    a = df[df["g"] == "a"]
+    from sklearn.metrics import roc_auc_score
+
+    assert t.loc["a", "metric_value"] == pytest.approx(roc_auc_score(a["y_true"], a["y_prob"]), rel=1e-12)
+    t = fairness_gaps(df, "g", "auroc", min_events=6, min_nonevents=6, n_resamples=5).table.set_index("level")
+    assert t.loc["a", "not_estimable"] == "5 events < 6" and t.loc["b", "not_estimable"] == "1 estimable level, need 2"
+    t = fairness_gaps(df, "g", "auroc", min_events=5, min_nonevents=8, n_resamples=5).table.set_index("level")
+    assert t.loc["a", "not_estimable"] == "7 non-events < 8" and t.loc["b", "not_estimable"] == "6 non-events < 8"
+
+
+def test_fewer_than_two_estimable_levels_give_no_gap_and_say_why():
+    df = pd.concat([_small(12), _level("c", 5)], ignore_index=True)
+    res = fairness_gaps(df, "g", "mae", levels=["a", "c"], n_resamples=7, seed=5, confidence=0.9, attribute="site")
+    assert res.not_estimable == "1 estimable level, need 2"
+    assert math.isnan(res.value) and res.ci is None and res.resamples is None
+    assert (res.n, res.attribute, res.metric, res.n_resamples, res.seed, res.confidence) == (17, "site", "mae", 7, 5,
+                                                                                             0.9)
+    assert res.method == "stratified bootstrap (7 resamples) over patients"
+    t = res.table
+    assert list(t["level"]) == ["a", "c", "max - min"] and list(t["attribute"]) == ["site"] * 3
+    assert list(t["not_estimable"]) == ["1 estimable level, need 2", "5 patients < 10", "1 estimable level, need 2"]
+    assert t["gap"].isna().all() and list(t["kind"]) == ["", "", "range"]
+    assert t.iloc[2]["n"] == 12 and math.isnan(t.iloc[2]["n_pos"])
+    assert res.estimable_rows().empty and res.to_dict()["levels"] == {}
+    none = fairness_gaps(df, "g", "mae", min_n=50, n_resamples=7)
+    assert none.not_estimable == "0 estimable levels, need 2" and none.table.iloc[-1]["n"] == 0
+
+
+def test_the_range_row_counts_the_estimable_levels_only():
+    df = pd.concat([_small(12), _level("c", 12).assign(event=0)], ignore_index=True)
+    df.loc[df["g"] == "b", "event"] = [1] * 8 + [0] * 4
+    res = fairness_gaps(df, "g", "brier", columns=("event", "score"), n_resamples=10, attribute="Site")
+    t = res.table.set_index("level")
+    assert t.loc["c", "not_estimable"] == "single class (0 events of 12)"
+    assert (t.loc["max - min", "n"], t.loc["max - min", "n_pos"]) == (24, 14)  # a (6 events) and b (8)
+    assert t.loc["max - min", "kind"] == "range" and t.loc["max - min", "not_estimable"] == ""
+    assert res.n == 36 and set(res.table["attribute"]) == {"Site"} and set(res.table["metric"]) == {"brier"}
+    rows = res.estimable_rows()
+    assert list(rows["level"]) == ["a", "b", "max - min"] and list(rows.index) == [0, 1, 2]
+    brier = {lv: brier_score_loss(d["event"], d["score"]) for lv, d in df.groupby("g") if lv != "c"}
+    med = float(np.median(list(brier.values())))
+    assert t.loc["a", "reference"] == pytest.approx(med, rel=1e-12) and t.loc["a", "kind"] == "median"
+    assert t.loc["b", "gap"] == pytest.approx(brier["b"] - med, rel=1e-12)
+    assert res.value == pytest.approx(abs(brier["a"] - brier["b"]), rel=1e-12)
+
+
+def test_levels_from_categories_numbers_and_rows_without_a_level():
+    df = _paired(n=60)
+    df["age"] = pd.Categorical(df["age"], categories=[">65", "unknown", "51-65", "<=50"])
+    df.loc[[0, 1, 2], "age"] = np.nan
+    res = fairness_gaps(df, "age", "mae", n_resamples=5)
+    assert list(res.table["level"]) == [">65", "51-65", "<=50", "max - min"]  # category order, unused dropped
+    assert res.n == 57 and list(res.table["n"][:3]) == [19, 19, 19]
+    df["num"] = np.tile([10, 9, 100], 20)
+    res = fairness_gaps(df, "num", "mae", n_resamples=5)
+    assert list(res.table["level"]) == ["10", "100", "9", "max - min"]  # sorted as text, named as text
+    assert list(res.resamples.columns) == ["10", "100", "9", "max - min"]
+    nine = df[df["num"] == 9]
+    assert res.table.set_index("level").loc["9", "metric_value"] == pytest.approx(
+        float(np.abs(nine["predicted"] - nine["reference"]).mean()), rel=1e-12)
+    res = fairness_gaps(df, "num", "mae", levels=(9, 100), n_resamples=5)
+    assert list(res.table["level"]) == ["9", "100", "max - min"] and res.table["kind"][0] == "binary"
+    assert res.n == 40
+
+
+def test_interval_coverage_and_an_interval_from_no_resample():
+    df = _paired()
+    res = fairness_gaps(df, "age", "bias", n_resamples=40, seed=2, confidence=0.8)
+    t = res.table.set_index("level")
+    for lv in ("<=50", ">65", "max - min"):
+        assert (t.loc[lv, "ci_low"], t.loc[lv, "ci_high"]) == tuple(np.quantile(res.resamples[lv], [0.1, 0.9]))
+    assert res.ci == tuple(np.quantile(res.resamples["max - min"], [0.1, 0.9])) and res.confidence == 0.8
+    # Seed 12 with 2 resamples: both miss level B's only positive call, so no resample has a gap.
+    res = fairness_gaps(_one_positive_call(), "g", "ppv", threshold=0.5, n_resamples=2, seed=12, min_n=1)
+    assert res.resamples.isna().all().all() and res.not_estimable is None
+    a = _one_positive_call().iloc[:60]
+    assert res.ci is None and res.value == pytest.approx(1 - precision_score(a["y_true"], a["y_prob"] >= 0.5),
+                                                         rel=1e-12)
+    assert res.table[["ci_low", "ci_high"]].isna().all().all() and not res.table["gap"].isna().any()
+    assert res.to_dict()["levels"]["A"]["ci"] is None and res.to_dict()["ci"] is None
