@@ -396,6 +396,7 @@ def test_the_range_row_counts_the_estimable_levels_only():
     assert res.n == 36 and set(res.table["attribute"]) == {"Site"} and set(res.table["metric"]) == {"brier"}
     rows = res.estimable_rows()
     assert list(rows["level"]) == ["a", "b", "max - min"] and list(rows.index) == [0, 1, 2]
+    assert list(rows.columns) == list(res.table.columns)  # the old index is dropped, not kept as a column
     brier = {lv: brier_score_loss(d["event"], d["score"]) for lv, d in df.groupby("g") if lv != "c"}
     med = float(np.median(list(brier.values())))
     assert t.loc["a", "reference"] == pytest.approx(med, rel=1e-12) and t.loc["a", "kind"] == "median"
@@ -437,3 +438,18 @@ def test_interval_coverage_and_an_interval_from_no_resample():
                                                          rel=1e-12)
     assert res.table[["ci_low", "ci_high"]].isna().all().all() and not res.table["gap"].isna().any()
     assert res.to_dict()["levels"]["A"]["ci"] is None and res.to_dict()["ci"] is None
+
+
+@pytest.mark.parametrize("metric", sorted(_RATES))
+def test_the_threshold_metric_factory_itself(metric):
+    """``GAP_METRICS`` builds these at import, before mutmut switches a mutant on: call the factory here."""
+    from riskfm.evaluate.fairness import _rate
+
+    df = _thresholded(n=60, seed=9)
+    y, p = df["y_true"].to_numpy() == 1, df["y_prob"].to_numpy()
+    fn = _rate(metric)
+    for t in (0.5, 0.6):
+        assert fn(y, p, t) == pytest.approx(_RATES[metric](y.astype(int), (p >= t).astype(int)), rel=1e-12)
+    # an empty denominator: no events, no non-events, no positive or no negative call
+    empty = {"sensitivity": (np.zeros_like(y), p), "specificity": (np.ones_like(y), p), "ppv": (y, np.zeros_like(p)), "npv": (y, np.ones_like(p))}
+    assert math.isnan(fn(*empty[metric], 0.5))
