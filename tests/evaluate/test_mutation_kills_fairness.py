@@ -453,3 +453,15 @@ def test_the_threshold_metric_factory_itself(metric):
     # an empty denominator: no events, no non-events, no positive or no negative call
     empty = {"sensitivity": (np.zeros_like(y), p), "specificity": (np.ones_like(y), p), "ppv": (y, np.zeros_like(p)), "npv": (y, np.ones_like(p))}
     assert math.isnan(fn(*empty[metric], 0.5))
+
+
+def test_the_defaults_are_500_resamples_seed_0_and_95_percent():
+    df = _paired()
+    res = fairness_gaps(df, "age", "mae")
+    assert (res.n_resamples, res.seed, res.confidence, len(res.resamples)) == (500, 0, 0.95, 500)
+    levels = ["51-65", "<=50", ">65"]  # sorted
+    hand = _by_hand(df, "age", levels, 500, 0,
+                    lambda d: float(np.abs(d["predicted"].to_numpy() - d["reference"].to_numpy()).mean()))
+    np.testing.assert_allclose(res.resamples[">65"], hand[:, 2] - np.median(hand, axis=1), rtol=0, atol=1e-12)
+    spread = hand.max(axis=1) - hand.min(axis=1)
+    assert res.ci == pytest.approx(tuple(np.quantile(spread, [0.025, 0.975])), rel=1e-12)
