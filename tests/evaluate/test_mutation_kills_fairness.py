@@ -29,6 +29,11 @@ from riskfm.evaluate import fairness_gaps
 matplotlib.use("Agg")
 
 
+#: The table's columns as FairnessGaps documents them.
+COLUMNS = ("attribute", "level", "metric", "n", "n_pos", "metric_value", "reference", "gap", "ci_low", "ci_high",
+           "kind", "not_estimable")
+
+
 def full(text: str) -> str:
     return "^" + re.escape(text) + "$"
 
@@ -383,6 +388,9 @@ def test_fewer_than_two_estimable_levels_give_no_gap_and_say_why():
     assert res.estimable_rows().empty and res.to_dict()["levels"] == {}
     none = fairness_gaps(df, "g", "mae", min_n=50, n_resamples=7)
     assert none.not_estimable == "0 estimable levels, need 2" and none.table.iloc[-1]["n"] == 0
+    assert none.table["metric_value"].dtype == np.float64 and none.table["metric_value"].isna().all()
+    for t in (res.table, none.table):
+        assert tuple(t.columns) == COLUMNS
 
 
 def test_the_range_row_counts_the_estimable_levels_only():
@@ -396,7 +404,7 @@ def test_the_range_row_counts_the_estimable_levels_only():
     assert res.n == 36 and set(res.table["attribute"]) == {"Site"} and set(res.table["metric"]) == {"brier"}
     rows = res.estimable_rows()
     assert list(rows["level"]) == ["a", "b", "max - min"] and list(rows.index) == [0, 1, 2]
-    assert list(rows.columns) == list(res.table.columns)  # the old index is dropped, not kept as a column
+    assert tuple(rows.columns) == tuple(res.table.columns) == COLUMNS  # the old index is not kept as a column
     brier = {lv: brier_score_loss(d["event"], d["score"]) for lv, d in df.groupby("g") if lv != "c"}
     med = float(np.median(list(brier.values())))
     assert t.loc["a", "reference"] == pytest.approx(med, rel=1e-12) and t.loc["a", "kind"] == "median"
