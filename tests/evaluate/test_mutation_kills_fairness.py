@@ -402,6 +402,8 @@ def test_the_range_row_counts_the_estimable_levels_only():
     assert (t.loc["max - min", "n"], t.loc["max - min", "n_pos"]) == (24, 14)  # a (6 events) and b (8)
     assert t.loc["max - min", "kind"] == "range" and t.loc["max - min", "not_estimable"] == ""
     assert res.n == 36 and set(res.table["attribute"]) == {"Site"} and set(res.table["metric"]) == {"brier"}
+    assert (res.attribute, res.metric, res.n_resamples, res.seed) == ("Site", "brier", 10, 0)
+    assert fairness_gaps(df, "g", "mae", n_resamples=3).attribute == "g"  # default: the column's name
     rows = res.estimable_rows()
     assert list(rows["level"]) == ["a", "b", "max - min"] and list(rows.index) == [0, 1, 2]
     assert tuple(rows.columns) == tuple(res.table.columns) == COLUMNS  # the old index is not kept as a column
