@@ -21,7 +21,10 @@ patients (the gaps of one resample are paired), and the interval of a gap is
 ``np.quantile(resampled gaps, [alpha / 2, 1 - alpha / 2])``. The resampling is fixed by
 ``seed``: one ``numpy.random.default_rng(seed)`` draws, level by level in display order (and,
 within a level, positives before negatives), an ``[n_resamples, size]`` matrix of positions with
-``integers(0, size)``. :attr:`FairnessGaps.resamples` keeps every resampled gap.
+``integers(0, size)``. :attr:`FairnessGaps.resamples` keeps every resampled gap. A resample on
+which some level's metric is undefined (a PPV without a positive call, a kappa of one category, a
+function returning NaN) has no gaps: every gap and the range are NaN there, and the intervals are
+the percentiles of the other resamples (count them with ``resamples.isna()``).
 
 Metrics by name (:data:`GAP_METRICS`) read one or two columns of the table:
 
@@ -212,8 +215,11 @@ def _gaps(values: dict[Any, float], binary: bool) -> tuple[dict[Any, tuple[float
     else:
         med = float(np.median([values[lv] for lv in levels]))
         out = {lv: (med, values[lv] - med) for lv in levels}
-    vals = list(values.values())
-    return out, float(max(vals) - min(vals))
+    # np.max / np.min, not the builtins: a NaN (a level undefined on one resample) must make the range NaN.
+    # The builtins skip or keep a NaN depending on where it sits, so the range depended on the level order
+    # and, with two levels, was 0 on such a resample.
+    vals = np.array(list(values.values()), dtype=float)
+    return out, float(vals.max() - vals.min())
 
 
 def fairness_gaps(
