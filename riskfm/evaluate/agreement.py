@@ -165,9 +165,10 @@ def _scale(x: np.ndarray, y: np.ndarray, weights: str | None, categories: Sequen
     Weighted kappa penalises a disagreement by how many steps apart the two ratings are on the
     rating SCALE, so a category nobody used still counts as a step: with calcium buckets 0-4 and
     bucket 3 unused, 2 vs 4 is two steps, not one (scikit-learn's default, the categories seen,
-    would make it one and overstate agreement). Integer ratings fill the integer range between the
-    smallest and largest rating; other ratings need ``categories`` for weighted kappa, since sorted
-    labels ("high" < "low") are no order. Unweighted kappa does not depend on unused categories.
+    would make it one and overstate agreement). Integer codes fill the integer range between the
+    smallest and largest rating; fractional codes need ``categories`` for weighted kappa, as does a
+    scale whose order is not the codes' numeric order (given in order, e.g. ``[2, 0, 1]``).
+    Unweighted kappa does not depend on unused categories.
     """
     seen = np.unique(np.concatenate([x, y]))
     if categories is not None:
@@ -175,7 +176,7 @@ def _scale(x: np.ndarray, y: np.ndarray, weights: str | None, categories: Sequen
         if cats.ndim != 1 or cats.size == 0:
             raise ValueError(f"categories must be a non-empty 1-D sequence, got {categories!r}")
         if np.unique(cats).size != cats.size:
-            raise ValueError(f"categories must not repeat a category, got {list(cats)}")
+            raise ValueError(f"categories must not repeat a category, got {cats.tolist()}")
         unknown = [v for v in seen.tolist() if v not in cats.tolist()]
         if unknown:
             raise ValueError(f"ratings {unknown} are not among categories {cats.tolist()}")

@@ -331,3 +331,68 @@ def test_diagnostic_f1_bootstrap_counts_resamples_with_a_single_miss():
     assert row.f1 == pytest.approx(f1_score(ref >= 100, pred >= 100))
     assert (row.f1_ci_low, row.f1_ci_high) == pytest.approx(_boot_f1(ref, pred, 100, 1000, 0, 0.95), rel=1e-12)
     assert (row.f1_ci_low, row.f1_ci_high) == (0.0, 1.0)
+
+
+# ----------------------------------------------------------------- weighted kappa: the whole scale
+def test_weighted_kappa_counts_an_unused_category_as_a_step():
+    # Calcium buckets 0-4 with bucket 3 used by nobody: 2 vs 4 is two steps on the scale. Taking
+    # only the categories seen (scikit-learn's default) would make it one and overstate agreement.
+    a = np.array([0, 0, 1, 2, 2, 4, 4, 1, 0, 2])
+    b = np.array([0, 1, 1, 4, 2, 4, 2, 1, 0, 2])
+    for weights in ("linear", "quadratic"):
+        full = cohen_kappa_score(a, b, labels=[0, 1, 2, 3, 4], weights=weights)
+        assert full != pytest.approx(cohen_kappa_score(a, b, weights=weights))  # the case matters
+        assert kappa_value(a, b, weights) == pytest.approx(full, rel=1e-12)
+        assert kappa_value(a, b, weights, categories=range(5)) == pytest.approx(full, rel=1e-12)
+        assert cohen_kappa(a, b, weights=weights, n_boot=20).value == pytest.approx(full, rel=1e-12)
+        # Float ratings that are whole numbers read as the same integer scale.
+        assert kappa_value(a.astype(float), b.astype(float), weights) == pytest.approx(full, rel=1e-12)
+    # A scale starting above 0 and wider than the ratings: the positions, not the codes, count,
+    # and categories beyond both ends change nothing.
+    full = cohen_kappa_score(a + 3, b + 3, labels=list(range(3, 8)), weights="linear")
+    assert kappa_value(a + 3, b + 3, "linear") == pytest.approx(full, rel=1e-12)
+    assert kappa_value(a + 3, b + 3, "linear", categories=range(0, 12)) == pytest.approx(full, rel=1e-12)
+    assert cohen_kappa(a + 3, b + 3, weights="linear", categories=range(3, 8), n_boot=20).value == pytest.approx(
+        full, rel=1e-12)
+
+
+def test_weighted_kappa_categories_in_a_given_order_not_sorted():
+    # The order of `categories` is the scale, whatever sorting would say (codes 2, 0, 1 meaning
+    # low, mid, high).
+    x = np.array([0, 1, 2, 2, 1, 0, 2, 0])
+    y = np.array([0, 2, 2, 1, 1, 1, 1, 2])
+    for weights in ("linear", "quadratic"):
+        ref = cohen_kappa_score(x, y, labels=[2, 0, 1], weights=weights)
+        assert ref != pytest.approx(cohen_kappa_score(x, y, weights=weights))  # sorted order differs
+        assert kappa_value(x, y, weights, categories=[2, 0, 1]) == pytest.approx(ref, rel=1e-12)
+        assert cohen_kappa(x, y, weights=weights, categories=[2, 0, 1], n_boot=20).value == pytest.approx(
+            ref, rel=1e-12)
+    # Fractional codes have no integer scale but can be given one.
+    ref = cohen_kappa_score(x, y, labels=[0, 1, 2], weights="linear")
+    assert kappa_value(x / 2, y / 2, "linear", categories=[0.0, 0.5, 1.0]) == pytest.approx(ref, rel=1e-12)
+
+
+def test_kappa_categories_errors_name_the_problem():
+    a = np.array([0.5, 1.5, 1.0, 0.5])
+    b = np.array([0.5, 1.0, 1.0, 1.5])
+    # Fractional ratings: no integer scale, so weighted kappa needs the categories.
+    for weights in ("linear", "quadratic"):
+        with pytest.raises(ValueError, match=rf"weighted kappa \({weights}\) needs the order of the categories: "
+                                             r"pass categories=\[\.\.\.\] \(ratings seen: \[0\.5, 1\.0, 1\.5\]\)"):
+            kappa_value(a, b, weights)
+        with pytest.raises(ValueError, match="needs the order"):
+            cohen_kappa(a, b, weights=weights)
+    # Unweighted kappa needs no order and does not change with unused categories.
+    x, y = np.array([0, 1, 2, 2, 1, 0]), np.array([0, 2, 2, 1, 1, 1])
+    assert kappa_value(a, b) == pytest.approx(cohen_kappa_score(a * 2, b * 2), rel=1e-12)
+    assert kappa_value(x, y, categories=[0, 1, 2, 3]) == pytest.approx(cohen_kappa_score(x, y), rel=1e-12)
+    with pytest.raises(ValueError, match=r"ratings \[2\.0\] are not among categories \[0, 1\]"):
+        cohen_kappa(x, y, categories=[0, 1])
+    with pytest.raises(ValueError, match=r"ratings \[2\.0\] are not among categories"):
+        kappa_value(x, y, "linear", categories=[0, 1])
+    with pytest.raises(ValueError, match=r"categories must not repeat a category, got \[0, 1, 1, 2\]"):
+        kappa_value(x, y, categories=[0, 1, 1, 2])
+    with pytest.raises(ValueError, match=r"categories must be a non-empty 1-D sequence, got \[\]"):
+        kappa_value(x, y, categories=[])
+    with pytest.raises(ValueError, match="non-empty 1-D sequence"):
+        cohen_kappa(x, y, categories=[[0, 1], [2, 3]])
