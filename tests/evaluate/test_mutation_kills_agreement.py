@@ -396,3 +396,12 @@ def test_kappa_categories_errors_name_the_problem():
         kappa_value(x, y, categories=[])
     with pytest.raises(ValueError, match="non-empty 1-D sequence"):
         cohen_kappa(x, y, categories=[[0, 1], [2, 3]])
+
+
+def test_weighted_kappa_of_negative_codes_spans_them():
+    # Codes below 0 (e.g. -1 for "regressed") are on the scale too.
+    a = np.array([-2, -1, 0, 1, -2, 1, 0, -1])
+    b = np.array([-2, 1, 0, 1, -1, 1, -2, -1])
+    for weights in ("linear", "quadratic"):
+        ref = cohen_kappa_score(a, b, labels=[-2, -1, 0, 1], weights=weights)
+        assert kappa_value(a, b, weights) == pytest.approx(ref, rel=1e-12)
