@@ -22,6 +22,7 @@ import riskfm.evaluate.segmentation as seg
 from riskfm.evaluate.segmentation import (
     LesionScores,
     cl_dice,
+    dice,
     dice_scores,
     lesion_detection,
     mean_surface_distance,
@@ -45,7 +46,7 @@ def full(text: str) -> str:
 # ------------------------------------------------------------------------------ error messages
 def test_mask_shape_errors_name_the_metric():
     a, b = np.ones((3, 3, 3)), np.ones((3, 3, 4))
-    for fn, name in [(cl_dice, "cl_dice"), (mean_surface_distance, "mean_surface_distance"),
+    for fn, name in [(dice, "dice"), (cl_dice, "cl_dice"), (mean_surface_distance, "mean_surface_distance"),
                      (lesion_detection, "lesion_detection")]:
         with pytest.raises(ValueError, match=full(f"{name}: prediction shape (3, 3, 3) differs from "
                                                   "reference shape (3, 3, 4)")):
@@ -72,7 +73,7 @@ def test_dice_scores_overall_is_any_nonzero_label_on_both_sides():
     # By hand: label 1: 2*1/(2+1); label 2: 2*1/(1+2); overall (nonzero): P={0,1,2}, G={0,2,3} -> 2*2/6.
     assert out == pytest.approx({"a": 2 / 3, "b": 2 / 3, "overall": 2 / 3})
     # Background (0) must never count as foreground, nor may label 1 be left out of the overall.
-    only_one = dice_scores(np.array([1, 0, 0, 0]), np.array([1, 1, 0, 0]), labels=(1,))
+    only_one = dice_scores(np.array([1, 0, 0, 0, 0, 0]), np.array([1, 1, 0, 0, 0, 0]), labels=(1,))
     assert only_one["overall"] == pytest.approx(2 * 1 / 3)
 
 
@@ -284,10 +285,15 @@ def _shapes():
     ring[1:3, 1:9, 1:9] = True
     ring[1:3, 4:6, 4:6] = False  # a tunnel through the z axis
     blob = ndimage.binary_opening(np.random.default_rng(3).random((8, 9, 10)) > 0.35)
-    return {"bar": bar, "ring": ring, "blob": blob}
+    # A lone voxel in subfield 0 (padded index (2, 2, 2)) is the only border voxel of that subfield
+    # facing down, and an end point; the bar's lowest layer lies in the odd-z subfields after it.
+    dot_bar = np.zeros((12, 8, 8), bool)
+    dot_bar[1, 1, 1] = True
+    dot_bar[4:10, 3:6, 3:7] = True
+    return {"bar": bar, "ring": ring, "blob": blob, "dot_bar": dot_bar}
 
 
-@pytest.mark.parametrize("name", ["bar", "ring", "blob"])
+@pytest.mark.parametrize("name", ["bar", "ring", "blob", "dot_bar"])
 def test_thin_3d_equals_one_voxel_at_a_time_thinning(name):
     mask = _shapes()[name]
     skel = thin_3d(mask)
