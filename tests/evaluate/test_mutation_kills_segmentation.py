@@ -344,3 +344,6 @@ def test_mean_surface_distance_spacing_on_2d_masks():
     with pytest.raises(ValueError, match=full("mean_surface_distance: spacing [1.0, 1.0, 1.0] needs one entry "
                                               "per axis of the 2-D masks (or a single number)")):
         mean_surface_distance(pred, ref, (1.0, 1.0, 1.0))
+    with pytest.raises(ValueError, match=full("mean_surface_distance: spacing [[1.0, 1.0]] needs one entry "
+                                              "per axis of the 2-D masks (or a single number)")):
+        mean_surface_distance(pred, ref, [[1.0, 1.0]])
