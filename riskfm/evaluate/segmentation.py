@@ -278,11 +278,13 @@ def cl_dice(pred: Any, ref: Any, *, skeletonize=skeletonize_3d) -> float:
 
 # ---------------------------------------------------------------------------- surface distance
 def _surface(mask: np.ndarray) -> np.ndarray:
-    return mask & ~ndimage.binary_erosion(mask, structure=_STRUCT6, border_value=0)
+    # Face-connected erosion of the mask's own rank (a fixed 3-D structure rejected 2-D masks).
+    face = ndimage.generate_binary_structure(mask.ndim, 1)
+    return mask & ~ndimage.binary_erosion(mask, structure=face, border_value=0)
 
 
 def mean_surface_distance(
-    pred: np.ndarray, ref: np.ndarray, spacing: Sequence[float] = (1.0, 1.0, 1.0), *, symmetric: bool = True
+    pred: np.ndarray, ref: np.ndarray, spacing: Sequence[float] | float = 1.0, *, symmetric: bool = True
 ) -> float:
     """Mean surface distance in mm between two binary masks.
 
@@ -290,8 +292,9 @@ def mean_surface_distance(
     ----------
     pred, ref : np.ndarray
         Binary masks of the same shape (2-D or 3-D).
-    spacing : sequence of float
-        Voxel size per axis in mm.
+    spacing : sequence of float, or float
+        Voxel size per axis in mm (one entry per axis of the masks); a single number is the same
+        size on every axis (default 1 mm).
     symmetric : bool
         True: distances both ways pooled (average symmetric surface distance, MONAI
         ``symmetric=True``); False: prediction-to-reference only.
@@ -302,7 +305,12 @@ def mean_surface_distance(
         mm; NaN if either mask is empty.
     """
     p, g = check_masks(pred, ref, "mean_surface_distance")
-    spacing = np.broadcast_to(np.asarray(spacing, dtype=np.float64), (p.ndim,))
+    sizes = np.asarray(spacing, dtype=np.float64)
+    if sizes.ndim > 1 or sizes.size not in (1, p.ndim):
+        # A default of (1, 1, 1) once made every 2-D call fail with numpy's broadcast message.
+        raise ValueError(f"mean_surface_distance: spacing {np.atleast_1d(sizes).tolist()} needs one entry per "
+                         f"axis of the {p.ndim}-D masks (or a single number)")
+    spacing = np.broadcast_to(sizes, (p.ndim,))
     if not p.any() or not g.any():
         return float("nan")
     # Distances only depend on the union's bounding box (plus the 1-voxel rim MONAI crops with).
