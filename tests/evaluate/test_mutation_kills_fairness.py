@@ -25,6 +25,7 @@ from sklearn.metrics import (
 )
 
 from riskfm.evaluate import fairness_gaps
+from tests.evaluate.test_fairness import _resample_by_hand
 
 matplotlib.use("Agg")
 
@@ -36,27 +37,6 @@ COLUMNS = ("attribute", "level", "metric", "n", "n_pos", "metric_value", "refere
 
 def full(text: str) -> str:
     return "^" + re.escape(text) + "$"
-
-
-def _by_hand(df: pd.DataFrame, group: str, levels: list, n_resamples: int, seed: int, metric,
-             outcome: str | None = None) -> np.ndarray:
-    """``[n_resamples, levels]``: each level's metric on each resample of the documented scheme."""
-    rng = np.random.default_rng(seed)
-    g = df[group].to_numpy(dtype=object)
-    per_level = []
-    for lv in levels:
-        idx = np.flatnonzero(g == lv)
-        if outcome is None:
-            parts = [idx]
-        else:
-            y = df[outcome].to_numpy()[idx] == 1
-            parts = [idx[y], idx[~y]]
-        per_level.append([part[rng.integers(0, len(part), size=(n_resamples, len(part)))] for part in parts])
-    out = np.empty((n_resamples, len(levels)))
-    for b in range(n_resamples):
-        for j, mats in enumerate(per_level):
-            out[b, j] = metric(df.iloc[np.concatenate([m[b] for m in mats])])
-    return out
 
 
 def _thresholded(n: int = 160, seed: int = 4) -> pd.DataFrame:
@@ -96,7 +76,7 @@ def test_threshold_metrics_match_scikit_learn_with_scores_on_the_threshold(metri
         assert t.loc[lv, "reference"] == pytest.approx(want[other], rel=1e-12)
         assert t.loc[lv, "not_estimable"] == "" and t.loc[lv, "kind"] == "binary"
     # The resampled gaps are the same metric on the resamples of the documented scheme.
-    hand = _by_hand(df, "sex", ["F", "M"], 40, 2, ref, outcome="y_true")
+    hand = _resample_by_hand(df, "sex", ["F", "M"], 40, 2, ref, outcome="y_true")
     np.testing.assert_allclose(res.resamples["F"], hand[:, 0] - hand[:, 1], rtol=0, atol=1e-12)
     np.testing.assert_allclose(res.resamples["max - min"], np.abs(hand[:, 0] - hand[:, 1]), rtol=0, atol=1e-12)
 
@@ -152,7 +132,7 @@ def test_a_resample_where_a_level_is_undefined_has_no_range(order):
     def ppv(d):
         return _RATES["ppv"](d["y_true"].astype(int), (d["y_prob"] >= 0.5).astype(int))
 
-    hand = _by_hand(df, "g", order, 100, 1, ppv, outcome="y_true")
+    hand = _resample_by_hand(df, "g", order, 100, 1, ppv, outcome="y_true")
     undefined = np.isnan(hand).any(axis=1)
     assert 15 < undefined.sum() < 85  # both kinds of resample occur
     rng_col = res.resamples["max - min"].to_numpy()
@@ -179,7 +159,7 @@ def test_auprc_gaps_match_scikit_learn():
     assert t.loc["x", "metric_value"] == pytest.approx(ap["x"], rel=1e-12)
     assert t.loc["y", "metric_value"] == pytest.approx(ap["y"], rel=1e-12)
     assert res.value == pytest.approx(abs(ap["x"] - ap["y"]), rel=1e-12)
-    hand = _by_hand(df, "site", ["x", "y"], 30, 4, lambda d: average_precision_score(d["y_true"], d["y_prob"]),
+    hand = _resample_by_hand(df, "site", ["x", "y"], 30, 4, lambda d: average_precision_score(d["y_true"], d["y_prob"]),
                     outcome="y_true")
     np.testing.assert_allclose(res.resamples["x"], hand[:, 0] - hand[:, 1], rtol=0, atol=1e-12)
 
@@ -470,7 +450,7 @@ def test_the_defaults_are_500_resamples_seed_0_and_95_percent():
     res = fairness_gaps(df, "age", "mae")
     assert (res.n_resamples, res.seed, res.confidence, len(res.resamples)) == (500, 0, 0.95, 500)
     levels = ["51-65", "<=50", ">65"]  # sorted
-    hand = _by_hand(df, "age", levels, 500, 0,
+    hand = _resample_by_hand(df, "age", levels, 500, 0,
                     lambda d: float(np.abs(d["predicted"].to_numpy() - d["reference"].to_numpy()).mean()))
     np.testing.assert_allclose(res.resamples[">65"], hand[:, 2] - np.median(hand, axis=1), rtol=0, atol=1e-12)
     spread = hand.max(axis=1) - hand.min(axis=1)
