@@ -363,3 +363,13 @@ def test_write_metrics_json_text_and_refusals(tmp_path):
     with pytest.raises(TypeError, match=r"^metrics\.test\.mace_30d\.extra\[1\]: cannot write a object to JSON$"):
         write_metrics({"test": {"mace_30d": {"extra": [1, object()]}}}, tmp_path / "bad.json")
     assert not (tmp_path / "bad.json").exists()
+
+
+def test_old_auprc_interval_is_named_bootstrap_whatever_the_auroc_method():
+    # The previous version computed the AUPRC interval by stratified bootstrap only; ci_method
+    # named the AUROC's.
+    cell = {**OLD_CELL, "ci_method": "delong", "auprc": 0.45, "auprc_ci": [0.35, 0.55]}
+    out = upgrade_cell(cell)
+    assert out["auroc"]["method"] == "DeLong"
+    assert out["auprc"] == {"value": 0.45, "ci": [0.35, 0.55], "method": "stratified bootstrap", "n": 200,
+                            "n_pos": 40, "confidence": 0.95}
