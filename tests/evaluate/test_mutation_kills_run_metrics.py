@@ -373,3 +373,10 @@ def test_old_auprc_interval_is_named_bootstrap_whatever_the_auroc_method():
     assert out["auroc"]["method"] == "DeLong"
     assert out["auprc"] == {"value": 0.45, "ci": [0.35, 0.55], "method": "stratified bootstrap", "n": 200,
                             "n_pos": 40, "confidence": 0.95}
+
+
+def test_flat_auroc_without_interval_gets_a_reason_only_when_missing_and_given():
+    missing_no_reason = upgrade_cell({"n": 8, "n_pos": 0, "auroc": None})
+    assert missing_no_reason["auroc"] == {"value": None, "ci": None, "method": "none", "n": 8, "n_pos": 0}
+    valued = upgrade_cell({"n": 50, "n_pos": 5, "auroc": 0.7, "not_estimable": "stale reason"})
+    assert "not_estimable" not in valued["auroc"] and valued["auroc"]["value"] == 0.7
