@@ -380,3 +380,10 @@ def test_flat_auroc_without_interval_gets_a_reason_only_when_missing_and_given()
     assert missing_no_reason["auroc"] == {"value": None, "ci": None, "method": "none", "n": 8, "n_pos": 0}
     valued = upgrade_cell({"n": 50, "n_pos": 5, "auroc": 0.7, "not_estimable": "stale reason"})
     assert "not_estimable" not in valued["auroc"] and valued["auroc"]["value"] == 0.7
+
+
+def test_flat_calibration_without_interval_has_ci_none():
+    cell = {**OLD_CELL, "calibration_intercept": 0.05, "calibration_slope": 1.1, "calibration_slope_ci": None}
+    cal = upgrade_cell(cell)["calibration"]
+    assert cal["intercept"] == {"value": 0.05, "ci": None, "method": "Wald", "n": 200, "n_pos": 40}
+    assert cal["slope"] == {"value": 1.1, "ci": None, "method": "Wald", "n": 200, "n_pos": 40}
