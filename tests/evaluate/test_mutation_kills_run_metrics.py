@@ -387,3 +387,32 @@ def test_flat_calibration_without_interval_has_ci_none():
     cal = upgrade_cell(cell)["calibration"]
     assert cal["intercept"] == {"value": 0.05, "ci": None, "method": "Wald", "n": 200, "n_pos": 40}
     assert cal["slope"] == {"value": 1.1, "ci": None, "method": "Wald", "n": 200, "n_pos": 40}
+
+
+def _estimable_frame():
+    y = np.array([0, 1] * 20, dtype=float)
+    p = np.clip(0.25 * y + np.linspace(0.05, 0.7, 40)[::-1] % 0.7, 0, 1)
+    return pd.DataFrame({"patient_id": [str(i) for i in range(40)], "split": "test", "target": "mace_30d",
+                         "y_true": y, "y_prob": p}), y, p
+
+
+def test_defaults_seed_and_confidence_reach_the_interval():
+    df, y, p = _estimable_frame()
+    default = metrics_from_predictions(df)["test"]["mace_30d"]["auroc"]
+    assert default["method"] == "stratified bootstrap (500 resamples)" and default["confidence"] == 0.95
+    assert default["value"] == pytest.approx(roc_auc_score(y, p))
+    assert metrics_from_predictions(df, seed=0)["test"]["mace_30d"]["auroc"]["ci"] == default["ci"]
+    assert metrics_from_predictions(df, seed=1)["test"]["mace_30d"]["auroc"]["ci"] != default["ci"]
+    a = metrics_from_predictions(df, n_boot=200, seed=7)["test"]["mace_30d"]["auroc"]
+    b = metrics_from_predictions(df, n_boot=200, seed=8)["test"]["mace_30d"]["auroc"]
+    assert a["ci"] != b["ci"]
+    narrow = metrics_from_predictions(df, n_boot=200, seed=7, confidence=0.5)["test"]["mace_30d"]["auroc"]
+    assert narrow["confidence"] == 0.5
+    assert a["ci"][0] < narrow["ci"][0] <= narrow["ci"][1] < a["ci"][1]
+    missing = metrics_from_predictions(_frame(), confidence=0.9)["test"]["mace_30d"]["auroc"]
+    assert missing["confidence"] == 0.9 and missing["value"] is None
+
+
+def test_metrics_from_predictions_locates_bad_rows_by_row():
+    with pytest.raises(PredictionsError, match=r"^<predictions DataFrame>: column 'y_true' must be 0, 1 .*; row 2 "):
+        metrics_from_predictions(_frame(y_true=[0, 1, 5]))
