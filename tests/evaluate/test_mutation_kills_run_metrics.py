@@ -416,3 +416,16 @@ def test_defaults_seed_and_confidence_reach_the_interval():
 def test_metrics_from_predictions_locates_bad_rows_by_row():
     with pytest.raises(PredictionsError, match=r"^<predictions DataFrame>: column 'y_true' must be 0, 1 .*; row 2 "):
         metrics_from_predictions(_frame(y_true=[0, 1, 5]))
+
+
+def test_note_when_the_requested_interval_is_undefined():
+    df = _frame(patient_id=list("abcd"), split=["test"] * 4, target=["mace_30d"] * 4, y_true=[0, 0, 1, 0],
+                y_prob=[0.1, 0.2, 0.9, 0.3])
+    with pytest.warns(Warning):  # DeLong with one positive warns
+        cell = metrics_from_predictions(df, ci="delong", min_events=1, min_nonevents=1)["test"]["mace_30d"]
+    assert cell["auroc"]["value"] == 1.0 and cell["auroc"]["ci"] is None
+    assert cell["note"] == "delong interval undefined with n_pos=1, n_neg=3"
+    plain = metrics_from_predictions(df, ci=None, min_events=1, min_nonevents=1)["test"]["mace_30d"]
+    assert plain["auroc"]["value"] == 1.0 and "note" not in plain
+    big, _, _ = _estimable_frame()
+    assert "note" not in metrics_from_predictions(big, ci="delong")["test"]["mace_30d"]
