@@ -317,7 +317,7 @@ def test_validate_normalises_names_and_types():
                 time_to_event_days=[None, "3", 0], event=[None, 1, "0"])
     df.index = [10, 11, 12]
     out = validate_predictions(df)
-    assert out.index.tolist() == [0, 1, 2]
+    assert out.index.tolist() == [0, 1, 2] and list(out.columns) == list(df.columns)  # old index dropped
     assert out["patient_id"].tolist() == ["a", "b", "7"] and set(out["split"]) == {"test"}
     assert out["y_true"].dtype == float and out["y_true"].tolist()[:2] == [0.0, 1.0] and math.isnan(out["y_true"][2])
     assert out["y_prob"].dtype == float
