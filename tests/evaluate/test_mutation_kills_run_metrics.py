@@ -314,13 +314,14 @@ def test_validate_errors_whole():
 
 def test_validate_normalises_names_and_types():
     df = _frame(patient_id=[" a", "b ", 7], split=[" test", "test", "test "], y_true=["0", "1", None],
+                y_prob=["0", "1", "0.25"],  # risks of exactly 0 and 1 are valid
                 time_to_event_days=[None, "3", 0], event=[None, 1, "0"])
     df.index = [10, 11, 12]
     out = validate_predictions(df)
     assert out.index.tolist() == [0, 1, 2] and list(out.columns) == list(df.columns)  # old index dropped
     assert out["patient_id"].tolist() == ["a", "b", "7"] and set(out["split"]) == {"test"}
     assert out["y_true"].dtype == float and out["y_true"].tolist()[:2] == [0.0, 1.0] and math.isnan(out["y_true"][2])
-    assert out["y_prob"].dtype == float
+    assert out["y_prob"].dtype == float and out["y_prob"].tolist() == [0.0, 1.0, 0.25]
     assert out["time_to_event_days"].dtype == float and out["time_to_event_days"].tolist()[1:] == [3.0, 0.0]
     assert out["event"].dtype == float and out["event"].tolist()[1:] == [1.0, 0.0]
     assert df["patient_id"].tolist() == [" a", "b ", 7]  # the input is not changed
