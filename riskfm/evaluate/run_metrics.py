@@ -253,6 +253,13 @@ def metrics_from_predictions(
         "not_estimable"][, "note"]}}}`` in report order, ``auroc`` an estimate object
         (``{"value", "ci", "method", "n", "n_pos", "confidence", "se"[, "not_estimable"]}``);
         plain Python types, undefined values as None.
+
+    Raises
+    ------
+    ValueError
+        ``ci`` not one of ``"bootstrap"``, ``"delong"``, None (even when no cell is estimable).
+    PredictionsError
+        ``df`` breaks the predictions contract (see ``validate_predictions``).
     """
     # Checked here, not only in roc_auc: a run whose every cell is not estimable never calls
     # roc_auc, and would otherwise write the misspelt name as the interval method.
