@@ -430,3 +430,11 @@ def test_note_when_the_requested_interval_is_undefined():
     assert plain["auroc"]["value"] == 1.0 and "note" not in plain
     big, _, _ = _estimable_frame()
     assert "note" not in metrics_from_predictions(big, ci="delong")["test"]["mace_30d"]
+
+
+def test_duplicate_message_names_the_first_repeated_triple_in_file_order():
+    df = _frame(patient_id=["b", "a", "b", "a"], split=["test"] * 4, target=["mace_30d"] * 4, y_true=[0, 1, 0, 1],
+                y_prob=[0.1, 0.7, 0.2, 0.6])
+    with pytest.raises(PredictionsError, match=re.escape("4 rows repeat a (patient_id, split, target) triple, "
+                                                         "first ['b', 'test', 'mace_30d']")):
+        validate_predictions(df)
