@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from riskfm.evaluate.discrimination import roc_auc
+from riskfm.evaluate.discrimination import CI_METHODS, roc_auc
 from riskfm.evaluate.guards import DEFAULT_MIN_EVENTS, DEFAULT_MIN_NONEVENTS, estimable
 from riskfm.evaluate.results import Estimate, bootstrap_method, jsonable, make_ci
 from riskfm.tables import read_table
@@ -253,7 +253,18 @@ def metrics_from_predictions(
         "not_estimable"][, "note"]}}}`` in report order, ``auroc`` an estimate object
         (``{"value", "ci", "method", "n", "n_pos", "confidence", "se"[, "not_estimable"]}``);
         plain Python types, undefined values as None.
+
+    Raises
+    ------
+    ValueError
+        ``ci`` not one of ``"bootstrap"``, ``"delong"``, None (even when no cell is estimable).
+    PredictionsError
+        ``df`` breaks the predictions contract (see ``validate_predictions``).
     """
+    # Checked here, not only in roc_auc: a run whose every cell is not estimable never calls
+    # roc_auc, and would otherwise write the misspelt name as the interval method.
+    if ci is not None and ci not in CI_METHODS:
+        raise ValueError(f"ci must be one of {CI_METHODS} or None, got {ci!r}")
     df = validate_predictions(df, source="<predictions DataFrame>")
     out: dict[str, dict[str, dict[str, Any]]] = {}
     for split in ordered_splits(df["split"]):
