@@ -1,11 +1,10 @@
 """Tests written for mutants of riskfm/evaluate/run_metrics.py that survived mutmut (docs/testing.md).
 
-PARTIAL: written in a short session against the survivors known at the time (113 of the lead's
-still-running mutmut pass). They cover ``_first_bad``, ``read_predictions``, ``_ci_method``,
-``read_metrics``, ``_upgrade_pairs``, ``upgrade_cell``, ``upgrade_metrics``, ``_auroc_of`` and
-``auroc_table``. The last tests (validate_predictions, _cell_metrics, write_metrics, report order)
-were written ahead of the lead's run, which had not reached those functions: survivors found there
-later are not checked against them. Expected values are written by hand
+They cover ``_first_bad``, ``read_predictions``, ``_ci_method``, ``read_metrics``,
+``_upgrade_pairs``, ``upgrade_cell``, ``upgrade_metrics``, ``_auroc_of``, ``auroc_table``,
+``validate_predictions``, ``_cell_metrics``, ``metrics_from_predictions``, ``_jsonable``,
+``write_metrics`` and the report order; a whole-module mutmut run with them leaves only the 27
+equivalent mutants listed in docs/testing.md. Expected values are written by hand
 from the file contract in the module docstring (AUROC values against scikit-learn).
 """
 
