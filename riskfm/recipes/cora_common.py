@@ -217,7 +217,6 @@ def fine_tune_dense(
     return net, fit
 
 
-
 def evaluate_cases(indices: Iterable[int], score: Callable[[int], dict], *, desc: str = "evaluating",
                    progress: bool = True) -> list[dict]:
     """``[score(i) for i in indices]`` with a bar over the test CTs on stderr (``progress``)."""

@@ -292,16 +292,22 @@ def test_survival_metrics_default_times_are_quantiles_of_the_event_times():
                                rtol=0, atol=1e-12)
 
 
+def _warning_twice(original, source: str):
+    """``original`` wrapped to warn first a RuntimeWarning, then a UserWarning, naming ``source``."""
+    def noisy(*args, **kwargs):
+        warnings.warn(f"a RuntimeWarning from {source}", RuntimeWarning, stacklevel=2)
+        warnings.warn(f"a UserWarning from {source}", UserWarning, stacklevel=2)
+        return original(*args, **kwargs)
+
+    return noisy
+
+
 def test_survival_metrics_silences_only_runtime_warnings_of_scikit_survival(monkeypatch):
     import sksurv.metrics
 
     original = sksurv.metrics.cumulative_dynamic_auc
 
-    def noisy(*args, **kwargs):
-        warnings.warn("a RuntimeWarning from sksurv", RuntimeWarning, stacklevel=2)
-        warnings.warn("a UserWarning from sksurv", UserWarning, stacklevel=2)
-        return original(*args, **kwargs)
-
+    noisy = _warning_twice(original, "sksurv")
     monkeypatch.setattr(sksurv.metrics, "cumulative_dynamic_auc", noisy)
     with warnings.catch_warnings(record=True) as record:
         warnings.simplefilter("always")
@@ -381,11 +387,7 @@ def test_group_contrasts_silences_only_runtime_warnings_of_the_log_rank_test(mon
 
     original = lifelines.statistics.logrank_test
 
-    def noisy(*args, **kwargs):
-        warnings.warn("a RuntimeWarning from lifelines", RuntimeWarning, stacklevel=2)
-        warnings.warn("a UserWarning from lifelines", UserWarning, stacklevel=2)
-        return original(*args, **kwargs)
-
+    noisy = _warning_twice(original, "lifelines")
     monkeypatch.setattr(lifelines.statistics, "logrank_test", noisy)
     t, e, g = _groups_data()
     with warnings.catch_warnings(record=True) as record:
