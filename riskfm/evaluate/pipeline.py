@@ -45,8 +45,9 @@ from riskfm.evaluate.calibration import calibration, fit_recalibration
 from riskfm.evaluate.decision_curve import decision_curve
 from riskfm.evaluate.discrimination import average_precision
 from riskfm.evaluate.fairness import FAIRNESS_COLUMNS, fairness_gaps
-from riskfm.evaluate.guards import estimable, not_estimable_text
+from riskfm.evaluate.guards import estimable
 from riskfm.evaluate.horizons import censor_at, target_horizon_days
+from riskfm.evaluate.report_sections import build_sections, estimate_text
 from riskfm.evaluate.results import Estimate, bootstrap_method, make_ci
 from riskfm.evaluate.risk_groups import assign_risk_groups, cumulative_incidence_by_group, incidence_threshold
 from riskfm.evaluate.roc import roc_curves
@@ -99,17 +100,6 @@ def _contrast_records(c: pd.DataFrame) -> list[dict[str, Any]]:
 
 def _events(k: int) -> str:
     return f"{k} event" + ("" if k == 1 else "s")
-
-
-def estimate_text(value: Any, low: Any, high: Any, reason: str | None = None) -> str:
-    """``0.812 [0.750, 0.860]``, or ``n/e (1 event < 10)`` when not estimable."""
-    if reason:
-        return not_estimable_text(reason)
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "n/a"
-    if low is None or high is None or (isinstance(low, float) and math.isnan(low)):
-        return f"{value:.3f}"
-    return f"{value:.3f} [{low:.3f}, {high:.3f}]"
 
 
 # Warnings that the analyses are expected to raise on small or separated groups, with what they
@@ -775,7 +765,6 @@ def evaluate(
     for name, table in run.tables.items():
         table.to_csv(out / "tables" / f"{name}.csv", index=False)
     if spec.report:
-        from riskfm.evaluate.report_sections import build_sections
         from riskfm.report.html import write_html_report
 
         write_html_report(build_sections(run, metrics), out / "report.html", title=title, subtitle=source)

@@ -11,18 +11,17 @@ from riskfm.evaluate.guards import not_estimable_text
 from riskfm.report.html import Section
 
 
-def _cols(df: pd.DataFrame | None, cols: list[str]) -> pd.DataFrame | None:
-    if df is None:
-        return None
-    return df[[c for c in cols if c in df.columns]]
-
-
 def _missing(x: Any) -> bool:
     return x is None or (isinstance(x, float) and math.isnan(x))
 
 
-def _est(value: Any, low: Any = None, high: Any = None, reason: Any = None, digits: int = 3) -> str:
-    """``0.812 [0.750, 0.860]``; ``n/e (1 event < 10)`` when not estimable; ``n/a`` when undefined."""
+def estimate_text(value: Any, low: Any = None, high: Any = None, reason: Any = None, digits: int = 3) -> str:
+    """Show an estimate as the report's tables do.
+
+    ``0.812 [0.750, 0.860]``; the value alone when either bound is missing (None or NaN);
+    ``n/e (1 event < 10)`` when ``reason`` (why it is not estimable) is a non-empty string, whatever
+    the value; ``n/a`` when the value is missing. ``digits`` decimals throughout.
+    """
     if isinstance(reason, str) and reason:
         return not_estimable_text(reason)
     if _missing(value):
@@ -44,8 +43,8 @@ def discrimination_display(t: pd.DataFrame) -> pd.DataFrame:
     """
     return pd.DataFrame([{
         "split": r["split"], "target": r["target"], "n": int(r["n"]), "events": int(r["n_pos"]),
-        "AUROC [CI]": _est(r["auroc"], r["auroc_ci_low"], r["auroc_ci_high"], _reason(r)),
-        "AUPRC [CI]": _est(r["auprc"], r["auprc_ci_low"], r["auprc_ci_high"], _reason(r))}
+        "AUROC [CI]": estimate_text(r["auroc"], r["auroc_ci_low"], r["auroc_ci_high"], _reason(r)),
+        "AUPRC [CI]": estimate_text(r["auprc"], r["auprc_ci_low"], r["auprc_ci_high"], _reason(r))}
         for _, r in t.iterrows()])
 
 
@@ -56,7 +55,8 @@ def thresholds_display(t: pd.DataFrame) -> pd.DataFrame:
         row = {"split": r["split"], "target": r["target"], "rule": r["rule"], "threshold": r["threshold"],
                "n": int(r["n"]), "events": int(r["n_pos"]), "tp": r["tp"], "fp": r["fp"], "tn": r["tn"], "fn": r["fn"]}
         for m in ("sensitivity", "specificity", "ppv", "npv", "f1"):
-            row[f"{m.upper() if m in ('ppv', 'npv') else m} [CI]"] = _est(r[m], r[f"{m}_ci_low"], r[f"{m}_ci_high"])
+            name = f"{m.upper() if m in ('ppv', 'npv') else m} [CI]"
+            row[name] = estimate_text(r[m], r[f"{m}_ci_low"], r[f"{m}_ci_high"])
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -80,9 +80,10 @@ def survival_display(t: pd.DataFrame) -> pd.DataFrame:
     """
     return pd.DataFrame([{
         "split": r["split"], "target": r["target"], "n": int(r["n"]), "events": int(r["n_events"]),
-        "Harrell's C": _est(r["harrell_c"], reason=_reason(r)), "Uno's C": _est(r["uno_c"], reason=_reason(r)),
-        "mean time-dependent AUROC": _est(r["mean_time_auc"], reason=_reason(r)),
-        "integrated Brier": _est(r["integrated_brier"]) if not _reason(r) else "\u2014"}
+        "Harrell's C": estimate_text(r["harrell_c"], reason=_reason(r)),
+        "Uno's C": estimate_text(r["uno_c"], reason=_reason(r)),
+        "mean time-dependent AUROC": estimate_text(r["mean_time_auc"], reason=_reason(r)),
+        "integrated Brier": estimate_text(r["integrated_brier"]) if not _reason(r) else "\u2014"}
         for _, r in t.iterrows()])
 
 
@@ -91,7 +92,8 @@ def contrasts_display(t: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for _, r in t.iterrows():
         reason = _reason(r)
-        hr = (f"not estimable ({reason})" if reason else _est(r["hazard_ratio"], r["ci_low"], r["ci_high"], digits=2))
+        hr = (f"not estimable ({reason})" if reason
+              else estimate_text(r["hazard_ratio"], r["ci_low"], r["ci_high"], digits=2))
         rows.append({"split": r["split"], "target": r["target"], "group": r["group"], "reference": r["reference"],
                      "n": int(r["n"]), "events": int(r["n_events"]), "hazard ratio [95% CI]": hr,
                      "Cox p": "\u2014" if reason else _p(r["cox_p"]),
@@ -124,7 +126,7 @@ def subgroups_display(t: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame([{
         "split": r["split"], "target": r["target"], "attribute": r["attribute"], "level": r["level"],
         "n": int(r["n"]), "events": int(r["n_pos"]),
-        f"{str(r['metric']).upper()} [CI]": _est(r["value"], r["ci_low"], r["ci_high"], _reason(r))}
+        f"{str(r['metric']).upper()} [CI]": estimate_text(r["value"], r["ci_low"], r["ci_high"], _reason(r))}
         for _, r in t.iterrows()])
 
 
@@ -133,9 +135,9 @@ def fairness_display(t: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame([{
         "split": r["split"], "target": r["target"], "attribute": r["attribute"], "level": r["level"],
         "n": int(r["n"]), "events": "" if _missing(r["n_pos"]) else int(r["n_pos"]),
-        "metric": _est(r["metric_value"]) if not _missing(r["metric_value"]) else "\u2014",
-        "reference": _est(r["reference"]) if not _missing(r["reference"]) else "\u2014",
-        "gap [CI]": _est(r["gap"], r["ci_low"], r["ci_high"]), "kind": r["kind"]} for _, r in t.iterrows()])
+        "metric": estimate_text(r["metric_value"]) if not _missing(r["metric_value"]) else "\u2014",
+        "reference": estimate_text(r["reference"]) if not _missing(r["reference"]) else "\u2014",
+        "gap [CI]": estimate_text(r["gap"], r["ci_low"], r["ci_high"]), "kind": r["kind"]} for _, r in t.iterrows()])
 
 
 def _with_tables(sec: Section, t: dict[str, pd.DataFrame], *entries: tuple[str, str, Any]) -> Section:
@@ -158,18 +160,21 @@ def build_sections(run: Any, metrics: dict) -> list[Section]:
             "interval is meaningless, not a sample size that makes an estimate precise (validation studies "
             "need about 100 events and 100 non-events): read every estimate with its n and events.")
 
+    # The spec's ``ci`` is the AUROC's interval only: AUPRC, F1 and the subgroup and fairness
+    # intervals are bootstraps whatever it says.
+    auroc_ci = "stratified percentile bootstrap" if s.ci == "bootstrap" else "DeLong"
     summary = Section("Summary", text=(
         f"Splits: {', '.join(run.splits)}. Targets: {', '.join(run.targets)}. Thresholds are chosen on "
         f"'{run.train_split}' and applied unchanged elsewhere; recalibration is fitted on '{run.val_split}'. "
-        f"AUROC intervals: {s.ci} ({s.n_boot} resamples when bootstrap, seed {s.seed}), {conf} coverage."
+        f"AUROC intervals: {auroc_ci}; every bootstrap: {s.n_boot} resamples, seed {s.seed}; {conf} coverage."
         f"\n\n{rule}"))
     sections.append(_with_tables(summary, t, ("validation", "AUROC [CI]; events, n per target and split (internal "
                                                              "vs external validation)", None)))
 
     disc = Section("Discrimination", text=(
-        "AUROC (Mann-Whitney, ties count 1/2) and AUPRC (average precision, step-wise; chance level = "
-        "prevalence) with stratified percentile bootstrap intervals: positives and negatives are resampled "
-        "separately so every resample keeps the prevalence."))
+        f"AUROC (Mann-Whitney, ties count 1/2) with {auroc_ci} intervals and AUPRC (average precision, "
+        "step-wise; chance level = prevalence) with stratified percentile bootstrap intervals; in a stratified "
+        "bootstrap positives and negatives are resampled separately so every resample keeps the prevalence."))
     sections.append(_with_tables(disc, t, ("discrimination", "AUROC and AUPRC", discrimination_display)))
 
     thr = Section("Thresholds", text=(
@@ -195,8 +200,8 @@ def build_sections(run: Any, metrics: dict) -> list[Section]:
             k = c.get("calibration")
             if k:
                 rows.append({"split": split, "target": target, "n": c["n"], "events": c["n_pos"],
-                             "intercept [CI]": _est(k["intercept"]["value"], *(k["intercept"]["ci"] or [None, None])),
-                             "slope [CI]": _est(k["slope"]["value"], *(k["slope"]["ci"] or [None, None])),
+                             "intercept [CI]": estimate_text(k["intercept"]["value"], *(k["intercept"]["ci"] or [None, None])),
+                             "slope [CI]": estimate_text(k["slope"]["value"], *(k["slope"]["ci"] or [None, None])),
                              "ece": k["ece"], "brier": k["brier"], "scaled_brier": k["scaled_brier"],
                              "spiegelhalter_z": k["spiegelhalter_z"], "spiegelhalter_p": k["spiegelhalter_p"]})
     if rows:
