@@ -288,7 +288,8 @@ class _Run:
         for split in self.splits:
             d = self.df[(self.df["split"] == split) & self.df["y_true"].notna()]
             both = [t for t in self.targets if _both(d.loc[d["target"] == t, "y_true"].to_numpy(float))]
-            ok = [t for t in both if metrics[split][t].get("auroc") is not None]
+            # A cell that is not estimable still has an "auroc" object, with a null value.
+            ok = [t for t in both if (metrics[split][t].get("auroc") or {}).get("value") is not None]
             if not ok:
                 self.note("Discrimination", f"split {split!r}: no target with at least {s.min_events} events and "
                           f"{s.min_nonevents} non-events; no ROC figure")
