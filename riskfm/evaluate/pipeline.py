@@ -156,12 +156,10 @@ class _Run:
     """State of one evaluation: the data, the spec, what was written and the notes."""
 
     def __init__(self, df: pd.DataFrame, out: Path, spec: EvaluationSpec, train_split: str, val_split: str,
-                 covariates: pd.DataFrame | None, title: str, source: str = "") -> None:
+                 covariates: pd.DataFrame | None) -> None:
         self.df, self.out, self.spec = df, out, spec
         self.train_split, self.val_split = train_split, val_split
         self.cov = covariates
-        self.title = title
-        self.source = source
         self.splits = ordered_splits(df["split"])
         self.targets = ordered_targets(df["target"])
         self.tables: dict[str, pd.DataFrame] = {}
@@ -735,7 +733,7 @@ def evaluate(
         if missing:
             raise ValueError(f"scores: missing column(s) {sorted(missing)}")
     out.mkdir(parents=True, exist_ok=True)
-    run = _Run(df, out, spec, train_split, val_split, cov, title, source=source)
+    run = _Run(df, out, spec, train_split, val_split, cov)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         status(f"evaluate: discrimination ({len(run.splits)} splits x {len(run.targets)} targets, "

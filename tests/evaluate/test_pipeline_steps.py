@@ -59,7 +59,7 @@ def start(df: pd.DataFrame, out: Path, cov=None, **spec) -> tuple[pl._Run, dict]
     """A run and its AUROC cells, as ``evaluate`` makes them before the steps."""
     s = EvaluationSpec.from_any({"n_boot": 40, "figures": False, "report": False, **spec})
     df = validate_predictions(df, source="<test>")
-    run = pl._Run(df, out, s, "train", "val", cov, "title")
+    run = pl._Run(df, out, s, "train", "val", cov)
     metrics = metrics_from_predictions(df, ci=s.ci, n_boot=s.n_boot, seed=s.seed, confidence=s.confidence,
                                        min_events=s.min_events, min_nonevents=s.min_nonevents)
     return run, metrics
@@ -594,16 +594,53 @@ def test_evaluate_checks_scores_and_covariates_before_writing(tmp_path):
     assert not (tmp_path / "s").exists() and not (tmp_path / "c").exists()
 
 
-def test_evaluate_summarises_caught_warnings_in_the_report(tmp_path, monkeypatch):
+def test_evaluate_summarises_caught_warnings_in_the_report(tmp_path, monkeypatch, caplog):
     df = predictions(sizes={"train": 60, "test": 60}, targets=(("mace_30d", 0.2),))
     real = pl._Run.decision_curves
 
     def noisy(self, metrics):
-        warnings.warn("overflow encountered in exp", RuntimeWarning, stacklevel=1)
-        warnings.warn("overflow encountered in exp", RuntimeWarning, stacklevel=1)
+        for _ in range(2):  # one place warning twice: both are counted
+            warnings.warn("overflow encountered in exp", RuntimeWarning, stacklevel=1)
         return real(self, metrics)
 
     monkeypatch.setattr(pl._Run, "decision_curves", noisy)
-    pl.evaluate(df, tmp_path, spec={"n_boot": 20, "figures": False})
+    with caplog.at_level(logging.INFO, logger="riskfm.evaluate.pipeline"):
+        pl.evaluate(df, tmp_path, spec={"n_boot": 20, "figures": False})
     html = (tmp_path / "report.html").read_text()
     assert "Numerical warnings" in html and "RuntimeWarning: overflow encountered in exp (2 warnings)" in html
+    assert "evaluate: RuntimeWarning: overflow encountered in exp (2 warnings)" in [r.getMessage() for r in
+                                                                                    caplog.records]
+
+
+def test_evaluate_passes_the_spec_to_every_auroc(tmp_path):
+    df = predictions(sizes={"train": 80, "test": 60, "tiny": 12})
+    spec = {"ci": "delong", "n_boot": 20, "seed": 4, "confidence": 0.8, "min_events": 4, "min_nonevents": 12,
+            "figures": False, "report": False}
+    m = pl.evaluate(df, tmp_path / "d", spec=spec)
+    want = metrics_from_predictions(validate_predictions(df), ci="delong", n_boot=20, seed=4, confidence=0.8,
+                                    min_events=4, min_nonevents=12)
+    assert {s: {t: c["auroc"] for t, c in v.items()} for s, v in m.items()} == {
+        s: {t: c["auroc"] for t, c in v.items()} for s, v in want.items()}
+    assert m["test"]["mace_30d"]["auroc"]["method"] == "DeLong" and m["test"]["mace_30d"]["auroc"]["confidence"] == 0.8
+    assert m["tiny"]["mace_30d"]["not_estimable"] == want["tiny"]["mace_30d"]["not_estimable"]
+    b = pl.evaluate(df, tmp_path / "b", spec={**spec, "ci": "bootstrap"})
+    wb = metrics_from_predictions(validate_predictions(df), ci="bootstrap", n_boot=20, seed=4, confidence=0.8,
+                                  min_events=4, min_nonevents=12)
+    assert b["test"]["stenosis_lad"]["auroc"] == wb["test"]["stenosis_lad"]["auroc"]
+
+
+def test_evaluate_says_what_it_is_doing_in_order(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("RISKFM_QUIET", raising=False)
+    df = predictions(sizes={"train": 60, "test": 60}, targets=(("mace_30d", 0.2),))
+    f = tmp_path / "p.csv"
+    df.to_csv(f, index=False)
+    pl.evaluate(f, tmp_path / "o", spec={"n_boot": 20, "recalibration": []})
+    lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("riskfm: ")]
+    assert lines == [f"riskfm: evaluate: reading {f}", "riskfm: evaluate: discrimination (2 splits x 1 targets, "
+                     "bootstrap intervals)", "riskfm: evaluate: thresholds", "riskfm: evaluate: calibration",
+                     "riskfm: evaluate: time to event", "riskfm: evaluate: decision curves",
+                     "riskfm: evaluate: subgroups and fairness", "riskfm: evaluate: drawing 5 figures",
+                     f"riskfm: evaluate: report {tmp_path / 'o' / 'report.html'}"]
+    assert sorted(p.name for p in (tmp_path / "o" / "figures").iterdir()) == [
+        "calibration_test_mace_30d.png", "decision_curve_test_mace_30d.png", "roc_test.png", "roc_train.png",
+        "validation_auroc.png"]
