@@ -197,7 +197,7 @@ def test_notes_are_kept_by_section_in_order_and_logged(tmp_path, caplog):
     assert [r.getMessage() for r in caplog.records] == ["evaluate: first", "evaluate: second", "evaluate: third"]
 
 
-def test_figures_are_queued_only_when_asked_and_drawn_once(tmp_path):
+def test_figures_are_queued_only_when_asked_and_drawn_once(tmp_path, monkeypatch):
     off, _ = start(predictions(sizes={"train": 30}), tmp_path)
     off.figure("Calibration", "caption", "a.png", Figure)
     assert off.pending == []
@@ -218,7 +218,10 @@ def test_figures_are_queued_only_when_asked_and_drawn_once(tmp_path):
     assert [(s, c, n) for s, c, n, _ in run.pending] == [("Calibration", "drawn", "cal.png"),
                                                          ("Calibration", "not drawn", "bad.png"),
                                                          ("Extra", "second section", "x.png")]
+    bars = []
+    monkeypatch.setattr(pl, "progress", lambda items, **kw: bars.append(kw) or items)
     run.draw_figures()
+    assert bars == [{"desc": "evaluate: drawing figures", "unit": "figure", "delay": 2.0}]
     assert run.pending == []
     assert run.figures == {"Calibration": [("drawn", tmp_path / "figures" / "cal.png")],
                            "Extra": [("second section", tmp_path / "figures" / "x.png")]}

@@ -154,7 +154,7 @@ def test_survival_display_shows_no_brier_score_where_not_estimable():
     t = pd.DataFrame({"split": ["test", "external", "val"], "target": ["risk_score"] * 3, "n": [300.0, 50.0, 80.0],
                       "n_events": [40.0, 4.0, 30.0], "harrell_c": [0.7123, NAN, 0.65], "uno_c": [0.7011, NAN, 0.6],
                       "mean_time_auc": [0.7299, NAN, 0.62], "integrated_brier": [0.1049, NAN, None],
-                      "not_estimable": ["", "4 events < 10", ""]})
+                      "not_estimable": ["", "4 events < 10", NAN]})  # NaN: how a CSV reads an empty reason
     want = pd.DataFrame({"split": ["test", "external", "val"], "target": ["risk_score"] * 3, "n": [300, 50, 80],
                          "events": [40, 4, 30], "Harrell's C": ["0.712", "n/e (4 events < 10)", "0.650"],
                          "Uno's C": ["0.701", "n/e (4 events < 10)", "0.600"],
@@ -169,7 +169,7 @@ def test_contrasts_display_hazard_ratios_and_p_values():
         "reference": ["low"] * 4, "n": [120.0, 80.0, 60.0, 30.0], "n_events": [30.0, 8.0, 12.0, 0.0],
         "hazard_ratio": [2.3456, NAN, 1.5, NAN], "ci_low": [1.5049, NAN, 0.8, NAN], "ci_high": [3.6, NAN, NAN, NAN],
         "cox_p": [0.0004, NAN, NAN, NAN], "logrank_p": [0.0123, 0.001, 0.00099, NAN],
-        "not_estimable": ["", "did not converge: separated groups", "", "no events in group"]})
+        "not_estimable": ["", "did not converge: separated groups", NAN, "no events in group"]})
     want = pd.DataFrame({
         "split": ["test"] * 4, "target": ["mace_30d"] * 4, "group": ["high", "intermediate", "high", "high"],
         "reference": ["low"] * 4, "n": [120, 80, 60, 30], "events": [30, 8, 12, 0],
@@ -271,14 +271,17 @@ def test_every_table_goes_to_its_section_with_its_caption():
 def test_calibration_table_comes_from_metrics_json_cells():
     cal = {"intercept": {"value": 0.1234, "ci": [-0.2, 0.4]}, "slope": {"value": 0.9, "ci": None}, "ece": None,
            "brier": 0.1, "scaled_brier": 0.2, "spiegelhalter_z": 1, "spiegelhalter_p": 0.23}
+    cal2 = {**cal, "intercept": {"value": -0.5, "ci": None}, "slope": {"value": 1.25, "ci": [1.0, 1.5]}, "ece": 0.1}
     metrics = {"val": {"mace_30d": {"n": 80, "n_pos": 9}},
                "test": {"mace_30d": {"n": 200, "n_pos": 25, "calibration": cal},
-                        "stenosis_lad": {"n": 200, "n_pos": 50, "calibration": None}}}
+                        "stenosis_lad": {"n": 200, "n_pos": 50, "calibration": None}},
+               "external": {"stenosis_lad": {"n": 90, "n_pos": 30, "calibration": cal2}}}
     sec = build_sections(make_run(), metrics)[3]
     assert sec.title == "Calibration" and [c for c, _ in sec.tables] == ["Calibration statistics"]
-    want = pd.DataFrame({"split": ["test"], "target": ["mace_30d"], "n": [200], "events": [25],
-                         "intercept [CI]": ["0.123 [-0.200, 0.400]"], "slope [CI]": ["0.900"], "ece": [NAN],
-                         "brier": [0.1], "scaled_brier": [0.2], "spiegelhalter_z": [1.0], "spiegelhalter_p": [0.23]})
+    want = pd.DataFrame({"split": ["test", "external"], "target": ["mace_30d", "stenosis_lad"], "n": [200, 90],
+                         "events": [25, 30], "intercept [CI]": ["0.123 [-0.200, 0.400]", "-0.500"],
+                         "slope [CI]": ["0.900", "1.250 [1.000, 1.500]"], "ece": [NAN, 0.1], "brier": [0.1, 0.1],
+                         "scaled_brier": [0.2, 0.2], "spiegelhalter_z": [1.0, 1.0], "spiegelhalter_p": [0.23, 0.23]})
     assert_frame_equal(sec.tables[0][1], want)
     assert sec.notes == []
 
