@@ -83,7 +83,8 @@ def _safe(name: str) -> str:
 
 
 def _both(y: np.ndarray) -> bool:
-    return len(y) > 0 and 0 < int(y.sum()) < len(y)
+    """Tell whether outcomes ``y`` (0/1) hold both an event and a non-event."""
+    return 0 < int(y.sum()) < len(y)
 
 
 def _contrast_records(c: pd.DataFrame) -> list[dict[str, Any]]:
@@ -206,7 +207,7 @@ class _Run:
     def absorb(self, caught: list[warnings.WarningMessage]) -> None:
         """Count caught warnings: expected ones by kind, others by message (summarised in the report)."""
         for w in caught:
-            msg, mod = str(w.message), str(getattr(w, "filename", ""))
+            msg, mod = str(w.message), str(w.filename)
             if issubclass(w.category, (DeprecationWarning, PendingDeprecationWarning, FutureWarning)):
                 log.debug("evaluate: %s: %s (%s:%s)", w.category.__name__, msg, mod, w.lineno)
                 continue
@@ -348,8 +349,7 @@ class _Run:
                         "cuts": info["risk_levels"],
                         "n": {lv: int((g == lv).sum()) for lv in ("low", "intermediate", "high")}}
         if rows:
-            t = pd.DataFrame(rows)
-            self.tables["thresholds"] = t.astype({c: float for c in t.columns if c.endswith(("_ci_low", "_ci_high"))})
+            self.tables["thresholds"] = pd.DataFrame(rows)
         if levels:
             self.tables["risk_levels"] = pd.DataFrame(levels)
 
@@ -405,7 +405,7 @@ class _Run:
                     y = d["y_true"].to_numpy(float)
                     if not _both(y):
                         continue
-                    q = np.clip(rc.transform(d["y_prob"].to_numpy(float)), 0.0, 1.0)
+                    q = rc.transform(d["y_prob"].to_numpy(float))  # every map returns risks in [0, 1]
                     try:
                         after = calibration(y, q, n_bins=s.calibration_bins, strategy=s.calibration_strategy,
                                             min_bin_size=s.calibration_min_bin_size)

@@ -87,13 +87,13 @@ class Recorder:
 # ----------------------------------------------------------------------------- module helpers
 @pytest.mark.parametrize("name, safe", [("test", "test"), ("test/ext set", "test_ext_set"), ("a..b-c", "a..b-c"),
                                         ("__x__", "x"), ("//", "unnamed"), ("", "unnamed"), (7, "7"),
-                                        ("Zürich", "Z_rich")])
+                                        ("Zürich", "Z_rich"), ("X_ray X", "X_ray_X")])
 def test_file_names_are_safe(name, safe):
     assert pl._safe(name) == safe
 
 
-@pytest.mark.parametrize("y, both", [([], False), ([0.0, 0.0], False), ([1.0, 1.0], False), ([0.0, 1.0], True),
-                                     ([1.0, 0.0, 0.0], True)])
+@pytest.mark.parametrize("y, both", [([], False), ([0.0], False), ([1.0], False), ([0.0, 0.0], False),
+                                     ([1.0, 1.0], False), ([0.0, 1.0], True), ([1.0, 0.0, 0.0], True)])
 def test_both_outcomes(y, both):
     assert pl._both(np.asarray(y, dtype=float)) is both
 
@@ -259,7 +259,7 @@ def test_warnings_are_counted_by_kind_and_explained_once(tmp_path, caplog):
     assert [m.split(":")[:2] for m in debug] == [["evaluate", " DeprecationWarning"],
                                                  ["evaluate", " PendingDeprecationWarning"],
                                                  ["evaluate", " FutureWarning"]]
-    assert debug[0].startswith("evaluate: DeprecationWarning: old API (") and debug[0].endswith(")")
+    assert debug[0] == f"evaluate: DeprecationWarning: old API ({caught[0].filename}:{caught[0].lineno})"
 
 
 # ----------------------------------------------------------------------------- discrimination
@@ -358,18 +358,31 @@ def test_one_split_draws_no_internal_vs_external_figure(tmp_path):
     assert [name for _, _, name, _ in run.pending] == ["roc_test.png"]
 
 
+def test_a_split_without_a_roc_figure_does_not_stop_the_next(tmp_path):
+    df = predictions(sizes={"train": 150, "val": 30, "test": 100})
+    for target, _ in TARGETS:  # 2 events each: not estimable
+        df.loc[(df["split"] == "val") & (df["target"] == target), "y_true"] = [np.nan] + [1.0] * 2 + [0.0] * 27
+    run, metrics = start(df, tmp_path, figures=True)
+    run.discrimination(metrics)
+    assert [name for _, _, name, _ in run.pending] == ["roc_train.png", "roc_test.png", "validation_auroc.png"]
+    assert run.notes["Discrimination"] == ["split 'val': no target with at least 10 events and 10 non-events; "
+                                           "no ROC figure"]
+
+
 def test_forest_leaves_out_empty_cells(tmp_path, monkeypatch):
     df = predictions(sizes={"train": 100, "test": 100})
     df = df[~((df["split"] == "test") & (df["target"] == "mace_30d"))]
-    df = pd.concat([df, pd.DataFrame({"patient_id": ["X1"], "split": ["test"], "target": ["mace_30d"],
-                                      "y_true": [np.nan], "y_prob": [0.5]})], ignore_index=True)
+    one = pd.DataFrame({"patient_id": ["V1", "V1"], "split": "val", "target": ["stenosis_lad", "mace_30d"],
+                        "y_true": [1.0, 0.0], "y_prob": [0.7, 0.2]})  # n = 1: drawn as n/e
+    df = pd.concat([df, one, pd.DataFrame({"patient_id": ["X1"], "split": ["test"], "target": ["mace_30d"],
+                                           "y_true": [np.nan], "y_prob": [0.5]})], ignore_index=True)
     run, metrics = start(df, tmp_path, figures=True)
     forest = Recorder()
     monkeypatch.setattr("riskfm.plots.forest.plot_forest", forest)
     run.discrimination(metrics)
     [p for p in run.pending if p[2] == "validation_auroc.png"][0][3]()
     (args, _), = forest.calls
-    assert args[0]["level"].tolist() == ["train", "train", "test"]  # test/mace_30d has n = 0
+    assert args[0]["level"].tolist() == ["train", "train", "val", "val", "test"]  # test/mace_30d has n = 0
 
 
 # ----------------------------------------------------------------------------- thresholds
@@ -406,11 +419,24 @@ def test_thresholds_are_chosen_on_train_and_applied_unchanged(tmp_path):
             for level, (n, k) in zip(("low", "intermediate", "high"), counts):
                 levels.append({"split": split, "target": target, "group": level, "cut_low": lo, "cut_high": hi,
                                "n": n, "n_events": k, "event_rate": k / n if n else math.nan})
-    want = pd.DataFrame(rows)
-    want = want.astype({c: float for c in want.columns if c.endswith(("_ci_low", "_ci_high"))})
-    pd.testing.assert_frame_equal(run.tables["thresholds"], want)
+    pd.testing.assert_frame_equal(run.tables["thresholds"], pd.DataFrame(rows))
     pd.testing.assert_frame_equal(run.tables["risk_levels"], pd.DataFrame(levels))
     assert run.notes == {}
+
+
+def test_an_empty_risk_group_has_no_event_rate_and_raises_no_warning(tmp_path):
+    df = predictions(sizes={"train": 150, "test": 60}, targets=(("mace_30d", 0.2),))
+    low = df["split"] == "test"
+    df.loc[low, "y_prob"] = df.loc[low, "y_prob"] / 100  # every test patient below the low cut-off
+    run, metrics = start(df, tmp_path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # evaluate() would report a "Mean of empty slice" warning
+        run.choose_thresholds(metrics)
+    lv = run.tables["risk_levels"]
+    test = lv[lv["split"] == "test"].set_index("group")
+    assert test.loc["low", "n"] == 59 and test.loc[["intermediate", "high"], "n"].tolist() == [0, 0]
+    assert test.loc[["intermediate", "high"], "event_rate"].isna().all()
+    assert test.loc["low", "event_rate"] == pytest.approx(df.loc[low, "y_true"].mean())
 
 
 def test_no_threshold_without_a_two_class_training_split(tmp_path):
@@ -429,8 +455,8 @@ def test_no_threshold_without_a_two_class_training_split(tmp_path):
 
 
 def test_single_threshold_when_three_levels_are_impossible(tmp_path):
-    df = predictions(sizes={"train": 150, "test": 80, "flat": 40})
-    one = (df["split"] == "flat") & (df["target"] == "mace_30d")
+    df = predictions(sizes={"train": 150, "val": 40, "test": 80})  # test comes after the skipped split
+    one = (df["split"] == "val") & (df["target"] == "mace_30d")
     df.loc[one, "y_true"] = [np.nan] + [0.0] * 39  # one outcome: skipped, no row
     run, metrics = start(df, tmp_path, sensitivity=0.2, specificity=0.2, threshold="incidence")
     run.choose_thresholds(metrics)
@@ -439,15 +465,15 @@ def test_single_threshold_when_three_levels_are_impossible(tmp_path):
         three_level_thresholds(y, p, 0.2, 0.2)
     assert f"target 'mace_30d': no three risk levels: {exc.value}" in run.notes["Thresholds"]
     assert "risk_levels" not in run.thresholds["mace_30d"] and "risk_levels" not in metrics["test"]["mace_30d"]
-    assert "threshold" in metrics["test"]["mace_30d"] and "threshold" not in metrics["flat"]["mace_30d"]
+    assert "threshold" in metrics["test"]["mace_30d"] and "threshold" not in metrics["val"]["mace_30d"]
     assert list(zip(run.tables["thresholds"]["split"], run.tables["thresholds"]["target"])).count(
-        ("flat", "mace_30d")) == 0
+        ("val", "mace_30d")) == 0
 
 
 # ----------------------------------------------------------------------------- calibration
 def test_calibration_cells_bins_figures_and_recalibration(tmp_path):
     df = predictions()
-    spec = {"calibration_bins": 5, "calibration_strategy": "uniform", "calibration_min_bin_size": 7,
+    spec = {"calibration_bins": 10, "calibration_strategy": "quantile", "calibration_min_bin_size": 15,
             "confidence": 0.9, "recalibration": ["platt", "temperature"], "figures": True}
     run, metrics = start(df, tmp_path, **spec)
     run.calibration(metrics)
@@ -455,7 +481,8 @@ def test_calibration_cells_bins_figures_and_recalibration(tmp_path):
     for split in SIZES:
         for target, _ in TARGETS:
             y, p = known(df, split, target)
-            cal = calibration(y, p, n_bins=5, strategy="uniform", confidence=0.9, min_bin_size=7)
+            cal = calibration(y, p, n_bins=10, strategy="quantile", confidence=0.9, min_bin_size=15)
+            assert len(cal.table) == min(10, len(y) // 15)  # the minimum bin size binds
             assert metrics[split][target]["calibration"] == cal.to_dict()
             assert metrics[split][target]["calibration"]["brier"] == pytest.approx(np.mean((p - y) ** 2), abs=1e-12)
             bins.append(cal.table.assign(split=split, target=target))
@@ -467,9 +494,9 @@ def test_calibration_cells_bins_figures_and_recalibration(tmp_path):
     assert figs == [("Calibration", f"calibration_{s}_{t}.png") for s in ("val", "test", "external")
                     for t, _ in TARGETS]  # never on the training split
     y, p = known(df, "test", "mace_30d")
-    cal = calibration(y, p, n_bins=5, strategy="uniform", confidence=0.9, min_bin_size=7)
+    cal = calibration(y, p, n_bins=10, strategy="quantile", confidence=0.9, min_bin_size=15)
     caption = [c for _, c, name, _ in run.pending if name == "calibration_test_mace_30d.png"][0]
-    assert caption == (f"Reliability diagram, 30-day MACE, test: {len(cal.table)} uniform bins (patients per bin "
+    assert caption == (f"Reliability diagram, 30-day MACE, test: {len(cal.table)} quantile bins (patients per bin "
                        f"above each interval), Wilson 90% intervals; n={len(y)}, {int(y.sum())} events; slope "
                        f"{cal.slope.value:.2f}, intercept {cal.intercept.value:.2f}, ECE {cal.ece:.3f}")
 
@@ -480,8 +507,8 @@ def test_calibration_cells_bins_figures_and_recalibration(tmp_path):
             rc = fit_recalibration(vy, vp, method)
             for split in ("test", "external"):
                 y, p = known(df, split, target)
-                after = calibration(y, np.clip(rc.transform(p), 0, 1), n_bins=5, strategy="uniform",
-                                    min_bin_size=7)
+                after = calibration(y, rc.transform(p), n_bins=10, strategy="quantile", min_bin_size=15)
+                assert len(after.table) == len(y) // 15
                 assert metrics[split][target]["recalibration"][method] == {
                     "fitted_on": "val", "brier": after.brier, "ece": after.ece, "intercept": after.intercept.to_dict(),
                     "slope": after.slope.to_dict()}
@@ -511,50 +538,56 @@ def test_calibration_figure_draws_the_result(tmp_path):
 
 
 def test_calibration_notes_when_it_cannot_be_computed(tmp_path, monkeypatch):
-    df = predictions(sizes={"train": 100, "test": 60, "external": 60}, targets=(("mace_30d", 0.2),))
+    df = predictions(sizes={"train": 100, "test": 60, "external": 60})
+    df.loc[(df["split"] == "train") & (df["target"] == "mace_30d"), "y_true"] = 0.0  # single-class: skipped
+    y_bad, _ = known(df, "test", "stenosis_lad")
     run, metrics = start(df, tmp_path, recalibration=["platt"])
 
     def failing(y, p, **kw):
-        if len(y) == 59:
+        if len(y) == len(y_bad) and np.array_equal(y, y_bad):
             raise ValueError("logistic fit did not converge (perfect separation?)")
         return calibration(y, p, **kw)
 
     monkeypatch.setattr(pl, "calibration", failing)
     run.calibration(metrics)
     assert run.notes["Calibration"] == [
-        "test/mace_30d: calibration skipped: logistic fit did not converge (perfect separation?)",
-        "external/mace_30d: calibration skipped: logistic fit did not converge (perfect separation?)",
+        "test/stenosis_lad: calibration skipped: logistic fit did not converge (perfect separation?)",
+        "target 'stenosis_lad': split 'val' missing or single-class; no recalibration",
         "target 'mace_30d': split 'val' missing or single-class; no recalibration"]
-    assert "calibration" not in metrics["test"]["mace_30d"] and set(run.tables["calibration_bins"]["split"]) == {
-        "train"}
+    assert "calibration" not in metrics["test"]["stenosis_lad"] and "calibration" not in metrics["train"]["mace_30d"]
+    bins = run.tables["calibration_bins"]
+    # Each skip leaves the rest: the other target of the failing split and the splits after it.
+    assert list(dict.fromkeys(zip(bins["split"], bins["target"]))) == [
+        ("train", "stenosis_lad"), ("test", "mace_30d"), ("external", "stenosis_lad"), ("external", "mace_30d")]
 
 
-def test_recalibration_failures_are_noted_per_method_and_split(tmp_path, monkeypatch):
-    df = predictions(sizes={"train": 100, "val": 80, "test": 60, "flat": 30}, targets=(("mace_30d", 0.2),))
-    df.loc[df["split"] == "flat", "y_true"] = 0.0
-    run, metrics = start(df, tmp_path, recalibration=["platt", "isotonic"])
-    real = pl.fit_recalibration
+def test_recalibration_skips_leave_the_other_targets_methods_and_splits(tmp_path, monkeypatch):
+    df = predictions(sizes={"train": 100, "val": 80, "test": 60, "external": 60, "zz": 60})
+    df.loc[(df["split"] == "val") & (df["target"] == "stenosis_lad"), "y_true"] = 0.0  # no recalibration
+    df.loc[(df["split"] == "test") & (df["target"] == "mace_30d"), "y_true"] = 0.0  # nothing to judge
+    y_bad, _ = known(df, "external", "mace_30d")
+    real_fit, real_cal = pl.fit_recalibration, pl.calibration
 
     def fit(y, p, method):
         if method == "isotonic":
             raise ValueError("isotonic needs more points")
-        return real(y, p, method)
-
-    calls = []
+        return real_fit(y, p, method)
 
     def cal(y, p, **kw):
-        calls.append(kw)
-        if "confidence" not in kw:  # the recalibrated risks
-            raise ValueError("after recalibration: all risks equal")
-        return calibration(y, p, **kw)
+        if "confidence" not in kw and np.array_equal(y, y_bad):  # the recalibrated risks of one split
+            raise ValueError("all risks equal")
+        return real_cal(y, p, **kw)
 
     monkeypatch.setattr(pl, "fit_recalibration", fit)
     monkeypatch.setattr(pl, "calibration", cal)
+    run, metrics = start(df, tmp_path, recalibration=["isotonic", "platt"])
     run.calibration(metrics)
-    assert run.notes["Calibration"] == ["test/mace_30d: platt: after recalibration: all risks equal",
-                                        "mace_30d: isotonic recalibration failed: isotonic needs more points"]
-    assert "recalibration" not in run.tables and "recalibration" not in metrics["test"]["mace_30d"]
-    assert calls[-1] == {"n_bins": 10, "strategy": "quantile", "min_bin_size": 20}
+    assert run.notes["Calibration"] == [
+        "target 'stenosis_lad': split 'val' missing or single-class; no recalibration",
+        "mace_30d: isotonic recalibration failed: isotonic needs more points",
+        "external/mace_30d: platt: all risks equal"]
+    r = run.tables["recalibration"]
+    assert list(zip(r["split"], r["target"], r["method"])) == [("zz", "mace_30d", "platt")]
 
 
 # ----------------------------------------------------------------------------- evaluate() itself
@@ -647,3 +680,49 @@ def test_evaluate_says_what_it_is_doing_in_order(tmp_path, capsys, monkeypatch):
     assert sorted(p.name for p in (tmp_path / "o" / "figures").iterdir()) == [
         "calibration_test_mace_30d.png", "decision_curve_test_mace_30d.png", "roc_test.png", "roc_train.png",
         "validation_auroc.png"]
+
+
+def test_evaluate_names_a_bad_frame_in_its_error(tmp_path):
+    df = predictions(sizes={"train": 20}, targets=(("mace_30d", 0.2),))
+    df.loc[3, "y_prob"] = 1.5
+    with pytest.raises(ValueError, match=r"<predictions DataFrame>"):
+        pl.evaluate(df, tmp_path)
+
+
+def with_follow_up(df: pd.DataFrame, seed: int = 1) -> pd.DataFrame:
+    """Add follow-up: an event within 30 days for each known positive, censoring after day 30 otherwise."""
+    rng = np.random.default_rng(seed)
+    e = df["y_true"].fillna(0.0).to_numpy()
+    t = np.where(e == 1, rng.uniform(1, 29, len(df)), rng.uniform(31, 400, len(df)))
+    return df.assign(time_to_event_days=np.round(t, 1), event=e)
+
+
+def test_evaluate_runs_every_analysis_it_is_given_data_for(tmp_path):
+    df = with_follow_up(predictions(sizes={"train": 120, "val": 60, "test": 100}))
+    df["site"] = np.where(df["patient_id"].str[-1].isin(list("01234")), "A", "B")
+    ids = df["patient_id"].drop_duplicates()
+    cov = tmp_path / "cov.csv"
+    pd.DataFrame({"patient_id": ids, "sex": np.where(np.arange(len(ids)) % 2, "F", "M")}).to_csv(cov, index=False)
+    scores = pd.DataFrame({"patient_id": ["a", "b", "c", "d"], "split": "test", "score": "agatston",
+                           "reference": [0.0, 10.0, 100.0, 400.0], "predicted": [1.0, 12.0, 90.0, 420.0]})
+    m = pl.evaluate(df, tmp_path / "o", covariates=cov, scores=scores,
+                    spec={"n_boot": 20, "figures": False, "recalibration": []})
+    cell = m["test"]["mace_30d"]
+    assert {"survival", "risk_group_contrasts", "subgroups", "fairness_gaps"} <= set(cell)
+    assert set(cell["subgroups"]) == {"sex", "site"}
+    assert m["test"]["agatston"]["bland_altman"]["value"] == pytest.approx(np.mean([1.0, 2.0, -10.0, 20.0]))
+    tables = {p.stem for p in (tmp_path / "o" / "tables").glob("*.csv")}
+    assert {"survival", "risk_group_contrasts", "decision_curves", "subgroups", "fairness_gaps", "agreement"} <= tables
+
+
+def test_evaluate_into_a_folder_it_wrote_before(tmp_path):
+    df = predictions(sizes={"train": 60, "test": 60}, targets=(("mace_30d", 0.2),))
+    spec = {"n_boot": 20, "figures": False}
+    first = pl.evaluate(df, tmp_path, spec=spec)
+    df.loc[df["split"] == "test", "y_prob"] = 1 - df.loc[df["split"] == "test", "y_prob"]
+    second = pl.evaluate(df, tmp_path, spec=spec)
+    assert second["test"]["mace_30d"]["auroc"]["value"] == pytest.approx(
+        1 - first["test"]["mace_30d"]["auroc"]["value"])
+    shown = pd.read_csv(tmp_path / "tables" / "discrimination.csv")
+    assert shown.loc[shown["split"] == "test", "auroc"].item() == pytest.approx(
+        second["test"]["mace_30d"]["auroc"]["value"])
