@@ -79,9 +79,11 @@ def _first_bad(mask: pd.Series, df: pd.DataFrame, col: str, source: str, what: s
     i = int(np.flatnonzero(mask.to_numpy())[0])
     # Files are located by line (header = line 1); in-memory tables by 0-based row position.
     where = f"row {i}" if source.startswith("<") else f"line {i + 2}"
+    value = df[col].iloc[i]
+    value = value.item() if isinstance(value, np.generic) else value  # 1.5, not np.float64(1.5)
     return PredictionsError(
         f"{source}: column {col!r} {what}; {where} (patient {df['patient_id'].iloc[i]!r}, "
-        f"target {df['target'].iloc[i]!r}) has {df[col].iloc[i]!r} ({int(mask.sum())} bad rows in all)"
+        f"target {df['target'].iloc[i]!r}) has {value!r} ({int(mask.sum())} bad rows in all)"
     )
 
 

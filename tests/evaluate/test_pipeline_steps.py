@@ -539,7 +539,7 @@ def test_calibration_figure_draws_the_result(tmp_path):
 
 def test_calibration_notes_when_it_cannot_be_computed(tmp_path, monkeypatch):
     df = predictions(sizes={"train": 100, "test": 60, "external": 60})
-    df.loc[(df["split"] == "train") & (df["target"] == "mace_30d"), "y_true"] = 0.0  # single-class: skipped
+    df.loc[(df["split"] == "train") & (df["target"] == "stenosis_lad"), "y_true"] = 0.0  # single-class: skipped
     y_bad, _ = known(df, "test", "stenosis_lad")
     run, metrics = start(df, tmp_path, recalibration=["platt"])
 
@@ -554,11 +554,12 @@ def test_calibration_notes_when_it_cannot_be_computed(tmp_path, monkeypatch):
         "test/stenosis_lad: calibration skipped: logistic fit did not converge (perfect separation?)",
         "target 'stenosis_lad': split 'val' missing or single-class; no recalibration",
         "target 'mace_30d': split 'val' missing or single-class; no recalibration"]
-    assert "calibration" not in metrics["test"]["stenosis_lad"] and "calibration" not in metrics["train"]["mace_30d"]
+    assert "calibration" not in metrics["test"]["stenosis_lad"]
+    assert "calibration" not in metrics["train"]["stenosis_lad"]
     bins = run.tables["calibration_bins"]
-    # Each skip leaves the rest: the other target of the failing split and the splits after it.
+    # Each skip leaves the rest: the other target of the skipped split and the splits after it.
     assert list(dict.fromkeys(zip(bins["split"], bins["target"]))) == [
-        ("train", "stenosis_lad"), ("test", "mace_30d"), ("external", "stenosis_lad"), ("external", "mace_30d")]
+        ("train", "mace_30d"), ("test", "mace_30d"), ("external", "stenosis_lad"), ("external", "mace_30d")]
 
 
 def test_recalibration_skips_leave_the_other_targets_methods_and_splits(tmp_path, monkeypatch):
@@ -685,7 +686,8 @@ def test_evaluate_says_what_it_is_doing_in_order(tmp_path, capsys, monkeypatch):
 def test_evaluate_names_a_bad_frame_in_its_error(tmp_path):
     df = predictions(sizes={"train": 20}, targets=(("mace_30d", 0.2),))
     df.loc[3, "y_prob"] = 1.5
-    with pytest.raises(ValueError, match=r"<predictions DataFrame>"):
+    with pytest.raises(ValueError, match=r"^<predictions DataFrame>: column 'y_prob' must be a predicted risk in "
+                                         r"\[0, 1\]; row 3 \(patient 'TR003', target 'mace_30d'\) has 1\.5 \(1 bad"):
         pl.evaluate(df, tmp_path)
 
 
