@@ -62,6 +62,11 @@ def covariates(df: pd.DataFrame, seed: int = 1) -> pd.DataFrame:
                          "smoker": rng.choice(["no", "yes"], len(ids))})
 
 
+def with_age(cov: pd.DataFrame) -> pd.DataFrame:
+    # Bands '\u226450', '50\u201365', '>65' sort differently as strings: their order must survive.
+    return cov.assign(age=np.resize([72, 45, 58, 80, 38, 61], len(cov)))
+
+
 def make_run(df: pd.DataFrame, tmp_path, cov=None, **spec) -> tuple[_Run, dict]:
     kw = {"n_boot": 20, "min_events": 5, "min_nonevents": 5, "seed": 3, **spec}
     s = EvaluationSpec(**kw)
@@ -281,6 +286,19 @@ def test_survival_incidence_figure_draws_the_right_rows(tmp_path, monkeypatch):
     assert seen["confidence"] == 0.9 and seen["horizon"] == 30.0
 
 
+def test_survival_metrics_error_is_a_note(tmp_path, monkeypatch):
+    run, metrics = make_run(predictions(targets=("risk_score",)), tmp_path)
+
+    def broken(t, e, r, train):
+        raise ValueError("times outside follow-up")
+
+    monkeypatch.setattr(pipeline, "survival_metrics", broken)
+    run.survival(metrics)
+    assert run.notes["Time to event"] == [f"{s}/risk_score: survival metrics skipped: times outside follow-up"
+                                          for s in ("train", "test", "external")]
+    assert "survival" not in run.tables and all("survival" not in metrics[s]["risk_score"] for s in metrics)
+
+
 def test_survival_single_group_has_no_contrast_and_figures_off(tmp_path):
     run, metrics = make_run(predictions(targets=("risk_score",)), tmp_path, figures=False)
     run.thresholds = {"risk_score": {"method": "incidence", "value": 0.999, "chosen_on": "train"}}
@@ -402,6 +420,8 @@ def test_attributes_without_matching_covariates_or_sites(tmp_path):
     assert run.notes == {SECTION: ["site: 3 sites, more than max_subgroup_levels (2); no site subgroups"]}
     run, _ = make_run(df, tmp_path, max_subgroup_levels=3, subgroup_quantiles=2)
     assert list(run.attributes()) == ["site"] and run.notes == {}
+    run, _ = make_run(df[df["split"] != "external"], tmp_path)
+    assert list(run.attributes()) == ["site"] and run.attributes()["site"].nunique() == 2
     run, _ = make_run(df.assign(site="one"), tmp_path)
     assert run.attributes() == {} and run.notes == {}
     run, _ = make_run(df.drop(columns="site"), tmp_path)
@@ -413,11 +433,14 @@ def test_attributes_without_matching_covariates_or_sites(tmp_path):
 
 def test_attributes_pass_bins_and_notes_of_subgroup_attributes(tmp_path):
     df = predictions(sizes={"train": 20, "test": 20}, targets=("mace_30d",), time=False, site=False)
-    cov = covariates(df).assign(age=np.arange(40) + 30, bmi=np.linspace(18, 40, 40), ward=[f"w{i}" for i in range(40)])
-    run, _ = make_run(df, tmp_path, cov=cov[["patient_id", "age", "bmi"]], subgroup_bins={"age": [50]},
+    cov = covariates(df).assign(age=np.arange(40) + 30, bmi=np.linspace(18, 40, 40), ward=[f"w{i % 8}" for i in range(40)],
+                                one="x")
+    run, _ = make_run(df, tmp_path, cov=cov[["patient_id", "age", "bmi", "one"]], subgroup_bins={"age": [50]},
                       subgroup_quantiles=3, max_subgroup_levels=5)
     a = run.attributes()
-    assert a["age"].nunique() == 2 and a["bmi"].nunique() == 3
+    assert list(a) == ["age", "bmi"] and a["age"].nunique() == 2 and a["bmi"].nunique() == 3
+    assert run.notes == {SECTION: ["covariates: 'bmi' (40 values) cut into 3 quantile bins (\u226425, 25\u201333, >33)",
+                                   "covariates: 'one' has a single level; left out"]}
     with pytest.raises(ValueError, match="ward"):
         make_run(df, tmp_path, cov=cov[["patient_id", "ward"]], max_subgroup_levels=5,
                  subgroup_quantiles=2)[0].attributes()
@@ -430,7 +453,7 @@ def expected_subgroup_cell(run, split, target, attrs, metric="auroc", thr=None):
     y, p = d["y_true"].to_numpy(float), d["y_prob"].to_numpy(float)
     sub, gaps, tables = {}, {}, []
     for name, series in attrs.items():
-        g = pd.Series(series.reindex(d["patient_id"].to_numpy()).to_numpy())
+        g = series.reindex(d["patient_id"].to_numpy()).reset_index(drop=True)  # keeps categorical bands
         if g.nunique() < 2:
             continue
         t = subgroup_metrics(y, p, g, metric, attribute=name, n_boot=s.n_boot, seed=s.seed,
@@ -447,36 +470,48 @@ def expected_subgroup_cell(run, split, target, attrs, metric="auroc", thr=None):
 def test_subgroups_cells_tables_forest_and_threshold(tmp_path):
     from riskfm.plots.style import target_label
 
-    df = predictions(sizes={"train": 40, "test": 60, "external": 60}, targets=("stenosis_lad", "mace_30d"),
+    df = predictions(sizes={"train": 30, "test": 36, "external": 36}, targets=("stenosis_lad", "mace_30d"),
                      time=False)
     df.loc[(df["split"] == "test") & (df["patient_id"] == "test000"), "y_true"] = np.nan
-    cov = covariates(df)
-    run, metrics = make_run(df, tmp_path, cov=cov, subgroup_metric="sensitivity")
+    cov = with_age(covariates(df))
+    run, metrics = make_run(df, tmp_path, cov=cov, subgroup_metric="sensitivity", confidence=0.9, min_events=3,
+                            min_nonevents=3, subgroup_bins={"age": [50, 65]})
     run.thresholds = {"mace_30d": {"method": "incidence", "value": 0.35, "chosen_on": "train"},
                       "stenosis_lad": {"method": "incidence", "value": 0.6, "chosen_on": "train"}}
     run.subgroups(metrics)
     attrs = run.attributes()
+    assert list(attrs) == ["sex", "smoker", "age", "site"]
     assert "subgroups" not in metrics["train"]["mace_30d"]  # the train split is not a subgroup analysis
-    all_tables, all_gaps = [], []
+    all_tables, all_gaps, small_but_estimable, not_estimable = [], [], 0, 0
     for split in ("test", "external"):
         for target in ("stenosis_lad", "mace_30d"):
             sub, gaps, tables = expected_subgroup_cell(run, split, target, attrs, "sensitivity",
                                                        run.thresholds[target]["value"])
             cell = metrics[split][target]
             assert list(cell["subgroups"]) == list(sub)
+            assert list(cell["subgroups"]["age"]) == [lv for lv in ("\u226450", "50\u201365", ">65")
+                                                      if lv in cell["subgroups"]["age"]]
             for name, levels in sub.items():
                 assert list(cell["subgroups"][name]) == list(levels)
                 for level, r in levels.items():
                     got = cell["subgroups"][name][level]
                     assert list(got)[:5] == ["metric", "value", "ci", "method", "n"]
                     assert got["metric"] == "sensitivity" and got["n"] == r["n"] and got["n_pos"] == r["n_pos"]
-                    assert got["value"] == pytest.approx(r["value"]) and got["method"] == r["method"]
-                    assert got["ci"] == pytest.approx([r["ci_low"], r["ci_high"]])
-                    assert got["confidence"] == 0.95 and "not_estimable" not in got
+                    assert got["confidence"] == 0.9
+                    if r["not_estimable"]:
+                        not_estimable += 1
+                        assert got["value"] is None and got["ci"] is None and got["method"] == "none"
+                        assert got["not_estimable"] == r["not_estimable"]
+                    else:
+                        small_but_estimable += r["n_pos"] < 10
+                        assert got["value"] == pytest.approx(r["value"]) and got["method"] == r["method"]
+                        assert got["ci"] == pytest.approx([r["ci_low"], r["ci_high"]])
+                        assert "not_estimable" not in got
             assert same(cell["fairness_gaps"], {k: v.to_dict() for k, v in gaps.items()})
             all_tables.append(pd.concat(tables, ignore_index=True).assign(split=split, target=target))
             all_gaps += [g.estimable_rows().assign(split=split, target=target) for g in gaps.values()
                          if len(g.estimable_rows())]
+    assert small_but_estimable and not_estimable  # the spec's minimum counts are the ones applied
     sub_t = pd.concat(all_tables, ignore_index=True)
     sub_t = sub_t[["split", "target", *[c for c in sub_t.columns if c not in ("split", "target")]]]
     pd.testing.assert_frame_equal(run.tables["subgroups"], sub_t)
@@ -484,11 +519,11 @@ def test_subgroups_cells_tables_forest_and_threshold(tmp_path):
     gap_t = gap_t[["split", "target", *[c for c in gap_t.columns if c not in ("split", "target")]]]
     pd.testing.assert_frame_equal(run.tables["fairness_gaps"], gap_t)
     # One per attribute, split and target; the site has one level (site_ext) in the external split.
-    assert (run.tables["subgroups"]["level"] == "All").sum() == 2 * 3 + 2 * 2
+    assert (run.tables["subgroups"]["level"] == "All").sum() == 2 * 4 + 2 * 3
     # The forest figure: the primary target (mace_30d by default), every non-train split.
     lab = target_label("mace_30d")
-    cap = (f"SENSITIVITY of {lab} by subgroup, {{}} (95% stratified bootstrap intervals; dashed: all patients; "
-           "n and events on the right; n/e: not estimable, no point drawn: fewer than 5 events or 5 non-events)")
+    cap = (f"SENSITIVITY of {lab} by subgroup, {{}} (90% stratified bootstrap intervals; dashed: all patients; "
+           "n and events on the right; n/e: not estimable, no point drawn: fewer than 3 events or 3 non-events)")
     assert pending(run) == [(SECTION, cap.format("test"), "forest_test_mace_30d.png"),
                             (SECTION, cap.format("external"), "forest_external_mace_30d.png")]
     assert run.notes == {}
@@ -554,7 +589,7 @@ def test_subgroups_not_estimable_levels_and_empty_fairness_table(tmp_path):
         sex = covariates(df).set_index("patient_id")["sex"]
         y = d.loc[d["patient_id"].map(sex) == level, "y_true"]
         assert got["value"] is None and got["ci"] is None and got["n"] == len(y) and got["n_pos"] == int(y.sum())
-        assert got["not_estimable"].endswith("< 15") and got["method"]
+        assert got["not_estimable"].endswith("< 15") and got["method"] == "none" and got["metric"] == "auroc"
     assert metrics["test"]["mace_30d"]["fairness_gaps"]["sex"]["value"] is None
     ft = run.tables["fairness_gaps"]
     assert ft.empty and list(ft.columns) == ["split", "target", *FAIRNESS_COLUMNS]
@@ -598,6 +633,7 @@ def test_agreement_per_split_and_score(tmp_path):
                            "reference": ref, "predicted": ref + rng.normal(5, 20, 24)})
     scores.loc[1, "predicted"] = np.nan  # unpaired: dropped
     scores.loc[[9, 10], "reference"] = np.nan  # test/volume keeps 2 pairs: skipped
+    scores.loc[23, "predicted"] = np.nan  # external/volume keeps 3 pairs: enough
     run, metrics = make_run(df, tmp_path, confidence=0.9)
     run.agreement(None, metrics)
     assert run.tables == {} and run.notes == {}
@@ -614,7 +650,7 @@ def test_agreement_per_split_and_score(tmp_path):
         assert t.iloc[i].tolist() == [split, name, ba.n, ba.value, ba.ci[0], ba.ci[1], ba.sd, ba.loa[0], ba.loa[1],
                                       0.9]
         assert metrics[split][name] == {"n": ba.n, "bland_altman": ba.to_dict()}
-    assert t.iloc[0]["n"] == 7 and "volume" not in metrics["test"]
+    assert t["n"].tolist() == [7, 8, 3] and "volume" not in metrics["test"]
     assert "mace_30d" in metrics["test"]  # the target cells stay
     assert pending(run) == [("Agreement of scores", "Bland-Altman, agatston (test)", "bland_altman_test_agatston.png"),
                             ("Agreement of scores", "Bland-Altman, agatston (external)",
