@@ -30,6 +30,8 @@ from riskfm.evaluate.survival import SurvivalMetrics, group_contrasts, survival_
 
 SIZES = {"train": 60, "test": 60, "external": 50}
 SECTION = "Subgroups and fairness"
+SURVIVAL_COLUMNS = ["split", "target", "n", "n_events", "harrell_c", "uno_c", "mean_time_auc", "integrated_brier",
+                    "not_estimable"]
 
 
 # ------------------------------------------------------------------------------------------ builders
@@ -101,8 +103,10 @@ def draw(run, name):
     make = {n: m for _, _, n, m in run.pending}[name]
     fig = make()
     try:
-        titles = [ax.get_title(loc=loc) for ax in fig.axes for loc in ("left", "center", "right")]
-        return [line for t in titles for line in t.splitlines()]
+        texts = [ax.get_title(loc=loc) for ax in fig.axes for loc in ("left", "center", "right")]
+        texts += [ax.get_xlabel() for ax in fig.axes]
+        texts += [t.get_text() for ax in fig.axes if ax.get_legend() for t in ax.get_legend().get_texts()]
+        return [line for t in texts for line in t.splitlines()]
     finally:
         plt.close(fig)
 
@@ -157,8 +161,7 @@ def test_survival_metrics_use_horizon_censoring_and_the_train_reference(tmp_path
     assert (raw["event"].sum() > expected_rows[1][3]) and expected_rows[1][2] == SIZES["test"]
     assert expected_rows[4][2] == SIZES["test"] - 2  # risk_score: two rows without follow-up
     table = run.tables["survival"]
-    assert list(table.columns) == ["split", "target", "n", "n_events", "harrell_c", "uno_c", "mean_time_auc",
-                                   "integrated_brier", "not_estimable"]
+    assert list(table.columns) == SURVIVAL_COLUMNS
     assert table.values.tolist() == expected_rows
     # No thresholds chosen: no contrasts, no figures.
     assert "risk_group_contrasts" not in run.tables and run.pending == []
@@ -201,7 +204,8 @@ def test_survival_not_estimable_no_events_and_no_train_events(tmp_path):
                 {**SurvivalMetrics.missing(reason, 12, 3).to_dict(), "time_auc": None, "not_estimable": reason})
     assert "survival" not in metrics["quiet"]["risk_score"] and "survival" not in metrics["train"]["risk_score"]
     table = run.tables["survival"]
-    assert table["split"].tolist() == ["test", "small"]
+    assert list(table.columns) == SURVIVAL_COLUMNS  # not-estimable rows have the same keys
+    assert table["split"].tolist() == ["test", "small"] and table["target"].tolist() == ["risk_score"] * 2
     assert table["integrated_brier"].iloc[0] is None or math.isnan(table["integrated_brier"].iloc[0])
     assert table.iloc[0]["not_estimable"] == ""
     small_row = table.iloc[1].to_dict()
@@ -213,6 +217,25 @@ def test_survival_not_estimable_no_events_and_no_train_events(tmp_path):
     assert "risk_group_contrasts" in metrics["small"]["risk_score"]
     assert [n for _, _, n in pending(run)] == ["cumulative_incidence_test_risk_score.png",
                                                "cumulative_incidence_small_risk_score.png"]
+
+
+def test_survival_one_train_event_is_a_reference_and_one_patient_is_a_row(tmp_path):
+    df = predictions(sizes={"train": 30, "test": 40, "solo": 1}, targets=("risk_score",))
+    train = df["split"] == "train"
+    df.loc[train, ["y_true", "event"]] = 0.0
+    df.loc[train & (df["patient_id"] == "train007"), ["y_true", "event"]] = 1.0
+    df.loc[df["split"] == "solo", ["y_true", "event"]] = 1.0
+    run, metrics = make_run(df, tmp_path)
+    run.survival(metrics)
+    assert "Time to event" not in run.notes  # one event is enough for the censoring reference
+    t, e, r = follow_up(run.df, "test", "risk_score", None)
+    sm = survival_metrics(t, e, r, train=follow_up(run.df, "train", "risk_score", None))
+    assert same(metrics["test"]["risk_score"]["survival"], sm.to_dict())
+    reason = "1 event < 5, 0 non-events < 5"
+    assert metrics["solo"]["risk_score"]["survival"]["not_estimable"] == reason
+    assert list(run.tables["survival"].columns) == SURVIVAL_COLUMNS
+    assert run.tables["survival"][["split", "n", "n_events", "not_estimable"]].values.tolist() == [
+        ["train", 30, 1, "1 event < 5"], ["test", 40, int(e.sum()), ""], ["solo", 1, 1, reason]]
 
 
 def test_survival_contrasts_and_incidence_figures_three_levels(tmp_path):
@@ -361,8 +384,9 @@ def test_decision_curves_grid_table_and_figures(tmp_path):
         ("Decision curves", cap.format(target_label("stenosis_lad"), "test"), "decision_curve_test_stenosis_lad.png"),
         ("Decision curves", cap.format(target_label("mace_30d"), "test"), "decision_curve_test_mace_30d.png"),
     ]
-    assert f"Decision curve \u2014 {target_label('stenosis_lad')}, test" in draw(run,
-                                                                                  "decision_curve_test_stenosis_lad.png")
+    texts = draw(run, "decision_curve_test_stenosis_lad.png")
+    assert f"Decision curve \u2014 {target_label('stenosis_lad')}, test" in texts
+    assert any(target_label("stenosis_lad") in t and "Decision" not in t for t in texts)  # the legend
     assert metrics == make_run(df, tmp_path, decision_thresholds=[0.1, 0.3, 0.1])[1]  # metrics untouched
 
 
@@ -467,6 +491,30 @@ def expected_subgroup_cell(run, split, target, attrs, metric="auroc", thr=None):
     return sub, gaps, tables
 
 
+def check_cell(run, metrics, split, target, attrs, metric, thr, counts):
+    """The cell's subgroups and fairness_gaps against subgroup_metrics / fairness_gaps on the same rows."""
+    sub, gaps, _ = expected_subgroup_cell(run, split, target, attrs, metric, thr)
+    cell = metrics[split][target]
+    assert list(cell["subgroups"]) == list(sub)
+    for name, levels in sub.items():
+        assert list(cell["subgroups"][name]) == list(levels)
+        for level, r in levels.items():
+            got = cell["subgroups"][name][level]
+            assert list(got)[:5] == ["metric", "value", "ci", "method", "n"]
+            assert got["metric"] == metric and got["n"] == r["n"] and got["n_pos"] == r["n_pos"]
+            assert got["confidence"] == run.spec.confidence
+            if r["not_estimable"]:
+                counts[1] += 1
+                assert got["value"] is None and got["ci"] is None and got["method"] == "none"
+                assert got["not_estimable"] == r["not_estimable"]
+            else:
+                counts[0] += r["n_pos"] < 10 or r["n"] - r["n_pos"] < 10
+                assert got["value"] == pytest.approx(r["value"]) and got["method"] == r["method"]
+                assert got["ci"] == pytest.approx([r["ci_low"], r["ci_high"]])
+                assert "not_estimable" not in got
+    assert same(cell["fairness_gaps"], {k: v.to_dict() for k, v in gaps.items()})
+
+
 def test_subgroups_cells_tables_forest_and_threshold(tmp_path):
     from riskfm.plots.style import target_label
 
@@ -482,36 +530,19 @@ def test_subgroups_cells_tables_forest_and_threshold(tmp_path):
     attrs = run.attributes()
     assert list(attrs) == ["sex", "smoker", "age", "site"]
     assert "subgroups" not in metrics["train"]["mace_30d"]  # the train split is not a subgroup analysis
-    all_tables, all_gaps, small_but_estimable, not_estimable = [], [], 0, 0
+    all_tables, all_gaps, counts = [], [], [0, 0]
     for split in ("test", "external"):
         for target in ("stenosis_lad", "mace_30d"):
             sub, gaps, tables = expected_subgroup_cell(run, split, target, attrs, "sensitivity",
                                                        run.thresholds[target]["value"])
+            check_cell(run, metrics, split, target, attrs, "sensitivity", run.thresholds[target]["value"], counts)
             cell = metrics[split][target]
-            assert list(cell["subgroups"]) == list(sub)
             assert list(cell["subgroups"]["age"]) == [lv for lv in ("\u226450", "50\u201365", ">65")
                                                       if lv in cell["subgroups"]["age"]]
-            for name, levels in sub.items():
-                assert list(cell["subgroups"][name]) == list(levels)
-                for level, r in levels.items():
-                    got = cell["subgroups"][name][level]
-                    assert list(got)[:5] == ["metric", "value", "ci", "method", "n"]
-                    assert got["metric"] == "sensitivity" and got["n"] == r["n"] and got["n_pos"] == r["n_pos"]
-                    assert got["confidence"] == 0.9
-                    if r["not_estimable"]:
-                        not_estimable += 1
-                        assert got["value"] is None and got["ci"] is None and got["method"] == "none"
-                        assert got["not_estimable"] == r["not_estimable"]
-                    else:
-                        small_but_estimable += r["n_pos"] < 10
-                        assert got["value"] == pytest.approx(r["value"]) and got["method"] == r["method"]
-                        assert got["ci"] == pytest.approx([r["ci_low"], r["ci_high"]])
-                        assert "not_estimable" not in got
-            assert same(cell["fairness_gaps"], {k: v.to_dict() for k, v in gaps.items()})
             all_tables.append(pd.concat(tables, ignore_index=True).assign(split=split, target=target))
             all_gaps += [g.estimable_rows().assign(split=split, target=target) for g in gaps.values()
                          if len(g.estimable_rows())]
-    assert small_but_estimable and not_estimable  # the spec's minimum counts are the ones applied
+    assert counts[0] and counts[1]  # small but estimable levels, and not estimable ones: the spec's rule
     sub_t = pd.concat(all_tables, ignore_index=True)
     sub_t = sub_t[["split", "target", *[c for c in sub_t.columns if c not in ("split", "target")]]]
     pd.testing.assert_frame_equal(run.tables["subgroups"], sub_t)
@@ -531,10 +562,15 @@ def test_subgroups_cells_tables_forest_and_threshold(tmp_path):
 
 
 def test_subgroups_forest_rows_primary_target_and_confidence(tmp_path, monkeypatch):
-    df = predictions(sizes={"train": 30, "test": 60}, targets=("stenosis_lad", "risk_score"), time=False)
+    df = predictions(sizes={"train": 30, "test": 36}, targets=("stenosis_lad", "risk_score"), time=False)
     run, metrics = make_run(df, tmp_path, cov=covariates(df), primary_target="risk_score", confidence=0.9)
     run.subgroups(metrics)
+    counts = [0, 0]
+    for target in ("stenosis_lad", "risk_score"):
+        check_cell(run, metrics, "test", target, run.attributes(), "auroc", None, counts)
+    assert counts[0]  # AUROC levels estimable with 5 events but not with the default 10: the spec's rule
     assert [n for _, _, n in pending(run)] == ["forest_test_risk_score.png"]
+    assert "AUROC (90% CI)" in draw(run, "forest_test_risk_score.png")
     assert "(90% stratified bootstrap intervals;" in run.pending[0][1]
     seen = dict(zip(("ft", "split", "target"), run.pending[0][3].__defaults__))
     assert seen["split"] == "test" and seen["target"] == "risk_score"
@@ -557,10 +593,10 @@ def test_subgroups_skip_single_level_single_class_and_no_attributes(tmp_path):
                      time=False)
     df.loc[(df["split"] == "external") & (df["target"] == "stenosis_lad"), "y_true"] = 1.0  # one class
     cov = covariates(df)
-    cov.loc[cov["patient_id"].str.startswith("external"), "smoker"] = "no"  # one level in external
+    cov.loc[cov["patient_id"].str.startswith("external"), "sex"] = "F"  # one level in external
     run, metrics = make_run(df, tmp_path, cov=cov)
     run.subgroups(metrics)
-    assert list(metrics["external"]["mace_30d"]["subgroups"]) == ["sex"]  # one smoker level, one site
+    assert list(metrics["external"]["mace_30d"]["subgroups"]) == ["smoker"]  # one sex level, one site
     assert list(metrics["test"]["mace_30d"]["subgroups"]) == ["sex", "smoker", "site"]
     assert "subgroups" not in metrics["external"]["stenosis_lad"]
     assert run.tables["subgroups"][["split", "target"]].drop_duplicates().apply(tuple, axis=1).tolist() == [
@@ -575,6 +611,13 @@ def test_subgroups_skip_single_level_single_class_and_no_attributes(tmp_path):
     run, metrics = make_run(df.drop(columns="site"), tmp_path, cov=one)
     run.subgroups(metrics)
     assert run.tables == {} and run.notes == {}
+    # No usable attribute in the test split, two sexes in the external split: external still analysed.
+    base = covariates(df)
+    late = base.assign(sex=np.where(base["patient_id"].str.startswith("test"), "F", base["sex"]))[["patient_id", "sex"]]
+    run, metrics = make_run(df.drop(columns="site"), tmp_path, cov=late)
+    run.subgroups(metrics)
+    assert run.tables["subgroups"][["split", "target"]].drop_duplicates().apply(tuple, axis=1).tolist() == [
+        ("external", "mace_30d")]
 
 
 def test_subgroups_not_estimable_levels_and_empty_fairness_table(tmp_path):
@@ -589,7 +632,9 @@ def test_subgroups_not_estimable_levels_and_empty_fairness_table(tmp_path):
         sex = covariates(df).set_index("patient_id")["sex"]
         y = d.loc[d["patient_id"].map(sex) == level, "y_true"]
         assert got["value"] is None and got["ci"] is None and got["n"] == len(y) and got["n_pos"] == int(y.sum())
-        assert got["not_estimable"].endswith("< 15") and got["method"] == "none" and got["metric"] == "auroc"
+        k = int(y.sum())
+        assert got["not_estimable"] == f"{k} events < 15, {len(y) - k} non-events < 15"
+        assert got["method"] == "none" and got["metric"] == "auroc"
     assert metrics["test"]["mace_30d"]["fairness_gaps"]["sex"]["value"] is None
     ft = run.tables["fairness_gaps"]
     assert ft.empty and list(ft.columns) == ["split", "target", *FAIRNESS_COLUMNS]
@@ -599,9 +644,9 @@ def test_subgroups_not_estimable_levels_and_empty_fairness_table(tmp_path):
 
 def test_subgroups_errors_become_notes(tmp_path, monkeypatch):
     df = predictions(sizes={"train": 20, "test": 40}, targets=("mace_30d",), time=False, site=False)
-    cov = covariates(df)
-    run, metrics = make_run(df, tmp_path, cov=cov)
-    real = pipeline.subgroup_metrics
+    cov = with_age(covariates(df))
+    run, metrics = make_run(df, tmp_path, cov=cov, subgroup_bins={"age": [60]})
+    real, real_gaps = pipeline.subgroup_metrics, pipeline.fairness_gaps
 
     def picky(y, p, g, metric, attribute, **kw):
         if attribute == "sex":
@@ -609,15 +654,26 @@ def test_subgroups_errors_become_notes(tmp_path, monkeypatch):
         return real(y, p, g, metric, attribute=attribute, **kw)
 
     monkeypatch.setattr(pipeline, "subgroup_metrics", picky)
-    monkeypatch.setattr(pipeline, "fairness_gaps", lambda *a, **k: (_ for _ in ()).throw(ValueError("no gaps")))
+    def picky_gaps(frame, group, metric, *, attribute, **kw):
+        if attribute == "smoker":
+            raise ValueError("no gaps")
+        return real_gaps(frame, group, metric, attribute=attribute, **kw)
+
+    monkeypatch.setattr(pipeline, "fairness_gaps", picky_gaps)
     run.subgroups(metrics)
     assert run.notes == {SECTION: ["test/mace_30d/sex: sex is broken",
-                                   "test/mace_30d/smoker: no fairness gaps: no gaps",
+                                   "test/mace_30d/smoker: no fairness gaps: no gaps"]}
+    cell = metrics["test"]["mace_30d"]
+    assert list(cell["subgroups"]) == ["smoker", "age"] and list(cell["fairness_gaps"]) == ["age"]
+    assert run.tables["subgroups"]["attribute"].drop_duplicates().tolist() == ["smoker", "age"]
+    assert set(run.tables["fairness_gaps"]["attribute"]) == {"age"}
+    # Every fairness computation failing: the empty table and its note.
+    monkeypatch.setattr(pipeline, "fairness_gaps", lambda *a, **k: (_ for _ in ()).throw(ValueError("none")))
+    run, metrics = make_run(df, tmp_path, cov=cov[["patient_id", "smoker"]])
+    run.subgroups(metrics)
+    assert run.notes == {SECTION: ["test/mace_30d/smoker: no fairness gaps: none",
                                    "no fairness gaps: no attribute has two levels with an estimable AUROC "
                                    "(5 events and 5 non-events each)"]}
-    cell = metrics["test"]["mace_30d"]
-    assert list(cell["subgroups"]) == ["smoker"] and "fairness_gaps" not in cell
-    assert set(run.tables["subgroups"]["attribute"]) == {"smoker"}
     ft = run.tables["fairness_gaps"]
     assert ft.empty and list(ft.columns) == ["split", "target", *FAIRNESS_COLUMNS]
 
@@ -631,6 +687,7 @@ def test_agreement_per_split_and_score(tmp_path):
                            "split": ["test"] * 12 + ["external"] * 12,
                            "score": (["agatston"] * 8 + ["volume"] * 4) * 2,
                            "reference": ref, "predicted": ref + rng.normal(5, 20, 24)})
+    scores["comment"] = [None if i % 4 == 0 else "ok" for i in range(24)]  # other columns do not matter
     scores.loc[1, "predicted"] = np.nan  # unpaired: dropped
     scores.loc[[9, 10], "reference"] = np.nan  # test/volume keeps 2 pairs: skipped
     scores.loc[23, "predicted"] = np.nan  # external/volume keeps 3 pairs: enough
