@@ -523,7 +523,11 @@ class _Run:
         from riskfm.plots.style import target_label
 
         a, b, step = self.spec.decision_thresholds
-        grid = np.round(np.arange(a, b + step / 2, step), 10)
+        # start, start + step, ... up to stop (inclusive) and never past it: arange(a, b + step / 2, step)
+        # overshot stop when step does not divide stop - start (up to 1.1, which decision_curve refuses).
+        # Rounded so that "0.06" is the decimal 0.06, not 0.060000000000000005.
+        k = int(np.floor((b - a) / step + 1e-9))
+        grid = np.round(a + step * np.arange(k + 1), 10)
         tables = []
         for split in self.splits:
             curves = {}

@@ -390,6 +390,23 @@ def test_decision_curves_grid_table_and_figures(tmp_path):
     assert metrics == make_run(df, tmp_path, decision_thresholds=[0.1, 0.3, 0.1])[1]  # metrics untouched
 
 
+@pytest.mark.parametrize("spec, grid", [([0.1, 0.45, 0.2], [0.1, 0.3]), ([0.2, 0.9, 0.5], [0.2, 0.7]),
+                                         ([0.05, 0.35, 0.1], [0.05, 0.15, 0.25, 0.35])])
+def test_decision_curve_grid_stops_at_stop(tmp_path, spec, grid):
+    # Bug fixed: arange(start, stop + step / 2, step) went past stop when step does not divide
+    # stop - start ([0.1, 0.45, 0.2] gave 0.5; [0.2, 0.9, 0.5] gave 1.2 and evaluate() failed).
+    df = predictions(sizes={"train": 20}, targets=("mace_30d",), time=False)
+    run, metrics = make_run(df, tmp_path, decision_thresholds=spec)
+    run.decision_curves(metrics)
+    assert run.tables["decision_curves"]["threshold"].tolist() == grid
+
+
+@pytest.mark.parametrize("step", [0, -0.1])
+def test_decision_curve_step_must_be_positive(step):
+    with pytest.raises(ValueError, match=rf"^evaluation spec: decision_thresholds: step must be > 0, got {step}$"):
+        EvaluationSpec(decision_thresholds=[0.1, 0.5, step])
+
+
 def test_decision_curves_default_grid_train_only_and_nothing(tmp_path):
     df = predictions(sizes={"train": 30}, targets=("mace_30d",), time=False)
     run, metrics = make_run(df, tmp_path)
