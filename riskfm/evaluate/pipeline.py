@@ -154,7 +154,11 @@ def _choose_threshold(spec: EvaluationSpec, y: np.ndarray, p: np.ndarray) -> flo
 
 
 class _Run:
-    """State of one evaluation: the data, the spec, what was written and the notes."""
+    """State of one evaluation: the data, the spec, what was written and the notes.
+
+    ``df`` is the output of ``validate_predictions``: ``y_true``, ``y_prob``,
+    ``time_to_event_days`` and ``event`` are float64 there, so their arrays are taken as they are.
+    """
 
     def __init__(self, df: pd.DataFrame, out: Path, spec: EvaluationSpec, train_split: str, val_split: str,
                  covariates: pd.DataFrame | None) -> None:
@@ -237,7 +241,7 @@ class _Run:
             if len(g) < 3:
                 self.note("Agreement of scores", f"{split}/{name}: {len(g)} paired scores, need 3; skipped")
                 continue
-            ba = bland_altman(g["reference"].to_numpy(float), g["predicted"].to_numpy(float),
+            ba = bland_altman(g["reference"].to_numpy(), g["predicted"].to_numpy(),
                               confidence=self.spec.confidence)
             cell = ba.to_dict()
             rows.append({"split": split, "score": name, "n": ba.n, "bias": ba.value,
@@ -256,7 +260,7 @@ class _Run:
             for target in self.targets:
                 cell = metrics[split][target]
                 d = self.rows(split, target)
-                y, p = d["y_true"].to_numpy(float), d["y_prob"].to_numpy(float)
+                y, p = d["y_true"].to_numpy(), d["y_prob"].to_numpy()
                 reason = cell.get("not_estimable")
                 if reason is None:
                     ap = average_precision(y, p, n_boot=s.n_boot, seed=s.seed, confidence=s.confidence)
@@ -286,7 +290,7 @@ class _Run:
 
         for split in self.splits:
             d = self.df[(self.df["split"] == split) & self.df["y_true"].notna()]
-            both = [t for t in self.targets if _both(d.loc[d["target"] == t, "y_true"].to_numpy(float))]
+            both = [t for t in self.targets if _both(d.loc[d["target"] == t, "y_true"].to_numpy())]
             # A cell that is not estimable still has an "auroc" object, with a null value.
             ok = [t for t in both if (metrics[split][t].get("auroc") or {}).get("value") is not None]
             if not ok:
@@ -316,11 +320,11 @@ class _Run:
         for target in self.targets:
             ref = self.rows(self.train_split, target)
             chosen_on = self.train_split
-            if not _both(ref["y_true"].to_numpy(float)):
+            if not _both(ref["y_true"].to_numpy()):
                 self.note("Thresholds", f"target {target!r}: split {self.train_split!r} missing or single-class; "
                           "no threshold chosen (thresholds are never chosen on evaluation splits)")
                 continue
-            y, p = ref["y_true"].to_numpy(float), ref["y_prob"].to_numpy(float)
+            y, p = ref["y_true"].to_numpy(), ref["y_prob"].to_numpy()
             t = _choose_threshold(s, y, p)
             info: dict[str, Any] = {"method": s.threshold, "value": t, "chosen_on": chosen_on}
             try:
@@ -331,7 +335,7 @@ class _Run:
             self.thresholds[target] = info
             for split in self.splits:
                 d = self.rows(split, target)
-                yy, pp = d["y_true"].to_numpy(float), d["y_prob"].to_numpy(float)
+                yy, pp = d["y_true"].to_numpy(), d["y_prob"].to_numpy()
                 if not _both(yy):
                     continue
                 tm = threshold_metrics(yy, pp, t, confidence=s.confidence, seed=s.seed)
@@ -360,7 +364,7 @@ class _Run:
         for split in self.splits:
             for target in self.targets:
                 d = self.rows(split, target)
-                y, p = d["y_true"].to_numpy(float), d["y_prob"].to_numpy(float)
+                y, p = d["y_true"].to_numpy(), d["y_prob"].to_numpy()
                 if not _both(y):
                     continue
                 try:
@@ -388,7 +392,7 @@ class _Run:
             return
         for target in self.targets:
             v = self.rows(self.val_split, target)
-            if not _both(v["y_true"].to_numpy(float)):
+            if not _both(v["y_true"].to_numpy()):
                 self.note("Calibration", f"target {target!r}: split {self.val_split!r} missing or single-class; "
                           "no recalibration")
                 continue
@@ -402,10 +406,10 @@ class _Run:
                     if split in (self.train_split, self.val_split):
                         continue
                     d = self.rows(split, target)
-                    y = d["y_true"].to_numpy(float)
+                    y = d["y_true"].to_numpy()
                     if not _both(y):
                         continue
-                    q = rc.transform(d["y_prob"].to_numpy(float))  # every map returns risks in [0, 1]
+                    q = rc.transform(d["y_prob"].to_numpy())  # every map returns risks in [0, 1]
                     try:
                         after = calibration(y, q, n_bins=s.calibration_bins, strategy=s.calibration_strategy,
                                             min_bin_size=s.calibration_min_bin_size)
@@ -450,8 +454,8 @@ class _Run:
             tr = fu(self.train_split)
             train = None
             if len(tr) and tr["event"].sum() > 0:
-                train = (tr["time_to_event_days"].to_numpy(float), tr["event"].to_numpy(float),
-                         tr["y_prob"].to_numpy(float))
+                train = (tr["time_to_event_days"].to_numpy(), tr["event"].to_numpy(),
+                         tr["y_prob"].to_numpy())
             else:
                 self.note("Time to event", f"{target}: no follow-up with events in split {self.train_split!r}; "
                           "Uno's C uses each split's own censoring, no integrated Brier score")
@@ -460,8 +464,8 @@ class _Run:
                 d = fu(split)
                 if len(d) == 0 or d["event"].sum() == 0:
                     continue
-                t, e, r = (d["time_to_event_days"].to_numpy(float), d["event"].to_numpy(float),
-                           d["y_prob"].to_numpy(float))
+                t, e, r = (d["time_to_event_days"].to_numpy(), d["event"].to_numpy(),
+                           d["y_prob"].to_numpy())
                 n_events = int(e.sum())
                 reason = self.estimable(e)  # censored patients count as non-events
                 sm = None
@@ -517,21 +521,25 @@ class _Run:
             self.tables["risk_group_contrasts"] = c[["split", "target", *[x for x in c.columns
                                                                          if x not in ("split", "target")]]]
 
-    def decision_curves(self, metrics: dict) -> None:
+    def decision_curves(self) -> None:
         from riskfm.plots.decision_curve import plot_decision_curve
         from riskfm.plots.style import target_label
 
         a, b, step = self.spec.decision_thresholds
-        grid = np.round(np.arange(a, b + step / 2, step), 10)
+        # start, start + step, ... up to stop (inclusive) and never past it: arange(a, b + step / 2, step)
+        # overshot stop when step does not divide stop - start (up to 1.1, which decision_curve refuses).
+        # Rounded so that "0.06" is the decimal 0.06, not 0.060000000000000005.
+        k = int(np.floor((b - a) / step + 1e-9))
+        grid = np.round(a + step * np.arange(k + 1), 10)
         tables = []
         for split in self.splits:
             curves = {}
             for target in self.targets:
                 d = self.rows(split, target)
-                y = d["y_true"].to_numpy(float)
+                y = d["y_true"].to_numpy()
                 if not _both(y):
                     continue
-                dc = decision_curve(y, d["y_prob"].to_numpy(float), grid)
+                dc = decision_curve(y, d["y_prob"].to_numpy(), grid)
                 curves[target] = dc
                 tables.append(dc.table.assign(split=split, target=target, n=len(y), n_pos=int(y.sum())))
             if split == self.train_split or not curves:
@@ -591,7 +599,7 @@ class _Run:
         jobs = [(split, target) for split in self.splits if split != self.train_split for target in self.targets]
         for split, target in progress(jobs, desc="evaluate: subgroups", unit="split/target", delay=2.0):
             d = self.rows(split, target)
-            y = d["y_true"].to_numpy(float)
+            y = d["y_true"].to_numpy()
             if not _both(y):
                 continue
             per_target = []
@@ -603,7 +611,7 @@ class _Run:
                     continue
                 thr = self.thresholds.get(target, {}).get("value")
                 try:
-                    t = subgroup_metrics(y, d["y_prob"].to_numpy(float), g, s.subgroup_metric, attribute=name,
+                    t = subgroup_metrics(y, d["y_prob"].to_numpy(), g, s.subgroup_metric, attribute=name,
                                          n_boot=s.n_boot, seed=s.seed, confidence=s.confidence, threshold=thr,
                                          min_events=s.min_events, min_nonevents=s.min_nonevents)
                 except ValueError as exc:
@@ -618,7 +626,7 @@ class _Run:
                         int(r["n_pos"]), s.confidence, None, reason).to_dict()}
                 cell.setdefault("subgroups", {})[name] = entries
                 per_target.append(t)
-                frame = pd.DataFrame({"group": g, "y_true": y, "y_prob": d["y_prob"].to_numpy(float)})
+                frame = pd.DataFrame({"group": g, "y_true": y, "y_prob": d["y_prob"].to_numpy()})
                 try:
                     fg = fairness_gaps(frame, "group", m, threshold=thr, n_resamples=s.n_boot, seed=s.seed,
                                        confidence=s.confidence, min_events=s.min_events,
@@ -749,7 +757,7 @@ def evaluate(
         status("evaluate: time to event")
         run.survival(metrics)
         status("evaluate: decision curves")
-        run.decision_curves(metrics)
+        run.decision_curves()
         status("evaluate: subgroups and fairness")
         run.subgroups(metrics)
         run.agreement(scores, metrics)

@@ -97,6 +97,8 @@ class EvaluationSpec:
         if len(self.decision_thresholds) != 3 or not 0 < self.decision_thresholds[0] < self.decision_thresholds[1] < 1:
             raise bad("decision_thresholds", f"must be [start, stop, step] with 0 < start < stop < 1, "
                       f"got {self.decision_thresholds}")
+        if not self.decision_thresholds[2] > 0:
+            raise bad("decision_thresholds", f"step must be > 0, got {self.decision_thresholds[2]!r}")
         for key, low in (("calibration_min_bin_size", 1), ("subgroup_quantiles", 2), ("max_subgroup_levels", 2),
                          ("min_events", 1), ("min_nonevents", 1)):
             value = getattr(self, key)

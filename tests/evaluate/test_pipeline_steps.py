@@ -635,10 +635,10 @@ def test_evaluate_summarises_caught_warnings_in_the_report(tmp_path, monkeypatch
     df = predictions(sizes={"train": 60, "test": 60}, targets=(("mace_30d", 0.2),))
     real = pl._Run.decision_curves
 
-    def noisy(self, metrics):
+    def noisy(self):
         for _ in range(2):  # one place warning twice: both are counted
             warnings.warn("overflow encountered in exp", RuntimeWarning, stacklevel=1)
-        return real(self, metrics)
+        return real(self)
 
     monkeypatch.setattr(pl._Run, "decision_curves", noisy)
     with caplog.at_level(logging.INFO, logger="riskfm.evaluate.pipeline"):
