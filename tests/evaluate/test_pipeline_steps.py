@@ -728,3 +728,15 @@ def test_evaluate_into_a_folder_it_wrote_before(tmp_path):
     shown = pd.read_csv(tmp_path / "tables" / "discrimination.csv")
     assert shown.loc[shown["split"] == "test", "auroc"].item() == pytest.approx(
         second["test"]["mace_30d"]["auroc"]["value"])
+
+
+def test_subgroup_jobs_and_their_progress_bar(tmp_path, monkeypatch):
+    df = predictions(sizes={"train": 60, "val": 60, "test": 60})
+    df["site"] = np.where(df["patient_id"].str[-1].isin(list("01234")), "A", "B")
+    run, metrics = start(df, tmp_path)
+    bars = []
+    monkeypatch.setattr(pl, "progress", lambda items, **kw: bars.append((list(items), kw)) or items)
+    run.subgroups(metrics)
+    # Every evaluation split x target, never the training split; the bar says what it counts.
+    assert bars == [([("val", "stenosis_lad"), ("val", "mace_30d"), ("test", "stenosis_lad"), ("test", "mace_30d")],
+                     {"desc": "evaluate: subgroups", "unit": "split/target", "delay": 2.0})]
