@@ -245,7 +245,7 @@ class _Run:
                               confidence=self.spec.confidence)
             cell = ba.to_dict()
             rows.append({"split": split, "score": name, "n": ba.n, "bias": ba.value,
-                         "ci_low": ba.ci[0] if ba.ci else math.nan, "ci_high": ba.ci[1] if ba.ci else math.nan,
+                         "ci_low": ba.ci[0], "ci_high": ba.ci[1],  # 3 pairs or more: always an interval
                          "sd": ba.sd, "loa_low": ba.loa[0], "loa_high": ba.loa[1], "confidence": ba.confidence})
             metrics.setdefault(str(split), {})[str(name)] = {"n": int(ba.n), "bland_altman": cell}
             self.figure("Agreement of scores", f"Bland-Altman, {name} ({split})",
