@@ -591,7 +591,7 @@ class _Run:
         if not attrs:
             self.note("Subgroups and fairness", "no subgroup attributes (pass covariates=, or a site column)")
             return
-        tables, gaps, gap_errors = [], [], 0
+        tables, gaps, gap_failed = [], [], False
         primary = s.primary_target or ("mace_30d" if "mace_30d" in self.targets else self.targets[0])
         from riskfm.plots.forest import plot_forest
         from riskfm.plots.style import target_label
@@ -633,7 +633,7 @@ class _Run:
                                        min_nonevents=s.min_nonevents, attribute=name)
                 except ValueError as exc:
                     self.note("Subgroups and fairness", f"{split}/{target}/{name}: no fairness gaps: {exc}")
-                    gap_errors += 1
+                    gap_failed = True
                     continue
                 cell.setdefault("fairness_gaps", {})[name] = fg.to_dict()
                 gp = fg.estimable_rows()
@@ -661,7 +661,7 @@ class _Run:
             self.tables["fairness_gaps"] = g[["split", "target", *[c for c in g.columns if c not in ("split", "target")]]]
         elif tables:
             self.tables["fairness_gaps"] = pd.DataFrame(columns=["split", "target", *FAIRNESS_COLUMNS])
-        if tables and not gaps and not gap_errors:  # with errors, their notes above say why
+        if tables and not gaps and not gap_failed:  # after a failure its note above says why
             self.note("Subgroups and fairness", "no fairness gaps: no attribute has two levels with an estimable "
                       f"{s.subgroup_metric.upper()} ({s.min_events} events and {s.min_nonevents} non-events each)")
 

@@ -472,7 +472,7 @@ def test_single_threshold_when_three_levels_are_impossible(tmp_path):
 
 # ----------------------------------------------------------------------------- calibration
 def test_calibration_cells_bins_figures_and_recalibration(tmp_path):
-    df = predictions()
+    df = predictions(sizes={**SIZES, "test": 150})  # 9 bins on train and test, fewer elsewhere
     spec = {"calibration_bins": 9, "calibration_strategy": "quantile", "calibration_min_bin_size": 12,
             "confidence": 0.9, "recalibration": ["platt", "temperature"], "figures": True}
     run, metrics = start(df, tmp_path, **spec)
