@@ -390,7 +390,7 @@ def upgrade_cell(cell: Mapping[str, Any]) -> dict[str, Any]:
     flat_auroc = "auroc" in cell and not isinstance(cell["auroc"], Mapping)
     if not flat_auroc and not any(str(k).endswith("_ci") for k in cell):
         return dict(cell)
-    old_method = str(cell.get("ci_method", "none"))
+    old_method = str(cell.get("ci_method", "unknown"))  # not recorded: say so, never "none"
     method = _OLD_METHODS.get(old_method, old_method)
     conf = cell.get("confidence")
     rest = {k: v for k, v in cell.items() if k not in ("ci_method", "confidence")}

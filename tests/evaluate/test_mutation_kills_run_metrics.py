@@ -143,14 +143,16 @@ def test_old_cell_auroc_without_interval_becomes_an_estimate_object():
                                   "auroc": {"value": 0.7, "ci": None, "method": "DeLong", "n": 50, "n_pos": 5}}
     cell = {"n": 50, "n_pos": 5, "auroc": None, "not_estimable": "5 events < 10"}
     out = upgrade_cell(cell)
-    assert out["auroc"] == {"value": None, "ci": None, "method": "none", "n": 50, "n_pos": 5,
+    assert out["auroc"] == {"value": None, "ci": None, "method": "unknown", "n": 50, "n_pos": 5,
                             "not_estimable": "5 events < 10"}
     assert out["not_estimable"] == "5 events < 10"
 
 
 def test_old_method_names_and_the_default():
     no_method = {k: v for k, v in OLD_CELL.items() if k != "ci_method"}
-    assert upgrade_cell(no_method)["auroc"]["method"] == "none"
+    # An interval whose method the old file did not record is "unknown", never "none".
+    assert upgrade_cell(no_method)["auroc"]["method"] == "unknown"
+    assert upgrade_cell({**OLD_CELL, "ci_method": "none"})["auroc"]["method"] == "none"
     assert upgrade_cell({**OLD_CELL, "ci_method": "bca"})["auroc"]["method"] == "bca"
     assert upgrade_cell({**OLD_CELL, "ci_method": "wilson"})["auroc"]["method"] == "Wilson"
 
@@ -377,7 +379,7 @@ def test_old_auprc_interval_is_named_bootstrap_whatever_the_auroc_method():
 
 def test_flat_auroc_without_interval_gets_a_reason_only_when_missing_and_given():
     missing_no_reason = upgrade_cell({"n": 8, "n_pos": 0, "auroc": None})
-    assert missing_no_reason["auroc"] == {"value": None, "ci": None, "method": "none", "n": 8, "n_pos": 0}
+    assert missing_no_reason["auroc"] == {"value": None, "ci": None, "method": "unknown", "n": 8, "n_pos": 0}
     valued = upgrade_cell({"n": 50, "n_pos": 5, "auroc": 0.7, "not_estimable": "stale reason"})
     assert "not_estimable" not in valued["auroc"] and valued["auroc"]["value"] == 0.7
 
