@@ -20,6 +20,7 @@ __all__ = [
     "as_finite_1d",
     "check_binary_scores",
     "check_confidence",
+    "check_level_names",
     "check_masks",
     "check_n_boot",
     "check_paired",
@@ -211,3 +212,19 @@ def check_masks(pred: Any, ref: Any, name: str = "") -> tuple[np.ndarray, np.nda
     if p.shape != g.shape:
         raise ValueError(f"{name}: prediction shape {p.shape} differs from reference shape {g.shape}")
     return p, g
+
+
+def check_level_names(levels: Any, name: str) -> None:
+    """Refuse subgroup levels that print the same, such as ``1`` and ``"1"``.
+
+    Tables, figures and ``metrics.json`` name a level by its text, so two such levels would
+    show as two rows with one name. ``levels`` are the attribute's levels; ``name`` (the
+    attribute) goes into the error.
+    """
+    seen: dict[str, Any] = {}
+    for level in levels:
+        text = str(level)
+        if text in seen:
+            raise ValueError(f"{name}: levels {seen[text]!r} and {level!r} both print as {text!r}; "
+                             "give the column one type")
+        seen[text] = level

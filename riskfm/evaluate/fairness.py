@@ -49,7 +49,13 @@ from typing import Any, ClassVar, NamedTuple
 import numpy as np
 import pandas as pd
 
-from riskfm.evaluate._checks import as_finite_1d, check_binary_scores, check_confidence, check_n_boot
+from riskfm.evaluate._checks import (
+    as_finite_1d,
+    check_binary_scores,
+    check_confidence,
+    check_level_names,
+    check_n_boot,
+)
 from riskfm.evaluate.agreement import kappa_value
 from riskfm.evaluate.discrimination import _auc_from_classes, average_precision
 from riskfm.evaluate.guards import DEFAULT_MIN_EVENTS, DEFAULT_MIN_NONEVENTS, estimable
@@ -199,11 +205,14 @@ class FairnessGaps(Result):
 
 def _levels_of(g: pd.Series, levels: Sequence[Any] | None) -> list[Any]:
     if levels is not None:
-        return list(levels)
-    if isinstance(g.dtype, pd.CategoricalDtype):
+        out = list(levels)
+    elif isinstance(g.dtype, pd.CategoricalDtype):
         present = set(g.dropna().tolist())
-        return [lv for lv in g.cat.categories if lv in present]
-    return sorted(g.dropna().unique().tolist(), key=str)
+        out = [lv for lv in g.cat.categories if lv in present]
+    else:
+        out = sorted(g.dropna().unique().tolist(), key=str)
+    check_level_names(out, str(g.name))  # the group column's name
+    return out
 
 
 def _gaps(values: dict[Any, float], binary: bool) -> tuple[dict[Any, tuple[float, float]], float]:

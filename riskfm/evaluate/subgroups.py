@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from riskfm.evaluate._checks import check_binary_scores, check_confidence
+from riskfm.evaluate._checks import check_binary_scores, check_confidence, check_level_names
 from riskfm.evaluate.calibration import brier_score
 from riskfm.evaluate.discrimination import average_precision, roc_auc
 from riskfm.evaluate.guards import DEFAULT_MIN_EVENTS, DEFAULT_MIN_NONEVENTS, estimable
@@ -333,6 +333,7 @@ def subgroup_metrics(
         levels = sorted(g.dropna().unique().tolist(), key=str)
     present = set(g.dropna().tolist())
     levels = [lv for lv in levels if lv in present]
+    check_level_names(levels, attribute)
     rows = []
     for level in ["All", *levels]:
         m = np.ones(len(g), bool) if level == "All" else (g == level).to_numpy()
