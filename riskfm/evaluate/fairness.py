@@ -161,6 +161,9 @@ class FairnessGaps(Result):
     resamples : pandas.DataFrame
         ``[n_resamples, gaps]``: every resampled gap (a column per estimable level and
         ``"max - min"``); the intervals are its percentiles. Not in ``to_dict()``.
+    resamples_without_gaps : int
+        Resamples on which some level's metric was undefined (a PPV without a call, say), so
+        they have no gaps and the intervals come from the others (a property; in ``to_dict()``).
 
     ``to_dict()`` adds ``levels``: ``{level: {"value": gap, "ci", "metric_value", "reference",
     "kind", "n", "n_pos"}}`` for the estimable levels. ``plot(path=None, **kwargs)`` draws
@@ -181,9 +184,17 @@ class FairnessGaps(Result):
     resamples: pd.DataFrame | None = None
     _not_in_dict: ClassVar[tuple[str, ...]] = ("table", "resamples")
 
+    @property
+    def resamples_without_gaps(self) -> int:
+        """Count the resamples that have no gaps because some level's metric was undefined on them."""
+        if self.resamples is None:
+            return 0
+        return int(self.resamples[RANGE_LEVEL].isna().sum())
+
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready: the range (``value``, ``ci``) and each estimable level's gap under ``levels``."""
+        """JSON-ready: the range (``value``, ``ci``), ``resamples_without_gaps`` and each level's gap under ``levels``."""
         out = super().to_dict()
+        out["resamples_without_gaps"] = self.resamples_without_gaps
         out["levels"] = {
             str(r.level): jsonable({"value": r.gap, "ci": make_ci(r.ci_low, r.ci_high), "metric_value": r.metric_value,
                                     "reference": r.reference, "kind": r.kind, "n": int(r.n),

@@ -636,6 +636,10 @@ class _Run:
                     gap_failed = True
                     continue
                 cell.setdefault("fairness_gaps", {})[name] = fg.to_dict()
+                if fg.resamples_without_gaps:
+                    self.note("Subgroups and fairness", f"{split}/{target}/{name}: {fg.resamples_without_gaps} of "
+                              f"{fg.n_resamples} resamples had a level whose {m.upper()} was undefined; the fairness "
+                              "intervals come from the others")
                 gp = fg.estimable_rows()
                 if len(gp):
                     gaps.append(gp.assign(split=split, target=target))

@@ -137,6 +137,7 @@ def test_a_resample_where_a_level_is_undefined_has_no_range(order):
     assert 15 < undefined.sum() < 85  # both kinds of resample occur
     rng_col = res.resamples["max - min"].to_numpy()
     assert np.array_equal(np.isnan(rng_col), undefined)
+    assert res.resamples_without_gaps == undefined.sum() == res.to_dict()["resamples_without_gaps"]
     for lv in order:
         assert np.array_equal(res.resamples[lv].isna().to_numpy(), undefined)
     spread = np.abs(hand[~undefined, 0] - hand[~undefined, 1])
@@ -357,6 +358,7 @@ def test_fewer_than_two_estimable_levels_give_no_gap_and_say_why():
     res = fairness_gaps(df, "g", "mae", levels=["a", "c"], n_resamples=7, seed=5, confidence=0.9, attribute="site")
     assert res.not_estimable == "1 estimable level, need 2"
     assert math.isnan(res.value) and res.ci is None and res.resamples is None
+    assert res.resamples_without_gaps == 0 and res.to_dict()["resamples_without_gaps"] == 0
     assert (res.n, res.attribute, res.metric, res.n_resamples, res.seed, res.confidence) == (17, "site", "mae", 7, 5,
                                                                                              0.9)
     assert res.method == "stratified bootstrap (7 resamples) over patients"
@@ -422,7 +424,7 @@ def test_interval_coverage_and_an_interval_from_no_resample():
     assert res.ci == tuple(np.quantile(res.resamples["max - min"], [0.1, 0.9])) and res.confidence == 0.8
     # Seed 12 with 2 resamples: both miss level B's only positive call, so no resample has a gap.
     res = fairness_gaps(_one_positive_call(), "g", "ppv", threshold=0.5, n_resamples=2, seed=12, min_n=1)
-    assert res.resamples.isna().all().all() and res.not_estimable is None
+    assert res.resamples.isna().all().all() and res.not_estimable is None and res.resamples_without_gaps == 2
     a = _one_positive_call().iloc[:60]
     assert res.ci is None and res.value == pytest.approx(1 - precision_score(a["y_true"], a["y_prob"] >= 0.5),
                                                          rel=1e-12)

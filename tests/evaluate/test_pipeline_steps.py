@@ -23,6 +23,7 @@ from sklearn.metrics import average_precision_score
 from riskfm.evaluate import pipeline as pl
 from riskfm.evaluate.calibration import calibration, fit_recalibration
 from riskfm.evaluate.discrimination import average_precision
+from riskfm.evaluate.fairness import fairness_gaps
 from riskfm.evaluate.guards import estimable
 from riskfm.evaluate.results import bootstrap_method
 from riskfm.evaluate.run_metrics import metrics_from_predictions, read_metrics, validate_predictions
@@ -741,3 +742,26 @@ def test_subgroup_jobs_and_their_progress_bar(tmp_path, monkeypatch):
     # Every evaluation split x target, never the training split; the bar says what it counts.
     assert bars == [([("val", "stenosis_lad"), ("val", "mace_30d"), ("test", "stenosis_lad"), ("test", "mace_30d")],
                      {"desc": "evaluate: subgroups", "unit": "split/target", "delay": 2.0})]
+
+
+def test_resamples_without_fairness_gaps_are_counted_in_a_note(tmp_path):
+    rng = np.random.default_rng(3)
+    n = 120
+    site = np.where(np.arange(n) < 80, "A", "B")
+    y = (rng.random(n) < 0.4).astype(float)
+    p = np.where(site == "A", rng.uniform(0.3, 0.7, n), 0.2)
+    p[80] = 0.9  # site B: one patient called positive, missing from many resamples
+    df = pd.DataFrame({"patient_id": [f"P{i}" for i in range(n)], "split": "test", "target": "mace_30d",
+                       "y_true": y, "y_prob": p, "site": site})
+    run, metrics = start(df, tmp_path, subgroup_metric="ppv", n_boot=60, seed=2, min_events=1, min_nonevents=1)
+    run.thresholds = {"mace_30d": {"value": 0.5}}
+    run.subgroups(metrics)
+    d = run.df
+    ref = fairness_gaps(pd.DataFrame({"group": d["site"].to_numpy(), "y_true": d["y_true"].to_numpy(),
+                                      "y_prob": d["y_prob"].to_numpy()}), "group", "ppv", threshold=0.5,
+                        n_resamples=60, seed=2, min_events=1, min_nonevents=1, attribute="site")
+    k = ref.resamples_without_gaps
+    assert 5 < k < 55
+    assert f"test/mace_30d/site: {k} of 60 resamples had a level whose PPV was undefined; the fairness intervals " \
+           "come from the others" in run.notes["Subgroups and fairness"]
+    assert metrics["test"]["mace_30d"]["fairness_gaps"]["site"]["resamples_without_gaps"] == k
