@@ -24,7 +24,7 @@ within a level, positives before negatives), an ``[n_resamples, size]`` matrix o
 ``integers(0, size)``. :attr:`FairnessGaps.resamples` keeps every resampled gap. A resample on
 which some level's metric is undefined (a PPV without a positive call, a kappa of one category, a
 function returning NaN) has no gaps: every gap and the range are NaN there, and the intervals are
-the percentiles of the other resamples (count them with ``resamples.isna()``).
+the percentiles of the other resamples (:attr:`FairnessGaps.resamples_without_gaps` counts them).
 
 Metrics by name (:data:`GAP_METRICS`) read one or two columns of the table:
 

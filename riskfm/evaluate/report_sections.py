@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import pandas as pd
 
-from riskfm.evaluate.guards import not_estimable_text
+from riskfm.evaluate.guards import is_missing, not_estimable_text
 from riskfm.report.html import Section
-
-
-def _missing(x: Any) -> bool:
-    return x is None or (isinstance(x, float) and math.isnan(x))
 
 
 def estimate_text(value: Any, low: Any = None, high: Any = None, reason: Any = None, digits: int = 3) -> str:
@@ -24,9 +19,9 @@ def estimate_text(value: Any, low: Any = None, high: Any = None, reason: Any = N
     """
     if isinstance(reason, str) and reason:
         return not_estimable_text(reason)
-    if _missing(value):
+    if is_missing(value):
         return "n/a"
-    if _missing(low) or _missing(high):
+    if is_missing(low) or is_missing(high):
         return f"{value:.{digits}f}"
     return f"{value:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
 
@@ -97,12 +92,12 @@ def contrasts_display(t: pd.DataFrame) -> pd.DataFrame:
         rows.append({"split": r["split"], "target": r["target"], "group": r["group"], "reference": r["reference"],
                      "n": int(r["n"]), "events": int(r["n_events"]), "hazard ratio [95% CI]": hr,
                      "Cox p": "\u2014" if reason else _p(r["cox_p"]),
-                     "log-rank p": _p(r["logrank_p"]) if not _missing(r["logrank_p"]) else "no events"})
+                     "log-rank p": _p(r["logrank_p"]) if not is_missing(r["logrank_p"]) else "no events"})
     return pd.DataFrame(rows)
 
 
 def _p(x: Any) -> str:
-    if _missing(x):
+    if is_missing(x):
         return "n/a"
     return "< 0.001" if x < 0.001 else f"{x:.3f}"
 
@@ -134,9 +129,9 @@ def fairness_display(t: pd.DataFrame) -> pd.DataFrame:
     """Gaps with their bootstrap intervals; the level's metric and the reference it is compared with."""
     return pd.DataFrame([{
         "split": r["split"], "target": r["target"], "attribute": r["attribute"], "level": r["level"],
-        "n": int(r["n"]), "events": "" if _missing(r["n_pos"]) else int(r["n_pos"]),
-        "metric": estimate_text(r["metric_value"]) if not _missing(r["metric_value"]) else "\u2014",
-        "reference": estimate_text(r["reference"]) if not _missing(r["reference"]) else "\u2014",
+        "n": int(r["n"]), "events": "" if is_missing(r["n_pos"]) else int(r["n_pos"]),
+        "metric": estimate_text(r["metric_value"]) if not is_missing(r["metric_value"]) else "\u2014",
+        "reference": estimate_text(r["reference"]) if not is_missing(r["reference"]) else "\u2014",
         "gap [CI]": estimate_text(r["gap"], r["ci_low"], r["ci_high"]), "kind": r["kind"]} for _, r in t.iterrows()])
 
 

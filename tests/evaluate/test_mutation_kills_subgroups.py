@@ -46,6 +46,12 @@ def data(n: int = 60, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
     p = np.clip(0.35 + 0.3 * y + rng.normal(0, 0.2, n), 0.01, 0.99)
     return y, p
 
+def rate_counts(name: str, y: np.ndarray, call: np.ndarray) -> tuple[int, int]:
+    """(numerator, denominator) of a rate at a threshold, from scikit-learn's confusion matrix."""
+    tn, fp, fn, tp = confusion_matrix(y, call).ravel()
+    return {"sensitivity": (tp, tp + fn), "specificity": (tn, tn + fp), "ppv": (tp, tp + fp),
+            "npv": (tn, tn + fn)}[name]
+
 
 def reference_bootstrap(y, p, stat, n_boot, seed, confidence):
     """Stratified percentile bootstrap from its definition: resample positives and negatives apart."""
@@ -122,9 +128,7 @@ def test_brier_interval_and_its_defaults():
 @pytest.mark.parametrize("name", ["sensitivity", "specificity", "ppv", "npv"])
 def test_rates_match_the_confusion_matrix_and_wilson(name):
     y, p = data(50)
-    tn, fp, fn, tp = confusion_matrix(y, p >= 0.5).ravel()
-    count, nobs = {"sensitivity": (tp, tp + fn), "specificity": (tn, tn + fp), "ppv": (tp, tp + fp),
-                   "npv": (tn, tn + fn)}[name]
+    count, nobs = rate_counts(name, y, p >= 0.5)
     fn_rate = METRICS[name][0]
     assert METRICS[name][1] is True
     est = fn_rate(y, p, threshold=0.5)  # default confidence 0.95
@@ -136,9 +140,7 @@ def test_rates_match_the_confusion_matrix_and_wilson(name):
     assert est90.confidence == 0.9
     # through metric_estimate the threshold is passed on
     via = metric_estimate(name, y, p, threshold=0.6, confidence=0.9)
-    tn, fp, fn, tp = confusion_matrix(y, p >= 0.6).ravel()
-    count, nobs = {"sensitivity": (tp, tp + fn), "specificity": (tn, tn + fp), "ppv": (tp, tp + fp),
-                   "npv": (tn, tn + fn)}[name]
+    count, nobs = rate_counts(name, y, p >= 0.6)
     assert via.value == pytest.approx(count / nobs, rel=1e-12)
     assert via.ci == pytest.approx(proportion_confint(count, nobs, alpha=0.1, method="wilson"), rel=1e-9)
 
@@ -147,9 +149,7 @@ def test_rates_match_the_confusion_matrix_and_wilson(name):
 def test_rate_factory(name):
     # METRICS' rate functions are made by _rate at import; this calls the factory itself
     y, p = data(50)
-    tn, fp, fn, tp = confusion_matrix(y, p >= 0.4).ravel()
-    count, nobs = {"sensitivity": (tp, tp + fn), "specificity": (tn, tn + fp), "ppv": (tp, tp + fp),
-                   "npv": (tn, tn + fn)}[name]
+    count, nobs = rate_counts(name, y, p >= 0.4)
     rate = _rate(name)
     est = rate(y, p, threshold=0.4)
     assert est.value == pytest.approx(count / nobs, rel=1e-12)
